@@ -1,0 +1,16 @@
+//! The data model shared by the taskscope library, its reports and its tools.
+//!
+//! `taskscope-wire` has no tokio dependency: it holds plain data (tasks, warnings, histograms) that
+//! the library produces and every consumer (reports, the dashboard, recordings) reads. A
+//! [`Snapshot`] taken in-process and one rebuilt from a recording are the same type, so every
+//! consumer is written once.
+#![deny(missing_docs)]
+
+mod histogram;
+mod model;
+
+pub use histogram::{bucket_index, bucket_range, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS};
+pub use model::{
+    Lock, Outcome, ProcessInfo, Runtime, Semaphore, Snapshot, Task, TaskGroup, TaskKind, TaskState,
+    Warning, WarningKind, Worker,
+};

@@ -1,0 +1,353 @@
+//! Tasks, runtimes, locks, semaphores and warnings: what a [`Snapshot`] holds.
+//!
+//! Times are nanoseconds (`*_ns`) or milliseconds since the process started being observed
+//! (`*_ms`, the `at_ms` of warnings). Field names are part of the JSON report schema
+//! (DESIGN.md §8) and of the wire format: rename only with a version bump.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Histogram;
+
+/// Everything taskscope knows at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The observed process.
+    pub process: ProcessInfo,
+    /// Milliseconds since observation started, when this snapshot was taken.
+    pub taken_at_ms: u64,
+    /// Events the library had to drop because its queue was full (load shedding).
+    pub dropped_events: u64,
+    /// Live tasks and the most recently finished ones (bounded by retention).
+    pub tasks: Vec<Task>,
+    /// Per group (name + spawn location): every task ever spawned, finished ones included.
+    pub task_groups: Vec<TaskGroup>,
+    /// Worker threads that have polled instrumented tasks.
+    pub workers: Vec<Worker>,
+    /// Tokio runtimes on which instrumented tasks were spawned.
+    pub runtimes: Vec<Runtime>,
+    /// Instrumented locks (`Mutex`, `RwLock`).
+    pub locks: Vec<Lock>,
+    /// Instrumented semaphores.
+    pub semaphores: Vec<Semaphore>,
+    /// Warnings, oldest first.
+    pub warnings: Vec<Warning>,
+}
+
+/// The observed process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Executable name.
+    pub name: String,
+    /// Process id.
+    pub pid: u32,
+    /// Wall-clock start of observation, milliseconds since the Unix epoch.
+    pub start_unix_ms: u64,
+}
+
+/// Whether a task runs futures or a blocking closure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Spawned with `taskscope::spawn*`: a future polled by the runtime.
+    #[default]
+    Async,
+    /// Spawned with `taskscope::spawn_blocking`: a closure on the blocking pool.
+    Blocking,
+}
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting for a wake.
+    #[default]
+    Idle,
+    /// Woken, waiting for a worker to poll it.
+    Scheduled,
+    /// Being polled right now.
+    Running,
+    /// Finished (see [`Outcome`]).
+    Done,
+}
+
+/// How a task ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Its future returned `Ready`.
+    Completed,
+    /// It was dropped before completing (aborted, or its runtime shut down).
+    Cancelled,
+    /// It panicked.
+    Panicked,
+}
+
+/// One instrumented task.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Unique in the process, never reused.
+    pub id: u64,
+    /// The given name, or the spawn location.
+    pub name: String,
+    /// Spawn location, `file:line:column`.
+    pub location: String,
+    /// The instrumented task that spawned this one, if any.
+    pub parent: Option<u64>,
+    /// Async or blocking.
+    pub kind: TaskKind,
+    /// Current state.
+    pub state: TaskState,
+    /// How it ended, once it has.
+    pub outcome: Option<Outcome>,
+    /// The panic message, for a task that panicked.
+    pub panic_message: Option<String>,
+    /// Number of polls (for blocking tasks: 1 once it ran).
+    pub polls: u64,
+    /// Total time spent in polls.
+    pub busy_ns: u64,
+    /// Wakes from other tasks or threads plus self-wakes.
+    pub wakes: u64,
+    /// Wakes the task gave itself while being polled (e.g. `yield_now`).
+    pub self_wakes: u64,
+    /// Spawn → first poll start.
+    pub first_poll_delay_ns: Option<u64>,
+    /// When it was spawned.
+    pub created_ms: u64,
+    /// When it ended.
+    pub ended_ms: Option<u64>,
+    /// Duration of each poll.
+    pub poll_ns: Histogram,
+    /// Wake → start of the next poll.
+    pub scheduled_ns: Histogram,
+}
+
+/// All tasks that share a name and a spawn location.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskGroup {
+    /// Task name (or spawn location when unnamed).
+    pub name: String,
+    /// Spawn location.
+    pub location: String,
+    /// Async or blocking.
+    pub kind: TaskKind,
+    /// Tasks spawned.
+    pub spawned: u64,
+    /// Tasks alive now.
+    pub alive: u64,
+    /// Tasks that completed.
+    pub completed: u64,
+    /// Tasks dropped before completing.
+    pub cancelled: u64,
+    /// Tasks that panicked.
+    pub panicked: u64,
+    /// Polls over all tasks.
+    pub polls: u64,
+    /// Busy time over all tasks.
+    pub busy_ns: u64,
+    /// Poll durations over all tasks.
+    pub poll_ns: Histogram,
+    /// Scheduled delays over all tasks.
+    pub scheduled_ns: Histogram,
+}
+
+/// A thread that has polled instrumented tasks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Worker {
+    /// taskscope's index for the thread.
+    pub id: u64,
+    /// Thread name (tokio names its workers `tokio-runtime-worker`).
+    pub thread: String,
+    /// The runtime the thread belongs to, if it is a runtime thread.
+    pub runtime: Option<u64>,
+    /// The task being polled right now, if any.
+    pub current_task: Option<u64>,
+    /// How long the current poll has run so far.
+    pub current_poll_ns: Option<u64>,
+}
+
+/// A tokio runtime that runs instrumented tasks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Runtime {
+    /// tokio's runtime id.
+    pub id: u64,
+    /// `multi_thread` or `current_thread`.
+    pub flavor: String,
+    /// Worker threads.
+    pub workers: usize,
+    /// Tasks alive on the runtime, instrumented or not (tokio's count).
+    pub alive_tasks: usize,
+    /// Fraction of wall time each worker was busy since the previous snapshot (0.0..=1.0).
+    pub worker_busy: Vec<f64>,
+    /// Event-loop lag: how late a 1 ms heartbeat timer fired.
+    pub lag_ns: Histogram,
+}
+
+/// An instrumented `Mutex` or `RwLock`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lock {
+    /// Unique id.
+    pub id: u64,
+    /// Given name, or creation location.
+    pub name: String,
+    /// `mutex`, `rwlock_read` or `rwlock_write`.
+    pub kind: String,
+    /// Creation location.
+    pub location: String,
+    /// Successful acquisitions.
+    pub acquisitions: u64,
+    /// Acquisitions that had to wait.
+    pub contended: u64,
+    /// Tasks waiting now.
+    pub waiters: u64,
+    /// Most tasks ever waiting at once.
+    pub max_waiters: u64,
+    /// The task holding it now, if any.
+    pub holder: Option<u64>,
+    /// Where the current holder acquired it.
+    pub holder_location: Option<String>,
+    /// Time from asking to acquiring.
+    pub wait_ns: Histogram,
+    /// Time from acquiring to releasing.
+    pub hold_ns: Histogram,
+}
+
+/// An instrumented semaphore.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Semaphore {
+    /// Unique id.
+    pub id: u64,
+    /// Given name, or creation location.
+    pub name: String,
+    /// Creation location.
+    pub location: String,
+    /// Permits it was created with plus those added.
+    pub permits: u64,
+    /// Permits available now.
+    pub available: u64,
+    /// Successful acquisitions.
+    pub acquisitions: u64,
+    /// Tasks waiting now.
+    pub waiters: u64,
+    /// Most tasks ever waiting at once.
+    pub max_waiters: u64,
+    /// Total time with no permit available.
+    pub saturated_ns: u64,
+    /// Time from asking to acquiring.
+    pub wait_ns: Histogram,
+}
+
+/// The stable warning kinds of DESIGN.md §4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// A single poll ran longer than the blocked threshold.
+    BlockedWorker,
+    /// A lock guard lived across a `Pending` return of its holder.
+    LockHeldAcrossAwait,
+    /// Two locks were taken in both orders.
+    LockOrderInversion,
+    /// A cycle in the wait-for graph.
+    Deadlock,
+    /// A task waited on a lock or semaphore longer than the long-wait threshold.
+    LongWait,
+    /// An instrumented task panicked.
+    TaskPanicked,
+    /// Tasks were still alive when the Guard dropped.
+    TasksAliveAtExit,
+    /// The event queue shed load.
+    EventsDropped,
+}
+
+impl WarningKind {
+    /// The kind's stable name, as in JSON (`blocked_worker`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningKind::BlockedWorker => "blocked_worker",
+            WarningKind::LockHeldAcrossAwait => "lock_held_across_await",
+            WarningKind::LockOrderInversion => "lock_order_inversion",
+            WarningKind::Deadlock => "deadlock",
+            WarningKind::LongWait => "long_wait",
+            WarningKind::TaskPanicked => "task_panicked",
+            WarningKind::TasksAliveAtExit => "tasks_alive_at_exit",
+            WarningKind::EventsDropped => "events_dropped",
+        }
+    }
+}
+
+impl std::fmt::Display for WarningKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something taskscope found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Unique id; an update of an ongoing warning keeps its id.
+    pub id: u64,
+    /// What was found.
+    pub kind: WarningKind,
+    /// When it was raised.
+    pub at_ms: u64,
+    /// The task concerned, if one.
+    pub task: Option<u64>,
+    /// That task's name.
+    pub task_name: Option<String>,
+    /// Spawn location of the task (or the acquire location, for lock warnings).
+    pub location: Option<String>,
+    /// One line a person can act on.
+    pub message: String,
+    /// How long (blocked, waited, held), so far if `ongoing`.
+    pub duration_ns: Option<u64>,
+    /// Still happening (e.g. the worker is still blocked).
+    pub ongoing: bool,
+    /// The worker thread, for `blocked_worker`.
+    pub worker: Option<String>,
+    /// The `tracing` span current on that worker, for `blocked_worker`.
+    pub span: Option<String>,
+    /// Locks concerned (held, waited on, in the cycle).
+    pub locks: Vec<String>,
+    /// Tasks concerned beyond `task` (deadlock cycles, longest-lived tasks at exit).
+    pub tasks: Vec<u64>,
+    /// A count, for `events_dropped` and `tasks_alive_at_exit`.
+    pub count: Option<u64>,
+}
+
+impl Warning {
+    /// A warning of `kind` with only the message set.
+    pub fn new(id: u64, kind: WarningKind, at_ms: u64, message: impl Into<String>) -> Self {
+        Warning {
+            id,
+            kind,
+            at_ms,
+            task: None,
+            task_name: None,
+            location: None,
+            message: message.into(),
+            duration_ns: None,
+            ongoing: false,
+            worker: None,
+            span: None,
+            locks: Vec::new(),
+            tasks: Vec::new(),
+            count: None,
+        }
+    }
+}
+
+impl Snapshot {
+    /// Warnings of one kind.
+    pub fn warnings_of(&self, kind: WarningKind) -> impl Iterator<Item = &Warning> {
+        self.warnings.iter().filter(move |w| w.kind == kind)
+    }
+
+    /// The live or retained task with this id.
+    pub fn task(&self, id: u64) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+
+    /// The group of tasks with this name, if any.
+    pub fn group(&self, name: &str) -> Option<&TaskGroup> {
+        self.task_groups.iter().find(|g| g.name == name)
+    }
+}
