@@ -1,1 +1,43 @@
-//! placeholder
+//! taskscope shows what async Rust code on tokio is really doing: how long every poll takes, how
+//! long woken tasks wait to run, which task blocks a worker thread — reported *while* it blocks —
+//! and which tasks panicked or were cancelled.
+//!
+//! It works on stable Rust, without `--cfg tokio_unstable`: it instruments the points your code
+//! already touches. Swap `tokio::spawn` for [`taskscope::spawn`](spawn) and keep a [`Guard`]:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let guard = taskscope::init(); // configured by TASKSCOPE_* variables
+//! taskscope::spawn_named("worker", async {
+//!     tokio::task::yield_now().await;
+//! })
+//! .await
+//! .unwrap();
+//! let snap = taskscope::snapshot();
+//! assert_eq!(snap.group("worker").unwrap().completed, 1);
+//! # drop(guard); }
+//! ```
+//!
+//! Without a live Guard every wrapper is the plain tokio call.
+#![deny(missing_docs)]
+
+mod builder;
+mod clock;
+mod collector;
+mod layer;
+mod probe;
+mod registry;
+mod stats;
+mod task;
+mod warnings;
+mod watchdog;
+mod worker;
+
+pub use builder::{init, try_init, Builder, Error, Guard};
+pub use collector::snapshot;
+pub use layer::{layer, SpanLayer};
+pub use task::spawn::{spawn, spawn_blocking, spawn_named};
+pub use taskscope_wire::{
+    Histogram, Outcome, Percentiles, Runtime, Snapshot, Task, TaskGroup, TaskKind, TaskState, Warning,
+    WarningKind, Worker,
+};

@@ -1,0 +1,102 @@
+//! The collector OS thread: on a fixed tick it drains the event queue, retires finished tasks into
+//! their groups (bounded retention), and samples the runtimes. It runs on its own thread, not on
+//! the application's runtime, so it keeps working while every worker is blocked.
+
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::Arc;
+use std::time::Duration;
+
+use taskscope_wire::{ProcessInfo, Runtime, Snapshot, Worker};
+
+use crate::clock;
+use crate::registry::{self, Registry, Shared};
+use crate::worker;
+
+/// Collection tick. Sampling, not per-event work, so its cost does not grow with the poll rate.
+const TICK: Duration = Duration::from_millis(100);
+
+pub(crate) fn run(shared: &'static Shared, stop: Arc<AtomicBool>) {
+    while !stop.load(Acquire) {
+        std::thread::park_timeout(TICK);
+        collect(shared);
+    }
+}
+
+pub(crate) fn collect(shared: &'static Shared) {
+    let mut registry = shared.registry();
+    registry.retire_finished(shared);
+    registry.runtimes.retain(|p| p.alive.load(Acquire));
+    for probe in &registry.runtimes {
+        probe.sample_busy();
+    }
+}
+
+/// Everything taskscope knows now. Without a live [`Guard`](crate::Guard) the snapshot holds
+/// only the process description.
+///
+/// ```
+/// let _guard = taskscope::Builder::new().init();
+/// let snap = taskscope::snapshot();
+/// assert!(snap.tasks.is_empty());
+/// println!("{snap:#?}");
+/// ```
+pub fn snapshot() -> Snapshot {
+    let shared = registry::shared();
+    let mut registry = shared.registry();
+    registry.retire_finished(shared);
+    build(shared, &registry)
+}
+
+pub(crate) fn build(shared: &'static Shared, registry: &Registry) -> Snapshot {
+    let now = clock::now();
+    let tasks = registry.tasks(shared);
+    let task_groups = registry.groups(&tasks);
+    let workers = worker::all()
+        .into_iter()
+        .filter(|s| s.alive.load(Acquire))
+        .map(|s| {
+            let start = s.start.load(Acquire);
+            let task = s.task.load(Relaxed);
+            Worker {
+                id: s.index,
+                thread: s.thread_name.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                runtime: Some(s.runtime.load(Relaxed)).filter(|&r| r != 0),
+                current_task: (start != 0 && task != 0).then_some(task),
+                current_poll_ns: (start != 0).then(|| clock::delta_ns(start, now)),
+            }
+        })
+        .collect();
+    let runtimes = registry
+        .runtimes
+        .iter()
+        .filter(|p| p.alive.load(Acquire))
+        .map(|p| Runtime {
+            id: p.id,
+            flavor: p.flavor().to_string(),
+            workers: p.metrics.num_workers(),
+            alive_tasks: p.metrics.num_alive_tasks(),
+            worker_busy: p.busy.lock().unwrap_or_else(|e| e.into_inner()).0.clone(),
+            lag_ns: p.lag_ns.to_wire(),
+        })
+        .collect();
+    Snapshot {
+        process: process_info(shared),
+        taken_at_ms: shared.ms_at(now),
+        dropped_events: shared.dropped.load(Relaxed),
+        tasks,
+        task_groups,
+        workers,
+        runtimes,
+        locks: Vec::new(),
+        semaphores: Vec::new(),
+        warnings: registry.warnings.all(),
+    }
+}
+
+fn process_info(shared: &Shared) -> ProcessInfo {
+    let name = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    ProcessInfo { name, pid: std::process::id(), start_unix_ms: shared.start_unix_ms.load(Relaxed) }
+}

@@ -1,0 +1,166 @@
+//! Per-runtime probes, attached when the first instrumented task is spawned on a runtime:
+//! an event-loop lag heartbeat, worker busy ratios, and tokio's stable per-worker counters, with
+//! which the watchdog sees a worker stuck in a task that was *not* spawned through taskscope.
+//!
+//! The heartbeat needs no timer driver (so it works on runtimes built without `enable_time`, and
+//! under paused test clocks): the watchdog thread stamps a ping and notifies a tiny task on the
+//! runtime; the delay until that task runs is how long the runtime takes to get to newly woken
+//! work — its event-loop lag.
+
+use std::cell::Cell;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex};
+
+use tokio::runtime::{Handle, RuntimeFlavor, RuntimeMetrics};
+use tokio::sync::Notify;
+
+use crate::clock;
+use crate::registry::Shared;
+use crate::stats::histogram::AtomicHistogram;
+
+/// Bumped by every new Guard, so threads re-attach probes to runtimes after a re-init.
+pub(crate) static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// (runtime key, generation) this thread last made sure had a probe.
+    static ATTACHED: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// What the watchdog tracks per tokio worker to tell "stuck in one poll" from "busy".
+#[derive(Debug, Default, Clone)]
+pub(crate) struct WorkerWatch {
+    pub(crate) park_unpark: u64,
+    pub(crate) busy_ns: u64,
+    pub(crate) changed_at: u64,
+    pub(crate) warning: Option<u64>,
+    pub(crate) suspect_scans: u32,
+}
+
+/// One runtime's probe.
+#[derive(Debug)]
+pub(crate) struct RuntimeProbe {
+    pub(crate) id: u64,
+    pub(crate) multi_thread: bool,
+    pub(crate) metrics: RuntimeMetrics,
+    pub(crate) lag_ns: AtomicHistogram,
+    pub(crate) alive: AtomicBool,
+    ping: Notify,
+    /// Ticks of the outstanding ping (0: none outstanding).
+    ping_sent: AtomicU64,
+    pub(crate) watch: Mutex<Vec<WorkerWatch>>,
+    /// Busy ratio per worker since the previous sample, and the sample it came from.
+    pub(crate) busy: Mutex<(Vec<f64>, Vec<u64>, u64)>,
+}
+
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// tokio's runtime id as a number (its `Id` wraps one; hashing reads it without formatting).
+pub(crate) fn runtime_key(handle: &Handle) -> u64 {
+    let mut hasher = IdHasher(0);
+    handle.id().hash(&mut hasher);
+    hasher.finish()
+}
+
+pub(crate) fn current_runtime_id() -> Option<u64> {
+    Handle::try_current().ok().map(|h| runtime_key(&h))
+}
+
+/// Attaches a probe to the runtime unless this thread already did for this Guard.
+#[inline]
+pub(crate) fn ensure_attached(handle: &Handle, shared: &'static Shared) {
+    let key = (runtime_key(handle), GENERATION.load(Relaxed));
+    if ATTACHED.with(|a| a.get()) != key {
+        attach(handle, key, shared);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn attach(handle: &Handle, key: (u64, u64), shared: &'static Shared) {
+    ATTACHED.with(|a| a.set(key));
+    let mut registry = shared.registry();
+    if registry.runtimes.iter().any(|p| p.id == key.0 && p.alive.load(Acquire)) {
+        return;
+    }
+    let metrics = handle.metrics();
+    let workers = metrics.num_workers();
+    let probe = Arc::new(RuntimeProbe {
+        id: key.0,
+        multi_thread: matches!(handle.runtime_flavor(), RuntimeFlavor::MultiThread),
+        metrics,
+        lag_ns: AtomicHistogram::default(),
+        alive: AtomicBool::new(true),
+        ping: Notify::new(),
+        ping_sent: AtomicU64::new(0),
+        watch: Mutex::new(vec![WorkerWatch::default(); workers]),
+        busy: Mutex::new((vec![0.0; workers], vec![0; workers], clock::now())),
+    });
+    registry.runtimes.push(probe.clone());
+    drop(registry);
+    handle.spawn(heartbeat(probe));
+}
+
+async fn heartbeat(probe: Arc<RuntimeProbe>) {
+    /// The runtime dropped this task: it shut down.
+    struct Detach(Arc<RuntimeProbe>);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            self.0.alive.store(false, Release);
+        }
+    }
+    let _detach = Detach(probe.clone());
+    loop {
+        probe.ping.notified().await;
+        let sent = probe.ping_sent.swap(0, AcqRel);
+        if sent != 0 {
+            probe.lag_ns.record(clock::delta_ns(sent, clock::now()));
+        }
+    }
+}
+
+impl RuntimeProbe {
+    /// Sends a heartbeat ping unless one is still outstanding (a late one is measured when it
+    /// finally runs).
+    pub(crate) fn ping(&self) {
+        if self.ping_sent.compare_exchange(0, clock::now(), AcqRel, Relaxed).is_ok() {
+            self.ping.notify_one();
+        }
+    }
+
+    pub(crate) fn flavor(&self) -> &'static str {
+        if self.multi_thread {
+            "multi_thread"
+        } else {
+            "current_thread"
+        }
+    }
+
+    /// Updates each worker's busy ratio from tokio's busy-duration counters.
+    pub(crate) fn sample_busy(&self) {
+        let now = clock::now();
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let (ratios, last, at) = &mut *busy;
+        let wall = clock::delta_ns(*at, now).max(1);
+        for (worker, (ratio, last)) in ratios.iter_mut().zip(last.iter_mut()).enumerate() {
+            let total = self.metrics.worker_total_busy_duration(worker).as_nanos() as u64;
+            *ratio = (total.saturating_sub(*last) as f64 / wall as f64).min(1.0);
+            *last = total;
+        }
+        *at = now;
+    }
+}

@@ -1,0 +1,273 @@
+//! The live objects and what is kept of finished ones, owned behind one mutex that only
+//! taskscope's own threads and `snapshot()` take — never the hot path, which talks to the
+//! registry through the bounded event queue.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use crossbeam_queue::ArrayQueue;
+use taskscope_wire::{Outcome, Task, TaskGroup, TaskKind, TaskState};
+
+use crate::clock;
+use crate::probe::RuntimeProbe;
+use crate::stats::task::{format_location, TaskStats};
+use crate::warnings::Warnings;
+
+/// Capacity of the event queue. Events are drained every watchdog scan (≤ 10 ms), so 16 Ki
+/// events absorb a burst of ~1.6 M spawns per second without loss while costing ~0.5 MiB.
+const QUEUE_CAPACITY: usize = 16 * 1024;
+/// Beyond this many distinct (name, location) groups, new names fold into one group per location,
+/// so per-request names (`format!("conn-{id}")`) cannot grow memory without bound.
+const MAX_GROUPS: usize = 4096;
+
+/// Discrete events from the hot path.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A task was spawned.
+    Spawn(Arc<TaskStats>),
+    /// A poll ran past the blocked threshold (sent when it ends).
+    LongPoll { task: u64, start: u64, end: u64 },
+}
+
+/// State shared by the hot path and taskscope's threads, created once per process.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) enabled: AtomicBool,
+    pub(crate) queue: ArrayQueue<Event>,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) blocked_threshold_ns: AtomicU64,
+    pub(crate) next_id: AtomicU64,
+    /// Clock ticks when the current Guard started.
+    pub(crate) epoch: AtomicU64,
+    pub(crate) start_unix_ms: AtomicU64,
+    registry: Mutex<Registry>,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+pub(crate) fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| Shared {
+        enabled: AtomicBool::new(false),
+        queue: ArrayQueue::new(QUEUE_CAPACITY),
+        dropped: AtomicU64::new(0),
+        blocked_threshold_ns: AtomicU64::new(u64::MAX),
+        next_id: AtomicU64::new(1),
+        epoch: AtomicU64::new(0),
+        start_unix_ms: AtomicU64::new(0),
+        registry: Mutex::new(Registry::default()),
+    })
+}
+
+/// The shared state when a Guard is alive; `None` makes every wrapper a plain tokio call.
+#[inline(always)]
+pub(crate) fn active() -> Option<&'static Shared> {
+    let shared = SHARED.get()?;
+    shared.enabled.load(Relaxed).then_some(shared)
+}
+
+impl Shared {
+    /// Queues an event, counting it as dropped when the queue is full. Never blocks.
+    #[inline]
+    pub(crate) fn push(&self, event: Event) -> Result<(), Event> {
+        self.queue.push(event).inspect_err(|_| {
+            self.dropped.fetch_add(1, Relaxed);
+        })
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed)
+    }
+
+    /// Milliseconds from the Guard's start to `ticks`.
+    pub(crate) fn ms_at(&self, ticks: u64) -> u64 {
+        clock::delta_ns(self.epoch.load(Relaxed), ticks) / 1_000_000
+    }
+
+    /// Locks the registry and folds in pending events. Warnings raised while it is held are
+    /// emitted as `tracing` events when the returned guard drops, outside the lock.
+    pub(crate) fn registry(&'static self) -> RegistryGuard {
+        let mut guard = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        guard.sync(self);
+        RegistryGuard(Some(guard))
+    }
+}
+
+/// The locked registry; emits the warnings raised under it once released.
+pub(crate) struct RegistryGuard(Option<MutexGuard<'static, Registry>>);
+
+impl std::ops::Deref for RegistryGuard {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        self.0.as_ref().expect("registry guard is only emptied in drop")
+    }
+}
+
+impl std::ops::DerefMut for RegistryGuard {
+    fn deref_mut(&mut self) -> &mut Registry {
+        self.0.as_mut().expect("registry guard is only emptied in drop")
+    }
+}
+
+impl Drop for RegistryGuard {
+    fn drop(&mut self) {
+        let Some(mut guard) = self.0.take() else { return };
+        let raised = std::mem::take(&mut guard.warnings.to_emit);
+        drop(guard);
+        for warning in raised {
+            crate::warnings::emit(&warning);
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    name: Cow<'static, str>,
+    location: &'static std::panic::Location<'static>,
+}
+
+/// Live objects, aggregates of finished ones, and the warnings.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub(crate) live: HashMap<u64, Arc<TaskStats>>,
+    groups: HashMap<GroupKey, TaskGroup>,
+    finished: VecDeque<Task>,
+    pub(crate) retain_finished: usize,
+    pub(crate) warnings: Warnings,
+    pub(crate) runtimes: Vec<Arc<RuntimeProbe>>,
+    /// Long polls reported by the hot path, for the watchdog to match with what it saw.
+    pub(crate) long_polls: Vec<(u64, u64, u64)>,
+    dropped_reported: u64,
+}
+
+impl Registry {
+    /// Clears everything for a new Guard.
+    pub(crate) fn reset(&mut self, retain_finished: usize) {
+        *self = Registry { retain_finished, ..Registry::default() };
+    }
+
+    fn sync(&mut self, shared: &'static Shared) {
+        while let Some(event) = shared.queue.pop() {
+            match event {
+                Event::Spawn(stats) => {
+                    self.group_mut(&stats).spawned += 1;
+                    self.live.insert(stats.id, stats);
+                }
+                Event::LongPoll { task, start, end } => self.long_polls.push((task, start, end)),
+            }
+        }
+        let dropped = shared.dropped.load(Relaxed);
+        if dropped > self.dropped_reported {
+            self.dropped_reported = dropped;
+            self.warnings.events_dropped(shared, dropped);
+        }
+    }
+
+    fn group_mut(&mut self, stats: &TaskStats) -> &mut TaskGroup {
+        let mut key = GroupKey { name: stats.display_name(), location: stats.location };
+        if !self.groups.contains_key(&key) && self.groups.len() >= MAX_GROUPS {
+            key.name = Cow::Borrowed("(other names)");
+        }
+        self.groups.entry(key).or_insert_with_key(|key| TaskGroup {
+            name: key.name.to_string(),
+            location: format_location(key.location),
+            kind: stats.kind,
+            ..TaskGroup::default()
+        })
+    }
+
+    /// Moves finished tasks out of the live set: folds them into their group, keeps the most
+    /// recent ones in full, and raises `task_panicked` for those that panicked.
+    pub(crate) fn retire_finished(&mut self, shared: &'static Shared) {
+        let done: Vec<u64> = self.live.iter().filter(|(_, s)| s.is_done()).map(|(&id, _)| id).collect();
+        for id in done {
+            let Some(stats) = self.live.remove(&id) else { continue };
+            let task = task_to_wire(&stats, shared);
+            let group = self.group_mut(&stats);
+            match task.outcome {
+                Some(Outcome::Completed) => group.completed += 1,
+                Some(Outcome::Cancelled) => group.cancelled += 1,
+                Some(Outcome::Panicked) => group.panicked += 1,
+                None => {}
+            }
+            group.polls += task.polls;
+            group.busy_ns = group.busy_ns.saturating_add(task.busy_ns);
+            group.poll_ns.merge(&task.poll_ns);
+            group.scheduled_ns.merge(&task.scheduled_ns);
+            if task.outcome == Some(Outcome::Panicked) {
+                self.warnings.task_panicked(shared, &task);
+            }
+            if self.retain_finished > 0 {
+                if self.finished.len() >= self.retain_finished {
+                    self.finished.pop_front();
+                }
+                self.finished.push_back(task);
+            }
+        }
+    }
+
+    /// Live tasks then retained finished ones.
+    pub(crate) fn tasks(&self, shared: &'static Shared) -> Vec<Task> {
+        let mut tasks: Vec<Task> = self.live.values().map(|s| task_to_wire(s, shared)).collect();
+        tasks.sort_by_key(|t| t.id);
+        tasks.extend(self.finished.iter().cloned());
+        tasks
+    }
+
+    /// Groups with live tasks' numbers added in.
+    pub(crate) fn groups(&self, live_tasks: &[Task]) -> Vec<TaskGroup> {
+        let mut groups = self.groups.clone();
+        for task in live_tasks.iter().filter(|t| t.state != TaskState::Done) {
+            let Some(stats) = self.live.get(&task.id) else { continue };
+            let key = GroupKey { name: stats.display_name(), location: stats.location };
+            let key = if groups.contains_key(&key) {
+                key
+            } else {
+                GroupKey { name: Cow::Borrowed("(other names)"), ..key }
+            };
+            if let Some(group) = groups.get_mut(&key) {
+                group.alive += 1;
+                group.polls += task.polls;
+                group.busy_ns = group.busy_ns.saturating_add(task.busy_ns);
+                group.poll_ns.merge(&task.poll_ns);
+                group.scheduled_ns.merge(&task.scheduled_ns);
+            }
+        }
+        let mut groups: Vec<TaskGroup> = groups.into_values().collect();
+        groups.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then_with(|| a.name.cmp(&b.name)));
+        groups
+    }
+
+    /// Name and location of a task the registry knows.
+    pub(crate) fn describe(&self, id: u64) -> Option<(String, String, TaskKind)> {
+        self.live.get(&id).map(|s| (s.display_name().into_owned(), s.location_string(), s.kind))
+    }
+}
+
+/// Reads a task's atomics into the wire model.
+pub(crate) fn task_to_wire(stats: &TaskStats, shared: &Shared) -> Task {
+    let poll_ns = stats.poll_ns.to_wire();
+    let self_wakes = stats.self_wakes.load(Relaxed);
+    let first_poll = stats.first_poll.load(Relaxed);
+    let ended = stats.ended.load(Relaxed);
+    Task {
+        id: stats.id,
+        name: stats.display_name().into_owned(),
+        location: stats.location_string(),
+        parent: (stats.parent != 0).then_some(stats.parent),
+        kind: stats.kind,
+        state: stats.state(),
+        outcome: stats.outcome(),
+        panic_message: stats.panic_message.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        polls: poll_ns.count(),
+        busy_ns: poll_ns.sum,
+        wakes: stats.wakes.load(Relaxed) + self_wakes,
+        self_wakes,
+        first_poll_delay_ns: (first_poll != 0).then(|| clock::delta_ns(stats.created, first_poll)),
+        created_ms: shared.ms_at(stats.created),
+        ended_ms: (ended != 0).then(|| shared.ms_at(ended)),
+        poll_ns,
+        scheduled_ns: stats.scheduled_ns.to_wire(),
+    }
+}

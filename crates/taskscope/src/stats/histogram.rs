@@ -1,0 +1,165 @@
+//! A fixed-shape, lock-free log-linear histogram (see `taskscope_wire::bucket_index`).
+//!
+//! Buckets come in chunks of 32 (one per power of two) that are allocated the first time a value
+//! lands in them: a task whose polls all take ~1 µs touches one or two chunks (≈ 0.5 KiB), not the
+//! ≈ 10 KiB a dense array over the whole range would cost per task. After those first
+//! allocations, recording never allocates.
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
+
+use taskscope_wire::{bucket_index, Histogram, CHUNKS, SUB_BUCKETS};
+
+struct Chunk([AtomicU64; SUB_BUCKETS]);
+
+/// Recorder of nanosecond values.
+pub(crate) struct AtomicHistogram {
+    chunks: [AtomicPtr<Chunk>; CHUNKS],
+    max: AtomicU64,
+    sum: AtomicU64,
+}
+
+impl std::fmt::Debug for AtomicHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtomicHistogram").field("count", &self.count()).finish()
+    }
+}
+
+impl Default for AtomicHistogram {
+    fn default() -> Self {
+        AtomicHistogram {
+            chunks: [const { AtomicPtr::new(ptr::null_mut()) }; CHUNKS],
+            max: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+        }
+    }
+}
+
+impl AtomicHistogram {
+    #[inline(always)]
+    fn bucket(&self, value: u64) -> &AtomicU64 {
+        let index = bucket_index(value);
+        let slot = &self.chunks[index / SUB_BUCKETS];
+        let chunk = slot.load(Acquire);
+        let chunk = if chunk.is_null() { self.alloc_chunk(slot) } else { chunk };
+        // SAFETY: a non-null chunk pointer was published with Release by `alloc_chunk` and is
+        // only freed in `drop`, which has `&mut self`.
+        unsafe { &(*chunk).0[index % SUB_BUCKETS] }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_chunk(&self, slot: &AtomicPtr<Chunk>) -> *mut Chunk {
+        let fresh = Box::into_raw(Box::new(Chunk([const { AtomicU64::new(0) }; SUB_BUCKETS])));
+        match slot.compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire) {
+            Ok(_) => fresh,
+            Err(existing) => {
+                // SAFETY: `fresh` was never shared.
+                drop(unsafe { Box::from_raw(fresh) });
+                existing
+            }
+        }
+    }
+
+    /// Records a value when this thread is the only writer (one task is polled by one thread at a
+    /// time, and tokio's scheduling gives each poll a happens-before edge to the next): a load and
+    /// a store instead of a locked read-modify-write.
+    #[inline(always)]
+    pub(crate) fn record_single_writer(&self, value: u64) {
+        let bucket = self.bucket(value);
+        bucket.store(bucket.load(Relaxed).wrapping_add(1), Relaxed);
+        self.sum.store(self.sum.load(Relaxed).saturating_add(value), Relaxed);
+        if value > self.max.load(Relaxed) {
+            self.max.store(value, Relaxed);
+        }
+    }
+
+    /// Records a value from any thread.
+    #[inline]
+    pub(crate) fn record(&self, value: u64) {
+        self.bucket(value).fetch_add(1, Relaxed);
+        self.sum.fetch_add(value, Relaxed);
+        self.max.fetch_max(value, Relaxed);
+    }
+
+    /// Number of values recorded so far.
+    pub(crate) fn count(&self) -> u64 {
+        let mut n = 0u64;
+        self.for_each_bucket(|_, c| n = n.wrapping_add(c));
+        n
+    }
+
+    fn for_each_bucket(&self, mut f: impl FnMut(usize, u64)) {
+        for (c, slot) in self.chunks.iter().enumerate() {
+            let chunk = slot.load(Acquire);
+            if chunk.is_null() {
+                continue;
+            }
+            // SAFETY: see `bucket`.
+            let chunk = unsafe { &*chunk };
+            for (s, bucket) in chunk.0.iter().enumerate() {
+                let n = bucket.load(Relaxed);
+                if n > 0 {
+                    f(c * SUB_BUCKETS + s, n);
+                }
+            }
+        }
+    }
+
+    /// A copy in the wire format. Concurrent writers may land between bucket reads: the copy is
+    /// a consistent-enough sample, as every monitoring read of live counters is.
+    pub(crate) fn to_wire(&self) -> Histogram {
+        let mut buckets = Vec::new();
+        self.for_each_bucket(|i, n| buckets.push((i as u32, n)));
+        Histogram { buckets, max: self.max.load(Relaxed), sum: self.sum.load(Relaxed) }
+    }
+}
+
+impl Drop for AtomicHistogram {
+    fn drop(&mut self) {
+        for slot in &mut self.chunks {
+            let chunk = *slot.get_mut();
+            if !chunk.is_null() {
+                // SAFETY: allocated by `alloc_chunk` with `Box`, and we have exclusive access.
+                drop(unsafe { Box::from_raw(chunk) });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn concurrent_records_are_all_counted() {
+        let h = Arc::new(AtomicHistogram::default());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50_000u64 {
+                        h.record((i * 37 + t) % 5_000_000);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(h.count(), 200_000);
+        assert_eq!(h.to_wire().count(), 200_000);
+    }
+
+    #[test]
+    fn single_writer_matches_wire_histogram() {
+        let h = AtomicHistogram::default();
+        let mut expected = Histogram::default();
+        for v in [0u64, 5, 31, 32, 1_000, 1_001, 250_000, 10_000_000_000] {
+            h.record_single_writer(v);
+            expected.record(v);
+        }
+        assert_eq!(h.to_wire(), expected);
+    }
+}

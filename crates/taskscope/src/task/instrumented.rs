@@ -1,0 +1,153 @@
+//! `Instrumented<F>`: times every poll of a spawned future.
+//!
+//! Per poll: two clock reads, a handful of relaxed loads and stores on lines only this thread
+//! writes (single-writer stats, the thread's worker slot), one histogram bucket increment, and a
+//! compare against the blocked threshold. Nothing allocates after the first poll; nothing locks.
+
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::Ordering::*;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use pin_project_lite::pin_project;
+
+use crate::clock;
+use crate::registry::{self, Event};
+use crate::stats::task::*;
+use crate::task::waker::WakeProxy;
+use crate::worker;
+
+pin_project! {
+    /// A future whose polls are recorded in a [`TaskStats`].
+    pub(crate) struct Instrumented<F> {
+        #[pin]
+        future: F,
+        stats: Arc<TaskStats>,
+        // The waker proxy (and the runtime waker it forwards to), made at the first poll.
+        waker: Option<(Waker, Waker)>,
+        // Poll-end ticks of a poll during which the task woke itself (0: none).
+        self_woken_at: u64,
+    }
+
+    impl<F> PinnedDrop for Instrumented<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before completing: aborted, or its runtime shut down.
+            this.stats.finish(OUTCOME_CANCELLED, clock::now());
+        }
+    }
+}
+
+impl<F> Instrumented<F> {
+    pub(crate) fn new(future: F, stats: Arc<TaskStats>) -> Self {
+        Instrumented { future, stats, waker: None, self_woken_at: 0 }
+    }
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let stats: &TaskStats = this.stats;
+        let slot = worker::current();
+
+        let start = clock::now();
+        // Save what the slot held, in case this poll runs inside another instrumented poll.
+        let (outer_task, outer_start) = (slot.task.load(Relaxed), slot.start.load(Relaxed));
+        slot.task.store(stats.id, Relaxed);
+        slot.start.store(start, Release);
+        stats.state.store(STATE_RUNNING, Relaxed);
+
+        if *this.self_woken_at != 0 {
+            stats.scheduled_ns.record_single_writer(clock::delta_ns(*this.self_woken_at, start));
+            *this.self_woken_at = 0;
+        } else {
+            let woken = stats.woken_at.load(Relaxed);
+            if woken != 0 {
+                // A wake arriving between this load and the exchange starts the next delay.
+                let _ = stats.woken_at.compare_exchange(woken, 0, Relaxed, Relaxed);
+                stats.scheduled_ns.record_single_writer(clock::delta_ns(woken, start));
+            }
+        }
+
+        let (proxy, inner) = match this.waker {
+            Some(wakers) => &*wakers,
+            none => first_poll(none, stats, this.stats, cx, start),
+        };
+        // tokio gives a task the same waker on every poll; if a caller ever polls us with another
+        // one, pass it through rather than wake the wrong one.
+        let result = if inner.will_wake(cx.waker()) {
+            let mut proxied = Context::from_waker(proxy);
+            catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)))
+        } else {
+            catch_unwind(AssertUnwindSafe(|| this.future.poll(cx)))
+        };
+
+        let end = clock::now();
+        slot.task.store(outer_task, Relaxed);
+        slot.start.store(outer_start, Release);
+        let duration = clock::delta_ns(start, end);
+        stats.poll_ns.record_single_writer(duration);
+        let self_woken = slot.self_woken.load(Relaxed);
+        if self_woken {
+            slot.self_woken.store(false, Relaxed);
+            *this.self_woken_at = end;
+            stats.self_wakes.store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
+        }
+        if duration >= registry::shared().blocked_threshold_ns.load(Relaxed) {
+            long_poll(stats.id, start, end);
+        }
+
+        match result {
+            Ok(Poll::Pending) => {
+                stats.state.store(if self_woken { STATE_SCHEDULED } else { STATE_IDLE }, Relaxed);
+                Poll::Pending
+            }
+            Ok(Poll::Ready(output)) => {
+                stats.finish(OUTCOME_COMPLETED, end);
+                Poll::Ready(output)
+            }
+            Err(panic) => {
+                record_panic(stats, panic.as_ref());
+                stats.finish(OUTCOME_PANICKED, end);
+                resume_unwind(panic)
+            }
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn first_poll<'a>(
+    slot: &'a mut Option<(Waker, Waker)>,
+    stats: &TaskStats,
+    arc: &Arc<TaskStats>,
+    cx: &Context<'_>,
+    start: u64,
+) -> &'a (Waker, Waker) {
+    stats.first_poll.store(start, Relaxed);
+    let proxy = Arc::new(WakeProxy { stats: arc.clone(), inner: cx.waker().clone() });
+    slot.insert((Waker::from(proxy), cx.waker().clone()))
+}
+
+#[cold]
+#[inline(never)]
+fn long_poll(task: u64, start: u64, end: u64) {
+    if let Some(shared) = registry::active() {
+        let _ = shared.push(Event::LongPoll { task, start, end });
+    }
+}
+
+#[cold]
+#[inline(never)]
+pub(crate) fn record_panic(stats: &TaskStats, panic: &(dyn std::any::Any + Send)) {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(panic payload is not a string)".to_string());
+    *stats.panic_message.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+}

@@ -1,0 +1,161 @@
+//! `taskscope::spawn`, `spawn_named` and `spawn_blocking`.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
+use std::sync::atomic::Ordering::*;
+use std::sync::Arc;
+
+use taskscope_wire::TaskKind;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use crate::clock;
+use crate::probe;
+use crate::registry::{self, Event, Shared};
+use crate::stats::task::*;
+use crate::task::instrumented::{record_panic, Instrumented};
+use crate::worker;
+
+/// Spawns a future on the current tokio runtime, like [`tokio::spawn`], and records every poll.
+///
+/// The task is named after its spawn location (`file:line:column`). Without a live
+/// [`Guard`](crate::Guard) this is a plain `tokio::spawn`.
+///
+/// # Panics
+///
+/// Like `tokio::spawn`, when called outside a tokio runtime.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let handle = taskscope::spawn(async { 1 + 1 });
+/// assert_eq!(handle.await.unwrap(), 2);
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    spawn_inner(Cow::Borrowed(""), Location::caller(), future)
+}
+
+/// Spawns a named future, like [`spawn`]. Tasks with the same name and spawn location are
+/// grouped in reports.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let id = 7;
+/// taskscope::spawn_named("accept-loop", async {}).await.unwrap();
+/// taskscope::spawn_named(format!("conn-{id}"), async {}).await.unwrap();
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn_named<F>(name: impl Into<Cow<'static, str>>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    spawn_inner(name.into(), Location::caller(), future)
+}
+
+fn spawn_inner<F>(
+    name: Cow<'static, str>,
+    location: &'static Location<'static>,
+    future: F,
+) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let Some(shared) = registry::active() else {
+        return tokio::spawn(future);
+    };
+    let handle = match Handle::try_current() {
+        Ok(handle) => handle,
+        // Let tokio panic with its own message, at the caller's location.
+        Err(_) => return tokio::spawn(future),
+    };
+    probe::ensure_attached(&handle, shared);
+    match register(shared, name, location, TaskKind::Async) {
+        Some(stats) => handle.spawn(Instrumented::new(future, stats)),
+        None => handle.spawn(future),
+    }
+}
+
+/// Runs a blocking closure on tokio's blocking pool, like [`tokio::task::spawn_blocking`], and
+/// records its run time, queueing delay and outcome.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let sum = taskscope::spawn_blocking(|| (1..=10u32).sum::<u32>()).await.unwrap();
+/// assert_eq!(sum, 55);
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let location = Location::caller();
+    let Some(shared) = registry::active() else {
+        return tokio::task::spawn_blocking(f);
+    };
+    let Some(stats) = register(shared, Cow::Borrowed(""), location, TaskKind::Blocking) else {
+        return tokio::task::spawn_blocking(f);
+    };
+    let run = BlockingRun(stats);
+    tokio::task::spawn_blocking(move || run.run(f))
+}
+
+/// Marks a blocking task cancelled if its closure is dropped without running (runtime shutdown).
+struct BlockingRun(Arc<TaskStats>);
+
+impl BlockingRun {
+    fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        let stats = &self.0;
+        let start = clock::now();
+        stats.first_poll.store(start, Relaxed);
+        stats.state.store(STATE_RUNNING, Relaxed);
+        let result = catch_unwind(AssertUnwindSafe(f));
+        let end = clock::now();
+        stats.poll_ns.record_single_writer(clock::delta_ns(start, end));
+        match result {
+            Ok(value) => {
+                stats.finish(OUTCOME_COMPLETED, end);
+                value
+            }
+            Err(panic) => {
+                record_panic(stats, panic.as_ref());
+                stats.finish(OUTCOME_PANICKED, end);
+                resume_unwind(panic)
+            }
+        }
+    }
+}
+
+impl Drop for BlockingRun {
+    fn drop(&mut self) {
+        self.0.finish(OUTCOME_CANCELLED, clock::now());
+    }
+}
+
+fn register(
+    shared: &'static Shared,
+    name: Cow<'static, str>,
+    location: &'static Location<'static>,
+    kind: TaskKind,
+) -> Option<Arc<TaskStats>> {
+    let stats = Arc::new(TaskStats::new(
+        shared.next_id(),
+        name,
+        location,
+        worker::current_task(),
+        kind,
+        clock::now(),
+    ));
+    // A full queue sheds the task's instrumentation (counted as a drop), never the task.
+    shared.push(Event::Spawn(stats.clone())).ok().map(|_| stats)
+}

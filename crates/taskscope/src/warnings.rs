@@ -1,0 +1,100 @@
+//! The warning store and the text of each warning kind (DESIGN.md §4). Every warning raised is
+//! also emitted as a `tracing` event under target `taskscope`, so it reaches the app's logs.
+
+use std::collections::{HashMap, VecDeque};
+
+use taskscope_wire::{Task, Warning, WarningKind};
+
+use crate::clock;
+use crate::registry::Shared;
+
+/// How many warnings are kept; the oldest finished ones go first.
+const MAX_WARNINGS: usize = 10_000;
+
+/// Warnings, oldest first, with the bookkeeping to update ongoing ones.
+#[derive(Debug, Default)]
+pub(crate) struct Warnings {
+    list: VecDeque<Warning>,
+    next_id: u64,
+    /// Warnings raised but not yet emitted as `tracing` events (emitted outside the lock).
+    pub(crate) to_emit: Vec<Warning>,
+    /// (task, poll start ticks) → warning id, for `blocked_worker` warnings.
+    pub(crate) blocked: HashMap<(u64, u64), u64>,
+    dropped_warning: Option<u64>,
+}
+
+impl Warnings {
+    pub(crate) fn raise(&mut self, mut warning: Warning) -> u64 {
+        self.next_id += 1;
+        warning.id = self.next_id;
+        self.to_emit.push(warning.clone());
+        if self.list.len() >= MAX_WARNINGS {
+            let oldest_done = self.list.iter().position(|w| !w.ongoing).unwrap_or(0);
+            self.list.remove(oldest_done);
+        }
+        self.list.push_back(warning);
+        self.next_id
+    }
+
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Warning> {
+        self.list.iter_mut().rev().find(|w| w.id == id)
+    }
+
+    pub(crate) fn all(&self) -> Vec<Warning> {
+        self.list.iter().cloned().collect()
+    }
+
+    pub(crate) fn ongoing(&self) -> impl Iterator<Item = &Warning> {
+        self.list.iter().filter(|w| w.ongoing)
+    }
+
+    pub(crate) fn events_dropped(&mut self, shared: &Shared, total: u64) {
+        let message = format!(
+            "taskscope dropped {total} events because its queue was full; the numbers shown are incomplete"
+        );
+        if let Some(w) = self.dropped_warning.and_then(|id| self.get_mut(id)) {
+            w.count = Some(total);
+            w.message = message;
+            return;
+        }
+        let mut w = Warning::new(0, WarningKind::EventsDropped, shared.ms_at(clock::now()), message);
+        w.count = Some(total);
+        self.dropped_warning = Some(self.raise(w));
+    }
+
+    pub(crate) fn task_panicked(&mut self, shared: &Shared, task: &Task) {
+        let panic = task.panic_message.as_deref().unwrap_or("(no message)");
+        let mut w = Warning::new(
+            0,
+            WarningKind::TaskPanicked,
+            task.ended_ms.unwrap_or_else(|| shared.ms_at(clock::now())),
+            format!("task `{}` spawned at {} panicked: {panic}", task.name, task.location),
+        );
+        w.task = Some(task.id);
+        w.task_name = Some(task.name.clone());
+        w.location = Some(task.location.clone());
+        self.raise(w);
+    }
+}
+
+/// Emits a warning as a `tracing` event under target `taskscope`.
+pub(crate) fn emit(w: &Warning) {
+    tracing::warn!(
+        target: "taskscope",
+        kind = w.kind.as_str(),
+        task = w.task_name.as_deref().unwrap_or(""),
+        location = w.location.as_deref().unwrap_or(""),
+        "{}",
+        w.message
+    );
+}
+
+/// `12.3 ms`-style durations for messages.
+pub(crate) fn fmt_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}

@@ -1,0 +1,255 @@
+//! The watchdog OS thread: every few milliseconds it reads the worker slots and raises
+//! `blocked_worker` for a poll that has run past the threshold *while it is still running*,
+//! keeps the warning's duration current, and completes it when the poll ends. It also pings the
+//! runtimes' lag probes and uses tokio's per-worker counters to catch workers stuck in tasks that
+//! were not spawned through taskscope.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::Arc;
+use std::time::Duration;
+
+use taskscope_wire::{Warning, WarningKind};
+
+use crate::clock;
+use crate::probe::RuntimeProbe;
+use crate::registry::{Registry, Shared};
+use crate::warnings::fmt_ns;
+use crate::worker::{self, WorkerSlot};
+
+/// Scan period: a fifth of the threshold, between 1 and 5 ms, so a block is reported within
+/// threshold + 5 ms (DESIGN.md §10).
+pub(crate) fn scan_period(threshold_ns: u64) -> Duration {
+    Duration::from_nanos((threshold_ns / 5).clamp(1_000_000, 5_000_000))
+}
+
+pub(crate) fn run(shared: &'static Shared, stop: Arc<AtomicBool>) {
+    let period = scan_period(shared.blocked_threshold_ns.load(Relaxed));
+    while !stop.load(Acquire) {
+        std::thread::park_timeout(period);
+        scan(shared);
+    }
+}
+
+/// One pass over slots, ongoing warnings and runtime probes.
+pub(crate) fn scan(shared: &'static Shared) {
+    let threshold = shared.blocked_threshold_ns.load(Relaxed);
+    let mut registry = shared.registry();
+    let now = clock::now();
+
+    for (task, start, end) in std::mem::take(&mut registry.long_polls) {
+        poll_ended(shared, &mut registry, task, start, end);
+    }
+
+    let mut running = HashSet::new();
+    for slot in worker::all() {
+        if !slot.alive.load(Acquire) {
+            continue;
+        }
+        let start = slot.start.load(Acquire);
+        if start == 0 {
+            continue;
+        }
+        let task = slot.task.load(Relaxed);
+        if slot.start.load(Acquire) != start {
+            continue; // the poll changed under us; look again next scan
+        }
+        running.insert((task, start));
+        let elapsed = clock::delta_ns(start, now);
+        if elapsed < threshold {
+            continue;
+        }
+        match registry.warnings.blocked.get(&(task, start)).copied() {
+            Some(id) => {
+                if let Some(w) = registry.warnings.get_mut(id) {
+                    w.duration_ns = Some(elapsed);
+                    w.message = blocked_message(w, elapsed, true);
+                }
+            }
+            None => {
+                let w = blocked_warning(shared, &registry, slot, task, start, elapsed);
+                let id = registry.warnings.raise(w);
+                registry.warnings.blocked.insert((task, start), id);
+            }
+        }
+    }
+
+    // A poll we saw blocked that no slot shows any more has ended; its exact duration arrives
+    // with its long-poll event, if that was not dropped.
+    let ended: Vec<(u64, u64)> = registry
+        .warnings
+        .blocked
+        .iter()
+        .filter(|(key, _)| !running.contains(key))
+        .map(|(&key, _)| key)
+        .collect();
+    for key in ended {
+        let Some(&id) = registry.warnings.blocked.get(&key) else { continue };
+        if let Some(w) = registry.warnings.get_mut(id) {
+            if w.ongoing {
+                w.ongoing = false;
+                let elapsed = w.duration_ns.unwrap_or(0);
+                w.message = blocked_message(w, elapsed, false);
+            }
+        }
+    }
+    if registry.warnings.blocked.len() > 1024 {
+        let keep: HashSet<u64> = registry.warnings.ongoing().map(|w| w.id).collect();
+        registry.warnings.blocked.retain(|_, id| keep.contains(id));
+    }
+
+    let probes: Vec<Arc<RuntimeProbe>> = registry.runtimes.clone();
+    let slots = worker::all();
+    for probe in probes.iter().filter(|p| p.alive.load(Acquire)) {
+        probe.ping();
+        if probe.multi_thread {
+            watch_uninstrumented(shared, &mut registry, probe, &slots, threshold, now);
+        }
+    }
+}
+
+fn poll_ended(shared: &Shared, registry: &mut Registry, task: u64, start: u64, end: u64) {
+    let duration = clock::delta_ns(start, end);
+    let existing = registry.warnings.blocked.get(&(task, start)).copied();
+    match existing.and_then(|id| registry.warnings.get_mut(id)) {
+        Some(w) => {
+            w.duration_ns = Some(duration);
+            w.ongoing = false;
+            w.message = blocked_message(w, duration, false);
+            let done = w.clone();
+            registry.warnings.to_emit.push(done);
+        }
+        None => {
+            // Ended before a scan saw it (or the threshold is below the scan period).
+            let (name, location) = describe(registry, task);
+            let mut w = Warning::new(0, WarningKind::BlockedWorker, shared.ms_at(start), String::new());
+            w.task = Some(task);
+            w.task_name = Some(name);
+            w.location = Some(location);
+            w.duration_ns = Some(duration);
+            w.message = blocked_message(&w, duration, false);
+            let id = registry.warnings.raise(w);
+            registry.warnings.blocked.insert((task, start), id);
+        }
+    }
+}
+
+fn describe(registry: &Registry, task: u64) -> (String, String) {
+    match registry.describe(task) {
+        Some((name, location, _)) => (name, location),
+        None => (format!("task #{task}"), "(unknown location)".into()),
+    }
+}
+
+fn blocked_warning(
+    shared: &Shared,
+    registry: &Registry,
+    slot: &WorkerSlot,
+    task: u64,
+    start: u64,
+    elapsed: u64,
+) -> Warning {
+    let (name, location) = describe(registry, task);
+    let mut w = Warning::new(0, WarningKind::BlockedWorker, shared.ms_at(start), String::new());
+    w.task = Some(task);
+    w.task_name = Some(name);
+    w.location = Some(location);
+    w.duration_ns = Some(elapsed);
+    w.ongoing = true;
+    w.worker = Some(worker_name(slot));
+    w.span = slot.span.lock().unwrap_or_else(|e| e.into_inner()).as_deref().map(str::to_owned);
+    w.message = blocked_message(&w, elapsed, true);
+    w
+}
+
+fn worker_name(slot: &WorkerSlot) -> String {
+    let thread = slot.thread_name.lock().unwrap_or_else(|e| e.into_inner());
+    format!("{thread} (#{})", slot.index)
+}
+
+fn blocked_message(w: &Warning, elapsed: u64, ongoing: bool) -> String {
+    let task = w.task_name.as_deref().unwrap_or("?");
+    let location = w.location.as_deref().unwrap_or("?");
+    let worker = w.worker.as_deref().map(|t| format!("worker {t} ")).unwrap_or_else(|| "a worker ".into());
+    let span = w.span.as_deref().map(|s| format!(" in span {s}")).unwrap_or_default();
+    if ongoing {
+        format!("{worker}has been blocked for {} by task `{task}` (spawned at {location}){span}; still blocked", fmt_ns(elapsed))
+    } else {
+        format!("{worker}was blocked for {} by one poll of task `{task}` (spawned at {location}){span}", fmt_ns(elapsed))
+    }
+}
+
+/// tokio counts parks and busy time per worker (stable API). A worker that is unparked and whose
+/// counters have not moved for longer than the threshold is inside one long poll (tokio
+/// publishes busy time at least every 61 polls and at every park). If more workers of a runtime
+/// are stuck than taskscope's own slots on that runtime show in a poll, the rest are stuck in
+/// tasks taskscope did not spawn.
+fn watch_uninstrumented(
+    shared: &Shared,
+    registry: &mut Registry,
+    probe: &RuntimeProbe,
+    slots: &[&'static WorkerSlot],
+    threshold: u64,
+    now: u64,
+) {
+    let instrumented_polling = slots
+        .iter()
+        .filter(|s| s.alive.load(Acquire) && s.runtime.load(Relaxed) == probe.id && s.start.load(Acquire) != 0)
+        .count();
+    let mut watch = probe.watch.lock().unwrap_or_else(|e| e.into_inner());
+    let mut stuck = Vec::new();
+    for (worker, w) in watch.iter_mut().enumerate() {
+        let park_unpark = probe.metrics.worker_park_unpark_count(worker);
+        let busy_ns = probe.metrics.worker_total_busy_duration(worker).as_nanos() as u64;
+        if park_unpark != w.park_unpark || busy_ns != w.busy_ns || w.changed_at == 0 {
+            w.park_unpark = park_unpark;
+            w.busy_ns = busy_ns;
+            w.changed_at = now;
+            w.suspect_scans = 0;
+            if let Some(id) = w.warning.take() {
+                if let Some(warning) = registry.warnings.get_mut(id) {
+                    warning.ongoing = false;
+                }
+            }
+            continue;
+        }
+        let parked = park_unpark % 2 == 1;
+        if !parked && clock::delta_ns(w.changed_at, now) > threshold {
+            w.suspect_scans += 1;
+            stuck.push(worker);
+        }
+    }
+    let unexplained = stuck.len().saturating_sub(instrumented_polling);
+    let confirmed: Vec<usize> =
+        stuck.into_iter().filter(|&i| watch[i].suspect_scans >= 2).take(unexplained).collect();
+    for worker in confirmed {
+        let w = &mut watch[worker];
+        let elapsed = clock::delta_ns(w.changed_at, now);
+        match w.warning.and_then(|id| registry.warnings.get_mut(id)) {
+            Some(warning) => {
+                warning.duration_ns = Some(elapsed);
+                warning.message = uninstrumented_message(probe.id, worker, elapsed);
+            }
+            None => {
+                let mut warning = Warning::new(
+                    0,
+                    WarningKind::BlockedWorker,
+                    shared.ms_at(w.changed_at),
+                    uninstrumented_message(probe.id, worker, elapsed),
+                );
+                warning.task_name = Some("(uninstrumented task)".into());
+                warning.worker = Some(format!("runtime {} worker {worker}", probe.id));
+                warning.duration_ns = Some(elapsed);
+                warning.ongoing = true;
+                w.warning = Some(registry.warnings.raise(warning));
+            }
+        }
+    }
+}
+
+fn uninstrumented_message(runtime: u64, worker: usize, elapsed: u64) -> String {
+    format!(
+        "a worker of runtime {runtime} (tokio worker index {worker} or a sibling) has been inside one poll for {} in a task not spawned through taskscope (e.g. a library's own tokio::spawn)",
+        fmt_ns(elapsed)
+    )
+}

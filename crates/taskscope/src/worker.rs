@@ -1,0 +1,118 @@
+//! Per-thread slots: each poll publishes (task, start) in its thread's slot, so the watchdog can see
+//! a poll that is running too long *while it runs*, from its own OS thread.
+//!
+//! A thread finds its slot through a const-initialised thread local holding a raw pointer: one
+//! `fs:`-relative load on Linux, no lazy-init check, no destructor on the hot path. Slots are never
+//! freed; a slot whose thread exited goes back to a free list and is reused by the next new
+//! thread, so their number is bounded by the peak number of threads, not by thread churn.
+
+use std::cell::{Cell, RefCell};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex};
+
+/// One thread's view for the watchdog.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct WorkerSlot {
+    pub(crate) index: u64,
+    /// Task being polled (0: none).
+    pub(crate) task: AtomicU64,
+    /// Clock ticks when the current poll started (0: not polling).
+    pub(crate) start: AtomicU64,
+    /// Set by a task's waker when the task wakes itself during its own poll on this thread.
+    pub(crate) self_woken: AtomicBool,
+    /// Whether a thread owns this slot now.
+    pub(crate) alive: AtomicBool,
+    /// The tokio runtime of the thread (0: none).
+    pub(crate) runtime: AtomicU64,
+    pub(crate) thread_name: Mutex<String>,
+    /// The innermost `tracing` span entered on this thread (set by `taskscope::layer()`).
+    pub(crate) span: Mutex<Option<Arc<str>>>,
+}
+
+static SLOTS: Mutex<Vec<&'static WorkerSlot>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static CURRENT: Cell<*const WorkerSlot> = const { Cell::new(ptr::null()) };
+    static OWNER: RefCell<Option<SlotOwner>> = const { RefCell::new(None) };
+}
+
+/// Gives the slot back when its thread exits.
+struct SlotOwner(&'static WorkerSlot);
+
+impl Drop for SlotOwner {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|c| c.set(ptr::null()));
+        self.0.task.store(0, Relaxed);
+        self.0.start.store(0, Release);
+        if let Ok(mut span) = self.0.span.lock() {
+            *span = None;
+        }
+        self.0.alive.store(false, Release);
+    }
+}
+
+/// This thread's slot, created on first use.
+#[inline(always)]
+pub(crate) fn current() -> &'static WorkerSlot {
+    let slot = CURRENT.with(|c| c.get());
+    if slot.is_null() {
+        return register();
+    }
+    // SAFETY: slots are leaked (`&'static`) and never freed.
+    unsafe { &*slot }
+}
+
+/// This thread's slot if it has one (for wakers, which must not create slots on foreign threads).
+#[inline(always)]
+pub(crate) fn current_if_any() -> Option<&'static WorkerSlot> {
+    let slot = CURRENT.try_with(|c| c.get()).unwrap_or(ptr::null());
+    // SAFETY: as in `current`.
+    (!slot.is_null()).then(|| unsafe { &*slot })
+}
+
+#[cold]
+#[inline(never)]
+fn register() -> &'static WorkerSlot {
+    let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+    let slot = match slots.iter().find(|s| !s.alive.load(Acquire)) {
+        Some(free) => *free,
+        None => {
+            let slot: &'static WorkerSlot = Box::leak(Box::new(WorkerSlot {
+                index: slots.len() as u64,
+                task: AtomicU64::new(0),
+                start: AtomicU64::new(0),
+                self_woken: AtomicBool::new(false),
+                alive: AtomicBool::new(false),
+                runtime: AtomicU64::new(0),
+                thread_name: Mutex::new(String::new()),
+                span: Mutex::new(None),
+            }));
+            slots.push(slot);
+            slot
+        }
+    };
+    slot.alive.store(true, Release);
+    drop(slots);
+    let thread = std::thread::current();
+    *slot.thread_name.lock().unwrap_or_else(|e| e.into_inner()) =
+        thread.name().map_or_else(|| format!("{:?}", thread.id()), str::to_owned);
+    slot.runtime.store(crate::probe::current_runtime_id().unwrap_or(0), Relaxed);
+    // If the thread is already tearing down its locals, keep the slot (it stays alive): rare,
+    // and still correct, just not reused.
+    let _ = OWNER.try_with(|o| *o.borrow_mut() = Some(SlotOwner(slot)));
+    CURRENT.with(|c| c.set(slot));
+    slot
+}
+
+/// Every slot ever created (alive or free).
+pub(crate) fn all() -> Vec<&'static WorkerSlot> {
+    SLOTS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The id of the task being polled on this thread (0: none), used as the parent of spawned tasks.
+#[inline]
+pub(crate) fn current_task() -> u64 {
+    current_if_any().map_or(0, |s| s.task.load(Relaxed))
+}
