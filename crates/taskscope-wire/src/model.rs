@@ -105,7 +105,8 @@ pub struct Task {
     pub polls: u64,
     /// Total time spent in polls.
     pub busy_ns: u64,
-    /// Wakes from other tasks or threads plus self-wakes.
+    /// Wakes that made the task runnable (repeated wakes before it runs count once), self-wakes
+    /// included.
     pub wakes: u64,
     /// Wakes the task gave itself while being polled (e.g. `yield_now`).
     pub self_wakes: u64,

@@ -262,7 +262,7 @@ pub(crate) fn task_to_wire(stats: &TaskStats, shared: &Shared) -> Task {
         panic_message: stats.panic_message.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         polls: poll_ns.count(),
         busy_ns: poll_ns.sum,
-        wakes: stats.wakes.load(Relaxed) + self_wakes,
+        wakes: stats.wakes.load(Relaxed),
         self_wakes,
         first_poll_delay_ns: (first_poll != 0).then(|| clock::delta_ns(stats.created, first_poll)),
         created_ms: shared.ms_at(stats.created),

@@ -34,6 +34,8 @@ pub(crate) struct TaskStats {
     pub(crate) created: u64,
 
     // Written by the poller only.
+    /// Wakes that made the task runnable (repeated wakes before it runs count once).
+    pub(crate) wakes: AtomicU64,
     pub(crate) poll_ns: AtomicHistogram,
     pub(crate) scheduled_ns: AtomicHistogram,
     pub(crate) first_poll: AtomicU64,
@@ -46,8 +48,6 @@ pub(crate) struct TaskStats {
     // Written by wakers on any thread.
     /// Ticks of the first wake since the last poll started (0: not woken).
     pub(crate) woken_at: CachePadded<AtomicU64>,
-    /// Wakes from outside the task's own poll.
-    pub(crate) wakes: AtomicU64,
 }
 
 impl TaskStats {

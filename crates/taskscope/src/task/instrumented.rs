@@ -61,16 +61,18 @@ impl<F: Future> Future for Instrumented<F> {
         slot.start.store(start, Release);
         stats.state.store(STATE_RUNNING, Relaxed);
 
-        if *this.self_woken_at != 0 {
-            stats.scheduled_ns.record_single_writer(clock::delta_ns(*this.self_woken_at, start));
+        // The wake that made this poll happen: a self-wake in the last poll, or a waker's stamp.
+        let woken = match *this.self_woken_at {
+            0 => stats.woken_at.load(Relaxed),
+            at => at,
+        };
+        if woken != 0 {
             *this.self_woken_at = 0;
-        } else {
-            let woken = stats.woken_at.load(Relaxed);
-            if woken != 0 {
-                // A wake arriving between this load and the exchange starts the next delay.
-                let _ = stats.woken_at.compare_exchange(woken, 0, Relaxed, Relaxed);
-                stats.scheduled_ns.record_single_writer(clock::delta_ns(woken, start));
-            }
+            // A plain store, not a swap: a wake landing between the load and this store is a wake
+            // during this poll, already served by it.
+            stats.woken_at.store(0, Relaxed);
+            stats.scheduled_ns.record_single_writer(clock::delta_ns(woken, start));
+            stats.wakes.store(stats.wakes.load(Relaxed) + 1, Relaxed);
         }
 
         let (proxy, inner) = match this.waker {

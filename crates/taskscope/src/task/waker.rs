@@ -2,9 +2,15 @@
 //! (wake → poll start), then forwards to the runtime's waker.
 //!
 //! One proxy is allocated per task, at its first poll; clones are reference-count increments.
-//! A self-wake (the task waking itself during its own poll, as `yield_now` does) only sets a flag
-//! in the thread's worker slot: the poll wrapper then reuses its poll-end clock read as the wake
-//! time, so the commonest wake costs no clock read and no atomic read-modify-write.
+//! A wake costs one clock read and plain loads and stores — no read-modify-write: only the first
+//! wake since the last poll is stamped (later ones find the stamp set), and wakes are counted by
+//! the poller, which consumes the stamp. Two racing first wakes may both store; the later stamp
+//! wins, shortening that one delay by the race window.
+//!
+//! A self-wake (the task waking itself during its own poll) only sets a flag in the thread's
+//! worker slot: the poll wrapper then reuses its poll-end clock read as the wake time. (tokio's
+//! `yield_now` defers its wake until the worker has run the rest of its batch, so it arrives after
+//! the poll and counts as an ordinary wake, stamped when it really happens.)
 
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
@@ -30,10 +36,9 @@ impl WakeProxy {
                 return;
             }
         }
-        self.stats.wakes.fetch_add(1, Relaxed);
-        if self.stats.woken_at.load(Relaxed) == 0 {
-            // Only the first wake since the last poll counts: the delay runs from it.
-            let _ = self.stats.woken_at.compare_exchange(0, clock::now(), Relaxed, Relaxed);
+        let woken_at = &self.stats.woken_at;
+        if woken_at.load(Relaxed) == 0 {
+            woken_at.store(clock::now(), Relaxed);
         }
     }
 }
