@@ -170,7 +170,7 @@ impl Builder {
         let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         shared.start_unix_ms.store(unix_ms, Relaxed);
         let threshold_ns = u64::try_from(self.blocked_threshold.as_nanos()).unwrap_or(u64::MAX).max(1);
-        shared.blocked_threshold_ns.store(threshold_ns, Relaxed);
+        crate::registry::BLOCKED_NS.store(threshold_ns, Relaxed);
         probe::GENERATION.fetch_add(1, Relaxed);
         shared.registry().reset(self.retained_tasks);
 

@@ -37,7 +37,6 @@ pub(crate) struct Shared {
     pub(crate) enabled: AtomicBool,
     pub(crate) queue: ArrayQueue<Event>,
     pub(crate) dropped: AtomicU64,
-    pub(crate) blocked_threshold_ns: AtomicU64,
     pub(crate) next_id: AtomicU64,
     /// Clock ticks when the current Guard started.
     pub(crate) epoch: AtomicU64,
@@ -47,12 +46,14 @@ pub(crate) struct Shared {
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
 
+/// The blocked threshold, where the hot path reads it without going through `SHARED`.
+pub(crate) static BLOCKED_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+
 pub(crate) fn shared() -> &'static Shared {
     SHARED.get_or_init(|| Shared {
         enabled: AtomicBool::new(false),
         queue: ArrayQueue::new(QUEUE_CAPACITY),
         dropped: AtomicU64::new(0),
-        blocked_threshold_ns: AtomicU64::new(u64::MAX),
         next_id: AtomicU64::new(1),
         epoch: AtomicU64::new(0),
         start_unix_ms: AtomicU64::new(0),

@@ -24,7 +24,7 @@ pub(crate) fn scan_period(threshold_ns: u64) -> Duration {
 }
 
 pub(crate) fn run(shared: &'static Shared, stop: Arc<AtomicBool>) {
-    let period = scan_period(shared.blocked_threshold_ns.load(Relaxed));
+    let period = scan_period(crate::registry::BLOCKED_NS.load(Relaxed));
     while !stop.load(Acquire) {
         std::thread::park_timeout(period);
         scan(shared);
@@ -33,7 +33,7 @@ pub(crate) fn run(shared: &'static Shared, stop: Arc<AtomicBool>) {
 
 /// One pass over slots, ongoing warnings and runtime probes.
 pub(crate) fn scan(shared: &'static Shared) {
-    let threshold = shared.blocked_threshold_ns.load(Relaxed);
+    let threshold = crate::registry::BLOCKED_NS.load(Relaxed);
     let mut registry = shared.registry();
     let now = clock::now();
 

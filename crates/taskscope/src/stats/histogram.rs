@@ -13,10 +13,15 @@ use taskscope_wire::{bucket_index, Histogram, CHUNKS, SUB_BUCKETS};
 struct Chunk([AtomicU64; SUB_BUCKETS]);
 
 /// Recorder of nanosecond values.
+///
+/// `sum` and `max` come first so that they share a cache line with the pointers of the chunks
+/// that short polls land in: a poll touches as few lines as possible (with a thousand tasks the
+/// per-poll cost is mostly cache misses, measured with `perf annotate`).
+#[repr(C)]
 pub(crate) struct AtomicHistogram {
-    chunks: [AtomicPtr<Chunk>; CHUNKS],
-    max: AtomicU64,
     sum: AtomicU64,
+    max: AtomicU64,
+    chunks: [AtomicPtr<Chunk>; CHUNKS],
 }
 
 impl std::fmt::Debug for AtomicHistogram {

@@ -99,7 +99,7 @@ impl<F: Future> Future for Instrumented<F> {
             *this.self_woken_at = end;
             stats.self_wakes.store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
         }
-        if duration >= registry::shared().blocked_threshold_ns.load(Relaxed) {
+        if duration >= registry::BLOCKED_NS.load(Relaxed) {
             long_poll(stats.id, start, end);
         }
 
