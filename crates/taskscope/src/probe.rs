@@ -103,7 +103,7 @@ fn attach(handle: &Handle, key: (u64, u64), shared: &'static Shared) {
         id: key.0,
         multi_thread: matches!(handle.runtime_flavor(), RuntimeFlavor::MultiThread),
         metrics,
-        lag_ns: AtomicHistogram::default(),
+        lag_ns: AtomicHistogram::preallocated(),
         alive: AtomicBool::new(true),
         ping: Notify::new(),
         ping_sent: AtomicU64::new(0),

@@ -41,6 +41,16 @@ impl Default for AtomicHistogram {
 }
 
 impl AtomicHistogram {
+    /// A histogram with every chunk allocated up front (≈ 10 KiB): for long-lived recorders such
+    /// as a runtime's lag probe, which then never allocate.
+    pub(crate) fn preallocated() -> Self {
+        let h = AtomicHistogram::default();
+        for slot in &h.chunks {
+            h.alloc_chunk(slot);
+        }
+        h
+    }
+
     #[inline(always)]
     fn bucket(&self, value: u64) -> &AtomicU64 {
         let index = bucket_index(value);

@@ -1,0 +1,23 @@
+//! Environment configuration: a bad value is a clear error from `try_init()` and a logged
+//! fallback from `init()`, never a panic.
+
+#[test]
+fn bad_environment_values_are_errors_and_init_falls_back() {
+    std::env::set_var("TASKSCOPE_BLOCKED_MS", "ten");
+    let err = taskscope::try_init().unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("TASKSCOPE_BLOCKED_MS") && text.contains("ten"), "{text}");
+    // init() logs and runs with the default.
+    let guard = taskscope::init();
+    assert!(guard.is_active());
+    drop(guard);
+
+    std::env::set_var("TASKSCOPE_BLOCKED_MS", "25");
+    std::env::set_var("TASKSCOPE_REPORT", "out.xml");
+    let err = taskscope::try_init().unwrap_err();
+    assert!(matches!(err, taskscope::Error::UnsupportedReportFormat(_)), "{err}");
+    std::env::remove_var("TASKSCOPE_REPORT");
+    let guard = taskscope::try_init().expect("valid environment");
+    drop(guard);
+    std::env::remove_var("TASKSCOPE_BLOCKED_MS");
+}
