@@ -22,7 +22,12 @@ enum Variant {
 }
 
 impl Variant {
-    const ALL: [Variant; 4] = [Variant::Bare, Variant::TokioMetrics, Variant::TaskscopeOff, Variant::Taskscope];
+    const ALL: [Variant; 4] = [
+        Variant::Bare,
+        Variant::TokioMetrics,
+        Variant::TaskscopeOff,
+        Variant::Taskscope,
+    ];
     fn name(self) -> &'static str {
         match self {
             Variant::Bare => "bare tokio::spawn",
@@ -35,9 +40,16 @@ impl Variant {
 
 fn runtime(multi: bool) -> tokio::runtime::Runtime {
     if multi {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
     } else {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 }
 
@@ -58,7 +70,8 @@ fn spawn_all<F: Future<Output = ()> + Send + 'static>(
 /// Nanoseconds per poll for one variant.
 fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let rt = runtime(multi);
-    let guard = (variant == Variant::Taskscope).then(|| taskscope::Builder::new().retained_tasks(0).init());
+    let guard =
+        (variant == Variant::Taskscope).then(|| taskscope::Builder::new().retained_tasks(0).init());
     let monitor = tokio_metrics::TaskMonitor::new();
     let elapsed = rt.block_on(async {
         // Warm up: first spawns attach probes and calibrate the clock.
@@ -68,8 +81,9 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         let handles = match variant {
             Variant::Bare => spawn_all(tasks, || yielder(yields), tokio::spawn),
             Variant::TokioMetrics => {
-                let handles: Vec<_> =
-                    (0..tasks).map(|_| tokio::spawn(monitor.instrument(yielder(yields)))).collect();
+                let handles: Vec<_> = (0..tasks)
+                    .map(|_| tokio::spawn(monitor.instrument(yielder(yields))))
+                    .collect();
                 handles
             }
             Variant::TaskscopeOff | Variant::Taskscope => {
@@ -85,7 +99,10 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         let snap = guard.finish().expect("active guard");
         let polls: u64 = snap.task_groups.iter().map(|g| g.polls).sum();
         // The instrumented run really recorded every poll.
-        assert!(polls >= u64::from(tasks) * u64::from(yields + 1), "recorded {polls} polls");
+        assert!(
+            polls >= u64::from(tasks) * u64::from(yields + 1),
+            "recorded {polls} polls"
+        );
     }
     elapsed.as_nanos() as f64 / (f64::from(tasks) * f64::from(yields + 1))
 }
@@ -122,11 +139,24 @@ fn main() {
         }
         let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
         let bare = medians[0];
-        println!("{}", if multi { "multi-thread runtime, 2 workers" } else { "current-thread runtime" });
+        println!(
+            "{}",
+            if multi {
+                "multi-thread runtime, 2 workers"
+            } else {
+                "current-thread runtime"
+            }
+        );
         println!("| variant | ns/poll | overhead vs bare | ratio |");
         println!("|---|---:|---:|---:|");
         for (v, m) in Variant::ALL.iter().zip(&medians) {
-            println!("| {} | {:.1} | {:+.1} ns | {:.2}x |", v.name(), m, m - bare, m / bare);
+            println!(
+                "| {} | {:.1} | {:+.1} ns | {:.2}x |",
+                v.name(),
+                m,
+                m - bare,
+                m / bare
+            );
         }
         println!();
     }

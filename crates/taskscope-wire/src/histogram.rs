@@ -115,7 +115,10 @@ impl Histogram {
     /// Adds every value of `other` to this histogram.
     pub fn merge(&mut self, other: &Histogram) {
         let mut merged = Vec::with_capacity(self.buckets.len().max(other.buckets.len()));
-        let (mut a, mut b) = (self.buckets.iter().peekable(), other.buckets.iter().peekable());
+        let (mut a, mut b) = (
+            self.buckets.iter().peekable(),
+            other.buckets.iter().peekable(),
+        );
         loop {
             match (a.peek(), b.peek()) {
                 (Some(&&(ia, ca)), Some(&&(ib, cb))) => {
@@ -149,7 +152,9 @@ impl Histogram {
 
     /// Number of values recorded.
     pub fn count(&self) -> u64 {
-        self.buckets.iter().fold(0u64, |n, &(_, c)| n.saturating_add(c))
+        self.buckets
+            .iter()
+            .fold(0u64, |n, &(_, c)| n.saturating_add(c))
     }
 
     /// True when nothing was recorded.
@@ -223,7 +228,11 @@ mod tests {
                 h.record(u64::MAX / 4); // keep max from clamping the estimate
                 let est = h.value_at_quantile(0.5);
                 let err = (est as f64 - probe as f64).abs() / probe as f64;
-                assert!(err <= 0.03, "value {probe} estimated as {est} ({:.2}%)", err * 100.0);
+                assert!(
+                    err <= 0.03,
+                    "value {probe} estimated as {est} ({:.2}%)",
+                    err * 100.0
+                );
             }
             v = v * 3 / 2 + 1;
         }
@@ -238,7 +247,11 @@ mod tests {
         let p = h.percentiles();
         assert_eq!(p.count, 10_000);
         assert_eq!(p.max, 10_000_000);
-        for (got, want) in [(p.p50, 5_000_000.0), (p.p90, 9_000_000.0), (p.p99, 9_900_000.0)] {
+        for (got, want) in [
+            (p.p50, 5_000_000.0),
+            (p.p90, 9_000_000.0),
+            (p.p99, 9_900_000.0),
+        ] {
             assert!((got as f64 - want).abs() / want < 0.03, "{got} vs {want}");
         }
         assert_eq!(h.mean(), 5_000_500);
@@ -246,7 +259,11 @@ mod tests {
 
     #[test]
     fn merge_equals_recording_everything_in_one() {
-        let (mut a, mut b, mut all) = (Histogram::default(), Histogram::default(), Histogram::default());
+        let (mut a, mut b, mut all) = (
+            Histogram::default(),
+            Histogram::default(),
+            Histogram::default(),
+        );
         for v in 0..5_000u64 {
             let x = v * v % 1_000_003;
             if v % 3 == 0 {

@@ -9,7 +9,9 @@
 mod histogram;
 mod model;
 
-pub use histogram::{bucket_index, bucket_range, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS};
+pub use histogram::{
+    bucket_index, bucket_range, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS,
+};
 pub use model::{
     Lock, Outcome, ProcessInfo, Runtime, Semaphore, Snapshot, Task, TaskGroup, TaskKind, TaskState,
     Warning, WarningKind, Worker,

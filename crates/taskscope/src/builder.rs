@@ -167,9 +167,13 @@ impl Builder {
         clock::warm_up();
         let now = clock::now();
         shared.epoch.store(now, Relaxed);
-        let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         shared.start_unix_ms.store(unix_ms, Relaxed);
-        let threshold_ns = u64::try_from(self.blocked_threshold.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let threshold_ns = u64::try_from(self.blocked_threshold.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
         crate::registry::BLOCKED_NS.store(threshold_ns, Relaxed);
         probe::GENERATION.fetch_add(1, Relaxed);
         shared.registry().reset(self.retained_tasks);
@@ -177,9 +181,14 @@ impl Builder {
         let stop = Arc::new(AtomicBool::new(false));
         let spawn = |name: &str, f: fn(&'static Shared, Arc<AtomicBool>)| {
             let stop = stop.clone();
-            std::thread::Builder::new().name(name.into()).spawn(move || f(shared, stop))
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || f(shared, stop))
         };
-        let threads = match (spawn("taskscope-watchdog", watchdog::run), spawn("taskscope-collector", collector::run)) {
+        let threads = match (
+            spawn("taskscope-watchdog", watchdog::run),
+            spawn("taskscope-collector", collector::run),
+        ) {
             (Ok(a), Ok(b)) => vec![a, b],
             (a, b) => {
                 stop.store(true, Release);
@@ -197,7 +206,14 @@ impl Builder {
                 return Err(Error::Io(error.expect("one spawn failed")));
             }
         };
-        Ok(Guard { inner: Some(GuardInner { shared, stop, threads, report: self.report }) })
+        Ok(Guard {
+            inner: Some(GuardInner {
+                shared,
+                stop,
+                threads,
+                report: self.report,
+            }),
+        })
     }
 
     /// Starts taskscope; problems are logged (as `tracing` events and on stderr) and taskscope
@@ -207,7 +223,11 @@ impl Builder {
             Ok(guard) => guard,
             Err(Error::UnsupportedReportFormat(path)) => {
                 log_error(&Error::UnsupportedReportFormat(path));
-                Builder { report: None, ..Builder::new() }.init()
+                Builder {
+                    report: None,
+                    ..Builder::new()
+                }
+                .init()
             }
             Err(e) => {
                 log_error(&e);
@@ -223,11 +243,17 @@ fn log_error(e: &dyn std::fmt::Display) {
 }
 
 fn env_ms(var: &'static str) -> Result<Option<Duration>, Error> {
-    let Some(value) = std::env::var_os(var) else { return Ok(None) };
+    let Some(value) = std::env::var_os(var) else {
+        return Ok(None);
+    };
     let value = value.to_string_lossy().into_owned();
     match value.trim().parse::<u64>() {
         Ok(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
-        _ => Err(Error::InvalidEnv { var, value, expected: "a whole number of milliseconds above 0" }),
+        _ => Err(Error::InvalidEnv {
+            var,
+            value,
+            expected: "a whole number of milliseconds above 0",
+        }),
     }
 }
 
@@ -306,7 +332,10 @@ impl Guard {
         shared.enabled.store(false, Release);
         if let Some(path) = inner.report {
             if let Err(e) = write_report(&path, &snapshot) {
-                log_error(&format!("cannot write the report to {}: {e}", path.display()));
+                log_error(&format!(
+                    "cannot write the report to {}: {e}",
+                    path.display()
+                ));
             }
         }
         Some(snapshot)
@@ -320,17 +349,29 @@ impl Drop for Guard {
 }
 
 fn alive_at_exit(shared: &'static Shared, registry: &mut registry::Registry) {
-    let mut alive: Vec<_> = registry.tasks(shared).into_iter().filter(|t| t.state != TaskState::Done).collect();
+    let mut alive: Vec<_> = registry
+        .tasks(shared)
+        .into_iter()
+        .filter(|t| t.state != TaskState::Done)
+        .collect();
     if alive.is_empty() {
         return;
     }
     alive.sort_by_key(|t| t.created_ms);
-    let longest: Vec<String> = alive.iter().take(5).map(|t| format!("`{}` ({})", t.name, t.location)).collect();
+    let longest: Vec<String> = alive
+        .iter()
+        .take(5)
+        .map(|t| format!("`{}` ({})", t.name, t.location))
+        .collect();
     let mut w = Warning::new(
         0,
         WarningKind::TasksAliveAtExit,
         shared.ms_at(clock::now()),
-        format!("{} tasks were still alive when taskscope stopped; longest-lived: {}", alive.len(), longest.join(", ")),
+        format!(
+            "{} tasks were still alive when taskscope stopped; longest-lived: {}",
+            alive.len(),
+            longest.join(", ")
+        ),
     );
     w.count = Some(alive.len() as u64);
     w.tasks = alive.iter().take(5).map(|t| t.id).collect();

@@ -40,7 +40,7 @@ fn clock() -> &'static quanta::Clock {
         let clock = quanta::Clock::new();
         // quanta reads the TSC directly when it uses it: a reading bracketed by two `rdtsc`s
         // tells which source it chose.
-        let mode = tsc_in_use(&clock).then_some(TSC).unwrap_or(QUANTA);
+        let mode = if tsc_in_use(&clock) { TSC } else { QUANTA };
         SCALE.store(clock.delta_as_nanos(0, 1 << 32).max(1), Relaxed);
         if mode == QUANTA {
             SCALE.store(1 << 32, Relaxed); // monotonic readings are nanoseconds

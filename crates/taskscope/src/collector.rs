@@ -59,7 +59,11 @@ pub(crate) fn build(shared: &'static Shared, registry: &Registry) -> Snapshot {
             let task = s.task.load(Relaxed);
             Worker {
                 id: s.index,
-                thread: s.thread_name.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                thread: s
+                    .thread_name
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
                 runtime: Some(s.runtime.load(Relaxed)).filter(|&r| r != 0),
                 current_task: (start != 0 && task != 0).then_some(task),
                 current_poll_ns: (start != 0).then(|| clock::delta_ns(start, now)),
@@ -98,5 +102,9 @@ fn process_info(shared: &Shared) -> ProcessInfo {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    ProcessInfo { name, pid: std::process::id(), start_unix_ms: shared.start_unix_ms.load(Relaxed) }
+    ProcessInfo {
+        name,
+        pid: std::process::id(),
+        start_unix_ms: shared.start_unix_ms.load(Relaxed),
+    }
 }

@@ -95,7 +95,10 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let label = span.extensions().get::<(Label, Fields)>().map(|(l, _)| l.0.clone());
+        let label = span
+            .extensions()
+            .get::<(Label, Fields)>()
+            .map(|(l, _)| l.0.clone());
         let Some(label) = label else { return };
         let _ = STACK.try_with(|stack| {
             stack.borrow_mut().push(label.clone());

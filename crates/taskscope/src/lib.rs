@@ -38,6 +38,6 @@ pub use collector::snapshot;
 pub use layer::{layer, SpanLayer};
 pub use task::spawn::{spawn, spawn_blocking, spawn_named};
 pub use taskscope_wire::{
-    Histogram, Outcome, Percentiles, Runtime, Snapshot, Task, TaskGroup, TaskKind, TaskState, Warning,
-    WarningKind, Worker,
+    Histogram, Outcome, Percentiles, Runtime, Snapshot, Task, TaskGroup, TaskKind, TaskState,
+    Warning, WarningKind, Worker,
 };

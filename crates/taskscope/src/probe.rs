@@ -94,7 +94,11 @@ pub(crate) fn ensure_attached(handle: &Handle, shared: &'static Shared) {
 fn attach(handle: &Handle, key: (u64, u64), shared: &'static Shared) {
     ATTACHED.with(|a| a.set(key));
     let mut registry = shared.registry();
-    if registry.runtimes.iter().any(|p| p.id == key.0 && p.alive.load(Acquire)) {
+    if registry
+        .runtimes
+        .iter()
+        .any(|p| p.id == key.0 && p.alive.load(Acquire))
+    {
         return;
     }
     let metrics = handle.metrics();
@@ -137,7 +141,11 @@ impl RuntimeProbe {
     /// Sends a heartbeat ping unless one is still outstanding (a late one is measured when it
     /// finally runs).
     pub(crate) fn ping(&self) {
-        if self.ping_sent.compare_exchange(0, clock::now(), AcqRel, Relaxed).is_ok() {
+        if self
+            .ping_sent
+            .compare_exchange(0, clock::now(), AcqRel, Relaxed)
+            .is_ok()
+        {
             self.ping.notify_one();
         }
     }

@@ -101,19 +101,25 @@ pub(crate) struct RegistryGuard(Option<MutexGuard<'static, Registry>>);
 impl std::ops::Deref for RegistryGuard {
     type Target = Registry;
     fn deref(&self) -> &Registry {
-        self.0.as_ref().expect("registry guard is only emptied in drop")
+        self.0
+            .as_ref()
+            .expect("registry guard is only emptied in drop")
     }
 }
 
 impl std::ops::DerefMut for RegistryGuard {
     fn deref_mut(&mut self) -> &mut Registry {
-        self.0.as_mut().expect("registry guard is only emptied in drop")
+        self.0
+            .as_mut()
+            .expect("registry guard is only emptied in drop")
     }
 }
 
 impl Drop for RegistryGuard {
     fn drop(&mut self) {
-        let Some(mut guard) = self.0.take() else { return };
+        let Some(mut guard) = self.0.take() else {
+            return;
+        };
         let raised = std::mem::take(&mut guard.warnings.to_emit);
         drop(guard);
         for warning in raised {
@@ -145,7 +151,10 @@ pub(crate) struct Registry {
 impl Registry {
     /// Clears everything for a new Guard.
     pub(crate) fn reset(&mut self, retain_finished: usize) {
-        *self = Registry { retain_finished, ..Registry::default() };
+        *self = Registry {
+            retain_finished,
+            ..Registry::default()
+        };
     }
 
     fn sync(&mut self, shared: &'static Shared) {
@@ -166,7 +175,10 @@ impl Registry {
     }
 
     fn group_mut(&mut self, stats: &TaskStats) -> &mut TaskGroup {
-        let mut key = GroupKey { name: stats.display_name(), location: stats.location };
+        let mut key = GroupKey {
+            name: stats.display_name(),
+            location: stats.location,
+        };
         if !self.groups.contains_key(&key) && self.groups.len() >= MAX_GROUPS {
             key.name = Cow::Borrowed("(other names)");
         }
@@ -181,9 +193,16 @@ impl Registry {
     /// Moves finished tasks out of the live set: folds them into their group, keeps the most
     /// recent ones in full, and raises `task_panicked` for those that panicked.
     pub(crate) fn retire_finished(&mut self, shared: &'static Shared) {
-        let done: Vec<u64> = self.live.iter().filter(|(_, s)| s.is_done()).map(|(&id, _)| id).collect();
+        let done: Vec<u64> = self
+            .live
+            .iter()
+            .filter(|(_, s)| s.is_done())
+            .map(|(&id, _)| id)
+            .collect();
         for id in done {
-            let Some(stats) = self.live.remove(&id) else { continue };
+            let Some(stats) = self.live.remove(&id) else {
+                continue;
+            };
             let task = task_to_wire(&stats, shared);
             let group = self.group_mut(&stats);
             match task.outcome {
@@ -210,7 +229,11 @@ impl Registry {
 
     /// Live tasks then retained finished ones.
     pub(crate) fn tasks(&self, shared: &'static Shared) -> Vec<Task> {
-        let mut tasks: Vec<Task> = self.live.values().map(|s| task_to_wire(s, shared)).collect();
+        let mut tasks: Vec<Task> = self
+            .live
+            .values()
+            .map(|s| task_to_wire(s, shared))
+            .collect();
         tasks.sort_by_key(|t| t.id);
         tasks.extend(self.finished.iter().cloned());
         tasks
@@ -220,12 +243,20 @@ impl Registry {
     pub(crate) fn groups(&self, live_tasks: &[Task]) -> Vec<TaskGroup> {
         let mut groups = self.groups.clone();
         for task in live_tasks.iter().filter(|t| t.state != TaskState::Done) {
-            let Some(stats) = self.live.get(&task.id) else { continue };
-            let key = GroupKey { name: stats.display_name(), location: stats.location };
+            let Some(stats) = self.live.get(&task.id) else {
+                continue;
+            };
+            let key = GroupKey {
+                name: stats.display_name(),
+                location: stats.location,
+            };
             let key = if groups.contains_key(&key) {
                 key
             } else {
-                GroupKey { name: Cow::Borrowed("(other names)"), ..key }
+                GroupKey {
+                    name: Cow::Borrowed("(other names)"),
+                    ..key
+                }
             };
             if let Some(group) = groups.get_mut(&key) {
                 group.alive += 1;
@@ -242,7 +273,9 @@ impl Registry {
 
     /// Name and location of a task the registry knows.
     pub(crate) fn describe(&self, id: u64) -> Option<(String, String, TaskKind)> {
-        self.live.get(&id).map(|s| (s.display_name().into_owned(), s.location_string(), s.kind))
+        self.live
+            .get(&id)
+            .map(|s| (s.display_name().into_owned(), s.location_string(), s.kind))
     }
 }
 
@@ -260,7 +293,11 @@ pub(crate) fn task_to_wire(stats: &TaskStats, shared: &Shared) -> Task {
         kind: stats.kind,
         state: stats.state(),
         outcome: stats.outcome(),
-        panic_message: stats.panic_message.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        panic_message: stats
+            .panic_message
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
         polls: poll_ns.count(),
         busy_ns: poll_ns.sum,
         wakes: stats.wakes.load(Relaxed),

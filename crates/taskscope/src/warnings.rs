@@ -57,7 +57,12 @@ impl Warnings {
             w.message = message;
             return;
         }
-        let mut w = Warning::new(0, WarningKind::EventsDropped, shared.ms_at(clock::now()), message);
+        let mut w = Warning::new(
+            0,
+            WarningKind::EventsDropped,
+            shared.ms_at(clock::now()),
+            message,
+        );
         w.count = Some(total);
         self.dropped_warning = Some(self.raise(w));
     }
@@ -68,7 +73,10 @@ impl Warnings {
             0,
             WarningKind::TaskPanicked,
             task.ended_ms.unwrap_or_else(|| shared.ms_at(clock::now())),
-            format!("task `{}` spawned at {} panicked: {panic}", task.name, task.location),
+            format!(
+                "task `{}` spawned at {} panicked: {panic}",
+                task.name, task.location
+            ),
         );
         w.task = Some(task.id);
         w.task_name = Some(task.name.clone());

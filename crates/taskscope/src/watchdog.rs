@@ -84,7 +84,9 @@ pub(crate) fn scan(shared: &'static Shared) {
         .map(|(&key, _)| key)
         .collect();
     for key in ended {
-        let Some(&id) = registry.warnings.blocked.get(&key) else { continue };
+        let Some(&id) = registry.warnings.blocked.get(&key) else {
+            continue;
+        };
         if let Some(w) = registry.warnings.get_mut(id) {
             if w.ongoing {
                 w.ongoing = false;
@@ -122,7 +124,12 @@ fn poll_ended(shared: &Shared, registry: &mut Registry, task: u64, start: u64, e
         None => {
             // Ended before a scan saw it (or the threshold is below the scan period).
             let (name, location) = describe(registry, task);
-            let mut w = Warning::new(0, WarningKind::BlockedWorker, shared.ms_at(start), String::new());
+            let mut w = Warning::new(
+                0,
+                WarningKind::BlockedWorker,
+                shared.ms_at(start),
+                String::new(),
+            );
             w.task = Some(task);
             w.task_name = Some(name);
             w.location = Some(location);
@@ -150,14 +157,24 @@ fn blocked_warning(
     elapsed: u64,
 ) -> Warning {
     let (name, location) = describe(registry, task);
-    let mut w = Warning::new(0, WarningKind::BlockedWorker, shared.ms_at(start), String::new());
+    let mut w = Warning::new(
+        0,
+        WarningKind::BlockedWorker,
+        shared.ms_at(start),
+        String::new(),
+    );
     w.task = Some(task);
     w.task_name = Some(name);
     w.location = Some(location);
     w.duration_ns = Some(elapsed);
     w.ongoing = true;
     w.worker = Some(worker_name(slot));
-    w.span = slot.span.lock().unwrap_or_else(|e| e.into_inner()).as_deref().map(str::to_owned);
+    w.span = slot
+        .span
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_deref()
+        .map(str::to_owned);
     w.message = blocked_message(&w, elapsed, true);
     w
 }
@@ -170,12 +187,23 @@ fn worker_name(slot: &WorkerSlot) -> String {
 fn blocked_message(w: &Warning, elapsed: u64, ongoing: bool) -> String {
     let task = w.task_name.as_deref().unwrap_or("?");
     let location = w.location.as_deref().unwrap_or("?");
-    let worker = w.worker.as_deref().map(|t| format!("worker {t} ")).unwrap_or_else(|| "a worker ".into());
-    let span = w.span.as_deref().map(|s| format!(" in span {s}")).unwrap_or_default();
+    let worker = w
+        .worker
+        .as_deref()
+        .map(|t| format!("worker {t} "))
+        .unwrap_or_else(|| "a worker ".into());
+    let span = w
+        .span
+        .as_deref()
+        .map(|s| format!(" in span {s}"))
+        .unwrap_or_default();
     if ongoing {
         format!("{worker}has been blocked for {} by task `{task}` (spawned at {location}){span}; still blocked", fmt_ns(elapsed))
     } else {
-        format!("{worker}was blocked for {} by one poll of task `{task}` (spawned at {location}){span}", fmt_ns(elapsed))
+        format!(
+            "{worker}was blocked for {} by one poll of task `{task}` (spawned at {location}){span}",
+            fmt_ns(elapsed)
+        )
     }
 }
 
@@ -194,7 +222,11 @@ fn watch_uninstrumented(
 ) {
     let instrumented_polling = slots
         .iter()
-        .filter(|s| s.alive.load(Acquire) && s.runtime.load(Relaxed) == probe.id && s.start.load(Acquire) != 0)
+        .filter(|s| {
+            s.alive.load(Acquire)
+                && s.runtime.load(Relaxed) == probe.id
+                && s.start.load(Acquire) != 0
+        })
         .count();
     let mut watch = probe.watch.lock().unwrap_or_else(|e| e.into_inner());
     let mut stuck = Vec::new();
@@ -220,8 +252,11 @@ fn watch_uninstrumented(
         }
     }
     let unexplained = stuck.len().saturating_sub(instrumented_polling);
-    let confirmed: Vec<usize> =
-        stuck.into_iter().filter(|&i| watch[i].suspect_scans >= 2).take(unexplained).collect();
+    let confirmed: Vec<usize> = stuck
+        .into_iter()
+        .filter(|&i| watch[i].suspect_scans >= 2)
+        .take(unexplained)
+        .collect();
     for worker in confirmed {
         let w = &mut watch[worker];
         let elapsed = clock::delta_ns(w.changed_at, now);

@@ -33,7 +33,9 @@ fn allocs() -> u64 {
 
 /// Allocations made on the runtime thread during `polls` steady-state polls of one task.
 fn allocations_during_polls(instrumented: bool, polls: u32) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let body = async move {
             // Warm up: the first polls allocate the waker proxy and a histogram chunk for each new
@@ -65,7 +67,10 @@ fn no_allocation_per_poll_in_steady_state() {
     // lands in a new power of two (an outlier poll or delay), at most 41 per histogram and two
     // histograms per task — so over 100,000 polls the count stays at that bound, not near 100,000.
     let instrumented = allocations_during_polls(true, 100_000);
-    assert!(instrumented <= 2 * 41, "{instrumented} allocations in 100,000 polls");
+    assert!(
+        instrumented <= 2 * 41,
+        "{instrumented} allocations in 100,000 polls"
+    );
     // And the polls were really recorded.
     let snap = taskscope::snapshot();
     let polls: u64 = snap.task_groups.iter().map(|g| g.polls).sum();

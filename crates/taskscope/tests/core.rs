@@ -10,11 +10,19 @@ use taskscope::{Outcome, Snapshot, TaskState, Warning, WarningKind};
 
 fn guard() {
     static GUARD: OnceLock<taskscope::Guard> = OnceLock::new();
-    GUARD.get_or_init(|| taskscope::Builder::new().blocked_threshold(Duration::from_millis(10)).init());
+    GUARD.get_or_init(|| {
+        taskscope::Builder::new()
+            .blocked_threshold(Duration::from_millis(10))
+            .init()
+    });
 }
 
 fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn wait_for<T>(timeout: Duration, mut f: impl FnMut(&Snapshot) -> Option<T>) -> Option<T> {
@@ -29,7 +37,8 @@ fn wait_for<T>(timeout: Duration, mut f: impl FnMut(&Snapshot) -> Option<T>) -> 
 }
 
 fn blocked_of<'a>(snap: &'a Snapshot, task: &str) -> Option<&'a Warning> {
-    snap.warnings_of(WarningKind::BlockedWorker).find(|w| w.task_name.as_deref() == Some(task))
+    snap.warnings_of(WarningKind::BlockedWorker)
+        .find(|w| w.task_name.as_deref() == Some(task))
 }
 
 /// Runs `block` in a task named `name` on `rt` and checks the warning is in a snapshot taken while
@@ -51,19 +60,31 @@ fn check_blocked_while_blocking(rt: &tokio::runtime::Handle, name: &'static str,
     let warning = wait_for(Duration::from_secs(2), |s| blocked_of(s, name).cloned())
         .unwrap_or_else(|| panic!("no blocked_worker warning for {name}"));
     // The warning existed before the blocking poll returned.
-    assert!(!finished.load(Ordering::SeqCst), "warning only seen after the poll ended: {warning:?}");
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "warning only seen after the poll ended: {warning:?}"
+    );
     assert!(warning.ongoing, "{warning:?}");
     assert!(warning.duration_ns.unwrap() >= 10_000_000, "{warning:?}");
     assert!(warning.worker.is_some(), "{warning:?}");
     let location = warning.location.clone().unwrap();
-    assert!(location.starts_with(&format!("{}:{}:", file!(), line + 1)), "{location}");
+    assert!(
+        location.starts_with(&format!("{}:{}:", file!(), line + 1)),
+        "{location}"
+    );
 
     futures_block_on(rt, task);
-    let done = wait_for(Duration::from_secs(2), |s| blocked_of(s, name).filter(|w| !w.ongoing).cloned())
-        .expect("warning completed after the poll ended");
+    let done = wait_for(Duration::from_secs(2), |s| {
+        blocked_of(s, name).filter(|w| !w.ongoing).cloned()
+    })
+    .expect("warning completed after the poll ended");
     let ms = done.duration_ns.unwrap() / 1_000_000;
     assert!((200..1_000).contains(&ms), "final duration {ms} ms");
-    assert!(done.message.contains(name) && done.message.contains("was blocked for"), "{}", done.message);
+    assert!(
+        done.message.contains(name) && done.message.contains("was blocked for"),
+        "{}",
+        done.message
+    );
 }
 
 fn futures_block_on(rt: &tokio::runtime::Handle, task: tokio::task::JoinHandle<()>) {
@@ -103,7 +124,10 @@ fn current_thread_driven() -> (tokio::runtime::Handle, std::sync::mpsc::Sender<(
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         handle_tx.send(rt.handle().clone()).unwrap();
         rt.block_on(async move {
             let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
@@ -185,7 +209,11 @@ fn wakes_from_other_tasks_measure_scheduled_delay() {
     let task = snap.tasks.iter().find(|t| t.name == "consumer").unwrap();
     assert!(task.wakes >= 50, "{task:?}");
     assert_eq!(task.self_wakes, 0);
-    assert!(task.scheduled_ns.count() >= 50, "{:?}", task.scheduled_ns.count());
+    assert!(
+        task.scheduled_ns.count() >= 50,
+        "{:?}",
+        task.scheduled_ns.count()
+    );
     // A woken task on an idle 2-worker runtime runs within well under a second.
     assert!(task.scheduled_ns.value_at_quantile(0.5) < 1_000_000_000);
 }
@@ -202,7 +230,10 @@ fn aborted_task_is_cancelled() {
     });
     let snap = taskscope::snapshot();
     let group = snap.group("to-abort").unwrap();
-    assert_eq!((group.spawned, group.cancelled, group.completed, group.alive), (1, 1, 0, 0));
+    assert_eq!(
+        (group.spawned, group.cancelled, group.completed, group.alive),
+        (1, 1, 0, 0)
+    );
     let task = snap.tasks.iter().find(|t| t.name == "to-abort").unwrap();
     assert_eq!(task.outcome, Some(Outcome::Cancelled));
 }
@@ -219,7 +250,9 @@ fn panicking_detached_task_raises_task_panicked_with_message() {
         }));
     });
     let w = wait_for(Duration::from_secs(2), |s| {
-        s.warnings_of(WarningKind::TaskPanicked).find(|w| w.task_name.as_deref() == Some("panicker")).cloned()
+        s.warnings_of(WarningKind::TaskPanicked)
+            .find(|w| w.task_name.as_deref() == Some("panicker"))
+            .cloned()
     })
     .expect("task_panicked warning");
     assert!(w.message.contains("boom 42"), "{}", w.message);
@@ -246,7 +279,11 @@ fn unnamed_tasks_are_named_by_spawn_location_and_record_parents() {
         let snap = taskscope::snapshot();
         let parent = snap.tasks.iter().find(|t| t.name == "parent").unwrap().id;
         let prefix = format!("{}:{}:", file!(), line);
-        let child = snap.tasks.iter().find(|t| t.name.starts_with(&prefix)).expect("child named by location");
+        let child = snap
+            .tasks
+            .iter()
+            .find(|t| t.name.starts_with(&prefix))
+            .expect("child named by location");
         assert_eq!(child.name, child.location);
         (parent, child.parent)
     });
@@ -276,7 +313,9 @@ fn blocking_tasks_are_recorded() {
     assert!(task.busy_ns >= 20_000_000);
     assert_eq!(task.outcome, Some(Outcome::Completed));
     // A blocking closure is expected to block: it is not a blocked *worker*.
-    assert!(snap.warnings_of(WarningKind::BlockedWorker).all(|w| w.task != Some(task.id)));
+    assert!(snap
+        .warnings_of(WarningKind::BlockedWorker)
+        .all(|w| w.task != Some(task.id)));
 }
 
 #[test]
@@ -300,8 +339,15 @@ fn a_worker_stuck_in_an_uninstrumented_task_is_reported() {
             .cloned()
     })
     .expect("uninstrumented blocked worker reported");
-    assert!(!released.load(Ordering::SeqCst), "reported only after the block ended: {w:?}");
-    assert!(w.message.contains("not spawned through taskscope"), "{}", w.message);
+    assert!(
+        !released.load(Ordering::SeqCst),
+        "reported only after the block ended: {w:?}"
+    );
+    assert!(
+        w.message.contains("not spawned through taskscope"),
+        "{}",
+        w.message
+    );
 }
 
 #[test]
@@ -313,7 +359,10 @@ fn runtime_probe_measures_event_loop_lag_and_busy_workers() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     });
     let snap = taskscope::snapshot();
-    let runtime = snap.runtimes.iter().find(|r| r.flavor == "multi_thread" && r.lag_ns.count() > 10);
+    let runtime = snap
+        .runtimes
+        .iter()
+        .find(|r| r.flavor == "multi_thread" && r.lag_ns.count() > 10);
     let runtime = runtime.expect("a probed multi-thread runtime with heartbeats");
     assert_eq!(runtime.workers, 2);
     assert_eq!(runtime.worker_busy.len(), 2);
@@ -325,7 +374,10 @@ struct SelfWaking(u32);
 
 impl std::future::Future for SelfWaking {
     type Output = ();
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
         if self.0 == 0 {
             return std::task::Poll::Ready(());
         }
@@ -340,7 +392,9 @@ fn wakes_inside_the_own_poll_are_self_wakes() {
     guard();
     let rt = multi_thread();
     rt.block_on(async {
-        taskscope::spawn_named("self-waker", SelfWaking(30)).await.unwrap();
+        taskscope::spawn_named("self-waker", SelfWaking(30))
+            .await
+            .unwrap();
     });
     let snap = taskscope::snapshot();
     let t = snap.tasks.iter().find(|t| t.name == "self-waker").unwrap();

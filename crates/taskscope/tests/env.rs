@@ -6,7 +6,10 @@ fn bad_environment_values_are_errors_and_init_falls_back() {
     std::env::set_var("TASKSCOPE_BLOCKED_MS", "ten");
     let err = taskscope::try_init().unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("TASKSCOPE_BLOCKED_MS") && text.contains("ten"), "{text}");
+    assert!(
+        text.contains("TASKSCOPE_BLOCKED_MS") && text.contains("ten"),
+        "{text}"
+    );
     // init() logs and runs with the default.
     let guard = taskscope::init();
     assert!(guard.is_active());
@@ -15,7 +18,10 @@ fn bad_environment_values_are_errors_and_init_falls_back() {
     std::env::set_var("TASKSCOPE_BLOCKED_MS", "25");
     std::env::set_var("TASKSCOPE_REPORT", "out.xml");
     let err = taskscope::try_init().unwrap_err();
-    assert!(matches!(err, taskscope::Error::UnsupportedReportFormat(_)), "{err}");
+    assert!(
+        matches!(err, taskscope::Error::UnsupportedReportFormat(_)),
+        "{err}"
+    );
     std::env::remove_var("TASKSCOPE_REPORT");
     let guard = taskscope::try_init().expect("valid environment");
     drop(guard);

@@ -18,26 +18,42 @@ fn dropping_the_guard_reports_alive_tasks_and_writes_the_json_report() {
     let dir = std::env::temp_dir().join(format!("taskscope-guard-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("report.json");
-    let guard = exclusive(|| taskscope::Builder::new().blocked_threshold(Duration::from_millis(10)).report(&path));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let guard = exclusive(|| {
+        taskscope::Builder::new()
+            .blocked_threshold(Duration::from_millis(10))
+            .report(&path)
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         for _ in 0..3 {
             taskscope::spawn_named("forever", std::future::pending::<()>());
         }
-        taskscope::spawn_named("slow-poll", async { std::thread::sleep(Duration::from_millis(30)) })
-            .await
-            .unwrap();
+        taskscope::spawn_named("slow-poll", async {
+            std::thread::sleep(Duration::from_millis(30))
+        })
+        .await
+        .unwrap();
         for _ in 0..10 {
-            taskscope::spawn_named("short", async { tokio::task::yield_now().await }).await.unwrap();
+            taskscope::spawn_named("short", async { tokio::task::yield_now().await })
+                .await
+                .unwrap();
         }
     });
     let snap = guard.finish().expect("active");
-    let alive = snap.warnings_of(taskscope::WarningKind::TasksAliveAtExit).next().expect("tasks_alive_at_exit");
+    let alive = snap
+        .warnings_of(taskscope::WarningKind::TasksAliveAtExit)
+        .next()
+        .expect("tasks_alive_at_exit");
     assert_eq!(alive.count, Some(3));
     assert!(alive.message.contains("forever"), "{}", alive.message);
     assert_eq!(alive.tasks.len(), 3);
 
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(json["schema"], "taskscope.report/v1");
     assert_eq!(json["process"]["pid"], std::process::id());
     let tasks = json["tasks"].as_array().unwrap();
@@ -52,8 +68,16 @@ fn dropping_the_guard_reports_alive_tasks_and_writes_the_json_report() {
     assert!(slow["location"].as_str().unwrap().starts_with(file!()));
     // The slowest group comes first: a reader sees what to fix.
     assert_eq!(tasks[0]["name"], "slow-poll");
-    let kinds: Vec<&str> = json["warnings"].as_array().unwrap().iter().map(|w| w["kind"].as_str().unwrap()).collect();
-    assert!(kinds.contains(&"blocked_worker") && kinds.contains(&"tasks_alive_at_exit"), "{kinds:?}");
+    let kinds: Vec<&str> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"blocked_worker") && kinds.contains(&"tasks_alive_at_exit"),
+        "{kinds:?}"
+    );
     rt.shutdown_background();
     std::fs::remove_dir_all(&dir).unwrap();
 
@@ -66,7 +90,10 @@ fn dropping_the_guard_reports_alive_tasks_and_writes_the_json_report() {
 #[test]
 fn second_guard_while_one_is_alive_is_an_error() {
     let guard = exclusive(taskscope::Builder::new);
-    assert!(matches!(taskscope::Builder::new().try_init(), Err(taskscope::Error::AlreadyRunning)));
+    assert!(matches!(
+        taskscope::Builder::new().try_init(),
+        Err(taskscope::Error::AlreadyRunning)
+    ));
     let inert = taskscope::Builder::new().init();
     assert!(!inert.is_active());
     drop(guard);

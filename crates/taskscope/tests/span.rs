@@ -24,16 +24,28 @@ impl<S: tracing::Subscriber> Layer<S> for Captured {
         }
         let mut msg = Msg(String::new());
         event.record(&mut msg);
-        self.0.lock().unwrap().push((event.metadata().target().to_string(), msg.0));
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.metadata().target().to_string(), msg.0));
     }
 }
 
 #[test]
 fn blocked_worker_names_the_current_span_and_is_logged() {
     let captured = Captured::default();
-    tracing_subscriber::registry().with(taskscope::layer()).with(captured.clone()).init();
-    let _guard = taskscope::Builder::new().blocked_threshold(Duration::from_millis(10)).init();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    tracing_subscriber::registry()
+        .with(taskscope::layer())
+        .with(captured.clone())
+        .init();
+    let _guard = taskscope::Builder::new()
+        .blocked_threshold(Duration::from_millis(10))
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let path = "/users";
     rt.block_on(async {
         taskscope::spawn_named(
@@ -49,17 +61,26 @@ fn blocked_worker_names_the_current_span_and_is_logged() {
     let deadline = Instant::now() + Duration::from_secs(2);
     let warning = loop {
         let snap = taskscope::snapshot();
-        if let Some(w) = snap.warnings_of(taskscope::WarningKind::BlockedWorker).find(|w| !w.ongoing) {
+        if let Some(w) = snap
+            .warnings_of(taskscope::WarningKind::BlockedWorker)
+            .find(|w| !w.ongoing)
+        {
             break w.clone();
         }
         assert!(Instant::now() < deadline, "no blocked_worker warning");
         std::thread::sleep(Duration::from_millis(5));
     };
     assert_eq!(warning.span.as_deref(), Some("handle_request{path=/users}"));
-    assert!(warning.message.contains("handle_request{path=/users}"), "{}", warning.message);
+    assert!(
+        warning.message.contains("handle_request{path=/users}"),
+        "{}",
+        warning.message
+    );
     let events = captured.0.lock().unwrap().clone();
     assert!(
-        events.iter().any(|(target, msg)| target == "taskscope" && msg.contains("handler") && msg.contains("blocked")),
+        events.iter().any(|(target, msg)| target == "taskscope"
+            && msg.contains("handler")
+            && msg.contains("blocked")),
         "{events:?}"
     );
 }

@@ -26,7 +26,9 @@ pub(crate) struct AtomicHistogram {
 
 impl std::fmt::Debug for AtomicHistogram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AtomicHistogram").field("count", &self.count()).finish()
+        f.debug_struct("AtomicHistogram")
+            .field("count", &self.count())
+            .finish()
     }
 }
 
@@ -56,7 +58,11 @@ impl AtomicHistogram {
         let index = bucket_index(value);
         let slot = &self.chunks[index / SUB_BUCKETS];
         let chunk = slot.load(Acquire);
-        let chunk = if chunk.is_null() { self.alloc_chunk(slot) } else { chunk };
+        let chunk = if chunk.is_null() {
+            self.alloc_chunk(slot)
+        } else {
+            chunk
+        };
         // SAFETY: a non-null chunk pointer was published with Release by `alloc_chunk` and is
         // only freed in `drop`, which has `&mut self`.
         unsafe { &(*chunk).0[index % SUB_BUCKETS] }
@@ -83,7 +89,8 @@ impl AtomicHistogram {
     pub(crate) fn record_single_writer(&self, value: u64) {
         let bucket = self.bucket(value);
         bucket.store(bucket.load(Relaxed).wrapping_add(1), Relaxed);
-        self.sum.store(self.sum.load(Relaxed).saturating_add(value), Relaxed);
+        self.sum
+            .store(self.sum.load(Relaxed).saturating_add(value), Relaxed);
         if value > self.max.load(Relaxed) {
             self.max.store(value, Relaxed);
         }
@@ -126,7 +133,11 @@ impl AtomicHistogram {
     pub(crate) fn to_wire(&self) -> Histogram {
         let mut buckets = Vec::new();
         self.for_each_bucket(|i, n| buckets.push((i as u32, n)));
-        Histogram { buckets, max: self.max.load(Relaxed), sum: self.sum.load(Relaxed) }
+        Histogram {
+            buckets,
+            max: self.max.load(Relaxed),
+            sum: self.sum.load(Relaxed),
+        }
     }
 }
 

@@ -85,7 +85,11 @@ impl TaskStats {
 
     /// Marks the task finished; the first outcome set wins.
     pub(crate) fn finish(&self, outcome: u8, at: u64) {
-        if self.outcome.compare_exchange(OUTCOME_NONE, outcome, Relaxed, Relaxed).is_ok() {
+        if self
+            .outcome
+            .compare_exchange(OUTCOME_NONE, outcome, Relaxed, Relaxed)
+            .is_ok()
+        {
             self.ended.store(at, Relaxed);
             self.state.store(STATE_DONE, Release);
         }
@@ -127,5 +131,10 @@ impl TaskStats {
 
 /// `file:line:column`, the form every view and report uses.
 pub(crate) fn format_location(location: &Location<'_>) -> String {
-    format!("{}:{}:{}", location.file(), location.line(), location.column())
+    format!(
+        "{}:{}:{}",
+        location.file(),
+        location.line(),
+        location.column()
+    )
 }

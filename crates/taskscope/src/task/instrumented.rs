@@ -41,7 +41,12 @@ pin_project! {
 
 impl<F> Instrumented<F> {
     pub(crate) fn new(future: F, stats: Arc<TaskStats>) -> Self {
-        Instrumented { future, stats, waker: None, self_woken_at: 0 }
+        Instrumented {
+            future,
+            stats,
+            waker: None,
+            self_woken_at: 0,
+        }
     }
 }
 
@@ -71,7 +76,9 @@ impl<F: Future> Future for Instrumented<F> {
             // A plain store, not a swap: a wake landing between the load and this store is a wake
             // during this poll, already served by it.
             stats.woken_at.store(0, Relaxed);
-            stats.scheduled_ns.record_single_writer(clock::delta_ns(woken, start));
+            stats
+                .scheduled_ns
+                .record_single_writer(clock::delta_ns(woken, start));
             stats.wakes.store(stats.wakes.load(Relaxed) + 1, Relaxed);
         }
 
@@ -97,7 +104,9 @@ impl<F: Future> Future for Instrumented<F> {
         if self_woken {
             slot.self_woken.store(false, Relaxed);
             *this.self_woken_at = end;
-            stats.self_wakes.store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
+            stats
+                .self_wakes
+                .store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
         }
         if duration >= registry::BLOCKED_NS.load(Relaxed) {
             long_poll(stats.id, start, end);
@@ -105,7 +114,14 @@ impl<F: Future> Future for Instrumented<F> {
 
         match result {
             Ok(Poll::Pending) => {
-                stats.state.store(if self_woken { STATE_SCHEDULED } else { STATE_IDLE }, Relaxed);
+                stats.state.store(
+                    if self_woken {
+                        STATE_SCHEDULED
+                    } else {
+                        STATE_IDLE
+                    },
+                    Relaxed,
+                );
                 Poll::Pending
             }
             Ok(Poll::Ready(output)) => {
@@ -131,7 +147,10 @@ fn first_poll<'a>(
     start: u64,
 ) -> &'a (Waker, Waker) {
     stats.first_poll.store(start, Relaxed);
-    let proxy = Arc::new(WakeProxy { stats: arc.clone(), inner: cx.waker().clone() });
+    let proxy = Arc::new(WakeProxy {
+        stats: arc.clone(),
+        inner: cx.waker().clone(),
+    });
     slot.insert((Waker::from(proxy), cx.waker().clone()))
 }
 
@@ -151,5 +170,8 @@ pub(crate) fn record_panic(stats: &TaskStats, panic: &(dyn std::any::Any + Send)
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(panic payload is not a string)".to_string());
-    *stats.panic_message.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+    *stats
+        .panic_message
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(message);
 }

@@ -121,7 +121,9 @@ impl BlockingRun {
         stats.state.store(STATE_RUNNING, Relaxed);
         let result = catch_unwind(AssertUnwindSafe(f));
         let end = clock::now();
-        stats.poll_ns.record_single_writer(clock::delta_ns(start, end));
+        stats
+            .poll_ns
+            .record_single_writer(clock::delta_ns(start, end));
         match result {
             Ok(value) => {
                 stats.finish(OUTCOME_COMPLETED, end);

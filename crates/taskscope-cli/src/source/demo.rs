@@ -1,0 +1,135 @@
+//! The built-in demo workload: an instrumented app with the problems taskscope finds, run
+//! in-process.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use taskscope::{Snapshot, WarningKind};
+
+/// Synchronous work in an async handler: the bug `blocked_worker` exists for.
+fn checksum_blocking(rounds: u64) -> u64 {
+    let start = Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < Duration::from_millis(rounds) {
+        x = std::hint::black_box(
+            x.wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407),
+        );
+    }
+    x
+}
+
+async fn workload(until: Instant) {
+    // Many small async requests.
+    let requests = taskscope::spawn_named("request-loop", async move {
+        let mut n = 0u64;
+        while Instant::now() < until {
+            let handles: Vec<_> = (0..50)
+                .map(|_| {
+                    taskscope::spawn_named("handle_request", async {
+                        tokio::task::yield_now().await;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    })
+                })
+                .collect();
+            for h in handles {
+                let _ = h.await;
+                n += 1;
+            }
+        }
+        n
+    });
+    // Every 700 ms a handler computes a checksum synchronously on the worker.
+    let blocker = taskscope::spawn_named("export_report", async move {
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            std::hint::black_box(checksum_blocking(60));
+        }
+    });
+    // A background job that panics; nobody awaits it.
+    drop(taskscope::spawn_named("cache-refresh", async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        panic!("cache backend unreachable");
+    }));
+    // Blocking-pool work done right.
+    let blocking = taskscope::spawn_blocking(|| checksum_blocking(30));
+    let _ = tokio::join!(requests, blocker, blocking);
+}
+
+/// Runs the demo for `duration` without a terminal and returns the findings as Markdown.
+pub fn run_headless(duration: Duration, report: Option<&Path>) -> anyhow::Result<String> {
+    let mut builder = taskscope::Builder::new();
+    if let Some(path) = report {
+        builder = builder.report(path);
+    }
+    let guard = builder.try_init()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // Keep the panicking demo task from printing a panic message over the summary.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    rt.block_on(workload(Instant::now() + duration));
+    std::panic::set_hook(hook);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let snap = guard.finish().expect("the demo's Guard is active");
+    Ok(summary(&snap))
+}
+
+fn ms(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        _ => format!("{:.1} ms", ns as f64 / 1e6),
+    }
+}
+
+/// The findings, worst first.
+pub fn summary(snap: &Snapshot) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# taskscope demo — {:.1} s observed\n",
+        snap.taken_at_ms as f64 / 1000.0
+    );
+    let _ = writeln!(out, "## Warnings\n");
+    let mut kinds: Vec<WarningKind> = snap.warnings.iter().map(|w| w.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        let all: Vec<_> = snap.warnings_of(kind).collect();
+        let _ = writeln!(
+            out,
+            "- **{kind}** ×{}: {}",
+            all.len(),
+            all.last().map_or("", |w| w.message.as_str())
+        );
+    }
+    let _ = writeln!(out, "\n## Task groups (most busy first)\n");
+    let _ = writeln!(
+        out,
+        "| task | location | spawned | polls | poll p50 | poll p99 | poll max | sched p99 |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for g in &snap.task_groups {
+        let (p, s) = (g.poll_ns.percentiles(), g.scheduled_ns.percentiles());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            g.name,
+            g.location,
+            g.spawned,
+            g.polls,
+            ms(p.p50),
+            ms(p.p99),
+            ms(p.max),
+            ms(s.p99)
+        );
+    }
+    if snap.dropped_events > 0 {
+        let _ = writeln!(out, "\ndropped events: {}", snap.dropped_events);
+    }
+    out
+}

@@ -1,0 +1,3 @@
+//! Where the dashboard's data comes from.
+
+pub mod demo;
