@@ -129,6 +129,26 @@ fn main() {
         "per-poll cost, {tasks} tasks x {yields} yield_now, median of {rounds} rounds ({} CPUs)\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    // `--only taskscope` (for profiling) runs one variant on the multi-thread runtime.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(only) = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+    {
+        let variant = *Variant::ALL
+            .iter()
+            .find(|v| v.name().starts_with(only.as_str()))
+            .expect("variant");
+        for _ in 0..rounds {
+            println!(
+                "{}: {:.1} ns/poll",
+                variant.name(),
+                measure(variant, true, tasks, yields)
+            );
+        }
+        return;
+    }
     for multi in [true, false] {
         let mut samples = vec![Vec::new(); Variant::ALL.len()];
         for _ in 0..rounds {

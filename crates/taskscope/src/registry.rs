@@ -281,7 +281,8 @@ impl Registry {
 
 /// Reads a task's atomics into the wire model.
 pub(crate) fn task_to_wire(stats: &TaskStats, shared: &Shared) -> Task {
-    let poll_ns = stats.poll_ns.to_wire();
+    let poll_ns = stats.poll_histogram();
+    let scheduled_ns = stats.scheduled_histogram();
     let self_wakes = stats.self_wakes.load(Relaxed);
     let first_poll = stats.first_poll.load(Relaxed);
     let ended = stats.ended.load(Relaxed);
@@ -300,12 +301,12 @@ pub(crate) fn task_to_wire(stats: &TaskStats, shared: &Shared) -> Task {
             .clone(),
         polls: poll_ns.count(),
         busy_ns: poll_ns.sum,
-        wakes: stats.wakes.load(Relaxed),
+        wakes: scheduled_ns.count(),
         self_wakes,
         first_poll_delay_ns: (first_poll != 0).then(|| clock::delta_ns(stats.created, first_poll)),
         created_ms: shared.ms_at(stats.created),
         ended_ms: (ended != 0).then(|| shared.ms_at(ended)),
         poll_ns,
-        scheduled_ns: stats.scheduled_ns.to_wire(),
+        scheduled_ns,
     }
 }

@@ -55,7 +55,11 @@ impl AtomicHistogram {
 
     #[inline(always)]
     fn bucket(&self, value: u64) -> &AtomicU64 {
-        let index = bucket_index(value);
+        self.bucket_at(bucket_index(value))
+    }
+
+    #[inline(always)]
+    fn bucket_at(&self, index: usize) -> &AtomicU64 {
         let slot = &self.chunks[index / SUB_BUCKETS];
         let chunk = slot.load(Acquire);
         let chunk = if chunk.is_null() {
@@ -82,13 +86,18 @@ impl AtomicHistogram {
         }
     }
 
-    /// Records a value when this thread is the only writer (one task is polled by one thread at a
-    /// time, and tokio's scheduling gives each poll a happens-before edge to the next): a load and
-    /// a store instead of a locked read-modify-write.
-    #[inline(always)]
-    pub(crate) fn record_single_writer(&self, value: u64) {
-        let bucket = self.bucket(value);
+    /// Adds one to a bucket, single writer, leaving sum and max to the caller.
+    #[inline]
+    pub(crate) fn bump_single_writer(&self, index: usize) {
+        let bucket = self.bucket_at(index);
         bucket.store(bucket.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Records a value known only by its bucket (its lower bound stands for it in sum and max).
+    #[inline]
+    pub(crate) fn record_index_single_writer(&self, index: usize) {
+        self.bump_single_writer(index);
+        let value = taskscope_wire::bucket_range(index).0;
         self.sum
             .store(self.sum.load(Relaxed).saturating_add(value), Relaxed);
         if value > self.max.load(Relaxed) {
@@ -179,11 +188,11 @@ mod tests {
     }
 
     #[test]
-    fn single_writer_matches_wire_histogram() {
+    fn records_match_wire_histogram() {
         let h = AtomicHistogram::default();
         let mut expected = Histogram::default();
         for v in [0u64, 5, 31, 32, 1_000, 1_001, 250_000, 10_000_000_000] {
-            h.record_single_writer(v);
+            h.record(v);
             expected.record(v);
         }
         assert_eq!(h.to_wire(), expected);

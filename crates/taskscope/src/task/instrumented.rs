@@ -64,23 +64,23 @@ impl<F: Future> Future for Instrumented<F> {
         let (outer_task, outer_start) = (slot.task.load(Relaxed), slot.start.load(Relaxed));
         slot.task.store(stats.id, Relaxed);
         slot.start.store(start, Release);
-        stats.state.store(STATE_RUNNING, Relaxed);
+        let hot = &stats.hot;
+        hot.state.store(STATE_RUNNING, Relaxed);
 
         // The wake that made this poll happen: a self-wake in the last poll, or a waker's stamp.
         let woken = match *this.self_woken_at {
-            0 => stats.woken_at.load(Relaxed),
+            0 => hot.woken_at.load(Relaxed),
             at => at,
         };
-        if woken != 0 {
+        let scheduled = if woken != 0 {
             *this.self_woken_at = 0;
             // A plain store, not a swap: a wake landing between the load and this store is a wake
             // during this poll, already served by it.
-            stats.woken_at.store(0, Relaxed);
-            stats
-                .scheduled_ns
-                .record_single_writer(clock::delta_ns(woken, start));
-            stats.wakes.store(stats.wakes.load(Relaxed) + 1, Relaxed);
-        }
+            hot.woken_at.store(0, Relaxed);
+            Some(clock::delta_ns(woken, start))
+        } else {
+            None
+        };
 
         let (proxy, inner) = match this.waker {
             Some(wakers) => &*wakers,
@@ -99,7 +99,7 @@ impl<F: Future> Future for Instrumented<F> {
         slot.task.store(outer_task, Relaxed);
         slot.start.store(outer_start, Release);
         let duration = clock::delta_ns(start, end);
-        stats.poll_ns.record_single_writer(duration);
+        stats.record_poll(duration, scheduled);
         let self_woken = slot.self_woken.load(Relaxed);
         if self_woken {
             slot.self_woken.store(false, Relaxed);
@@ -114,7 +114,7 @@ impl<F: Future> Future for Instrumented<F> {
 
         match result {
             Ok(Poll::Pending) => {
-                stats.state.store(
+                hot.state.store(
                     if self_woken {
                         STATE_SCHEDULED
                     } else {

@@ -118,12 +118,10 @@ impl BlockingRun {
         let stats = &self.0;
         let start = clock::now();
         stats.first_poll.store(start, Relaxed);
-        stats.state.store(STATE_RUNNING, Relaxed);
+        stats.hot.state.store(STATE_RUNNING, Relaxed);
         let result = catch_unwind(AssertUnwindSafe(f));
         let end = clock::now();
-        stats
-            .poll_ns
-            .record_single_writer(clock::delta_ns(start, end));
+        stats.record_poll(clock::delta_ns(start, end), None);
         match result {
             Ok(value) => {
                 stats.finish(OUTCOME_COMPLETED, end);

@@ -36,7 +36,7 @@ impl WakeProxy {
                 return;
             }
         }
-        let woken_at = &self.stats.woken_at;
+        let woken_at = &self.stats.hot.woken_at;
         if woken_at.load(Relaxed) == 0 {
             woken_at.store(clock::now(), Relaxed);
         }
