@@ -175,6 +175,10 @@ impl Builder {
             .unwrap_or(u64::MAX)
             .max(1);
         crate::registry::BLOCKED_NS.store(threshold_ns, Relaxed);
+        let long_wait_ns = u64::try_from(self.long_wait_threshold.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        crate::registry::LONG_WAIT_NS.store(long_wait_ns, Relaxed);
         probe::GENERATION.fetch_add(1, Relaxed);
         shared.registry().reset(self.retained_tasks);
 

@@ -25,6 +25,7 @@ pub(crate) fn run(shared: &'static Shared, stop: Arc<AtomicBool>) {
 pub(crate) fn collect(shared: &'static Shared) {
     let mut registry = shared.registry();
     registry.retire_finished(shared);
+    registry.retire_locks();
     registry.runtimes.retain(|p| p.alive.load(Acquire));
     for probe in &registry.runtimes {
         probe.sample_busy();
@@ -51,6 +52,7 @@ pub(crate) fn build(shared: &'static Shared, registry: &Registry) -> Snapshot {
     let now = clock::now();
     let tasks = registry.tasks(shared);
     let task_groups = registry.groups(&tasks);
+    let (locks, semaphores) = registry.locks_and_semaphores();
     let workers = worker::all()
         .into_iter()
         .filter(|s| s.alive.load(Acquire))
@@ -91,8 +93,8 @@ pub(crate) fn build(shared: &'static Shared, registry: &Registry) -> Snapshot {
         task_groups,
         workers,
         runtimes,
-        locks: Vec::new(),
-        semaphores: Vec::new(),
+        locks,
+        semaphores,
         warnings: registry.warnings.all(),
     }
 }

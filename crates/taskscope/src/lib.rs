@@ -28,6 +28,7 @@ mod layer;
 mod probe;
 mod registry;
 mod stats;
+pub mod sync;
 mod task;
 mod warnings;
 mod watchdog;
@@ -38,6 +39,6 @@ pub use collector::snapshot;
 pub use layer::{layer, SpanLayer};
 pub use task::spawn::{spawn, spawn_blocking, spawn_named};
 pub use taskscope_wire::{
-    Histogram, Outcome, Percentiles, Runtime, Snapshot, Task, TaskGroup, TaskKind, TaskState,
-    Warning, WarningKind, Worker,
+    Histogram, Lock, Outcome, Percentiles, Runtime, Semaphore, Snapshot, Task, TaskGroup, TaskKind,
+    TaskState, Warning, WarningKind, Worker,
 };

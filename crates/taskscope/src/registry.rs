@@ -4,14 +4,18 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crossbeam_queue::ArrayQueue;
-use taskscope_wire::{Outcome, Task, TaskGroup, TaskKind, TaskState};
+use taskscope_wire::{
+    Lock, Outcome, Semaphore, Task, TaskGroup, TaskKind, TaskState, Warning, WarningKind,
+};
 
 use crate::clock;
 use crate::probe::RuntimeProbe;
+use crate::stats::lock::{LockKind, LockStats};
 use crate::stats::task::{format_location, TaskStats};
 use crate::warnings::Warnings;
 
@@ -29,6 +33,23 @@ pub(crate) enum Event {
     Spawn(Arc<TaskStats>),
     /// A poll ran past the blocked threshold (sent when it ends).
     LongPoll { task: u64, start: u64, end: u64 },
+    /// A lock or semaphore was created.
+    Lock(Arc<LockStats>),
+    /// A task acquired `to` while holding `from`.
+    LockEdge {
+        from: u64,
+        from_location: &'static Location<'static>,
+        to: u64,
+        to_location: &'static Location<'static>,
+        task: u64,
+    },
+    /// A guard was released in a later poll than the one that acquired it.
+    HeldAcrossAwait {
+        lock: u64,
+        task: u64,
+        location: &'static Location<'static>,
+        hold_ns: u64,
+    },
 }
 
 /// State shared by the hot path and taskscope's threads, created once per process.
@@ -48,6 +69,8 @@ static SHARED: OnceLock<Shared> = OnceLock::new();
 
 /// The blocked threshold, where the hot path reads it without going through `SHARED`.
 pub(crate) static BLOCKED_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The long-wait threshold.
+pub(crate) static LONG_WAIT_NS: AtomicU64 = AtomicU64::new(u64::MAX);
 
 pub(crate) fn shared() -> &'static Shared {
     SHARED.get_or_init(|| Shared {
@@ -128,6 +151,14 @@ impl Drop for RegistryGuard {
     }
 }
 
+/// Where the two locks of a lock-order edge were acquired, and by which task.
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    from_location: &'static Location<'static>,
+    to_location: &'static Location<'static>,
+    task: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct GroupKey {
     name: Cow<'static, str>,
@@ -145,6 +176,21 @@ pub(crate) struct Registry {
     pub(crate) runtimes: Vec<Arc<RuntimeProbe>>,
     /// Long polls reported by the hot path, for the watchdog to match with what it saw.
     pub(crate) long_polls: Vec<(u64, u64, u64)>,
+    /// Live locks and semaphores.
+    pub(crate) locks: HashMap<u64, Arc<LockStats>>,
+    /// Dropped locks, folded per (name, location, kind).
+    lock_groups: HashMap<(String, String, &'static str), taskscope_wire::Lock>,
+    semaphore_groups: HashMap<(String, String), taskscope_wire::Semaphore>,
+    /// The lock-order graph: (from, to) → where each was taken.
+    edges: HashMap<(u64, u64), Edge>,
+    /// Names of locks that appear in edges, kept after the locks are dropped.
+    lock_names: HashMap<u64, String>,
+    /// (lock, acquire location) → `lock_held_across_await` warning id.
+    held_across: HashMap<(u64, usize), u64>,
+    /// (lock, task, wait start) → `long_wait` warning id.
+    pub(crate) long_waits: HashMap<(u64, u64, u64), u64>,
+    /// Tasks of a wait-for cycle, smallest first → `deadlock` warning id.
+    pub(crate) deadlocks: HashMap<Vec<u64>, u64>,
     dropped_reported: u64,
 }
 
@@ -165,6 +211,29 @@ impl Registry {
                     self.live.insert(stats.id, stats);
                 }
                 Event::LongPoll { task, start, end } => self.long_polls.push((task, start, end)),
+                Event::Lock(stats) => {
+                    self.locks.insert(stats.id, stats);
+                }
+                Event::LockEdge {
+                    from,
+                    from_location,
+                    to,
+                    to_location,
+                    task,
+                } => {
+                    let edge = Edge {
+                        from_location,
+                        to_location,
+                        task,
+                    };
+                    self.lock_edge(shared, from, to, edge);
+                }
+                Event::HeldAcrossAwait {
+                    lock,
+                    task,
+                    location,
+                    hold_ns,
+                } => self.held_across_await(shared, lock, task, location, hold_ns),
             }
         }
         let dropped = shared.dropped.load(Relaxed);
@@ -309,4 +378,257 @@ pub(crate) fn task_to_wire(stats: &TaskStats, shared: &Shared) -> Task {
         poll_ns,
         scheduled_ns,
     }
+}
+
+impl Registry {
+    pub(crate) fn lock_name(&self, id: u64) -> String {
+        self.locks
+            .get(&id)
+            .map(|l| l.display_name())
+            .or_else(|| self.lock_names.get(&id).cloned())
+            .unwrap_or_else(|| format!("lock #{id}"))
+    }
+
+    /// Adds an edge of the lock-order graph; seeing both orders of a pair raises
+    /// `lock_order_inversion` once for that pair.
+    fn lock_edge(&mut self, shared: &Shared, from: u64, to: u64, edge: Edge) {
+        for id in [from, to] {
+            let name = self.lock_name(id);
+            self.lock_names.entry(id).or_insert(name);
+        }
+        if self.edges.insert((from, to), edge).is_some() {
+            return;
+        }
+        let Some(reverse) = self.edges.get(&(to, from)).copied() else {
+            return;
+        };
+        let (a, b) = (self.lock_name(from), self.lock_name(to));
+        let describe = |task: u64| match self.describe(task) {
+            Some((name, _, _)) => format!("task `{name}`"),
+            None if task == 0 => "code outside instrumented tasks".to_string(),
+            None => format!("task #{task}"),
+        };
+        let message = format!(
+            "locks `{a}` and `{b}` are taken in both orders — a potential deadlock: `{a}` (at {}) then `{b}` (at {}) by {}, and `{b}` (at {}) then `{a}` (at {}) by {}",
+            format_location(edge.from_location),
+            format_location(edge.to_location),
+            describe(edge.task),
+            format_location(reverse.from_location),
+            format_location(reverse.to_location),
+            describe(reverse.task),
+        );
+        let mut w = Warning::new(
+            0,
+            WarningKind::LockOrderInversion,
+            shared.ms_at(clock::now()),
+            message,
+        );
+        w.locks = vec![a, b];
+        w.location = Some(format_location(edge.to_location));
+        w.task = (edge.task != 0).then_some(edge.task);
+        w.tasks = [edge.task, reverse.task]
+            .into_iter()
+            .filter(|&t| t != 0)
+            .collect();
+        self.warnings.raise(w);
+    }
+
+    /// One `lock_held_across_await` warning per lock and acquire location, counting repeats and
+    /// keeping the longest hold.
+    fn held_across_await(
+        &mut self,
+        shared: &Shared,
+        lock: u64,
+        task: u64,
+        location: &'static Location<'static>,
+        hold_ns: u64,
+    ) {
+        let key = (lock, location as *const Location<'static> as usize);
+        let lock_name = self.lock_name(lock);
+        let task_name = self.describe(task).map(|(name, _, _)| name);
+        if let Some(w) = self
+            .held_across
+            .get(&key)
+            .and_then(|&id| self.warnings.get_mut(id))
+        {
+            let count = w.count.unwrap_or(1) + 1;
+            w.count = Some(count);
+            let longest = w.duration_ns.unwrap_or(0).max(hold_ns);
+            w.duration_ns = Some(longest);
+            w.message = held_message(&lock_name, task_name.as_deref(), location, longest, count);
+            return;
+        }
+        let message = held_message(&lock_name, task_name.as_deref(), location, hold_ns, 1);
+        let mut w = Warning::new(
+            0,
+            WarningKind::LockHeldAcrossAwait,
+            shared.ms_at(clock::now()),
+            message,
+        );
+        w.task = (task != 0).then_some(task);
+        w.task_name = task_name;
+        w.location = Some(format_location(location));
+        w.locks = vec![lock_name];
+        w.duration_ns = Some(hold_ns);
+        w.count = Some(1);
+        let id = self.warnings.raise(w);
+        self.held_across.insert(key, id);
+    }
+
+    /// Folds dropped locks into their groups.
+    pub(crate) fn retire_locks(&mut self) {
+        let dropped: Vec<u64> = self
+            .locks
+            .iter()
+            .filter(|(_, l)| Arc::strong_count(l) == 1)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in dropped {
+            let Some(stats) = self.locks.remove(&id) else {
+                continue;
+            };
+            if stats.kind == LockKind::Semaphore {
+                let s = semaphore_to_wire(&stats);
+                let key = (s.name.clone(), s.location.clone());
+                merge_semaphore(
+                    self.semaphore_groups
+                        .entry(key)
+                        .or_insert_with(|| Semaphore {
+                            id: s.id,
+                            ..s.clone()
+                        }),
+                    &s,
+                );
+            } else {
+                let l = lock_to_wire(&stats);
+                let key = (l.name.clone(), l.location.clone(), stats.kind.as_str());
+                merge_lock(
+                    self.lock_groups.entry(key).or_insert_with(|| Lock {
+                        id: l.id,
+                        ..l.clone()
+                    }),
+                    &l,
+                );
+            }
+        }
+    }
+
+    /// Live locks, then groups of dropped ones.
+    pub(crate) fn locks_and_semaphores(&self) -> (Vec<Lock>, Vec<Semaphore>) {
+        let mut locks: Vec<Lock> = Vec::new();
+        let mut semaphores: Vec<Semaphore> = Vec::new();
+        let mut live: Vec<&Arc<LockStats>> = self.locks.values().collect();
+        live.sort_by_key(|l| l.id);
+        for stats in live {
+            if stats.kind == LockKind::Semaphore {
+                semaphores.push(semaphore_to_wire(stats));
+            } else {
+                locks.push(lock_to_wire(stats));
+            }
+        }
+        locks.extend(self.lock_groups.values().cloned());
+        semaphores.extend(self.semaphore_groups.values().cloned());
+        locks.sort_by(|a, b| b.wait_ns.sum.cmp(&a.wait_ns.sum).then(a.id.cmp(&b.id)));
+        semaphores.sort_by(|a, b| b.wait_ns.sum.cmp(&a.wait_ns.sum).then(a.id.cmp(&b.id)));
+        (locks, semaphores)
+    }
+
+    /// Names of the locks a task holds now.
+    pub(crate) fn locks_held_by(&self, task: u64) -> Vec<String> {
+        let Some(stats) = self.live.get(&task) else {
+            return Vec::new();
+        };
+        stats
+            .held
+            .iter()
+            .map(|(id, _)| id.load(Relaxed))
+            .filter(|&id| id != 0)
+            .map(|id| self.lock_name(id))
+            .collect()
+    }
+}
+
+fn held_message(
+    lock: &str,
+    task: Option<&str>,
+    location: &Location<'_>,
+    hold_ns: u64,
+    count: u64,
+) -> String {
+    let task = task
+        .map(|t| format!("task `{t}`"))
+        .unwrap_or_else(|| "a task".into());
+    let times = if count > 1 {
+        format!(" ({count} times)")
+    } else {
+        String::new()
+    };
+    format!(
+        "lock `{lock}` acquired at {} was held across an .await by {task}{times}, up to {}: other tasks wait while it is suspended",
+        format_location(location),
+        crate::warnings::fmt_ns(hold_ns)
+    )
+}
+
+fn lock_to_wire(stats: &LockStats) -> Lock {
+    let holder = stats.holder.load(Relaxed);
+    let at = stats.holder_location.load(Relaxed);
+    Lock {
+        id: stats.id,
+        name: stats.display_name(),
+        kind: stats.kind.as_str().to_string(),
+        location: format_location(stats.location),
+        acquisitions: stats.acquisitions.load(Relaxed),
+        contended: stats.contended.load(Relaxed),
+        waiters: stats.waiting.load(Relaxed),
+        max_waiters: stats.max_waiters.load(Relaxed),
+        holder: (holder != 0).then_some(holder),
+        // SAFETY: holder locations are `&'static Location`s.
+        holder_location: (!at.is_null()).then(|| format_location(unsafe { &*at })),
+        wait_ns: stats.wait_ns.to_wire(),
+        hold_ns: stats.hold_ns.to_wire(),
+    }
+}
+
+fn semaphore_to_wire(stats: &LockStats) -> Semaphore {
+    let permits = stats.permits.load(Relaxed);
+    let since = stats.saturated_since.load(Relaxed);
+    let ongoing = if since != 0 {
+        clock::delta_ns(since, clock::now())
+    } else {
+        0
+    };
+    Semaphore {
+        id: stats.id,
+        name: stats.display_name(),
+        location: format_location(stats.location),
+        permits,
+        available: permits.saturating_sub(stats.holders.load(Relaxed)),
+        acquisitions: stats.acquisitions.load(Relaxed),
+        waiters: stats.waiting.load(Relaxed),
+        max_waiters: stats.max_waiters.load(Relaxed),
+        saturated_ns: stats.saturated_ns.load(Relaxed) + ongoing,
+        wait_ns: stats.wait_ns.to_wire(),
+    }
+}
+
+fn merge_lock(into: &mut Lock, from: &Lock) {
+    if into.id == from.id {
+        return; // the group was created from this lock
+    }
+    into.acquisitions += from.acquisitions;
+    into.contended += from.contended;
+    into.max_waiters = into.max_waiters.max(from.max_waiters);
+    into.wait_ns.merge(&from.wait_ns);
+    into.hold_ns.merge(&from.hold_ns);
+}
+
+fn merge_semaphore(into: &mut Semaphore, from: &Semaphore) {
+    if into.id == from.id {
+        return;
+    }
+    into.acquisitions += from.acquisitions;
+    into.max_waiters = into.max_waiters.max(from.max_waiters);
+    into.saturated_ns += from.saturated_ns;
+    into.wait_ns.merge(&from.wait_ns);
 }

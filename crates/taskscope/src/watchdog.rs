@@ -100,6 +100,8 @@ pub(crate) fn scan(shared: &'static Shared) {
         registry.warnings.blocked.retain(|_, id| keep.contains(id));
     }
 
+    crate::sync::graph::scan(shared, &mut registry, now);
+
     let probes: Vec<Arc<RuntimeProbe>> = registry.runtimes.clone();
     let slots = worker::all();
     for probe in probes.iter().filter(|p| p.alive.load(Acquire)) {
@@ -175,6 +177,7 @@ fn blocked_warning(
         .unwrap_or_else(|e| e.into_inner())
         .as_deref()
         .map(str::to_owned);
+    w.locks = registry.locks_held_by(task);
     w.message = blocked_message(&w, elapsed, true);
     w
 }
@@ -197,6 +200,12 @@ fn blocked_message(w: &Warning, elapsed: u64, ongoing: bool) -> String {
         .as_deref()
         .map(|s| format!(" in span {s}"))
         .unwrap_or_default();
+    let span = if w.locks.is_empty() {
+        span
+    } else {
+        let locks: Vec<String> = w.locks.iter().map(|l| format!("`{l}`")).collect();
+        format!("{span}, holding {}", locks.join(", "))
+    };
     if ongoing {
         format!("{worker}has been blocked for {} by task `{task}` (spawned at {location}){span}; still blocked", fmt_ns(elapsed))
     } else {

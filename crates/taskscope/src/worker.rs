@@ -8,8 +8,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex};
+
+use crate::stats::task::TaskStats;
 
 /// One thread's view for the watchdog.
 #[derive(Debug)]
@@ -20,6 +22,8 @@ pub(crate) struct WorkerSlot {
     pub(crate) task: AtomicU64,
     /// Clock ticks when the current poll started (0: not polling).
     pub(crate) start: AtomicU64,
+    /// The polled task's statistics, valid while `start != 0` (the poll holds an `Arc` to them).
+    pub(crate) stats: AtomicPtr<TaskStats>,
     /// Set by a task's waker when the task wakes itself during its own poll on this thread.
     pub(crate) self_woken: AtomicBool,
     /// Whether a thread owns this slot now.
@@ -83,6 +87,7 @@ fn register() -> &'static WorkerSlot {
                 index: slots.len() as u64,
                 task: AtomicU64::new(0),
                 start: AtomicU64::new(0),
+                stats: AtomicPtr::new(ptr::null_mut()),
                 self_woken: AtomicBool::new(false),
                 alive: AtomicBool::new(false),
                 runtime: AtomicU64::new(0),

@@ -86,6 +86,19 @@ impl AtomicHistogram {
         }
     }
 
+    /// Records a value when the caller is the only writer (e.g. the holder of an exclusive lock
+    /// recording that lock's times): loads and stores instead of locked read-modify-writes.
+    #[inline]
+    pub(crate) fn record_exclusive(&self, value: u64) {
+        let bucket = self.bucket(value);
+        bucket.store(bucket.load(Relaxed).wrapping_add(1), Relaxed);
+        self.sum
+            .store(self.sum.load(Relaxed).saturating_add(value), Relaxed);
+        if value > self.max.load(Relaxed) {
+            self.max.store(value, Relaxed);
+        }
+    }
+
     /// Adds one to a bucket, single writer, leaving sum and max to the caller.
     #[inline]
     pub(crate) fn bump_single_writer(&self, index: usize) {

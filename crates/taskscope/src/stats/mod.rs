@@ -2,4 +2,5 @@
 //! the crate, atomics only.
 
 pub(crate) mod histogram;
+pub(crate) mod lock;
 pub(crate) mod task;

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::Mutex;
 
 use taskscope_wire::{bucket_index, bucket_range, Histogram, Outcome, TaskKind, TaskState};
@@ -64,7 +64,14 @@ pub(crate) struct TaskStats {
     pub(crate) self_wakes: AtomicU64,
     pub(crate) ended: AtomicU64,
     pub(crate) panic_message: Mutex<Option<String>>,
+    /// Locks this task holds now: (lock id, acquire location address). Written by the task's own
+    /// polls; read by the watchdog to name the locks a blocked task holds.
+    pub(crate) held: [(AtomicU64, AtomicUsize); HELD_LOCKS],
 }
+
+/// How many locks held at once a task tracks for the lock-order graph; deeper nesting is rare
+/// and only loses edges, never correctness of the locks.
+pub(crate) const HELD_LOCKS: usize = 8;
 
 impl TaskStats {
     pub(crate) fn new(
@@ -89,6 +96,7 @@ impl TaskStats {
             self_wakes: AtomicU64::new(0),
             ended: AtomicU64::new(0),
             panic_message: Mutex::new(None),
+            held: [const { (AtomicU64::new(0), AtomicUsize::new(0)) }; HELD_LOCKS],
         }
     }
 

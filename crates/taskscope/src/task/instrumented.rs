@@ -62,7 +62,10 @@ impl<F: Future> Future for Instrumented<F> {
         let start = clock::now();
         // Save what the slot held, in case this poll runs inside another instrumented poll.
         let (outer_task, outer_start) = (slot.task.load(Relaxed), slot.start.load(Relaxed));
+        let outer_stats = slot.stats.load(Relaxed);
         slot.task.store(stats.id, Relaxed);
+        slot.stats
+            .store(stats as *const TaskStats as *mut TaskStats, Relaxed);
         slot.start.store(start, Release);
         let hot = &stats.hot;
         hot.state.store(STATE_RUNNING, Relaxed);
@@ -97,6 +100,7 @@ impl<F: Future> Future for Instrumented<F> {
 
         let end = clock::now();
         slot.task.store(outer_task, Relaxed);
+        slot.stats.store(outer_stats, Relaxed);
         slot.start.store(outer_start, Release);
         let duration = clock::delta_ns(start, end);
         stats.record_poll(duration, scheduled);

@@ -1,0 +1,142 @@
+//! Per-lock and per-semaphore statistics, shared by the wrapper (writer) and the collector and
+//! watchdog (readers).
+//!
+//! Whatever is recorded while a `Mutex` or an `RwLock` write lock is held is recorded by its only
+//! holder, so those paths use plain loads and stores; shared holders (read locks, semaphore
+//! permits) use atomic read-modify-writes.
+
+use std::borrow::Cow;
+use std::panic::Location;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::Mutex;
+
+use super::histogram::AtomicHistogram;
+
+/// What kind of primitive a [`LockStats`] describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum LockKind {
+    Mutex,
+    RwLockRead,
+    RwLockWrite,
+    Semaphore,
+}
+
+impl LockKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LockKind::Mutex => "mutex",
+            LockKind::RwLockRead => "rwlock_read",
+            LockKind::RwLockWrite => "rwlock_write",
+            LockKind::Semaphore => "semaphore",
+        }
+    }
+}
+
+/// A task waiting to acquire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Waiter {
+    pub(crate) task: u64,
+    pub(crate) since: u64,
+    pub(crate) location: &'static Location<'static>,
+}
+
+#[derive(Debug)]
+pub(crate) struct LockStats {
+    pub(crate) id: u64,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) kind: LockKind,
+    pub(crate) acquisitions: AtomicU64,
+    pub(crate) contended: AtomicU64,
+    pub(crate) wait_ns: AtomicHistogram,
+    pub(crate) hold_ns: AtomicHistogram,
+    /// Exclusive holder's task id (0: none or not an instrumented task).
+    pub(crate) holder: AtomicU64,
+    /// Exclusive holder's acquire location (null: none).
+    pub(crate) holder_location: AtomicPtr<Location<'static>>,
+    pub(crate) holders: AtomicU64,
+    pub(crate) waiters: Mutex<Vec<Waiter>>,
+    pub(crate) waiting: AtomicU64,
+    pub(crate) max_waiters: AtomicU64,
+    /// Locks held while acquiring this one, already reported to the lock-order graph.
+    predecessors: [AtomicU64; 4],
+    next_predecessor: AtomicUsize,
+    /// For an RwLock side, the id of the other side's statistics (0: none).
+    pub(crate) partner: AtomicU64,
+    // Semaphores.
+    pub(crate) permits: AtomicU64,
+    pub(crate) saturated_since: AtomicU64,
+    pub(crate) saturated_ns: AtomicU64,
+}
+
+impl LockStats {
+    pub(crate) fn new(
+        id: u64,
+        name: Cow<'static, str>,
+        location: &'static Location<'static>,
+        kind: LockKind,
+    ) -> Self {
+        LockStats {
+            id,
+            name,
+            location,
+            kind,
+            acquisitions: AtomicU64::new(0),
+            contended: AtomicU64::new(0),
+            wait_ns: AtomicHistogram::default(),
+            hold_ns: AtomicHistogram::default(),
+            holder: AtomicU64::new(0),
+            holder_location: AtomicPtr::new(std::ptr::null_mut()),
+            holders: AtomicU64::new(0),
+            waiters: Mutex::new(Vec::new()),
+            waiting: AtomicU64::new(0),
+            max_waiters: AtomicU64::new(0),
+            predecessors: [const { AtomicU64::new(0) }; 4],
+            next_predecessor: AtomicUsize::new(0),
+            partner: AtomicU64::new(0),
+            permits: AtomicU64::new(0),
+            saturated_since: AtomicU64::new(0),
+            saturated_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// The name shown in views: the given name or the creation location.
+    pub(crate) fn display_name(&self) -> String {
+        if self.name.is_empty() {
+            crate::stats::task::format_location(self.location)
+        } else {
+            self.name.to_string()
+        }
+    }
+
+    /// Whether the edge `previous → self` was already reported; remembers it if not (lock-free
+    /// and small: forgetting an edge only costs one more cold-path report).
+    pub(crate) fn knows_predecessor(&self, previous: u64) -> bool {
+        if self
+            .predecessors
+            .iter()
+            .any(|s| s.load(Relaxed) == previous)
+        {
+            return true;
+        }
+        let i = self.next_predecessor.fetch_add(1, Relaxed) % self.predecessors.len();
+        self.predecessors[i].store(previous, Relaxed);
+        false
+    }
+
+    pub(crate) fn start_waiting(&self, waiter: Waiter) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        waiters.push(waiter);
+        let n = waiters.len() as u64;
+        self.waiting.store(n, Relaxed);
+        self.max_waiters.fetch_max(n, Relaxed);
+    }
+
+    pub(crate) fn stop_waiting(&self, waiter: &Waiter) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = waiters.iter().position(|w| w == waiter) {
+            waiters.swap_remove(i);
+        }
+        self.waiting.store(waiters.len() as u64, Relaxed);
+    }
+}

@@ -1,0 +1,446 @@
+//! `taskscope::sync::RwLock`: `tokio::sync::RwLock` with read and write sides recorded apart.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+
+use crate::clock;
+use crate::stats::lock::{LockKind, LockStats};
+use crate::sync::held::{Ctx, Held, Waiting};
+use crate::sync::mutex::deref_guard;
+use crate::sync::{register, TryLockError};
+
+/// An asynchronous reader-writer lock, like [`tokio::sync::RwLock`] (fair, write-preferring), that
+/// records waits and holds of readers and writers separately.
+///
+/// ```
+/// use taskscope::sync::RwLock;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let config = RwLock::named("config", String::from("v1"));
+/// assert_eq!(*config.read().await, "v1");
+/// *config.write().await = "v2".into();
+/// assert_eq!(*config.read().await, "v2");
+/// # }
+/// ```
+pub struct RwLock<T: ?Sized> {
+    read_stats: Option<Arc<LockStats>>,
+    write_stats: Option<Arc<LockStats>>,
+    inner: tokio::sync::RwLock<T>,
+}
+
+/// Shared read access to an [`RwLock`].
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct RwLockReadGuard<'a, T: ?Sized> {
+    held: Option<Held>,
+    inner: tokio::sync::RwLockReadGuard<'a, T>,
+}
+
+/// Exclusive write access to an [`RwLock`].
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct RwLockWriteGuard<'a, T: ?Sized> {
+    held: Option<Held>,
+    inner: tokio::sync::RwLockWriteGuard<'a, T>,
+    lock: &'a RwLock<T>,
+}
+
+/// Write access to a part of an [`RwLock`]'s value.
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct RwLockMappedWriteGuard<'a, T: ?Sized> {
+    _held: Option<Held>,
+    inner: tokio::sync::RwLockMappedWriteGuard<'a, T>,
+}
+
+/// Owned read access, from [`RwLock::read_owned`].
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct OwnedRwLockReadGuard<T: ?Sized + 'static> {
+    _held: Option<Held>,
+    inner: tokio::sync::RwLockReadGuard<'static, T>,
+    _lock: Arc<RwLock<T>>,
+}
+
+/// Owned write access, from [`RwLock::write_owned`].
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct OwnedRwLockWriteGuard<T: ?Sized + 'static> {
+    _held: Option<Held>,
+    inner: tokio::sync::RwLockWriteGuard<'static, T>,
+    _lock: Arc<RwLock<T>>,
+}
+
+impl<T> RwLock<T> {
+    /// A new lock, named after its creation location.
+    #[track_caller]
+    pub fn new(value: T) -> Self {
+        RwLock::build(
+            Cow::Borrowed(""),
+            Location::caller(),
+            tokio::sync::RwLock::new(value),
+        )
+    }
+
+    /// A new lock with a name for views and reports.
+    #[track_caller]
+    pub fn named(name: impl Into<Cow<'static, str>>, value: T) -> Self {
+        RwLock::build(
+            name.into(),
+            Location::caller(),
+            tokio::sync::RwLock::new(value),
+        )
+    }
+
+    /// A new lock allowing at most `max_reads` concurrent readers.
+    ///
+    /// # Panics
+    ///
+    /// Like tokio's, if `max_reads` is above `u32::MAX >> 3`.
+    #[track_caller]
+    pub fn with_max_readers(value: T, max_reads: u32) -> Self {
+        let inner = tokio::sync::RwLock::with_max_readers(value, max_reads);
+        RwLock::build(Cow::Borrowed(""), Location::caller(), inner)
+    }
+
+    /// A lock usable in a `static`: a plain tokio lock that taskscope does not observe.
+    pub const fn const_new(value: T) -> Self {
+        RwLock {
+            read_stats: None,
+            write_stats: None,
+            inner: tokio::sync::RwLock::const_new(value),
+        }
+    }
+
+    fn build(
+        name: Cow<'static, str>,
+        location: &'static Location<'static>,
+        inner: tokio::sync::RwLock<T>,
+    ) -> Self {
+        let read_stats = register(name.clone(), location, LockKind::RwLockRead);
+        let write_stats = register(name, location, LockKind::RwLockWrite);
+        if let (Some(read), Some(write)) = (&read_stats, &write_stats) {
+            read.partner
+                .store(write.id, std::sync::atomic::Ordering::Relaxed);
+            write
+                .partner
+                .store(read.id, std::sync::atomic::Ordering::Relaxed);
+        }
+        RwLock {
+            read_stats,
+            write_stats,
+            inner,
+        }
+    }
+
+    /// Consumes the lock, returning the value.
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner()
+    }
+}
+
+fn acquired(
+    stats: &Option<Arc<LockStats>>,
+    location: &'static Location<'static>,
+    wait_ns: u64,
+    contended: bool,
+    exclusive: bool,
+) -> Option<Held> {
+    let stats = stats.as_ref()?;
+    Some(Held::acquire(
+        stats,
+        Ctx::current(),
+        location,
+        wait_ns,
+        contended,
+        exclusive,
+    ))
+}
+
+impl<T: ?Sized> RwLock<T> {
+    /// Locks for reading, waiting while a writer holds or waits for the lock.
+    #[track_caller]
+    pub fn read(&self) -> impl Future<Output = RwLockReadGuard<'_, T>> + '_ {
+        self.read_at(Location::caller())
+    }
+
+    /// Locks for writing, waiting while anyone holds the lock.
+    #[track_caller]
+    pub fn write(&self) -> impl Future<Output = RwLockWriteGuard<'_, T>> + '_ {
+        self.write_at(Location::caller())
+    }
+
+    /// Locks for reading if no writer holds or waits for the lock.
+    #[track_caller]
+    pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, TryLockError> {
+        let location = Location::caller();
+        let inner = self.inner.try_read()?;
+        Ok(RwLockReadGuard {
+            held: acquired(&self.read_stats, location, 0, false, false),
+            inner,
+        })
+    }
+
+    /// Locks for writing if the lock is free.
+    #[track_caller]
+    pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, TryLockError> {
+        let location = Location::caller();
+        let inner = self.inner.try_write()?;
+        Ok(RwLockWriteGuard {
+            held: acquired(&self.write_stats, location, 0, false, true),
+            inner,
+            lock: self,
+        })
+    }
+
+    /// Locks for reading from synchronous code.
+    ///
+    /// # Panics
+    ///
+    /// Like tokio's, when called inside an asynchronous execution context.
+    #[track_caller]
+    pub fn blocking_read(&self) -> RwLockReadGuard<'_, T> {
+        let location = Location::caller();
+        let start = clock::now();
+        let inner = self.inner.blocking_read();
+        let wait = clock::delta_ns(start, clock::now());
+        RwLockReadGuard {
+            held: acquired(&self.read_stats, location, wait, false, false),
+            inner,
+        }
+    }
+
+    /// Locks for writing from synchronous code.
+    ///
+    /// # Panics
+    ///
+    /// Like tokio's, when called inside an asynchronous execution context.
+    #[track_caller]
+    pub fn blocking_write(&self) -> RwLockWriteGuard<'_, T> {
+        let location = Location::caller();
+        let start = clock::now();
+        let inner = self.inner.blocking_write();
+        let wait = clock::delta_ns(start, clock::now());
+        RwLockWriteGuard {
+            held: acquired(&self.write_stats, location, wait, false, true),
+            inner,
+            lock: self,
+        }
+    }
+
+    /// Locks for reading, returning a guard that owns an `Arc` of the lock.
+    #[track_caller]
+    pub fn read_owned(self: Arc<Self>) -> impl Future<Output = OwnedRwLockReadGuard<T>>
+    where
+        T: 'static,
+    {
+        let read = Location::caller();
+        async move {
+            let guard = self.read_at(read).await;
+            OwnedRwLockReadGuard::from_guard(guard, &self)
+        }
+    }
+
+    fn read_at(
+        &self,
+        at: &'static Location<'static>,
+    ) -> impl Future<Output = RwLockReadGuard<'_, T>> + '_ {
+        async move {
+            let (inner, wait, contended) = match self.inner.try_read() {
+                Ok(inner) => (inner, 0, false),
+                Err(_) => {
+                    // Unmarked on drop, so a cancelled wait leaves no phantom waiter.
+                    let waiting = self
+                        .read_stats
+                        .as_ref()
+                        .map(|s| Waiting::start(s, &Ctx::current(), at));
+                    let inner = self.inner.read().await;
+                    let wait = waiting
+                        .as_ref()
+                        .map_or(0, |w| clock::delta_ns(w.since(), clock::now()));
+                    (inner, wait, true)
+                }
+            };
+            RwLockReadGuard {
+                held: acquired(&self.read_stats, at, wait, contended, false),
+                inner,
+            }
+        }
+    }
+
+    fn write_at(
+        &self,
+        at: &'static Location<'static>,
+    ) -> impl Future<Output = RwLockWriteGuard<'_, T>> + '_ {
+        async move {
+            let (inner, wait, contended) = match self.inner.try_write() {
+                Ok(inner) => (inner, 0, false),
+                Err(_) => {
+                    let waiting = self
+                        .write_stats
+                        .as_ref()
+                        .map(|s| Waiting::start(s, &Ctx::current(), at));
+                    let inner = self.inner.write().await;
+                    let wait = waiting
+                        .as_ref()
+                        .map_or(0, |w| clock::delta_ns(w.since(), clock::now()));
+                    (inner, wait, true)
+                }
+            };
+            RwLockWriteGuard {
+                held: acquired(&self.write_stats, at, wait, contended, true),
+                inner,
+                lock: self,
+            }
+        }
+    }
+
+    /// Locks for writing, returning a guard that owns an `Arc` of the lock.
+    #[track_caller]
+    pub fn write_owned(self: Arc<Self>) -> impl Future<Output = OwnedRwLockWriteGuard<T>>
+    where
+        T: 'static,
+    {
+        let at = Location::caller();
+        async move {
+            let guard = self.write_at(at).await;
+            OwnedRwLockWriteGuard::from_guard(guard, &self)
+        }
+    }
+
+    /// Locks for reading if possible, returning an owned guard.
+    #[track_caller]
+    pub fn try_read_owned(self: Arc<Self>) -> Result<OwnedRwLockReadGuard<T>, TryLockError>
+    where
+        T: 'static,
+    {
+        let guard = self.try_read()?;
+        Ok(OwnedRwLockReadGuard::from_guard(guard, &self))
+    }
+
+    /// Locks for writing if possible, returning an owned guard.
+    #[track_caller]
+    pub fn try_write_owned(self: Arc<Self>) -> Result<OwnedRwLockWriteGuard<T>, TryLockError>
+    where
+        T: 'static,
+    {
+        let guard = self.try_write()?;
+        Ok(OwnedRwLockWriteGuard::from_guard(guard, &self))
+    }
+
+    /// A mutable reference to the value; the borrow is exclusive.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+}
+
+impl<T: ?Sized + 'static> OwnedRwLockReadGuard<T> {
+    fn from_guard(guard: RwLockReadGuard<'_, T>, lock: &Arc<RwLock<T>>) -> Self {
+        let RwLockReadGuard { held, inner } = guard;
+        // SAFETY: the guard borrows the lock inside `lock`'s allocation, kept alive by the `Arc`
+        // field, which is dropped after the guard field.
+        let inner: tokio::sync::RwLockReadGuard<'static, T> = unsafe { std::mem::transmute(inner) };
+        OwnedRwLockReadGuard {
+            _held: held,
+            inner,
+            _lock: lock.clone(),
+        }
+    }
+}
+
+impl<T: ?Sized + 'static> OwnedRwLockWriteGuard<T> {
+    fn from_guard(guard: RwLockWriteGuard<'_, T>, lock: &Arc<RwLock<T>>) -> Self {
+        let RwLockWriteGuard { held, inner, .. } = guard;
+        // SAFETY: as in `OwnedRwLockReadGuard::from_guard`.
+        let inner: tokio::sync::RwLockWriteGuard<'static, T> =
+            unsafe { std::mem::transmute(inner) };
+        OwnedRwLockWriteGuard {
+            _held: held,
+            inner,
+            _lock: lock.clone(),
+        }
+    }
+}
+
+impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
+    /// Maps the guard to a part of the value.
+    pub fn map<U: ?Sized, F: FnOnce(&T) -> &U>(this: Self, f: F) -> RwLockReadGuard<'a, U> {
+        let RwLockReadGuard { held, inner } = this;
+        RwLockReadGuard {
+            held,
+            inner: tokio::sync::RwLockReadGuard::map(inner, f),
+        }
+    }
+}
+
+impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
+    /// Maps the guard to a part of the value.
+    pub fn map<U: ?Sized, F: FnOnce(&mut T) -> &mut U>(
+        this: Self,
+        f: F,
+    ) -> RwLockMappedWriteGuard<'a, U> {
+        let RwLockWriteGuard { held, inner, .. } = this;
+        RwLockMappedWriteGuard {
+            _held: held,
+            inner: tokio::sync::RwLockWriteGuard::map(inner, f),
+        }
+    }
+
+    /// Turns write access into read access without letting a writer in between.
+    pub fn downgrade(this: Self) -> RwLockReadGuard<'a, T> {
+        let RwLockWriteGuard { held, inner, lock } = this;
+        let location = held.as_ref().map(Held::location);
+        drop(held); // the write hold ends here
+        let inner = inner.downgrade();
+        let held = location.and_then(|at| acquired(&lock.read_stats, at, 0, false, false));
+        RwLockReadGuard { held, inner }
+    }
+}
+
+deref_guard! {
+    RwLockWriteGuard ['a, T: ?Sized] ['a, T] => T;
+    RwLockMappedWriteGuard ['a, T: ?Sized] ['a, T] => T;
+    OwnedRwLockWriteGuard [T: ?Sized + 'static] [T] => T;
+}
+
+macro_rules! deref_read_guard {
+    ($($guard:ident [$($gen:tt)*] [$($arg:tt)*];)*) => {$(
+        impl<$($gen)*> std::ops::Deref for $guard<$($arg)*> {
+            type Target = T;
+            fn deref(&self) -> &T {
+                &self.inner
+            }
+        }
+        impl<$($gen)*> fmt::Debug for $guard<$($arg)*> where T: fmt::Debug {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&**self, f)
+            }
+        }
+    )*};
+}
+
+deref_read_guard! {
+    RwLockReadGuard ['a, T: ?Sized] ['a, T];
+    OwnedRwLockReadGuard [T: ?Sized + 'static] [T];
+}
+
+impl<T: fmt::Debug> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("RwLock");
+        if let Some(stats) = &self.write_stats {
+            d.field("name", &stats.display_name());
+        }
+        d.field("inner", &self.inner).finish()
+    }
+}
+
+impl<T: Default> Default for RwLock<T> {
+    #[track_caller]
+    fn default() -> Self {
+        RwLock::new(T::default())
+    }
+}
+
+impl<T> From<T> for RwLock<T> {
+    #[track_caller]
+    fn from(value: T) -> Self {
+        RwLock::new(value)
+    }
+}

@@ -1,0 +1,414 @@
+//! `taskscope::sync::Semaphore`: `tokio::sync::Semaphore` with waits, holds and saturation
+//! recorded.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::panic::Location;
+use std::sync::atomic::Ordering::*;
+use std::sync::Arc;
+
+use crate::clock;
+use crate::stats::lock::{LockKind, LockStats};
+use crate::sync::held::{Ctx, Held, Waiting};
+use crate::sync::{register, AcquireError, TryAcquireError};
+
+/// A counting semaphore, like [`tokio::sync::Semaphore`] (fair), that records waits, holds,
+/// waiters and how long no permit was left.
+///
+/// ```
+/// use taskscope::sync::Semaphore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let pool = Semaphore::named("db-pool", 2);
+/// let a = pool.acquire().await.unwrap();
+/// let _b = pool.acquire().await.unwrap();
+/// assert_eq!(pool.available_permits(), 0);
+/// drop(a);
+/// assert_eq!(pool.available_permits(), 1);
+/// # }
+/// ```
+pub struct Semaphore {
+    stats: Option<Arc<LockStats>>,
+    inner: tokio::sync::Semaphore,
+}
+
+/// Permits borrowed from a [`Semaphore`]; returned when dropped.
+#[must_use]
+pub struct SemaphorePermit<'a> {
+    inner: Option<tokio::sync::SemaphorePermit<'a>>,
+    held: Option<Held>,
+    sem: &'a Semaphore,
+}
+
+/// Permits owned together with an `Arc` of their [`Semaphore`].
+#[must_use]
+pub struct OwnedSemaphorePermit {
+    // Borrows from `sem`, declared after it so it outlives it.
+    inner: Option<tokio::sync::SemaphorePermit<'static>>,
+    held: Option<Held>,
+    sem: Arc<Semaphore>,
+}
+
+impl Semaphore {
+    /// The most permits a semaphore can hold.
+    pub const MAX_PERMITS: usize = tokio::sync::Semaphore::MAX_PERMITS;
+
+    /// A semaphore with `permits` permits, named after its creation location.
+    #[track_caller]
+    pub fn new(permits: usize) -> Self {
+        Semaphore::build(Cow::Borrowed(""), Location::caller(), permits)
+    }
+
+    /// A semaphore with a name for views and reports.
+    #[track_caller]
+    pub fn named(name: impl Into<Cow<'static, str>>, permits: usize) -> Self {
+        Semaphore::build(name.into(), Location::caller(), permits)
+    }
+
+    /// A semaphore usable in a `static`: a plain tokio semaphore that taskscope does not observe.
+    pub const fn const_new(permits: usize) -> Self {
+        Semaphore {
+            stats: None,
+            inner: tokio::sync::Semaphore::const_new(permits),
+        }
+    }
+
+    fn build(
+        name: Cow<'static, str>,
+        location: &'static Location<'static>,
+        permits: usize,
+    ) -> Self {
+        let stats = register(name, location, LockKind::Semaphore);
+        if let Some(stats) = &stats {
+            stats.permits.store(permits as u64, Relaxed);
+        }
+        Semaphore {
+            stats,
+            inner: tokio::sync::Semaphore::new(permits),
+        }
+    }
+
+    /// Permits available now.
+    pub fn available_permits(&self) -> usize {
+        self.inner.available_permits()
+    }
+
+    /// Adds `n` permits.
+    pub fn add_permits(&self, n: usize) {
+        self.inner.add_permits(n);
+        if let Some(stats) = &self.stats {
+            stats.permits.fetch_add(n as u64, Relaxed);
+            self.end_saturation(stats);
+        }
+    }
+
+    /// Removes up to `n` available permits; returns how many were removed.
+    pub fn forget_permits(&self, n: usize) -> usize {
+        let removed = self.inner.forget_permits(n);
+        if let Some(stats) = &self.stats {
+            stats.permits.fetch_sub(removed as u64, Relaxed);
+            self.note_saturation(stats);
+        }
+        removed
+    }
+
+    /// Closes the semaphore: pending and future acquires fail.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Acquires one permit, waiting (fairly) for it.
+    #[track_caller]
+    pub fn acquire(
+        &self,
+    ) -> impl std::future::Future<Output = Result<SemaphorePermit<'_>, AcquireError>> + '_ {
+        self.acquire_at(1, Location::caller())
+    }
+
+    /// Acquires `n` permits at once, waiting (fairly) for them.
+    #[track_caller]
+    pub fn acquire_many(
+        &self,
+        n: u32,
+    ) -> impl std::future::Future<Output = Result<SemaphorePermit<'_>, AcquireError>> + '_ {
+        self.acquire_at(n, Location::caller())
+    }
+
+    async fn acquire_at(
+        &self,
+        n: u32,
+        at: &'static Location<'static>,
+    ) -> Result<SemaphorePermit<'_>, AcquireError> {
+        let Some(stats) = &self.stats else {
+            let inner = self.inner.acquire_many(n).await?;
+            return Ok(SemaphorePermit {
+                inner: Some(inner),
+                held: None,
+                sem: self,
+            });
+        };
+        let (inner, wait, contended) = match self.inner.try_acquire_many(n) {
+            Ok(inner) => (inner, 0, false),
+            // Closed for good: tokio's acquire returns its error at once.
+            Err(TryAcquireError::Closed) => match self.inner.acquire_many(n).await {
+                Err(e) => return Err(e),
+                Ok(inner) => (inner, 0, false),
+            },
+            Err(TryAcquireError::NoPermits) => {
+                // Unmarked on drop, so a cancelled wait leaves no phantom waiter.
+                let waiting = Waiting::start(stats, &Ctx::current(), at);
+                let inner = self.inner.acquire_many(n).await?;
+                (inner, clock::delta_ns(waiting.since(), clock::now()), true)
+            }
+        };
+        Ok(self.permit(inner, at, wait, contended))
+    }
+
+    fn permit<'a>(
+        &'a self,
+        inner: tokio::sync::SemaphorePermit<'a>,
+        at: &'static Location<'static>,
+        wait: u64,
+        contended: bool,
+    ) -> SemaphorePermit<'a> {
+        let held = self.stats.as_ref().map(|stats| {
+            let held = Held::acquire(stats, Ctx::current(), at, wait, contended, false);
+            self.note_saturation(stats);
+            held
+        });
+        SemaphorePermit {
+            inner: Some(inner),
+            held,
+            sem: self,
+        }
+    }
+
+    /// Acquires one permit if one is available.
+    #[track_caller]
+    pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        let inner = self.inner.try_acquire()?;
+        Ok(self.permit(inner, Location::caller(), 0, false))
+    }
+
+    /// Acquires `n` permits if they are available.
+    #[track_caller]
+    pub fn try_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        let inner = self.inner.try_acquire_many(n)?;
+        Ok(self.permit(inner, Location::caller(), 0, false))
+    }
+
+    /// Acquires one permit owned with an `Arc` of the semaphore.
+    #[track_caller]
+    pub fn acquire_owned(
+        self: Arc<Self>,
+    ) -> impl std::future::Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
+        let at = Location::caller();
+        async move {
+            self.acquire_at(1, at)
+                .await
+                .map(|p| OwnedSemaphorePermit::from_permit(p, &self))
+        }
+    }
+
+    /// Acquires `n` permits owned with an `Arc` of the semaphore.
+    #[track_caller]
+    pub fn acquire_many_owned(
+        self: Arc<Self>,
+        n: u32,
+    ) -> impl std::future::Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
+        let at = Location::caller();
+        async move {
+            self.acquire_at(n, at)
+                .await
+                .map(|p| OwnedSemaphorePermit::from_permit(p, &self))
+        }
+    }
+
+    /// Acquires one owned permit if one is available.
+    #[track_caller]
+    pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        let permit = self.try_acquire()?;
+        Ok(OwnedSemaphorePermit::from_permit(permit, &self))
+    }
+
+    /// Acquires `n` owned permits if they are available.
+    #[track_caller]
+    pub fn try_acquire_many_owned(
+        self: Arc<Self>,
+        n: u32,
+    ) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        let permit = self.try_acquire_many(n)?;
+        Ok(OwnedSemaphorePermit::from_permit(permit, &self))
+    }
+
+    /// Starts a saturation period when no permit is left.
+    fn note_saturation(&self, stats: &LockStats) {
+        if self.inner.available_permits() == 0 && stats.saturated_since.load(Relaxed) == 0 {
+            let _ = stats
+                .saturated_since
+                .compare_exchange(0, clock::now(), Relaxed, Relaxed);
+        }
+    }
+
+    /// Ends a saturation period once a permit is available again.
+    fn end_saturation(&self, stats: &LockStats) {
+        let since = stats.saturated_since.load(Relaxed);
+        if since != 0
+            && self.inner.available_permits() > 0
+            && stats
+                .saturated_since
+                .compare_exchange(since, 0, Relaxed, Relaxed)
+                .is_ok()
+        {
+            stats
+                .saturated_ns
+                .fetch_add(clock::delta_ns(since, clock::now()), Relaxed);
+        }
+    }
+
+    fn released(&self) {
+        if let Some(stats) = &self.stats {
+            self.end_saturation(stats);
+        }
+    }
+}
+
+impl<'a> SemaphorePermit<'a> {
+    /// Keeps the permits out of the semaphore for good.
+    pub fn forget(mut self) {
+        if let Some(inner) = self.inner.take() {
+            let n = inner.num_permits() as u64;
+            inner.forget();
+            if let Some(stats) = &self.sem.stats {
+                stats.permits.fetch_sub(n, Relaxed);
+            }
+        }
+    }
+
+    /// Moves the permits of `other` into this one.
+    pub fn merge(&mut self, mut other: Self) {
+        if let (Some(inner), Some(theirs)) = (self.inner.as_mut(), other.inner.take()) {
+            inner.merge(theirs);
+        }
+    }
+
+    /// Splits `n` permits off into a new permit, or `None` if this one holds fewer.
+    pub fn split(&mut self, n: usize) -> Option<Self> {
+        let inner = self.inner.as_mut()?.split(n)?;
+        Some(SemaphorePermit {
+            inner: Some(inner),
+            held: None,
+            sem: self.sem,
+        })
+    }
+
+    /// How many permits this holds.
+    pub fn num_permits(&self) -> usize {
+        self.inner.as_ref().map_or(0, |p| p.num_permits())
+    }
+
+    /// The semaphore the permits came from.
+    pub fn semaphore(&self) -> &'a Semaphore {
+        self.sem
+    }
+}
+
+impl Drop for SemaphorePermit<'_> {
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        drop(self.held.take());
+        self.sem.released();
+    }
+}
+
+impl OwnedSemaphorePermit {
+    fn from_permit(mut permit: SemaphorePermit<'_>, sem: &Arc<Semaphore>) -> Self {
+        let inner = permit.inner.take();
+        let held = permit.held.take();
+        // SAFETY: the permit borrows the semaphore inside `sem`'s allocation, which the returned
+        // value keeps alive for as long as the permit.
+        let inner: Option<tokio::sync::SemaphorePermit<'static>> =
+            unsafe { std::mem::transmute(inner) };
+        OwnedSemaphorePermit {
+            inner,
+            held,
+            sem: sem.clone(),
+        }
+    }
+
+    /// Keeps the permits out of the semaphore for good.
+    pub fn forget(mut self) {
+        if let Some(inner) = self.inner.take() {
+            let n = inner.num_permits() as u64;
+            inner.forget();
+            if let Some(stats) = &self.sem.stats {
+                stats.permits.fetch_sub(n, Relaxed);
+            }
+        }
+    }
+
+    /// Moves the permits of `other` (of the same semaphore) into this one.
+    pub fn merge(&mut self, mut other: Self) {
+        if let (Some(inner), Some(theirs)) = (self.inner.as_mut(), other.inner.take()) {
+            inner.merge(theirs);
+        }
+    }
+
+    /// Splits `n` permits off into a new permit, or `None` if this one holds fewer.
+    pub fn split(&mut self, n: usize) -> Option<Self> {
+        let inner = self.inner.as_mut()?.split(n)?;
+        Some(OwnedSemaphorePermit {
+            inner: Some(inner),
+            held: None,
+            sem: self.sem.clone(),
+        })
+    }
+
+    /// How many permits this holds.
+    pub fn num_permits(&self) -> usize {
+        self.inner.as_ref().map_or(0, |p| p.num_permits())
+    }
+
+    /// The semaphore the permits came from.
+    pub fn semaphore(&self) -> &Arc<Semaphore> {
+        &self.sem
+    }
+}
+
+impl Drop for OwnedSemaphorePermit {
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        drop(self.held.take());
+        self.sem.released();
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Semaphore");
+        if let Some(stats) = &self.stats {
+            d.field("name", &stats.display_name());
+        }
+        d.field("permits", &self.inner.available_permits()).finish()
+    }
+}
+
+impl fmt::Debug for SemaphorePermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphorePermit")
+            .field("permits", &self.num_permits())
+            .finish()
+    }
+}
+
+impl fmt::Debug for OwnedSemaphorePermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedSemaphorePermit")
+            .field("permits", &self.num_permits())
+            .finish()
+    }
+}
