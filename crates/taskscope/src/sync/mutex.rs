@@ -164,28 +164,23 @@ impl<T: ?Sized> Mutex<T> {
         }
     }
 
-    fn lock_at(
-        &self,
-        location: &'static Location<'static>,
-    ) -> impl Future<Output = MutexGuard<'_, T>> + '_ {
-        async move {
-            let (inner, wait, contended) = match &self.stats {
-                None => (self.inner.lock().await, 0, false),
-                Some(stats) => match self.inner.try_lock() {
-                    Ok(inner) => (inner, 0, false),
-                    Err(_) => {
-                        // Unmarked on drop, so a cancelled wait leaves no phantom waiter.
-                        let waiting = Waiting::start(stats, &Ctx::current(), location);
-                        let inner = self.inner.lock().await;
-                        (inner, clock::delta_ns(waiting.since(), clock::now()), true)
-                    }
-                },
-            };
-            MutexGuard {
-                held: self.acquired(location, wait, contended),
-                inner,
-                lock: self,
-            }
+    async fn lock_at(&self, location: &'static Location<'static>) -> MutexGuard<'_, T> {
+        let (inner, wait, contended) = match &self.stats {
+            None => (self.inner.lock().await, 0, false),
+            Some(stats) => match self.inner.try_lock() {
+                Ok(inner) => (inner, 0, false),
+                Err(_) => {
+                    // Unmarked on drop, so a cancelled wait leaves no phantom waiter.
+                    let waiting = Waiting::start(stats, &Ctx::current(), location);
+                    let inner = self.inner.lock().await;
+                    (inner, clock::delta_ns(waiting.since(), clock::now()), true)
+                }
+            },
+        };
+        MutexGuard {
+            held: self.acquired(location, wait, contended),
+            inner,
+            lock: self,
         }
     }
 

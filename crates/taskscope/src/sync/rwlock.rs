@@ -238,57 +238,47 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
-    fn read_at(
-        &self,
-        at: &'static Location<'static>,
-    ) -> impl Future<Output = RwLockReadGuard<'_, T>> + '_ {
-        async move {
-            let (inner, wait, contended) = match self.inner.try_read() {
-                Ok(inner) => (inner, 0, false),
-                Err(_) => {
-                    // Unmarked on drop, so a cancelled wait leaves no phantom waiter.
-                    let waiting = self
-                        .read_stats
-                        .as_ref()
-                        .map(|s| Waiting::start(s, &Ctx::current(), at));
-                    let inner = self.inner.read().await;
-                    let wait = waiting
-                        .as_ref()
-                        .map_or(0, |w| clock::delta_ns(w.since(), clock::now()));
-                    (inner, wait, true)
-                }
-            };
-            RwLockReadGuard {
-                held: acquired(&self.read_stats, at, wait, contended, false),
-                inner,
+    async fn read_at(&self, at: &'static Location<'static>) -> RwLockReadGuard<'_, T> {
+        let (inner, wait, contended) = match self.inner.try_read() {
+            Ok(inner) => (inner, 0, false),
+            Err(_) => {
+                // Unmarked on drop, so a cancelled wait leaves no phantom waiter.
+                let waiting = self
+                    .read_stats
+                    .as_ref()
+                    .map(|s| Waiting::start(s, &Ctx::current(), at));
+                let inner = self.inner.read().await;
+                let wait = waiting
+                    .as_ref()
+                    .map_or(0, |w| clock::delta_ns(w.since(), clock::now()));
+                (inner, wait, true)
             }
+        };
+        RwLockReadGuard {
+            held: acquired(&self.read_stats, at, wait, contended, false),
+            inner,
         }
     }
 
-    fn write_at(
-        &self,
-        at: &'static Location<'static>,
-    ) -> impl Future<Output = RwLockWriteGuard<'_, T>> + '_ {
-        async move {
-            let (inner, wait, contended) = match self.inner.try_write() {
-                Ok(inner) => (inner, 0, false),
-                Err(_) => {
-                    let waiting = self
-                        .write_stats
-                        .as_ref()
-                        .map(|s| Waiting::start(s, &Ctx::current(), at));
-                    let inner = self.inner.write().await;
-                    let wait = waiting
-                        .as_ref()
-                        .map_or(0, |w| clock::delta_ns(w.since(), clock::now()));
-                    (inner, wait, true)
-                }
-            };
-            RwLockWriteGuard {
-                held: acquired(&self.write_stats, at, wait, contended, true),
-                inner,
-                lock: self,
+    async fn write_at(&self, at: &'static Location<'static>) -> RwLockWriteGuard<'_, T> {
+        let (inner, wait, contended) = match self.inner.try_write() {
+            Ok(inner) => (inner, 0, false),
+            Err(_) => {
+                let waiting = self
+                    .write_stats
+                    .as_ref()
+                    .map(|s| Waiting::start(s, &Ctx::current(), at));
+                let inner = self.inner.write().await;
+                let wait = waiting
+                    .as_ref()
+                    .map_or(0, |w| clock::delta_ns(w.since(), clock::now()));
+                (inner, wait, true)
             }
+        };
+        RwLockWriteGuard {
+            held: acquired(&self.write_stats, at, wait, contended, true),
+            inner,
+            lock: self,
         }
     }
 
