@@ -107,6 +107,92 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     elapsed.as_nanos() as f64 / (f64::from(tasks) * f64::from(yields + 1))
 }
 
+/// Nanoseconds per uncontended lock+unlock (or acquire+release), inside one task on a
+/// current-thread runtime: `taskscope` is true for the taskscope wrappers (with a Guard).
+fn measure_lock(taskscope: bool, semaphore: bool, ops: u32) -> f64 {
+    let rt = runtime(false);
+    let guard = taskscope.then(|| taskscope::Builder::new().retained_tasks(0).init());
+    let elapsed = rt.block_on(async {
+        let body = async move {
+            let start = Instant::now();
+            match (taskscope, semaphore) {
+                (false, false) => {
+                    let m = tokio::sync::Mutex::new(0u64);
+                    for _ in 0..ops {
+                        *m.lock().await += 1;
+                    }
+                }
+                (true, false) => {
+                    let m = taskscope::sync::Mutex::new(0u64);
+                    for _ in 0..ops {
+                        *m.lock().await += 1;
+                    }
+                }
+                (false, true) => {
+                    let s = tokio::sync::Semaphore::new(4);
+                    for _ in 0..ops {
+                        drop(std::hint::black_box(s.acquire().await.unwrap()));
+                    }
+                }
+                (true, true) => {
+                    let s = taskscope::sync::Semaphore::new(4);
+                    for _ in 0..ops {
+                        drop(std::hint::black_box(s.acquire().await.unwrap()));
+                    }
+                }
+            }
+            start.elapsed()
+        };
+        if taskscope {
+            taskscope::spawn(body).await.unwrap()
+        } else {
+            tokio::spawn(body).await.unwrap()
+        }
+    });
+    drop(guard);
+    elapsed.as_nanos() as f64 / f64::from(ops)
+}
+
+/// Nanoseconds per lock+unlock with 8 tasks contending on a 2-worker runtime.
+fn measure_contended(taskscope: bool, ops_per_task: u32) -> f64 {
+    let rt = runtime(true);
+    let guard = taskscope.then(|| taskscope::Builder::new().retained_tasks(0).init());
+    let elapsed = rt.block_on(async move {
+        let start = Instant::now();
+        let handles: Vec<tokio::task::JoinHandle<()>> = if taskscope {
+            let m = std::sync::Arc::new(taskscope::sync::Mutex::new(0u64));
+            (0..8)
+                .map(|_| {
+                    let m = m.clone();
+                    taskscope::spawn(async move {
+                        for _ in 0..ops_per_task {
+                            *m.lock().await += 1;
+                        }
+                    })
+                })
+                .collect()
+        } else {
+            let m = std::sync::Arc::new(tokio::sync::Mutex::new(0u64));
+            (0..8)
+                .map(|_| {
+                    let m = m.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..ops_per_task {
+                            *m.lock().await += 1;
+                        }
+                    })
+                })
+                .collect()
+        };
+        for h in handles {
+            h.await.unwrap();
+        }
+        start.elapsed()
+    });
+    drop(guard);
+    elapsed.as_nanos() as f64 / (8.0 * f64::from(ops_per_task))
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -179,5 +265,33 @@ fn main() {
             );
         }
         println!();
+    }
+
+    println!("locks: ns per operation, median of {rounds} rounds");
+    println!("| operation | tokio | taskscope | ratio |");
+    println!("|---|---:|---:|---:|");
+    let ops = 1_000_000;
+    let rows: [(&str, Box<dyn Fn(bool) -> f64>); 3] = [
+        (
+            "Mutex lock+unlock, uncontended",
+            Box::new(move |t| measure_lock(t, false, ops)),
+        ),
+        (
+            "Semaphore acquire+release, uncontended",
+            Box::new(move |t| measure_lock(t, true, ops)),
+        ),
+        (
+            "Mutex lock+unlock, 8 tasks contending",
+            Box::new(|t| measure_contended(t, 20_000)),
+        ),
+    ];
+    for (name, run) in rows {
+        let (mut tokio, mut ours) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            tokio.push(run(false));
+            ours.push(run(true));
+        }
+        let (t, o) = (median(&mut tokio), median(&mut ours));
+        println!("| {name} | {t:.1} | {o:.1} | {:.2}x |", o / t);
     }
 }

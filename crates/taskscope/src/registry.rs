@@ -585,7 +585,7 @@ fn lock_to_wire(stats: &LockStats) -> Lock {
         holder: (holder != 0).then_some(holder),
         // SAFETY: holder locations are `&'static Location`s.
         holder_location: (!at.is_null()).then(|| format_location(unsafe { &*at })),
-        wait_ns: stats.wait_ns.to_wire(),
+        wait_ns: stats.wait_histogram(),
         hold_ns: stats.hold_ns.to_wire(),
     }
 }
@@ -603,12 +603,12 @@ fn semaphore_to_wire(stats: &LockStats) -> Semaphore {
         name: stats.display_name(),
         location: format_location(stats.location),
         permits,
-        available: permits.saturating_sub(stats.holders.load(Relaxed)),
+        available: stats.available.load(Relaxed),
         acquisitions: stats.acquisitions.load(Relaxed),
         waiters: stats.waiting.load(Relaxed),
         max_waiters: stats.max_waiters.load(Relaxed),
         saturated_ns: stats.saturated_ns.load(Relaxed) + ongoing,
-        wait_ns: stats.wait_ns.to_wire(),
+        wait_ns: stats.wait_histogram(),
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex};
 
 use crate::stats::task::TaskStats;
@@ -24,6 +24,8 @@ pub(crate) struct WorkerSlot {
     pub(crate) start: AtomicU64,
     /// The polled task's statistics, valid while `start != 0` (the poll holds an `Arc` to them).
     pub(crate) stats: AtomicPtr<TaskStats>,
+    /// Counts lock acquisitions on this thread, to time one in `HOLD_SAMPLE` holds.
+    pub(crate) lock_ops: AtomicU32,
     /// Set by a task's waker when the task wakes itself during its own poll on this thread.
     pub(crate) self_woken: AtomicBool,
     /// Whether a thread owns this slot now.
@@ -88,6 +90,7 @@ fn register() -> &'static WorkerSlot {
                 task: AtomicU64::new(0),
                 start: AtomicU64::new(0),
                 stats: AtomicPtr::new(ptr::null_mut()),
+                lock_ops: AtomicU32::new(0),
                 self_woken: AtomicBool::new(false),
                 alive: AtomicBool::new(false),
                 runtime: AtomicU64::new(0),

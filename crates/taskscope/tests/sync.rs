@@ -80,7 +80,10 @@ fn sixteen_tasks_times_ten_thousand_increments_are_exact() {
     let lock = lock_of(&snap, "counter", "mutex");
     assert_eq!(lock.acquisitions, 160_001);
     assert_eq!(lock.wait_ns.count(), 160_001);
-    assert_eq!(lock.hold_ns.count(), 160_001);
+    // Holds are sampled one in eight per thread, each standing for eight: the count estimates
+    // the acquisitions.
+    let holds = lock.hold_ns.count();
+    assert!((140_000..=180_000).contains(&holds), "{holds}");
     assert!(
         lock.contended > 0,
         "two workers, sixteen tasks: some lock() had to wait"

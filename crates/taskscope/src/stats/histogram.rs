@@ -86,14 +86,18 @@ impl AtomicHistogram {
         }
     }
 
-    /// Records a value when the caller is the only writer (e.g. the holder of an exclusive lock
-    /// recording that lock's times): loads and stores instead of locked read-modify-writes.
+    /// Records `n` occurrences of a value when the caller is the only writer (e.g. the holder of
+    /// an exclusive lock recording that lock's times): loads and stores instead of locked
+    /// read-modify-writes.
     #[inline]
-    pub(crate) fn record_exclusive(&self, value: u64) {
+    pub(crate) fn record_exclusive_n(&self, value: u64, n: u64) {
         let bucket = self.bucket(value);
-        bucket.store(bucket.load(Relaxed).wrapping_add(1), Relaxed);
-        self.sum
-            .store(self.sum.load(Relaxed).saturating_add(value), Relaxed);
+        bucket.store(bucket.load(Relaxed).wrapping_add(n), Relaxed);
+        let sum = self
+            .sum
+            .load(Relaxed)
+            .saturating_add(value.saturating_mul(n));
+        self.sum.store(sum, Relaxed);
         if value > self.max.load(Relaxed) {
             self.max.store(value, Relaxed);
         }
@@ -121,9 +125,17 @@ impl AtomicHistogram {
     /// Records a value from any thread.
     #[inline]
     pub(crate) fn record(&self, value: u64) {
-        self.bucket(value).fetch_add(1, Relaxed);
-        self.sum.fetch_add(value, Relaxed);
-        self.max.fetch_max(value, Relaxed);
+        self.record_n(value, 1);
+    }
+
+    /// Records `n` occurrences of a value from any thread.
+    #[inline]
+    pub(crate) fn record_n(&self, value: u64, n: u64) {
+        self.bucket(value).fetch_add(n, Relaxed);
+        self.sum.fetch_add(value.saturating_mul(n), Relaxed);
+        if value > self.max.load(Relaxed) {
+            self.max.fetch_max(value, Relaxed);
+        }
     }
 
     /// Number of values recorded so far.

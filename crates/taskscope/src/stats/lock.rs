@@ -4,6 +4,9 @@
 //! Whatever is recorded while a `Mutex` or an `RwLock` write lock is held is recorded by its only
 //! holder, so those paths use plain loads and stores; shared holders (read locks, semaphore
 //! permits) use atomic read-modify-writes.
+//!
+//! Waits are recorded only when an acquisition had to wait: the uncontended ones are zeros,
+//! added back from `acquisitions - contended` when read.
 
 use std::borrow::Cow;
 use std::panic::Location;
@@ -54,7 +57,8 @@ pub(crate) struct LockStats {
     pub(crate) holder: AtomicU64,
     /// Exclusive holder's acquire location (null: none).
     pub(crate) holder_location: AtomicPtr<Location<'static>>,
-    pub(crate) holders: AtomicU64,
+    /// Semaphores: permits available, as last seen by an acquire or release.
+    pub(crate) available: AtomicU64,
     pub(crate) waiters: Mutex<Vec<Waiter>>,
     pub(crate) waiting: AtomicU64,
     pub(crate) max_waiters: AtomicU64,
@@ -87,7 +91,7 @@ impl LockStats {
             hold_ns: AtomicHistogram::default(),
             holder: AtomicU64::new(0),
             holder_location: AtomicPtr::new(std::ptr::null_mut()),
-            holders: AtomicU64::new(0),
+            available: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
             waiting: AtomicU64::new(0),
             max_waiters: AtomicU64::new(0),
@@ -138,5 +142,18 @@ impl LockStats {
             waiters.swap_remove(i);
         }
         self.waiting.store(waiters.len() as u64, Relaxed);
+    }
+}
+
+impl LockStats {
+    /// The wait histogram with the uncontended (zero) waits added back.
+    pub(crate) fn wait_histogram(&self) -> taskscope_wire::Histogram {
+        let mut h = self.wait_ns.to_wire();
+        let zeros = self
+            .acquisitions
+            .load(Relaxed)
+            .saturating_sub(self.contended.load(Relaxed));
+        h.record_n(0, zeros);
+        h
     }
 }

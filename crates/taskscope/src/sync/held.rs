@@ -3,6 +3,12 @@
 //! Acquiring notes the holder (task and location), the lock-order edges from the locks the task
 //! already holds, and a token of the poll it happens in; releasing records the hold time and, if
 //! the release happens in a later poll than the acquire, reports `lock_held_across_await`.
+//!
+//! Hold times cost two clock reads, as much as tokio's whole uncontended lock+unlock, so one
+//! acquisition in `HOLD_SAMPLE` per thread is timed and recorded with weight `HOLD_SAMPLE`
+//! (an unbiased estimate of the distribution); every hold that spans an `.await` — the long ones
+//! that matter — is recorded too, timed from the start of the poll that acquired it. Counts of
+//! acquisitions and contended acquisitions, and every wait, are exact.
 
 use std::panic::Location;
 use std::sync::atomic::Ordering::*;
@@ -17,6 +23,7 @@ use crate::worker;
 /// The instrumented context of the calling code: the task being polled on this thread, if any.
 #[derive(Clone, Copy)]
 pub(crate) struct Ctx {
+    slot: Option<&'static crate::worker::WorkerSlot>,
     pub(crate) task: u64,
     /// The current poll's start ticks: a token unique to this poll (0: not in an instrumented poll).
     pub(crate) poll: u64,
@@ -26,27 +33,46 @@ pub(crate) struct Ctx {
 impl Ctx {
     #[inline]
     pub(crate) fn current() -> Ctx {
-        match worker::current_if_any() {
-            Some(slot) => {
-                let poll = slot.start.load(Relaxed);
-                if poll == 0 {
-                    return Ctx {
-                        task: 0,
-                        poll: 0,
-                        stats: std::ptr::null(),
-                    };
-                }
-                Ctx {
-                    task: slot.task.load(Relaxed),
-                    poll,
-                    stats: slot.stats.load(Relaxed),
-                }
-            }
-            None => Ctx {
+        let Some(slot) = worker::current_if_any() else {
+            return Ctx {
+                slot: None,
                 task: 0,
                 poll: 0,
                 stats: std::ptr::null(),
-            },
+            };
+        };
+        let poll = slot.start.load(Relaxed);
+        if poll == 0 {
+            return Ctx {
+                slot: Some(slot),
+                task: 0,
+                poll: 0,
+                stats: std::ptr::null(),
+            };
+        }
+        Ctx {
+            slot: Some(slot),
+            task: slot.task.load(Relaxed),
+            poll,
+            stats: slot.stats.load(Relaxed),
+        }
+    }
+
+    /// Whether to time this acquisition's hold: one in `HOLD_SAMPLE` on this thread, drawn by a
+    /// per-thread xorshift generator (a plain counter would alias with code that alternates
+    /// between locks); always on threads that never polled an instrumented task.
+    #[inline]
+    fn sample_hold(&self) -> bool {
+        match self.slot {
+            Some(slot) => {
+                let mut x = slot.lock_ops.load(Relaxed) | 1;
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                slot.lock_ops.store(x, Relaxed);
+                x % HOLD_SAMPLE == 0
+            }
+            None => true,
         }
     }
 
@@ -58,11 +84,17 @@ impl Ctx {
     }
 }
 
+/// One hold in this many is timed (per thread).
+pub(crate) const HOLD_SAMPLE: u32 = 8;
+
 /// One acquisition, alive as long as the guard or permit.
 #[derive(Debug)]
 pub(crate) struct Held {
     stats: *const LockStats,
+    /// Clock ticks at acquisition, or 0 when this hold is not sampled.
     acquired_at: u64,
+    /// How many holds a timed one stands for.
+    weight: u64,
     task: u64,
     poll: u64,
     task_stats: *const TaskStats,
@@ -120,7 +152,12 @@ impl Held {
         contended: bool,
         exclusive: bool,
     ) -> Held {
-        let now = clock::now();
+        let acquired_at = if contended || ctx.sample_hold() {
+            clock::now()
+        } else {
+            0
+        };
+        let weight = if contended { 1 } else { u64::from(HOLD_SAMPLE) };
         if exclusive {
             // The only holder: plain stores.
             stats
@@ -140,11 +177,9 @@ impl Held {
             if contended {
                 stats.contended.fetch_add(1, Relaxed);
             }
-            stats.holders.fetch_add(1, Relaxed);
         }
-        if exclusive {
-            stats.wait_ns.record_exclusive(wait_ns);
-        } else {
+        // Uncontended waits are zeros, counted from `acquisitions - contended` when read.
+        if contended {
             stats.wait_ns.record(wait_ns);
         }
         let mut held_index = usize::MAX;
@@ -153,7 +188,8 @@ impl Held {
         }
         Held {
             stats: Arc::as_ptr(stats),
-            acquired_at: now,
+            acquired_at,
+            weight,
             task: ctx.task,
             poll: ctx.poll,
             task_stats: ctx.stats,
@@ -225,22 +261,36 @@ fn lock_edge(
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let now = clock::now();
-        let hold_ns = clock::delta_ns(self.acquired_at, now);
         let stats = self.stats();
+        let ctx = if self.poll != 0 {
+            Some(Ctx::current())
+        } else {
+            None
+        };
+        let across_await = ctx.is_some_and(|ctx| ctx.poll != self.poll);
+        // Timed: sampled (or contended) holds, and every hold across an `.await`, from the start
+        // of the poll that acquired it when it was not sampled.
+        let (hold_ns, weight) = if self.acquired_at != 0 {
+            (
+                Some(clock::delta_ns(self.acquired_at, clock::now())),
+                self.weight,
+            )
+        } else if across_await {
+            (Some(clock::delta_ns(self.poll, clock::now())), 1)
+        } else {
+            (None, 0)
+        };
         // Dropped before the inner guard: an exclusive holder still holds the lock here.
         if self.exclusive {
-            stats.hold_ns.record_exclusive(hold_ns);
+            if let Some(hold) = hold_ns {
+                stats.hold_ns.record_exclusive_n(hold, weight);
+            }
             stats.holder.store(0, Relaxed);
             stats.holder_location.store(std::ptr::null_mut(), Relaxed);
-        } else {
-            stats.hold_ns.record(hold_ns);
-            stats.holders.fetch_sub(1, Relaxed);
+        } else if let Some(hold) = hold_ns {
+            stats.hold_ns.record_n(hold, weight);
         }
-        if self.poll == 0 {
-            return;
-        }
-        let ctx = Ctx::current();
+        let Some(ctx) = ctx else { return };
         if self.held_index != usize::MAX && std::ptr::eq(ctx.stats, self.task_stats) {
             if let Some(task) = ctx.task_stats() {
                 let entry = &task.held[self.held_index].0;
@@ -251,8 +301,8 @@ impl Drop for Held {
         }
         // Released in a later poll (or outside the poll it was taken in): the holder returned
         // Pending, or was dropped, while holding it.
-        if ctx.poll != self.poll {
-            held_across_await(stats.id, self.task, self.location, hold_ns);
+        if across_await {
+            held_across_await(stats.id, self.task, self.location, hold_ns.unwrap_or(0));
         }
     }
 }

@@ -80,6 +80,7 @@ impl Semaphore {
         let stats = register(name, location, LockKind::Semaphore);
         if let Some(stats) = &stats {
             stats.permits.store(permits as u64, Relaxed);
+            stats.available.store(permits as u64, Relaxed);
         }
         Semaphore {
             stats,
@@ -245,20 +246,24 @@ impl Semaphore {
         Ok(OwnedSemaphorePermit::from_permit(permit, &self))
     }
 
-    /// Starts a saturation period when no permit is left.
+    /// Publishes the permits available now, and starts a saturation period when none is left.
     fn note_saturation(&self, stats: &LockStats) {
-        if self.inner.available_permits() == 0 && stats.saturated_since.load(Relaxed) == 0 {
+        let available = self.inner.available_permits();
+        stats.available.store(available as u64, Relaxed);
+        if available == 0 && stats.saturated_since.load(Relaxed) == 0 {
             let _ = stats
                 .saturated_since
                 .compare_exchange(0, clock::now(), Relaxed, Relaxed);
         }
     }
 
-    /// Ends a saturation period once a permit is available again.
+    /// Publishes the permits available now, and ends a saturation period once one is.
     fn end_saturation(&self, stats: &LockStats) {
+        let available = self.inner.available_permits();
+        stats.available.store(available as u64, Relaxed);
         let since = stats.saturated_since.load(Relaxed);
         if since != 0
-            && self.inner.available_permits() > 0
+            && available > 0
             && stats
                 .saturated_since
                 .compare_exchange(since, 0, Relaxed, Relaxed)
