@@ -271,7 +271,8 @@ fn main() {
     println!("| operation | tokio | taskscope | ratio |");
     println!("|---|---:|---:|---:|");
     let ops = 1_000_000;
-    let rows: [(&str, Box<dyn Fn(bool) -> f64>); 3] = [
+    type Run = Box<dyn Fn(bool) -> f64>;
+    let rows: [(&str, Run); 3] = [
         (
             "Mutex lock+unlock, uncontended",
             Box::new(move |t| measure_lock(t, false, ops)),
