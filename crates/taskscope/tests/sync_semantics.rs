@@ -1,0 +1,176 @@
+//! tokio's `sync` semantics, checked against the instrumented wrappers (with a Guard alive, so the
+//! instrumented paths run): fairness, try variants, owned guards and permits, close, add_permits,
+//! acquire_many, forget, merge and split.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use taskscope::sync::{Mutex, RwLock, Semaphore, TryAcquireError};
+
+fn guard() {
+    static GUARD: OnceLock<taskscope::Guard> = OnceLock::new();
+    GUARD.get_or_init(|| taskscope::Builder::new().init());
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn semaphore_is_fair_a_queued_large_request_blocks_later_small_ones() {
+    guard();
+    rt().block_on(async {
+        let sem = Arc::new(Semaphore::new(1));
+        let one = sem.acquire().await.unwrap();
+        let s = sem.clone();
+        let big = taskscope::spawn(async move { s.acquire_many(2).await.unwrap().num_permits() });
+        tokio::task::yield_now().await;
+        sem.add_permits(1); // one free, but the queued request for two comes first
+        assert!(matches!(sem.try_acquire(), Err(TryAcquireError::NoPermits)));
+        drop(one);
+        assert_eq!(big.await.unwrap(), 2);
+        assert_eq!(sem.available_permits(), 2);
+    });
+}
+
+#[test]
+fn close_wakes_every_waiter_with_an_error() {
+    guard();
+    rt().block_on(async {
+        let sem = Arc::new(Semaphore::new(0));
+        let waiters: Vec<_> = (0..5)
+            .map(|_| {
+                let s = sem.clone();
+                taskscope::spawn(async move { s.acquire().await.is_err() })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        sem.close();
+        for w in waiters {
+            assert!(w.await.unwrap(), "every waiter gets AcquireError");
+        }
+        // add_permits on a closed semaphore still adds them; acquiring still fails.
+        sem.add_permits(2);
+        assert_eq!(sem.available_permits(), 2);
+        assert!(sem.clone().acquire_owned().await.is_err());
+    });
+}
+
+#[test]
+fn permits_merge_split_and_forget() {
+    guard();
+    rt().block_on(async {
+        let sem = Arc::new(Semaphore::new(5));
+        let mut a = sem.try_acquire_many(2).unwrap();
+        let b = sem.try_acquire().unwrap();
+        a.merge(b);
+        assert_eq!(a.num_permits(), 3);
+        let c = a.split(1).unwrap();
+        assert_eq!((a.num_permits(), c.num_permits()), (2, 1));
+        assert!(a.split(3).is_none());
+        assert!(std::ptr::eq(c.semaphore(), &*sem));
+        drop(c);
+        assert_eq!(sem.available_permits(), 3);
+        a.forget();
+        assert_eq!(sem.available_permits(), 3, "forgotten permits never come back");
+        assert_eq!(sem.forget_permits(10), 3);
+        assert_eq!(sem.available_permits(), 0);
+
+        let sem = Arc::new(Semaphore::new(3));
+        let mut owned = sem.clone().try_acquire_many_owned(2).unwrap();
+        let single = sem.clone().try_acquire_owned().unwrap();
+        owned.merge(single);
+        assert_eq!(owned.num_permits(), 3);
+        let split = owned.split(2).unwrap();
+        assert!(Arc::ptr_eq(split.semaphore(), &sem));
+        drop((owned, split));
+        assert_eq!(sem.available_permits(), 3);
+    });
+}
+
+#[test]
+fn semaphore_stress_keeps_every_permit() {
+    guard();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    rt.block_on(async {
+        let sem = Arc::new(Semaphore::new(5));
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let s = sem.clone();
+                taskscope::spawn(async move {
+                    for _ in 0..100 {
+                        let _p = s.acquire().await.unwrap();
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(sem.available_permits(), 5);
+        assert_eq!(sem.clone().acquire_many_owned(5).await.unwrap().num_permits(), 5);
+    });
+}
+
+#[test]
+fn owned_mutex_guards_move_between_tasks() {
+    guard();
+    rt().block_on(async {
+        let m = Arc::new(Mutex::new(0));
+        let mut g = m.clone().lock_owned().await;
+        *g += 1;
+        let other = taskscope::spawn(async move {
+            *g += 1;
+            drop(g);
+        });
+        other.await.unwrap();
+        assert_eq!(*m.lock().await, 2);
+        let mapped = taskscope::sync::OwnedMutexGuard::map(m.clone().lock_owned().await, |v| v);
+        assert_eq!(*mapped, 2);
+        assert!(m.try_lock().is_err());
+        drop(mapped);
+        assert!(m.try_lock().is_ok());
+    });
+}
+
+#[test]
+fn rwlock_limits_readers_and_lets_a_writer_through_fairly() {
+    guard();
+    rt().block_on(async {
+        let lock = Arc::new(RwLock::with_max_readers(0, 2));
+        let r1 = lock.read().await;
+        let r2 = lock.read().await;
+        assert!(lock.try_read().is_err(), "at most two readers");
+        drop(r1);
+        let r3 = lock.try_read().unwrap();
+        drop((r2, r3));
+        let l = lock.clone();
+        let w = l.clone().write_owned().await;
+        let reader = taskscope::spawn(async move { *l.read().await });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(!reader.is_finished(), "readers wait for the writer");
+        let mut w = w;
+        *w = 7;
+        drop(w);
+        assert_eq!(reader.await.unwrap(), 7);
+        assert!(lock.clone().try_write_owned().is_ok());
+        let mut lock = Arc::try_unwrap(lock).ok().unwrap();
+        *lock.get_mut() += 1;
+        assert_eq!(lock.into_inner(), 8);
+    });
+}
+
+#[test]
+fn locks_created_without_a_guard_work_as_plain_tokio_locks() {
+    // Made before any Guard in this process? Not guaranteed here; `const_new` always is.
+    static M: Mutex<u32> = Mutex::const_new(0);
+    static S: Semaphore = Semaphore::const_new(1);
+    rt().block_on(async {
+        *M.lock().await += 1;
+        let p = S.acquire().await.unwrap();
+        assert!(S.try_acquire().is_err());
+        drop(p);
+        assert_eq!(*M.lock().await, 1);
+    });
+}
