@@ -20,10 +20,10 @@ pub struct Report<'a> {
     pub dropped_events: u64,
     /// Per task group, most busy first.
     pub tasks: Vec<TaskRow<'a>>,
-    /// Per lock.
-    pub locks: Vec<serde_json::Value>,
-    /// Per semaphore.
-    pub semaphores: Vec<serde_json::Value>,
+    /// Per lock (and RwLock side), most waited-on first.
+    pub locks: Vec<LockRow<'a>>,
+    /// Per semaphore, most waited-on first.
+    pub semaphores: Vec<SemaphoreRow<'a>>,
     /// Every warning, oldest first.
     pub warnings: &'a [Warning],
 }
@@ -68,6 +68,46 @@ pub struct TaskRow<'a> {
     pub scheduled_ns: Percentiles,
 }
 
+/// One lock, or one side of an RwLock.
+#[derive(Debug, Serialize)]
+pub struct LockRow<'a> {
+    /// Given name or creation location.
+    pub name: &'a str,
+    /// `mutex`, `rwlock_read` or `rwlock_write`.
+    pub kind: &'a str,
+    /// Creation location.
+    pub location: &'a str,
+    /// Acquisitions.
+    pub acquisitions: u64,
+    /// Acquisitions that had to wait.
+    pub contended: u64,
+    /// Most tasks waiting at once.
+    pub max_waiters: u64,
+    /// Ask → acquire.
+    pub wait_ns: Percentiles,
+    /// Acquire → release (sampled, see the README).
+    pub hold_ns: Percentiles,
+}
+
+/// One semaphore.
+#[derive(Debug, Serialize)]
+pub struct SemaphoreRow<'a> {
+    /// Given name or creation location.
+    pub name: &'a str,
+    /// Creation location.
+    pub location: &'a str,
+    /// Permits (created plus added, less forgotten).
+    pub permits: u64,
+    /// Acquisitions.
+    pub acquisitions: u64,
+    /// Most tasks waiting at once.
+    pub max_waiters: u64,
+    /// Time with no permit left.
+    pub saturated_ns: u64,
+    /// Ask → acquire.
+    pub wait_ns: Percentiles,
+}
+
 fn summary(h: &Histogram) -> Percentiles {
     h.percentiles()
 }
@@ -101,8 +141,33 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                 scheduled_ns: summary(&g.scheduled_ns),
             })
             .collect(),
-        locks: Vec::new(),
-        semaphores: Vec::new(),
+        locks: snapshot
+            .locks
+            .iter()
+            .map(|l| LockRow {
+                name: &l.name,
+                kind: &l.kind,
+                location: &l.location,
+                acquisitions: l.acquisitions,
+                contended: l.contended,
+                max_waiters: l.max_waiters,
+                wait_ns: summary(&l.wait_ns),
+                hold_ns: summary(&l.hold_ns),
+            })
+            .collect(),
+        semaphores: snapshot
+            .semaphores
+            .iter()
+            .map(|s| SemaphoreRow {
+                name: &s.name,
+                location: &s.location,
+                permits: s.permits,
+                acquisitions: s.acquisitions,
+                max_waiters: s.max_waiters,
+                saturated_ns: s.saturated_ns,
+                wait_ns: summary(&s.wait_ns),
+            })
+            .collect(),
         warnings: &snapshot.warnings,
     }
 }

@@ -42,6 +42,15 @@ fn dropping_the_guard_reports_alive_tasks_and_writes_the_json_report() {
                 .await
                 .unwrap();
         }
+        let lock = taskscope::sync::Mutex::named("report-lock", 0);
+        let sem = taskscope::sync::Semaphore::named("report-sem", 3);
+        for _ in 0..5 {
+            *lock.lock().await += 1;
+            let _p = sem.acquire().await.unwrap();
+        }
+        // Alive at the end, like locks in a long-lived struct.
+        std::mem::forget(lock);
+        std::mem::forget(sem);
     });
     let snap = guard.finish().expect("active");
     let alive = snap
@@ -68,6 +77,26 @@ fn dropping_the_guard_reports_alive_tasks_and_writes_the_json_report() {
     assert!(slow["location"].as_str().unwrap().starts_with(file!()));
     // The slowest group comes first: a reader sees what to fix.
     assert_eq!(tasks[0]["name"], "slow-poll");
+    let lock = json["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "report-lock")
+        .unwrap();
+    assert_eq!(lock["kind"], "mutex");
+    assert_eq!(lock["acquisitions"], 5);
+    assert_eq!(lock["wait_ns"]["count"], 5);
+    assert!(lock["location"].as_str().unwrap().starts_with(file!()));
+    let sem = json["semaphores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "report-sem")
+        .unwrap();
+    assert_eq!(
+        (sem["permits"].as_u64(), sem["acquisitions"].as_u64()),
+        (Some(3), Some(5))
+    );
     let kinds: Vec<&str> = json["warnings"]
         .as_array()
         .unwrap()

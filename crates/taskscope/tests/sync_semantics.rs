@@ -13,7 +13,10 @@ fn guard() {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -72,7 +75,11 @@ fn permits_merge_split_and_forget() {
         drop(c);
         assert_eq!(sem.available_permits(), 3);
         a.forget();
-        assert_eq!(sem.available_permits(), 3, "forgotten permits never come back");
+        assert_eq!(
+            sem.available_permits(),
+            3,
+            "forgotten permits never come back"
+        );
         assert_eq!(sem.forget_permits(10), 3);
         assert_eq!(sem.available_permits(), 0);
 
@@ -91,7 +98,10 @@ fn permits_merge_split_and_forget() {
 #[test]
 fn semaphore_stress_keeps_every_permit() {
     guard();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
     rt.block_on(async {
         let sem = Arc::new(Semaphore::new(5));
         let tasks: Vec<_> = (0..100)
@@ -109,7 +119,14 @@ fn semaphore_stress_keeps_every_permit() {
             t.await.unwrap();
         }
         assert_eq!(sem.available_permits(), 5);
-        assert_eq!(sem.clone().acquire_many_owned(5).await.unwrap().num_permits(), 5);
+        assert_eq!(
+            sem.clone()
+                .acquire_many_owned(5)
+                .await
+                .unwrap()
+                .num_permits(),
+            5
+        );
     });
 }
 
