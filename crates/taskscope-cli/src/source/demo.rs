@@ -5,6 +5,9 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use taskscope::sync::{Mutex, Semaphore};
 use taskscope::{Snapshot, WarningKind};
 
 /// Synchronous work in an async handler: the bug `blocked_worker` exists for.
@@ -54,7 +57,66 @@ async fn workload(until: Instant) {
     }));
     // Blocking-pool work done right.
     let blocking = taskscope::spawn_blocking(|| checksum_blocking(30));
-    let _ = tokio::join!(requests, blocker, blocking);
+    let locks = taskscope::spawn_named("lock-workload", lock_workload(until));
+    let _ = tokio::join!(requests, blocker, blocking, locks);
+}
+
+/// Contention, a lock held across an `.await`, a saturated semaphore and a lock-order inversion.
+async fn lock_workload(until: Instant) {
+    let sessions = Arc::new(Mutex::named("sessions", 0u64));
+    let cache = Arc::new(Mutex::named("cache", Vec::<u64>::new()));
+    let pool = Arc::new(Semaphore::named("db-pool", 4));
+    let (accounts, audit) = (
+        Arc::new(Mutex::named("accounts", 0)),
+        Arc::new(Mutex::named("audit-log", 0)),
+    );
+    let mut round = 0u64;
+    while Instant::now() < until {
+        round += 1;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let sessions = sessions.clone();
+            tasks.push(taskscope::spawn_named("session-touch", async move {
+                for _ in 0..50 {
+                    *sessions.lock().await += 1;
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        for _ in 0..16 {
+            let pool = pool.clone();
+            tasks.push(taskscope::spawn_named("db-query", async move {
+                let _conn = pool.acquire().await.expect("the pool is never closed");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }));
+        }
+        let cache = cache.clone();
+        tasks.push(taskscope::spawn_named("refresh-cache", async move {
+            let mut entries = cache.lock().await;
+            tokio::time::sleep(Duration::from_millis(15)).await; // held across .await
+            entries.push(round);
+        }));
+        // Two code paths taking the same two locks in opposite orders, at different times.
+        let (a, b) = (accounts.clone(), audit.clone());
+        let path = if round % 2 == 0 {
+            "transfer"
+        } else {
+            "audit-sweep"
+        };
+        tasks.push(taskscope::spawn_named(path, async move {
+            if round % 2 == 0 {
+                let _accounts = a.lock().await;
+                let _audit = b.lock().await;
+            } else {
+                let _audit = b.lock().await;
+                let _accounts = a.lock().await;
+            }
+        }));
+        for t in tasks {
+            let _ = t.await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Runs the demo for `duration` without a terminal and returns the findings as Markdown.
@@ -126,6 +188,46 @@ pub fn summary(snap: &Snapshot) -> String {
             ms(p.p99),
             ms(p.max),
             ms(s.p99)
+        );
+    }
+    let _ = writeln!(out, "\n## Locks (most waited-on first)\n");
+    let _ = writeln!(
+        out,
+        "| lock | kind | acquisitions | contended | wait p99 | wait max | hold p99 | hold max |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for l in &snap.locks {
+        let (w, h) = (l.wait_ns.percentiles(), l.hold_ns.percentiles());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            l.name,
+            l.kind,
+            l.acquisitions,
+            l.contended,
+            ms(w.p99),
+            ms(w.max),
+            ms(h.p99),
+            ms(h.max)
+        );
+    }
+    let _ = writeln!(out, "\n## Semaphores\n");
+    let _ = writeln!(
+        out,
+        "| semaphore | permits | acquisitions | max waiters | saturated | wait p99 |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    for s in &snap.semaphores {
+        let w = s.wait_ns.percentiles();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            s.name,
+            s.permits,
+            s.acquisitions,
+            s.max_waiters,
+            ms(s.saturated_ns),
+            ms(w.p99)
         );
     }
     if snap.dropped_events > 0 {

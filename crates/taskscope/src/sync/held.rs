@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::clock;
 use crate::registry::{self, Event};
-use crate::stats::lock::{LockStats, Waiter};
+use crate::stats::lock::{LockKind, LockStats, Waiter};
 use crate::stats::task::TaskStats;
 use crate::worker;
 
@@ -183,7 +183,10 @@ impl Held {
             stats.wait_ns.record(wait_ns);
         }
         let mut held_index = usize::MAX;
-        if let Some(task) = ctx.task_stats() {
+        // Semaphore permits are meant to be held across `.await`s and, with many permits, do not
+        // deadlock by order: they stay out of the lock-order graph and the held-across check.
+        let lock_like = stats.kind != LockKind::Semaphore;
+        if let Some(task) = ctx.task_stats().filter(|_| lock_like) {
             held_index = note_held(task, stats, ctx.task, location);
         }
         Held {
@@ -301,7 +304,7 @@ impl Drop for Held {
         }
         // Released in a later poll (or outside the poll it was taken in): the holder returned
         // Pending, or was dropped, while holding it.
-        if across_await {
+        if across_await && stats.kind != LockKind::Semaphore {
             held_across_await(stats.id, self.task, self.location, hold_ns.unwrap_or(0));
         }
     }
