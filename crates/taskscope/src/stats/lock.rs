@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::Mutex;
 
 use super::histogram::AtomicHistogram;
 
@@ -33,6 +32,28 @@ impl LockKind {
             LockKind::Semaphore => "semaphore",
         }
     }
+}
+
+/// Waiters listed per lock; more wait rarely, and are still counted.
+const WAITER_SLOTS: usize = 16;
+/// A table slot being filled in.
+const CLAIMED: u64 = u64::MAX;
+/// A waiter outside instrumented tasks.
+const UNKNOWN_TASK: u64 = u64::MAX - 1;
+
+#[derive(Debug)]
+struct WaiterSlot {
+    task: AtomicU64,
+    since: AtomicU64,
+    location: AtomicUsize,
+}
+
+impl WaiterSlot {
+    const EMPTY: WaiterSlot = WaiterSlot {
+        task: AtomicU64::new(0),
+        since: AtomicU64::new(0),
+        location: AtomicUsize::new(0),
+    };
 }
 
 /// A task waiting to acquire.
@@ -59,7 +80,8 @@ pub(crate) struct LockStats {
     pub(crate) holder_location: AtomicPtr<Location<'static>>,
     /// Semaphores: permits available, as last seen by an acquire or release.
     pub(crate) available: AtomicU64,
-    pub(crate) waiters: Mutex<Vec<Waiter>>,
+    /// Who waits now (lock-free; waits beyond the table are counted but not listed).
+    waiters: [WaiterSlot; WAITER_SLOTS],
     pub(crate) waiting: AtomicU64,
     pub(crate) max_waiters: AtomicU64,
     /// Locks held while acquiring this one, already reported to the lock-order graph.
@@ -92,7 +114,7 @@ impl LockStats {
             holder: AtomicU64::new(0),
             holder_location: AtomicPtr::new(std::ptr::null_mut()),
             available: AtomicU64::new(0),
-            waiters: Mutex::new(Vec::new()),
+            waiters: [const { WaiterSlot::EMPTY }; WAITER_SLOTS],
             waiting: AtomicU64::new(0),
             max_waiters: AtomicU64::new(0),
             predecessors: [const { AtomicU64::new(0) }; 4],
@@ -128,20 +150,64 @@ impl LockStats {
         false
     }
 
-    pub(crate) fn start_waiting(&self, waiter: Waiter) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        waiters.push(waiter);
-        let n = waiters.len() as u64;
-        self.waiting.store(n, Relaxed);
-        self.max_waiters.fetch_max(n, Relaxed);
+    /// Lists a waiter and counts it; returns its table slot, if one was free.
+    pub(crate) fn start_waiting(&self, waiter: Waiter) -> Option<usize> {
+        let n = self.waiting.fetch_add(1, Relaxed) + 1;
+        if n > self.max_waiters.load(Relaxed) {
+            self.max_waiters.fetch_max(n, Relaxed);
+        }
+        let mark = if waiter.task == 0 {
+            UNKNOWN_TASK
+        } else {
+            waiter.task
+        };
+        let index = self.waiters.iter().position(|slot| {
+            slot.task.load(Relaxed) == 0
+                && slot
+                    .task
+                    .compare_exchange(0, CLAIMED, Acquire, Relaxed)
+                    .is_ok()
+        })?;
+        let slot = &self.waiters[index];
+        slot.since.store(waiter.since, Relaxed);
+        slot.location.store(
+            waiter.location as *const Location<'static> as usize,
+            Relaxed,
+        );
+        slot.task.store(mark, Release);
+        Some(index)
     }
 
-    pub(crate) fn stop_waiting(&self, waiter: &Waiter) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = waiters.iter().position(|w| w == waiter) {
-            waiters.swap_remove(i);
+    /// Unlists a waiter (acquired, or its wait was cancelled).
+    pub(crate) fn stop_waiting(&self, index: Option<usize>) {
+        if let Some(index) = index {
+            self.waiters[index].task.store(0, Release);
         }
-        self.waiting.store(waiters.len() as u64, Relaxed);
+        self.waiting.fetch_sub(1, Relaxed);
+    }
+
+    /// The listed waiters now.
+    pub(crate) fn waiters(&self) -> Vec<Waiter> {
+        let mut out = Vec::new();
+        for slot in &self.waiters {
+            let task = slot.task.load(Acquire);
+            if task == 0 || task == CLAIMED {
+                continue;
+            }
+            let (since, location) = (slot.since.load(Relaxed), slot.location.load(Relaxed));
+            if slot.task.load(Acquire) != task || location == 0 {
+                continue; // reused while we read it
+            }
+            // SAFETY: locations are `&'static Location`s stored as addresses.
+            let location = unsafe { &*(location as *const Location<'static>) };
+            let task = if task == UNKNOWN_TASK { 0 } else { task };
+            out.push(Waiter {
+                task,
+                since,
+                location,
+            });
+        }
+        out
     }
 }
 

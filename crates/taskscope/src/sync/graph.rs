@@ -77,11 +77,7 @@ pub(crate) fn scan(shared: &Shared, registry: &mut Registry, now: u64) {
     let mut waits_seen = HashSet::new();
     let mut edges: HashMap<u64, WaitEdge> = HashMap::new();
     for lock in &waited {
-        let waiters: Vec<Waiter> = lock
-            .waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let waiters: Vec<Waiter> = lock.waiters();
         let holder = exclusive_holder(registry, lock);
         for waiter in waiters {
             if waiter.task != 0 && holder != 0 && holder != waiter.task {

@@ -112,7 +112,8 @@ unsafe impl Sync for Held {}
 /// aborted waiter leaves no phantom behind.
 pub(crate) struct Waiting<'a> {
     stats: &'a LockStats,
-    waiter: Waiter,
+    since: u64,
+    slot: Option<usize>,
 }
 
 impl<'a> Waiting<'a> {
@@ -126,18 +127,22 @@ impl<'a> Waiting<'a> {
             since: clock::now(),
             location,
         };
-        stats.start_waiting(waiter);
-        Waiting { stats, waiter }
+        let slot = stats.start_waiting(waiter);
+        Waiting {
+            stats,
+            since: waiter.since,
+            slot,
+        }
     }
 
     pub(crate) fn since(&self) -> u64 {
-        self.waiter.since
+        self.since
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.stats.stop_waiting(&self.waiter);
+        self.stats.stop_waiting(self.slot);
     }
 }
 
@@ -152,12 +157,10 @@ impl Held {
         contended: bool,
         exclusive: bool,
     ) -> Held {
-        let acquired_at = if contended || ctx.sample_hold() {
-            clock::now()
-        } else {
-            0
-        };
-        let weight = if contended { 1 } else { u64::from(HOLD_SAMPLE) };
+        // Sampled holds only, contended or not: the bookkeeping runs inside the critical section,
+        // where every nanosecond is paid again by each waiter.
+        let acquired_at = if ctx.sample_hold() { clock::now() } else { 0 };
+        let weight = u64::from(HOLD_SAMPLE);
         if exclusive {
             // The only holder: plain stores.
             stats
@@ -180,7 +183,11 @@ impl Held {
         }
         // Uncontended waits are zeros, counted from `acquisitions - contended` when read.
         if contended {
-            stats.wait_ns.record(wait_ns);
+            if exclusive {
+                stats.wait_ns.record_exclusive_n(wait_ns, 1);
+            } else {
+                stats.wait_ns.record(wait_ns);
+            }
         }
         let mut held_index = usize::MAX;
         // Semaphore permits are meant to be held across `.await`s and, with many permits, do not
