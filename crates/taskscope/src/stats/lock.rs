@@ -48,14 +48,6 @@ struct WaiterSlot {
     location: AtomicUsize,
 }
 
-impl WaiterSlot {
-    const EMPTY: WaiterSlot = WaiterSlot {
-        task: AtomicU64::new(0),
-        since: AtomicU64::new(0),
-        location: AtomicUsize::new(0),
-    };
-}
-
 /// A task waiting to acquire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Waiter {
@@ -114,7 +106,13 @@ impl LockStats {
             holder: AtomicU64::new(0),
             holder_location: AtomicPtr::new(std::ptr::null_mut()),
             available: AtomicU64::new(0),
-            waiters: [const { WaiterSlot::EMPTY }; WAITER_SLOTS],
+            waiters: [const {
+                WaiterSlot {
+                    task: AtomicU64::new(0),
+                    since: AtomicU64::new(0),
+                    location: AtomicUsize::new(0),
+                }
+            }; WAITER_SLOTS],
             waiting: AtomicU64::new(0),
             max_waiters: AtomicU64::new(0),
             predecessors: [const { AtomicU64::new(0) }; 4],
