@@ -6,9 +6,14 @@
 //! consumer is written once.
 #![deny(missing_docs)]
 
+pub mod frame;
 mod histogram;
 mod model;
+pub mod recording;
 
+pub use frame::{
+    Assembler, ClientFrame, Frame, FrameReader, Hello, Update, WireError, MAX_FRAME, WIRE_VERSION,
+};
 pub use histogram::{
     bucket_index, bucket_range, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS,
 };

@@ -1,0 +1,462 @@
+//! The event stream: length-prefixed frames (u32 little-endian length, then a postcard-encoded
+//! [`Frame`]). A connection opens with [`Frame::Hello`]; then [`Frame::Update`]s carry what changed
+//! since the previous one (a `full` update replaces everything), [`Frame::Warning`]s arrive as
+//! they are raised or updated, and [`Frame::Dropped`] reports load shedding.
+//!
+//! Every length read from a peer is bounded by [`MAX_FRAME`]; a malformed frame is an error naming
+//! its byte offset, never a panic.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Lock, Runtime, Semaphore, Snapshot, Task, TaskGroup, Warning, Worker};
+
+/// Version of the frame format; a peer speaking another version is refused.
+pub const WIRE_VERSION: u32 = 1;
+
+/// The largest frame accepted from a peer or a file (16 MiB).
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// The largest frame a client may send to a server (4 KiB: a client only says hello).
+pub const MAX_CLIENT_FRAME: usize = 4 << 10;
+
+/// The first frame of a connection or recording.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`WIRE_VERSION`] of the sender.
+    pub version: u32,
+    /// Process id of the observed process.
+    pub pid: u32,
+    /// Executable name.
+    pub process: String,
+    /// Start of observation, ms since the Unix epoch.
+    pub start_unix_ms: u64,
+}
+
+/// What changed since the previous update.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Update {
+    /// Milliseconds since observation started.
+    pub at_ms: u64,
+    /// A key frame: replaces all state instead of adding to it.
+    pub full: bool,
+    /// Tasks that are new or changed.
+    pub tasks: Vec<Task>,
+    /// Tasks no longer kept (finished and past retention).
+    pub removed_tasks: Vec<u64>,
+    /// Every task group (there are few).
+    pub task_groups: Vec<TaskGroup>,
+    /// Every worker thread.
+    pub workers: Vec<Worker>,
+    /// Every probed runtime.
+    pub runtimes: Vec<Runtime>,
+    /// Every lock.
+    pub locks: Vec<Lock>,
+    /// Every semaphore.
+    pub semaphores: Vec<Semaphore>,
+    /// Events dropped so far.
+    pub dropped_events: u64,
+}
+
+/// A frame of the event stream (server → client, and recordings).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    /// First frame.
+    Hello(Hello),
+    /// State changes.
+    Update(Box<Update>),
+    /// A warning raised, or an update of one (same id).
+    Warning(Box<Warning>),
+    /// The stream shed frames for this client (it read too slowly); a full update follows.
+    Dropped {
+        /// Frames dropped for this client so far.
+        count: u64,
+    },
+}
+
+/// A frame a client sends to the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// The client's version and, for servers reachable beyond loopback, the access token.
+    Hello {
+        /// [`WIRE_VERSION`] of the client.
+        version: u32,
+        /// Access token, if the server requires one.
+        token: Option<String>,
+    },
+}
+
+/// A stream or recording that cannot be read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WireError {
+    /// Reading or writing failed.
+    Io(io::Error),
+    /// A length prefix above the limit.
+    FrameTooLarge {
+        /// Byte offset of the length prefix.
+        offset: u64,
+        /// The length it claimed.
+        len: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// The input ended inside a frame.
+    Truncated {
+        /// Byte offset of the incomplete frame.
+        offset: u64,
+    },
+    /// A frame whose bytes do not decode.
+    Malformed {
+        /// Byte offset of the frame.
+        offset: u64,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// A recording record whose checksum does not match its bytes.
+    Checksum {
+        /// Byte offset of the record.
+        offset: u64,
+    },
+    /// Not a taskscope recording.
+    BadMagic,
+    /// A version this build cannot read.
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+    },
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireError::Io(e) => write!(f, "i/o error: {e}"),
+            WireError::FrameTooLarge { offset, len, max } => {
+                write!(
+                    f,
+                    "frame at byte {offset} claims {len} bytes, above the {max}-byte limit"
+                )
+            }
+            WireError::Truncated { offset } => {
+                write!(f, "input ends inside the frame at byte {offset}")
+            }
+            WireError::Malformed { offset, reason } => {
+                write!(f, "frame at byte {offset} does not decode: {reason}")
+            }
+            WireError::Checksum { offset } => {
+                write!(f, "record at byte {offset} fails its checksum")
+            }
+            WireError::BadMagic => f.write_str("not a taskscope recording (bad magic bytes)"),
+            WireError::UnsupportedVersion { found } => {
+                write!(f, "format version {found} is not supported (this build reads version {WIRE_VERSION})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for WireError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WireError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for WireError {
+    fn from(e: io::Error) -> Self {
+        WireError::Io(e)
+    }
+}
+
+/// Encodes any frame with its length prefix.
+pub fn encode<T: Serialize>(frame: &T) -> Vec<u8> {
+    let out = vec![0u8; 4];
+    let body = postcard::to_extend(frame, out).expect("frames always serialise");
+    let mut out = body;
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+/// Writes one length-prefixed frame.
+pub fn write_frame<T: Serialize>(w: &mut impl Write, frame: &T) -> io::Result<()> {
+    w.write_all(&encode(frame))
+}
+
+/// Reads length-prefixed frames from a byte stream, tracking offsets for error messages.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    inner: R,
+    offset: u64,
+    max: usize,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// A reader accepting frames up to [`MAX_FRAME`].
+    pub fn new(inner: R) -> Self {
+        FrameReader::with_limit(inner, MAX_FRAME)
+    }
+
+    /// A reader accepting frames up to `max` bytes.
+    pub fn with_limit(inner: R, max: usize) -> Self {
+        FrameReader {
+            inner,
+            offset: 0,
+            max,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The underlying reader.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// The next frame, `None` at a clean end of input.
+    pub fn next_frame<T: for<'de> Deserialize<'de>>(&mut self) -> Result<Option<T>, WireError> {
+        let start = self.offset;
+        let mut len = [0u8; 4];
+        match read_full(&mut self.inner, &mut len)? {
+            0 => return Ok(None),
+            4 => {}
+            _ => return Err(WireError::Truncated { offset: start }),
+        }
+        let len = u32::from_le_bytes(len) as u64;
+        if len > self.max as u64 {
+            return Err(WireError::FrameTooLarge {
+                offset: start,
+                len,
+                max: self.max,
+            });
+        }
+        self.buf.clear();
+        let got = (&mut self.inner).take(len).read_to_end(&mut self.buf)?;
+        if (got as u64) < len {
+            return Err(WireError::Truncated { offset: start });
+        }
+        self.offset += 4 + len;
+        postcard::from_bytes(&self.buf)
+            .map(Some)
+            .map_err(|e| WireError::Malformed {
+                offset: start,
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Rebuilds a [`Snapshot`] from a stream of frames.
+#[derive(Debug, Default, Clone)]
+pub struct Assembler {
+    snapshot: Snapshot,
+    /// The peer's hello, once received.
+    pub hello: Option<Hello>,
+    /// Frames the peer dropped for us.
+    pub dropped_frames: u64,
+}
+
+impl Assembler {
+    /// An empty assembler.
+    pub fn new() -> Self {
+        Assembler::default()
+    }
+
+    /// Applies one frame.
+    pub fn apply(&mut self, frame: Frame) {
+        let snap = &mut self.snapshot;
+        match frame {
+            Frame::Hello(hello) => {
+                snap.process.name = hello.process.clone();
+                snap.process.pid = hello.pid;
+                snap.process.start_unix_ms = hello.start_unix_ms;
+                self.hello = Some(hello);
+            }
+            Frame::Update(update) => {
+                let Update {
+                    at_ms,
+                    full,
+                    tasks,
+                    removed_tasks,
+                    task_groups,
+                    workers,
+                    runtimes,
+                    locks,
+                    semaphores,
+                    dropped_events,
+                } = *update;
+                if full {
+                    snap.tasks.clear();
+                }
+                snap.tasks.retain(|t| !removed_tasks.contains(&t.id));
+                for task in tasks {
+                    match snap.tasks.iter_mut().find(|t| t.id == task.id) {
+                        Some(existing) => *existing = task,
+                        None => snap.tasks.push(task),
+                    }
+                }
+                snap.taken_at_ms = at_ms;
+                snap.task_groups = task_groups;
+                snap.workers = workers;
+                snap.runtimes = runtimes;
+                snap.locks = locks;
+                snap.semaphores = semaphores;
+                snap.dropped_events = dropped_events;
+            }
+            Frame::Warning(warning) => {
+                match snap.warnings.iter_mut().find(|w| w.id == warning.id) {
+                    Some(existing) => *existing = *warning,
+                    None => snap.warnings.push(*warning),
+                }
+            }
+            Frame::Dropped { count } => self.dropped_frames = count,
+        }
+    }
+
+    /// The state so far.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Histogram, WarningKind};
+
+    fn sample_update() -> Frame {
+        let mut poll_ns = Histogram::default();
+        poll_ns.record(1234);
+        Frame::Update(Box::new(Update {
+            at_ms: 7,
+            full: true,
+            tasks: vec![Task {
+                id: 1,
+                name: "a".into(),
+                poll_ns,
+                ..Task::default()
+            }],
+            ..Update::default()
+        }))
+    }
+
+    #[test]
+    fn frames_round_trip_through_a_byte_stream() {
+        let frames = vec![
+            Frame::Hello(Hello {
+                version: WIRE_VERSION,
+                pid: 9,
+                process: "app".into(),
+                start_unix_ms: 1,
+            }),
+            sample_update(),
+            Frame::Warning(Box::new(Warning::new(3, WarningKind::Deadlock, 5, "stuck"))),
+            Frame::Dropped { count: 2 },
+        ];
+        let mut bytes = Vec::new();
+        for f in &frames {
+            write_frame(&mut bytes, f).unwrap();
+        }
+        let mut reader = FrameReader::new(&bytes[..]);
+        let mut got = Vec::new();
+        while let Some(f) = reader.next_frame::<Frame>().unwrap() {
+            got.push(f);
+        }
+        assert_eq!(got, frames);
+        assert_eq!(reader.offset(), bytes.len() as u64);
+    }
+
+    #[test]
+    fn oversized_truncated_and_garbage_frames_are_errors_naming_the_offset() {
+        let good = encode(&sample_update());
+        // An oversized length prefix after one good frame.
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&(u32::MAX).to_le_bytes());
+        let mut r = FrameReader::new(&bytes[..]);
+        assert!(r.next_frame::<Frame>().unwrap().is_some());
+        match r.next_frame::<Frame>() {
+            Err(WireError::FrameTooLarge { offset, .. }) => assert_eq!(offset, good.len() as u64),
+            other => panic!("{other:?}"),
+        }
+        // Truncated inside the body.
+        let cut = &good[..good.len() - 1];
+        assert!(matches!(
+            FrameReader::new(cut).next_frame::<Frame>(),
+            Err(WireError::Truncated { offset: 0 })
+        ));
+        // Truncated inside the length prefix.
+        assert!(matches!(
+            FrameReader::new(&good[..2]).next_frame::<Frame>(),
+            Err(WireError::Truncated { offset: 0 })
+        ));
+        // Garbage body.
+        let mut garbage = 5u32.to_le_bytes().to_vec();
+        garbage.extend_from_slice(&[0xff; 5]);
+        let err = FrameReader::new(&garbage[..])
+            .next_frame::<Frame>()
+            .unwrap_err();
+        assert!(
+            matches!(err, WireError::Malformed { offset: 0, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("byte 0"));
+    }
+
+    #[test]
+    fn assembler_applies_deltas_and_key_frames() {
+        let mut a = Assembler::new();
+        a.apply(sample_update());
+        let mut changed = Task {
+            id: 2,
+            name: "b".into(),
+            ..Task::default()
+        };
+        a.apply(Frame::Update(Box::new(Update {
+            at_ms: 8,
+            tasks: vec![changed.clone()],
+            ..Update::default()
+        })));
+        assert_eq!(a.snapshot().tasks.len(), 2);
+        changed.polls = 5;
+        a.apply(Frame::Update(Box::new(Update {
+            at_ms: 9,
+            tasks: vec![changed],
+            removed_tasks: vec![1],
+            ..Update::default()
+        })));
+        assert_eq!(a.snapshot().tasks.len(), 1);
+        assert_eq!(a.snapshot().tasks[0].polls, 5);
+        let mut w = Warning::new(1, WarningKind::BlockedWorker, 1, "blocked 10 ms");
+        a.apply(Frame::Warning(Box::new(w.clone())));
+        w.message = "blocked 200 ms".into();
+        a.apply(Frame::Warning(Box::new(w)));
+        assert_eq!(a.snapshot().warnings.len(), 1);
+        assert_eq!(a.snapshot().warnings[0].message, "blocked 200 ms");
+        a.apply(sample_update());
+        assert_eq!(
+            a.snapshot().tasks.len(),
+            1,
+            "a key frame replaces the tasks"
+        );
+    }
+}
