@@ -45,8 +45,8 @@ pub struct Update {
     pub tasks: Vec<Task>,
     /// Tasks no longer kept (finished and past retention).
     pub removed_tasks: Vec<u64>,
-    /// Every task group (there are few).
-    pub task_groups: Vec<TaskGroup>,
+    /// Every task group, when they were recomputed (`None`: unchanged since the last ones sent).
+    pub task_groups: Option<Vec<TaskGroup>>,
     /// Every worker thread.
     pub workers: Vec<Worker>,
     /// Every probed runtime.
@@ -316,7 +316,9 @@ impl Assembler {
                     }
                 }
                 snap.taken_at_ms = at_ms;
-                snap.task_groups = task_groups;
+                if let Some(groups) = task_groups {
+                    snap.task_groups = groups;
+                }
                 snap.workers = workers;
                 snap.runtimes = runtimes;
                 snap.locks = locks;

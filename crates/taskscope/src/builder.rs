@@ -9,6 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use taskscope_wire::{Snapshot, TaskState, Warning, WarningKind};
 
 use crate::registry::{self, Shared};
+use crate::export::recorder::Recorder;
+use crate::export::server::{parse_bind, BindAddr, Server};
+use crate::export::Exporter;
 use crate::{clock, collector, probe, watchdog};
 
 const DEFAULT_BLOCKED: Duration = Duration::from_millis(10);
@@ -32,6 +35,23 @@ pub enum Error {
     UnsupportedReportFormat(PathBuf),
     /// A Guard is already alive in this process; taskscope observes one process once.
     AlreadyRunning,
+    /// The live stream server could not listen.
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// Why it failed (e.g. the port is in use).
+        source: std::io::Error,
+    },
+    /// A stream address beyond loopback without an access token: the stream shows the process's
+    /// task names, spans and lock names, so it is loopback-only unless a token guards it.
+    RemoteWithoutToken(String),
+    /// The recording file could not be created.
+    Record {
+        /// The file asked for.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
     /// Starting a taskscope thread failed.
     Io(std::io::Error),
 }
@@ -48,6 +68,13 @@ impl std::fmt::Display for Error {
                 path.display()
             ),
             Error::AlreadyRunning => f.write_str("taskscope is already initialised in this process"),
+            Error::Bind { addr, source } => write!(f, "cannot serve the live stream on {addr}: {source}"),
+            Error::RemoteWithoutToken(addr) => write!(
+                f,
+                "refusing to serve the live stream on {addr}, beyond loopback, without an access token \
+                 (set TASKSCOPE_TOKEN or call Builder::allow_remote)"
+            ),
+            Error::Record { path, source } => write!(f, "cannot record to {}: {source}", path.display()),
             Error::Io(e) => write!(f, "cannot start taskscope's threads: {e}"),
         }
     }
@@ -57,6 +84,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::Bind { source, .. } | Error::Record { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -76,7 +104,14 @@ pub struct Builder {
     long_wait_threshold: Duration,
     report: Option<PathBuf>,
     retained_tasks: usize,
+    bind: Result<Option<BindAddr>, String>,
+    token: Option<String>,
+    record: Option<PathBuf>,
+    record_max_bytes: Option<u64>,
 }
+
+/// The live stream's default address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:6670";
 
 impl Default for Builder {
     fn default() -> Self {
@@ -85,19 +120,25 @@ impl Default for Builder {
             long_wait_threshold: DEFAULT_LONG_WAIT,
             report: None,
             retained_tasks: DEFAULT_RETAINED,
+            bind: parse_bind(DEFAULT_BIND),
+            token: None,
+            record: None,
+            record_max_bytes: None,
         }
     }
 }
 
 impl Builder {
-    /// Defaults: 10 ms blocked threshold, 1 s long-wait threshold, no report, 1,000 finished
-    /// tasks kept in full (all of them stay counted in their groups).
+    /// Defaults: the live stream on 127.0.0.1:6670, 10 ms blocked threshold, 1 s long-wait
+    /// threshold, no report, no recording, 1,000 finished tasks kept in full (all of them stay
+    /// counted in their groups).
     pub fn new() -> Self {
         Builder::default()
     }
 
-    /// The defaults overridden by `TASKSCOPE_BLOCKED_MS`, `TASKSCOPE_LONG_WAIT_MS` and
-    /// `TASKSCOPE_REPORT`. Returns every invalid variable as an error.
+    /// The defaults overridden by `TASKSCOPE_BIND`, `TASKSCOPE_TOKEN`, `TASKSCOPE_RECORD`,
+    /// `TASKSCOPE_REPORT`, `TASKSCOPE_BLOCKED_MS` and `TASKSCOPE_LONG_WAIT_MS`. Returns the first
+    /// invalid variable as an error.
     pub fn from_env() -> Result<Self, Error> {
         let (builder, mut errors) = Builder::from_env_lenient();
         match errors.is_empty() {
@@ -120,6 +161,20 @@ impl Builder {
             Ok(None) => {}
             Err(e) => errors.push(e),
         }
+        if let Some(value) = env_string("TASKSCOPE_BIND") {
+            match parse_bind(&value) {
+                Ok(bind) => builder.bind = Ok(bind),
+                Err(_) => errors.push(Error::InvalidEnv {
+                    var: "TASKSCOPE_BIND",
+                    value,
+                    expected: "`off`, host:port, or unix:/path",
+                }),
+            }
+        }
+        builder.token = env_string("TASKSCOPE_TOKEN");
+        if let Some(path) = std::env::var_os("TASKSCOPE_RECORD").filter(|p| !p.is_empty()) {
+            builder.record = Some(PathBuf::from(path));
+        }
         if let Some(path) = std::env::var_os("TASKSCOPE_REPORT").filter(|p| !p.is_empty()) {
             let path = PathBuf::from(path);
             match check_report_path(&path) {
@@ -128,6 +183,39 @@ impl Builder {
             }
         }
         (builder, errors)
+    }
+
+    /// Serves the live stream on `addr` (`host:port`, `unix:/path`, or `off`); default
+    /// 127.0.0.1:6670. An address beyond loopback also needs [`allow_remote`](Self::allow_remote).
+    /// Port 0 picks a free port: see [`Guard::local_addr`].
+    pub fn bind(mut self, addr: &str) -> Self {
+        self.bind = parse_bind(addr);
+        self
+    }
+
+    /// No live stream server.
+    pub fn no_server(mut self) -> Self {
+        self.bind = Ok(None);
+        self
+    }
+
+    /// Allows a stream address beyond loopback; clients must then present `token`.
+    pub fn allow_remote(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Records the stream to a file, readable by `taskscope replay` and `taskscope report`.
+    pub fn record(mut self, path: impl Into<PathBuf>) -> Self {
+        self.record = Some(path.into());
+        self
+    }
+
+    /// Caps the recording at about `bytes`: the full file is renamed `PATH.1` (replacing an older
+    /// one) and a new one started, so at most twice the cap stays on disk.
+    pub fn record_max_bytes(mut self, bytes: u64) -> Self {
+        self.record_max_bytes = Some(bytes.max(1));
+        self
     }
 
     /// A poll longer than this is a `blocked_worker` (default 10 ms).
@@ -160,10 +248,47 @@ impl Builder {
         if let Some(path) = &self.report {
             check_report_path(path)?;
         }
+        let bind = self.bind.clone().map_err(|reason| Error::Bind {
+            addr: reason.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, reason),
+        })?;
+        if let Some(BindAddr::Tcp(addr)) = &bind {
+            if !addr.ip().is_loopback() && self.token.is_none() {
+                return Err(Error::RemoteWithoutToken(addr.to_string()));
+            }
+        }
         let shared = registry::shared();
         if shared.enabled.swap(true, AcqRel) {
             return Err(Error::AlreadyRunning);
         }
+        let mut exporter = Exporter::default();
+        let sinks = (|| {
+            if let Some(addr) = &bind {
+                let token = match addr {
+                    BindAddr::Tcp(a) if a.ip().is_loopback() => None,
+                    _ => self.token.clone(),
+                };
+                exporter.server = Some(
+                    Server::start(addr, token)
+                        .map_err(|source| Error::Bind { addr: addr.to_string(), source })?,
+                );
+            }
+            if let Some(path) = &self.record {
+                exporter.recorder = Some(
+                    Recorder::create(path, self.record_max_bytes)
+                        .map_err(|source| Error::Record { path: path.clone(), source })?,
+                );
+            }
+            Ok(())
+        })();
+        if let Err(e) = sinks {
+            if let Some(server) = exporter.server.take() {
+                server.shutdown();
+            }
+            shared.enabled.store(false, Release);
+            return Err(e);
+        }
+        let local_addr = exporter.server.as_ref().map(|s| s.addr().clone());
         clock::warm_up();
         let now = clock::now();
         shared.epoch.store(now, Relaxed);
@@ -183,55 +308,55 @@ impl Builder {
         shared.registry().reset(self.retained_tasks);
 
         let stop = Arc::new(AtomicBool::new(false));
-        let spawn = |name: &str, f: fn(&'static Shared, Arc<AtomicBool>)| {
+        let watchdog = {
+            let stop = stop.clone();
+            std::thread::Builder::new().name("taskscope-watchdog".into()).spawn(move || watchdog::run(shared, stop))
+        };
+        let watchdog = match watchdog {
+            Ok(t) => t,
+            Err(e) => {
+                shared.enabled.store(false, Release);
+                return Err(Error::Io(e));
+            }
+        };
+        let collector = {
             let stop = stop.clone();
             std::thread::Builder::new()
-                .name(name.into())
-                .spawn(move || f(shared, stop))
+                .name("taskscope-collector".into())
+                .spawn(move || collector::run(shared, stop, exporter))
         };
-        let threads = match (
-            spawn("taskscope-watchdog", watchdog::run),
-            spawn("taskscope-collector", collector::run),
-        ) {
-            (Ok(a), Ok(b)) => vec![a, b],
-            (a, b) => {
+        let collector = match collector {
+            Ok(t) => t,
+            Err(e) => {
                 stop.store(true, Release);
-                let mut error = None;
-                for t in [a, b] {
-                    match t {
-                        Ok(t) => {
-                            t.thread().unpark();
-                            let _ = t.join();
-                        }
-                        Err(e) => error = Some(e),
-                    }
-                }
+                watchdog.thread().unpark();
+                let _ = watchdog.join();
                 shared.enabled.store(false, Release);
-                return Err(Error::Io(error.expect("one spawn failed")));
+                return Err(Error::Io(e));
             }
         };
         Ok(Guard {
-            inner: Some(GuardInner {
-                shared,
-                stop,
-                threads,
-                report: self.report,
-            }),
+            inner: Some(GuardInner { shared, stop, watchdog, collector, report: self.report, local_addr }),
         })
     }
 
     /// Starts taskscope; problems are logged (as `tracing` events and on stderr) and taskscope
     /// runs with what it could set up, or not at all — it never panics.
     pub fn init(self) -> Guard {
-        match self.try_init() {
+        match self.clone().try_init() {
             Ok(guard) => guard,
-            Err(Error::UnsupportedReportFormat(path)) => {
-                log_error(&Error::UnsupportedReportFormat(path));
-                Builder {
-                    report: None,
-                    ..Builder::new()
-                }
-                .init()
+            // A sink that cannot start is dropped; the rest of taskscope runs.
+            Err(e @ Error::UnsupportedReportFormat(_)) => {
+                log_error(&format!("{e}; running without a report"));
+                Builder { report: None, ..self }.init()
+            }
+            Err(e @ (Error::Bind { .. } | Error::RemoteWithoutToken(_))) => {
+                log_error(&format!("{e}; running without the live stream"));
+                self.no_server().init()
+            }
+            Err(e @ Error::Record { .. }) => {
+                log_error(&format!("{e}; running without a recording"));
+                Builder { record: None, ..self }.init()
             }
             Err(e) => {
                 log_error(&e);
@@ -244,6 +369,10 @@ impl Builder {
 fn log_error(e: &dyn std::fmt::Display) {
     tracing::error!(target: "taskscope", "{e}");
     eprintln!("taskscope: {e}");
+}
+
+fn env_string(var: &str) -> Option<String> {
+    std::env::var_os(var).map(|v| v.to_string_lossy().into_owned()).filter(|v| !v.is_empty())
 }
 
 fn env_ms(var: &'static str) -> Result<Option<Duration>, Error> {
@@ -301,14 +430,25 @@ pub struct Guard {
 struct GuardInner {
     shared: &'static Shared,
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    watchdog: JoinHandle<()>,
+    collector: JoinHandle<Exporter>,
     report: Option<PathBuf>,
+    local_addr: Option<BindAddr>,
 }
 
 impl Guard {
     /// Whether this Guard runs taskscope (false when `init()` could not start it).
     pub fn is_active(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// The live stream's TCP address (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self.inner.as_ref()?.local_addr.as_ref()? {
+            BindAddr::Tcp(addr) => Some(*addr),
+            #[cfg(unix)]
+            BindAddr::Unix(_) => None,
+        }
     }
 
     /// Stops taskscope now and returns the final snapshot (the one the report is made of).
@@ -319,18 +459,20 @@ impl Guard {
     fn stop(&mut self) -> Option<Snapshot> {
         let inner = self.inner.take()?;
         inner.stop.store(true, Release);
-        for t in &inner.threads {
-            t.thread().unpark();
-        }
-        for t in inner.threads {
-            let _ = t.join();
-        }
+        inner.watchdog.thread().unpark();
+        inner.collector.thread().unpark();
+        let _ = inner.watchdog.join();
+        let exporter = inner.collector.join().ok();
         let shared = inner.shared;
         watchdog::scan(shared);
         let snapshot = {
             let mut registry = shared.registry();
             registry.retire_finished(shared);
             alive_at_exit(shared, &mut registry);
+            // The last frames: streamed, and flushed and synced to the recording.
+            if let Some(mut exporter) = exporter {
+                exporter.finish(shared, &registry);
+            }
             collector::build(shared, &registry)
         };
         shared.enabled.store(false, Release);

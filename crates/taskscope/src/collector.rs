@@ -9,27 +9,30 @@ use std::time::Duration;
 use taskscope_wire::{ProcessInfo, Runtime, Snapshot, Worker};
 
 use crate::clock;
+use crate::export::Exporter;
 use crate::registry::{self, Registry, Shared};
 use crate::worker;
 
 /// Collection tick. Sampling, not per-event work, so its cost does not grow with the poll rate.
 const TICK: Duration = Duration::from_millis(100);
 
-pub(crate) fn run(shared: &'static Shared, stop: Arc<AtomicBool>) {
+/// Runs until `stop`, then hands the exporter back for the final frames.
+pub(crate) fn run(shared: &'static Shared, stop: Arc<AtomicBool>, mut exporter: Exporter) -> Exporter {
     while !stop.load(Acquire) {
         std::thread::park_timeout(TICK);
-        collect(shared);
+        if stop.load(Acquire) {
+            break;
+        }
+        let mut registry = shared.registry();
+        registry.retire_finished(shared);
+        registry.retire_locks();
+        registry.runtimes.retain(|p| p.alive.load(Acquire));
+        for probe in &registry.runtimes {
+            probe.sample_busy();
+        }
+        exporter.tick(shared, &registry);
     }
-}
-
-pub(crate) fn collect(shared: &'static Shared) {
-    let mut registry = shared.registry();
-    registry.retire_finished(shared);
-    registry.retire_locks();
-    registry.runtimes.retain(|p| p.alive.load(Acquire));
-    for probe in &registry.runtimes {
-        probe.sample_busy();
-    }
+    exporter
 }
 
 /// Everything taskscope knows now. Without a live [`Guard`](crate::Guard) the snapshot holds
@@ -53,7 +56,22 @@ pub(crate) fn build(shared: &'static Shared, registry: &Registry) -> Snapshot {
     let tasks = registry.tasks(shared);
     let task_groups = registry.groups(&tasks);
     let (locks, semaphores) = registry.locks_and_semaphores();
-    let workers = worker::all()
+    Snapshot {
+        process: process_info(shared),
+        taken_at_ms: shared.ms_at(now),
+        dropped_events: shared.dropped.load(Relaxed),
+        tasks,
+        task_groups,
+        workers: workers(now),
+        runtimes: runtimes(registry),
+        locks,
+        semaphores,
+        warnings: registry.warnings.all(),
+    }
+}
+
+pub(crate) fn workers(now: u64) -> Vec<Worker> {
+    worker::all()
         .into_iter()
         .filter(|s| s.alive.load(Acquire))
         .map(|s| {
@@ -71,8 +89,11 @@ pub(crate) fn build(shared: &'static Shared, registry: &Registry) -> Snapshot {
                 current_poll_ns: (start != 0).then(|| clock::delta_ns(start, now)),
             }
         })
-        .collect();
-    let runtimes = registry
+        .collect()
+}
+
+pub(crate) fn runtimes(registry: &Registry) -> Vec<Runtime> {
+    registry
         .runtimes
         .iter()
         .filter(|p| p.alive.load(Acquire))
@@ -84,22 +105,10 @@ pub(crate) fn build(shared: &'static Shared, registry: &Registry) -> Snapshot {
             worker_busy: p.busy.lock().unwrap_or_else(|e| e.into_inner()).0.clone(),
             lag_ns: p.lag_ns.to_wire(),
         })
-        .collect();
-    Snapshot {
-        process: process_info(shared),
-        taken_at_ms: shared.ms_at(now),
-        dropped_events: shared.dropped.load(Relaxed),
-        tasks,
-        task_groups,
-        workers,
-        runtimes,
-        locks,
-        semaphores,
-        warnings: registry.warnings.all(),
-    }
+        .collect()
 }
 
-fn process_info(shared: &Shared) -> ProcessInfo {
+pub(crate) fn process_info(shared: &Shared) -> ProcessInfo {
     let name = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))

@@ -24,6 +24,7 @@
 mod builder;
 mod clock;
 mod collector;
+mod export;
 mod layer;
 mod probe;
 mod registry;
@@ -34,7 +35,7 @@ mod warnings;
 mod watchdog;
 mod worker;
 
-pub use builder::{init, try_init, Builder, Error, Guard};
+pub use builder::{init, try_init, Builder, Error, Guard, DEFAULT_BIND};
 pub use collector::snapshot;
 pub use layer::{layer, SpanLayer};
 pub use task::spawn::{spawn, spawn_blocking, spawn_named};

@@ -296,6 +296,37 @@ impl Registry {
         }
     }
 
+    /// Tasks new or changed since `sent` was last updated, and ids no longer kept; updates `sent`.
+    pub(crate) fn changed_tasks(
+        &self,
+        shared: &'static Shared,
+        sent: &mut HashMap<u64, (u64, u8, u8, bool)>,
+    ) -> (Vec<Task>, Vec<u64>) {
+        let mut changed = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(self.live.len() + self.finished.len());
+        for (&id, stats) in &self.live {
+            seen.insert(id);
+            let stamp = stats.change_stamp();
+            if sent.insert(id, stamp) != Some(stamp) {
+                changed.push(task_to_wire(stats, shared));
+            }
+        }
+        for task in &self.finished {
+            seen.insert(task.id);
+            // Finished tasks no longer change; a stamp no live task can have marks them sent.
+            let stamp = (u64::MAX, u8::MAX, u8::MAX, true);
+            if sent.insert(task.id, stamp) != Some(stamp) {
+                changed.push(task.clone());
+            }
+        }
+        let removed: Vec<u64> = sent.keys().filter(|id| !seen.contains(id)).copied().collect();
+        for id in &removed {
+            sent.remove(id);
+        }
+        changed.sort_by_key(|t| t.id);
+        (changed, removed)
+    }
+
     /// Live tasks then retained finished ones.
     pub(crate) fn tasks(&self, shared: &'static Shared) -> Vec<Task> {
         let mut tasks: Vec<Task> = self

@@ -144,6 +144,18 @@ impl TaskStats {
         hot.pending.store(0, Release);
     }
 
+    /// Changes whenever the task is polled, woken or finished: lets the stream send only the
+    /// tasks that changed since its last update without reading their histograms.
+    pub(crate) fn change_stamp(&self) -> (u64, u8, u8, bool) {
+        let hot = &self.hot;
+        (
+            hot.busy_ns.load(Relaxed) ^ u64::from(hot.pending.load(Relaxed)) << 56,
+            hot.state.load(Relaxed),
+            hot.outcome.load(Relaxed),
+            hot.woken_at.load(Relaxed) != 0,
+        )
+    }
+
     /// Poll durations: binned ones plus those still buffered, with the exact sum and max.
     pub(crate) fn poll_histogram(&self) -> Histogram {
         let mut h = self.poll_ns.to_wire();

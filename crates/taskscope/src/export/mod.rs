@@ -1,0 +1,120 @@
+//! Everything that leaves the process: the live stream server, recordings, and the report written
+//! when the Guard drops. The collector thread drives it on its tick, so its cost follows the tick
+//! rate, not the poll rate, and it runs while the application's runtime is blocked.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use taskscope_wire::{encode, Frame, Hello, Update, Warning, WIRE_VERSION};
+
+use crate::collector;
+use crate::registry::{Registry, Shared};
+
+pub(crate) mod recorder;
+pub(crate) mod server;
+
+use recorder::Recorder;
+use server::Server;
+
+/// Builds update frames (what changed since the last tick) and hands them to the sinks.
+#[derive(Debug, Default)]
+pub(crate) struct Exporter {
+    pub(crate) server: Option<Server>,
+    pub(crate) recorder: Option<Recorder>,
+    sent_tasks: HashMap<u64, (u64, u8, u8, bool)>,
+    sent_warnings: HashMap<u64, Warning>,
+    ticks: u64,
+}
+
+/// Task groups merge every live task's histograms: recomputed every this many ticks (1 s), and
+/// in key frames.
+const GROUPS_EVERY: u64 = 10;
+
+impl Exporter {
+    fn active(&self) -> bool {
+        self.recorder.is_some() || self.server.as_ref().is_some_and(|s| s.has_clients())
+    }
+
+    /// One tick: sends changes to every sink; a client that just connected (or fell behind) gets
+    /// the hello and a full key frame first.
+    pub(crate) fn tick(&mut self, shared: &'static Shared, registry: &Registry) {
+        if !self.active() {
+            // Nobody listens: forget what was sent, so the next listener starts from a key frame.
+            self.sent_tasks.clear();
+            self.sent_warnings.clear();
+            return;
+        }
+        let hello = Frame::Hello(hello(shared));
+        let needs_key = self.server.as_ref().is_some_and(|s| s.needs_key_frame());
+        let key_frames = needs_key.then(|| {
+            let mut sent = HashMap::new();
+            let update = self.update(shared, registry, &mut sent, true);
+            let mut frames = vec![encode(&hello), encode(&update)];
+            frames.extend(registry.warnings.all().into_iter().map(|w| encode(&Frame::Warning(Box::new(w)))));
+            frames.into_iter().map(Arc::new).collect::<Vec<_>>()
+        });
+
+        self.ticks += 1;
+        let mut sent = std::mem::take(&mut self.sent_tasks);
+        let update = self.update(shared, registry, &mut sent, false);
+        self.sent_tasks = sent;
+        let mut frames = vec![update];
+        for w in registry.warnings.all() {
+            if self.sent_warnings.get(&w.id) != Some(&w) {
+                self.sent_warnings.insert(w.id, w.clone());
+                frames.push(Frame::Warning(Box::new(w)));
+            }
+        }
+        let at_ms = shared.ms_at(crate::clock::now());
+        if let Some(recorder) = &mut self.recorder {
+            recorder.write(shared, &hello, &frames, at_ms, registry);
+        }
+        if let Some(server) = &self.server {
+            let encoded: Vec<Arc<Vec<u8>>> = frames.iter().map(|f| Arc::new(encode(f))).collect();
+            server.publish(key_frames.as_deref(), &encoded);
+        }
+    }
+
+    /// The update of this tick: changed tasks (all of them for a key frame) and every aggregate.
+    pub(crate) fn update(
+        &self,
+        shared: &'static Shared,
+        registry: &Registry,
+        sent: &mut HashMap<u64, (u64, u8, u8, bool)>,
+        full: bool,
+    ) -> Frame {
+        let now = crate::clock::now();
+        let (tasks, removed_tasks) = registry.changed_tasks(shared, sent);
+        let task_groups =
+            (full || self.ticks % GROUPS_EVERY == 1).then(|| registry.groups(&registry.tasks(shared)));
+        let (locks, semaphores) = registry.locks_and_semaphores();
+        Frame::Update(Box::new(Update {
+            at_ms: shared.ms_at(now),
+            full,
+            tasks,
+            removed_tasks: if full { Vec::new() } else { removed_tasks },
+            task_groups,
+            workers: collector::workers(now),
+            runtimes: collector::runtimes(registry),
+            locks,
+            semaphores,
+            dropped_events: shared.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        }))
+    }
+
+    /// Final frames at shutdown, flushed to disk.
+    pub(crate) fn finish(&mut self, shared: &'static Shared, registry: &Registry) {
+        self.tick(shared, registry);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.close();
+        }
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+        }
+    }
+}
+
+pub(crate) fn hello(shared: &Shared) -> Hello {
+    let process = collector::process_info(shared);
+    Hello { version: WIRE_VERSION, pid: process.pid, process: process.name, start_unix_ms: process.start_unix_ms }
+}

@@ -1,0 +1,79 @@
+//! Recording files: the stream's frames appended to a file, flushed every collector tick, so a
+//! crash loses at most the last tick; optionally rotated at a size cap (the previous file is
+//! kept as `PATH.1`).
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+
+use taskscope_wire::recording::RecordingWriter;
+use taskscope_wire::Frame;
+
+use crate::registry::{Registry, Shared};
+
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    path: PathBuf,
+    writer: Option<RecordingWriter<BufWriter<File>>>,
+    max_bytes: Option<u64>,
+    needs_key: bool,
+}
+
+fn open(path: &Path) -> io::Result<RecordingWriter<BufWriter<File>>> {
+    RecordingWriter::new(BufWriter::new(File::create(path)?))
+}
+
+impl Recorder {
+    pub(crate) fn create(path: &Path, max_bytes: Option<u64>) -> io::Result<Recorder> {
+        Ok(Recorder { path: path.to_path_buf(), writer: Some(open(path)?), max_bytes, needs_key: true })
+    }
+
+    /// Appends this tick's frames (after a hello and a key frame when the file is new).
+    pub(crate) fn write(&mut self, shared: &'static Shared, hello: &Frame, frames: &[Frame], at_ms: u64, registry: &Registry) {
+        let Some(writer) = &mut self.writer else { return };
+        let mut result = Ok(());
+        if self.needs_key {
+            let key = super::Exporter::default().update(shared, registry, &mut Default::default(), true);
+            result = writer.write(at_ms, hello).and_then(|()| writer.write(at_ms, &key));
+            for w in registry.warnings.all() {
+                result = result.and_then(|()| writer.write(at_ms, &Frame::Warning(Box::new(w))));
+            }
+            self.needs_key = false;
+        }
+        for frame in frames {
+            result = result.and_then(|()| writer.write(at_ms, frame));
+        }
+        result = result.and_then(|()| writer.flush());
+        if let Err(e) = result {
+            // A full disk must not take the application down: stop recording, say so once.
+            tracing::error!(target: "taskscope", "recording to {} stopped: {e}", self.path.display());
+            self.writer = None;
+            return;
+        }
+        if self.max_bytes.is_some_and(|max| writer.bytes_written() >= max) {
+            self.rotate();
+        }
+    }
+
+    fn rotate(&mut self) {
+        self.writer = None;
+        let mut old = self.path.clone().into_os_string();
+        old.push(".1");
+        let result = std::fs::rename(&self.path, &old).and_then(|()| open(&self.path));
+        match result {
+            Ok(writer) => {
+                self.writer = Some(writer);
+                self.needs_key = true;
+            }
+            Err(e) => tracing::error!(target: "taskscope", "rotating {} failed, recording stopped: {e}", self.path.display()),
+        }
+    }
+
+    /// Flushes and syncs the file at shutdown.
+    pub(crate) fn close(&mut self) {
+        if let Some(mut writer) = self.writer.take() {
+            let _ = writer.flush();
+            let _ = writer.get_mut().get_ref().sync_all();
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The live stream server: loopback TCP (or a Unix socket) on its own OS threads.
+//!
+//! Each client gets a bounded queue of encoded frames; the collector only ever `try_send`s, so a
+//! slow or stopped client never slows the application: when its queue is full its frames are
+//! dropped and counted, and once it drains it gets a `Dropped` frame and a fresh key frame. A
+//! client that sends anything but a valid hello is disconnected with a log line; lengths a client
+//! sends are bounded by `MAX_CLIENT_FRAME`.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use taskscope_wire::{encode, ClientFrame, Frame, FrameReader, WireError, MAX_CLIENT_FRAME, WIRE_VERSION};
+
+/// Frames queued per client: 10 s of updates at the 100 ms tick, with room for warnings.
+const CLIENT_QUEUE: usize = 256;
+/// Dashboards at once; more are refused (each costs two threads).
+const MAX_CLIENTS: usize = 16;
+/// A client must say hello within this long when a token is required.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A write blocked this long means the client stopped reading: it is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BindAddr {
+    Tcp(SocketAddr),
+    #[cfg(unix)]
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for BindAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindAddr::Tcp(addr) => write!(f, "{addr}"),
+            #[cfg(unix)]
+            BindAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Parses `TASKSCOPE_BIND`-style values: `off`, `host:port`, `unix:/path` or `/path`.
+pub(crate) fn parse_bind(value: &str) -> Result<Option<BindAddr>, String> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    if let Some(path) = value.strip_prefix("unix:").or_else(|| value.starts_with('/').then_some(value)) {
+        #[cfg(unix)]
+        return Ok(Some(BindAddr::Unix(PathBuf::from(path))));
+        #[cfg(not(unix))]
+        return Err(format!("Unix sockets are not available on this platform: {path}"));
+    }
+    let addr = value
+        .to_socket_addrs()
+        .map_err(|e| format!("`{value}` is not an address to listen on: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{value}` resolves to no address"))?;
+    Ok(Some(BindAddr::Tcp(addr)))
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// A connected client stream.
+trait Conn: Read + Write + Send + 'static {
+    fn try_clone_box(&self) -> io::Result<Box<dyn Conn>>;
+    fn shutdown_both(&self);
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()>;
+}
+
+impl Conn for TcpStream {
+    fn try_clone_box(&self) -> io::Result<Box<dyn Conn>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+    fn shutdown_both(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(read)?;
+        self.set_write_timeout(write)
+    }
+}
+
+#[cfg(unix)]
+impl Conn for std::os::unix::net::UnixStream {
+    fn try_clone_box(&self) -> io::Result<Box<dyn Conn>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+    fn shutdown_both(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(read)?;
+        self.set_write_timeout(write)
+    }
+}
+
+#[derive(Debug)]
+struct Client {
+    tx: SyncSender<Arc<Vec<u8>>>,
+    alive: Arc<AtomicBool>,
+    needs_key: bool,
+    dropped: u64,
+}
+
+/// The running server.
+#[derive(Debug)]
+pub(crate) struct Server {
+    addr: BindAddr,
+    clients: Arc<Mutex<Vec<Client>>>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Listens on `addr`; clients must present `token` when one is given.
+    pub(crate) fn start(addr: &BindAddr, token: Option<String>) -> io::Result<Server> {
+        let (listener, addr) = match addr {
+            BindAddr::Tcp(a) => {
+                let l = TcpListener::bind(a)?;
+                let local = l.local_addr()?;
+                l.set_nonblocking(true)?;
+                (Listener::Tcp(l), BindAddr::Tcp(local))
+            }
+            #[cfg(unix)]
+            BindAddr::Unix(path) => {
+                // A socket file left by a crashed process is replaced; anything else is an error.
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    use std::os::unix::fs::FileTypeExt;
+                    if meta.file_type().is_socket() {
+                        std::fs::remove_file(path)?;
+                    }
+                }
+                let l = std::os::unix::net::UnixListener::bind(path)?;
+                l.set_nonblocking(true)?;
+                (Listener::Unix(l), BindAddr::Unix(path.clone()))
+            }
+        };
+        let clients = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let acceptor = {
+            let (clients, stop) = (clients.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("taskscope-server".into())
+                .spawn(move || accept_loop(listener, clients, stop, token))?
+        };
+        Ok(Server { addr, clients, stop, acceptor: Some(acceptor) })
+    }
+
+    /// The address actually bound (with the real port when asked for port 0).
+    pub(crate) fn addr(&self) -> &BindAddr {
+        &self.addr
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Client>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn has_clients(&self) -> bool {
+        let mut clients = self.lock();
+        clients.retain(|c| c.alive.load(Acquire));
+        !clients.is_empty()
+    }
+
+    pub(crate) fn needs_key_frame(&self) -> bool {
+        self.lock().iter().any(|c| c.needs_key)
+    }
+
+    /// Queues this tick's frames for every client, never blocking. A client that needs a key
+    /// frame gets `key` first (when it has room for all of it).
+    pub(crate) fn publish(&self, key: Option<&[Arc<Vec<u8>>]>, frames: &[Arc<Vec<u8>>]) {
+        let mut clients = self.lock();
+        clients.retain(|c| c.alive.load(Acquire));
+        for client in clients.iter_mut() {
+            if client.needs_key {
+                let Some(key) = key else { continue };
+                let mut batch: Vec<Arc<Vec<u8>>> = Vec::with_capacity(key.len() + 1);
+                if client.dropped > 0 {
+                    batch.push(Arc::new(encode(&Frame::Dropped { count: client.dropped })));
+                }
+                batch.extend(key.iter().cloned());
+                if !send_all(client, &batch) {
+                    continue;
+                }
+                client.needs_key = false;
+            }
+            if !send_all(client, frames) {
+                client.needs_key = true;
+            }
+        }
+    }
+
+    /// Stops accepting, disconnects every client and removes a Unix socket file.
+    pub(crate) fn shutdown(mut self) {
+        self.stop.store(true, Release);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        for c in self.lock().drain(..) {
+            c.alive.store(false, Release);
+        }
+        #[cfg(unix)]
+        if let BindAddr::Unix(path) = &self.addr {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Sends frames in order; on a full queue counts the rest as dropped and returns false.
+fn send_all(client: &mut Client, frames: &[Arc<Vec<u8>>]) -> bool {
+    for (i, frame) in frames.iter().enumerate() {
+        match client.tx.try_send(frame.clone()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                client.dropped += (frames.len() - i) as u64;
+                return false;
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                client.alive.store(false, Release);
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn accept_loop(listener: Listener, clients: Arc<Mutex<Vec<Client>>>, stop: Arc<AtomicBool>, token: Option<String>) {
+    while !stop.load(Acquire) {
+        let accepted: io::Result<(Box<dyn Conn>, String)> = match &listener {
+            Listener::Tcp(l) => l.accept().and_then(|(s, peer)| {
+                s.set_nonblocking(false)?;
+                let _ = s.set_nodelay(true);
+                Ok((Box::new(s) as Box<dyn Conn>, peer.to_string()))
+            }),
+            #[cfg(unix)]
+            Listener::Unix(l) => l.accept().and_then(|(s, _)| {
+                s.set_nonblocking(false)?;
+                Ok((Box::new(s) as Box<dyn Conn>, "unix client".to_string()))
+            }),
+        };
+        match accepted {
+            Ok((conn, peer)) => {
+                let n = clients.lock().unwrap_or_else(|e| e.into_inner()).len();
+                if n >= MAX_CLIENTS {
+                    tracing::warn!(target: "taskscope", "refusing {peer}: {MAX_CLIENTS} clients already connected");
+                    conn.shutdown_both();
+                    continue;
+                }
+                let (clients, token, stop) = (clients.clone(), token.clone(), stop.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("taskscope-client".into())
+                    .spawn(move || serve_client(conn, peer, clients, token, stop));
+                if let Err(e) = spawned {
+                    tracing::warn!(target: "taskscope", "cannot serve a client: {e}");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                tracing::warn!(target: "taskscope", "accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Checks the client's hello. Without a token, a client that says nothing is accepted (a
+/// hand-written client may just read); one that sends anything malformed is not.
+fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<(), String> {
+    let wait = if token.is_some() { HANDSHAKE_TIMEOUT } else { Duration::from_millis(300) };
+    conn.set_timeouts(Some(wait), Some(WRITE_TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut reader = FrameReader::with_limit(&mut *conn, MAX_CLIENT_FRAME);
+    match reader.next_frame::<ClientFrame>() {
+        Ok(Some(ClientFrame::Hello { version, token: given })) => {
+            if version != WIRE_VERSION {
+                return Err(format!("speaks wire version {version}, this is {WIRE_VERSION}"));
+            }
+            match token {
+                Some(expected) if given.as_deref() != Some(expected) => Err("wrong or missing token".into()),
+                _ => Ok(()),
+            }
+        }
+        Ok(None) => Err("closed before saying hello".into()),
+        Err(WireError::Io(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            match token {
+                Some(_) => Err("no hello with the required token".into()),
+                None => Ok(()),
+            }
+        }
+        Err(e) => Err(format!("sent garbage: {e}")),
+    }
+}
+
+fn serve_client(
+    mut conn: Box<dyn Conn>,
+    peer: String,
+    clients: Arc<Mutex<Vec<Client>>>,
+    token: Option<String>,
+    stop: Arc<AtomicBool>,
+) {
+    if let Err(why) = handshake(&mut conn, token.as_deref()) {
+        tracing::warn!(target: "taskscope", "closing stream client {peer}: {why}");
+        conn.shutdown_both();
+        return;
+    }
+    let (tx, rx) = sync_channel(CLIENT_QUEUE);
+    let alive = Arc::new(AtomicBool::new(true));
+    clients
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Client { tx, alive: alive.clone(), needs_key: true, dropped: 0 });
+
+    // Anything the client sends after its hello is a protocol error; end of input is a goodbye.
+    if let Ok(reading) = conn.try_clone_box() {
+        let (alive, peer) = (alive.clone(), peer.clone());
+        let _ = std::thread::Builder::new()
+            .name("taskscope-client-read".into())
+            .spawn(move || watch_client(reading, peer, alive));
+    }
+    write_loop(&mut conn, rx, &alive, &stop);
+    alive.store(false, Release);
+    conn.shutdown_both();
+}
+
+fn write_loop(conn: &mut Box<dyn Conn>, rx: Receiver<Arc<Vec<u8>>>, alive: &AtomicBool, stop: &AtomicBool) {
+    let _ = conn.set_timeouts(None, Some(WRITE_TIMEOUT));
+    while alive.load(Acquire) && !stop.load(Acquire) {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(frame) => {
+                if conn.write_all(&frame).and_then(|()| conn.flush()).is_err() {
+                    return; // gone, or stopped reading for WRITE_TIMEOUT
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn watch_client(mut conn: Box<dyn Conn>, peer: String, alive: Arc<AtomicBool>) {
+    let _ = conn.set_timeouts(Some(Duration::from_millis(500)), None);
+    let mut buf = [0u8; 512];
+    while alive.load(Acquire) {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {
+                tracing::warn!(target: "taskscope", "closing stream client {peer}: unexpected bytes after its hello");
+                break;
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+            Err(_) => break,
+        }
+    }
+    alive.store(false, Release);
+    conn.shutdown_both();
+}
