@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use taskscope_wire::{Snapshot, TaskState, Warning, WarningKind};
 
-use crate::registry::{self, Shared};
 use crate::export::recorder::Recorder;
 use crate::export::server::{parse_bind, BindAddr, Server};
 use crate::export::Exporter;
+use crate::registry::{self, Shared};
 use crate::{clock, collector, probe, watchdog};
 
 const DEFAULT_BLOCKED: Duration = Duration::from_millis(10);
@@ -268,16 +268,19 @@ impl Builder {
                     BindAddr::Tcp(a) if a.ip().is_loopback() => None,
                     _ => self.token.clone(),
                 };
-                exporter.server = Some(
-                    Server::start(addr, token)
-                        .map_err(|source| Error::Bind { addr: addr.to_string(), source })?,
-                );
+                exporter.server =
+                    Some(Server::start(addr, token).map_err(|source| Error::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?);
             }
             if let Some(path) = &self.record {
-                exporter.recorder = Some(
-                    Recorder::create(path, self.record_max_bytes)
-                        .map_err(|source| Error::Record { path: path.clone(), source })?,
-                );
+                exporter.recorder = Some(Recorder::create(path, self.record_max_bytes).map_err(
+                    |source| Error::Record {
+                        path: path.clone(),
+                        source,
+                    },
+                )?);
             }
             Ok(())
         })();
@@ -310,7 +313,9 @@ impl Builder {
         let stop = Arc::new(AtomicBool::new(false));
         let watchdog = {
             let stop = stop.clone();
-            std::thread::Builder::new().name("taskscope-watchdog".into()).spawn(move || watchdog::run(shared, stop))
+            std::thread::Builder::new()
+                .name("taskscope-watchdog".into())
+                .spawn(move || watchdog::run(shared, stop))
         };
         let watchdog = match watchdog {
             Ok(t) => t,
@@ -336,7 +341,14 @@ impl Builder {
             }
         };
         Ok(Guard {
-            inner: Some(GuardInner { shared, stop, watchdog, collector, report: self.report, local_addr }),
+            inner: Some(GuardInner {
+                shared,
+                stop,
+                watchdog,
+                collector,
+                report: self.report,
+                local_addr,
+            }),
         })
     }
 
@@ -348,7 +360,11 @@ impl Builder {
             // A sink that cannot start is dropped; the rest of taskscope runs.
             Err(e @ Error::UnsupportedReportFormat(_)) => {
                 log_error(&format!("{e}; running without a report"));
-                Builder { report: None, ..self }.init()
+                Builder {
+                    report: None,
+                    ..self
+                }
+                .init()
             }
             Err(e @ (Error::Bind { .. } | Error::RemoteWithoutToken(_))) => {
                 log_error(&format!("{e}; running without the live stream"));
@@ -356,7 +372,11 @@ impl Builder {
             }
             Err(e @ Error::Record { .. }) => {
                 log_error(&format!("{e}; running without a recording"));
-                Builder { record: None, ..self }.init()
+                Builder {
+                    record: None,
+                    ..self
+                }
+                .init()
             }
             Err(e) => {
                 log_error(&e);
@@ -372,7 +392,9 @@ fn log_error(e: &dyn std::fmt::Display) {
 }
 
 fn env_string(var: &str) -> Option<String> {
-    std::env::var_os(var).map(|v| v.to_string_lossy().into_owned()).filter(|v| !v.is_empty())
+    std::env::var_os(var)
+        .map(|v| v.to_string_lossy().into_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn env_ms(var: &'static str) -> Result<Option<Duration>, Error> {

@@ -17,7 +17,11 @@ use crate::worker;
 const TICK: Duration = Duration::from_millis(100);
 
 /// Runs until `stop`, then hands the exporter back for the final frames.
-pub(crate) fn run(shared: &'static Shared, stop: Arc<AtomicBool>, mut exporter: Exporter) -> Exporter {
+pub(crate) fn run(
+    shared: &'static Shared,
+    stop: Arc<AtomicBool>,
+    mut exporter: Exporter,
+) -> Exporter {
     while !stop.load(Acquire) {
         std::thread::park_timeout(TICK);
         if stop.load(Acquire) {

@@ -303,7 +303,8 @@ impl Registry {
         sent: &mut HashMap<u64, (u64, u8, u8, bool)>,
     ) -> (Vec<Task>, Vec<u64>) {
         let mut changed = Vec::new();
-        let mut seen = std::collections::HashSet::with_capacity(self.live.len() + self.finished.len());
+        let mut seen =
+            std::collections::HashSet::with_capacity(self.live.len() + self.finished.len());
         for (&id, stats) in &self.live {
             seen.insert(id);
             let stamp = stats.change_stamp();
@@ -319,7 +320,11 @@ impl Registry {
                 changed.push(task.clone());
             }
         }
-        let removed: Vec<u64> = sent.keys().filter(|id| !seen.contains(id)).copied().collect();
+        let removed: Vec<u64> = sent
+            .keys()
+            .filter(|id| !seen.contains(id))
+            .copied()
+            .collect();
         for id in &removed {
             sent.remove(id);
         }

@@ -38,6 +38,10 @@ impl Exporter {
     /// One tick: sends changes to every sink; a client that just connected (or fell behind) gets
     /// the hello and a full key frame first.
     pub(crate) fn tick(&mut self, shared: &'static Shared, registry: &Registry) {
+        self.tick_with(shared, registry, false);
+    }
+
+    fn tick_with(&mut self, shared: &'static Shared, registry: &Registry, all_groups: bool) {
         if !self.active() {
             // Nobody listens: forget what was sent, so the next listener starts from a key frame.
             self.sent_tasks.clear();
@@ -50,13 +54,19 @@ impl Exporter {
             let mut sent = HashMap::new();
             let update = self.update(shared, registry, &mut sent, true);
             let mut frames = vec![encode(&hello), encode(&update)];
-            frames.extend(registry.warnings.all().into_iter().map(|w| encode(&Frame::Warning(Box::new(w)))));
+            frames.extend(
+                registry
+                    .warnings
+                    .all()
+                    .into_iter()
+                    .map(|w| encode(&Frame::Warning(Box::new(w)))),
+            );
             frames.into_iter().map(Arc::new).collect::<Vec<_>>()
         });
 
         self.ticks += 1;
         let mut sent = std::mem::take(&mut self.sent_tasks);
-        let update = self.update(shared, registry, &mut sent, false);
+        let update = self.update_with(shared, registry, &mut sent, false, all_groups);
         self.sent_tasks = sent;
         let mut frames = vec![update];
         for w in registry.warnings.all() {
@@ -83,10 +93,21 @@ impl Exporter {
         sent: &mut HashMap<u64, (u64, u8, u8, bool)>,
         full: bool,
     ) -> Frame {
+        self.update_with(shared, registry, sent, full, full)
+    }
+
+    fn update_with(
+        &self,
+        shared: &'static Shared,
+        registry: &Registry,
+        sent: &mut HashMap<u64, (u64, u8, u8, bool)>,
+        full: bool,
+        all_groups: bool,
+    ) -> Frame {
         let now = crate::clock::now();
         let (tasks, removed_tasks) = registry.changed_tasks(shared, sent);
-        let task_groups =
-            (full || self.ticks % GROUPS_EVERY == 1).then(|| registry.groups(&registry.tasks(shared)));
+        let task_groups = (all_groups || self.ticks % GROUPS_EVERY == 1)
+            .then(|| registry.groups(&registry.tasks(shared)));
         let (locks, semaphores) = registry.locks_and_semaphores();
         Frame::Update(Box::new(Update {
             at_ms: shared.ms_at(now),
@@ -104,7 +125,7 @@ impl Exporter {
 
     /// Final frames at shutdown, flushed to disk.
     pub(crate) fn finish(&mut self, shared: &'static Shared, registry: &Registry) {
-        self.tick(shared, registry);
+        self.tick_with(shared, registry, true);
         if let Some(recorder) = &mut self.recorder {
             recorder.close();
         }
@@ -116,5 +137,10 @@ impl Exporter {
 
 pub(crate) fn hello(shared: &Shared) -> Hello {
     let process = collector::process_info(shared);
-    Hello { version: WIRE_VERSION, pid: process.pid, process: process.name, start_unix_ms: process.start_unix_ms }
+    Hello {
+        version: WIRE_VERSION,
+        pid: process.pid,
+        process: process.name,
+        start_unix_ms: process.start_unix_ms,
+    }
 }

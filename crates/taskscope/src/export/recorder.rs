@@ -25,16 +25,33 @@ fn open(path: &Path) -> io::Result<RecordingWriter<BufWriter<File>>> {
 
 impl Recorder {
     pub(crate) fn create(path: &Path, max_bytes: Option<u64>) -> io::Result<Recorder> {
-        Ok(Recorder { path: path.to_path_buf(), writer: Some(open(path)?), max_bytes, needs_key: true })
+        Ok(Recorder {
+            path: path.to_path_buf(),
+            writer: Some(open(path)?),
+            max_bytes,
+            needs_key: true,
+        })
     }
 
     /// Appends this tick's frames (after a hello and a key frame when the file is new).
-    pub(crate) fn write(&mut self, shared: &'static Shared, hello: &Frame, frames: &[Frame], at_ms: u64, registry: &Registry) {
-        let Some(writer) = &mut self.writer else { return };
+    pub(crate) fn write(
+        &mut self,
+        shared: &'static Shared,
+        hello: &Frame,
+        frames: &[Frame],
+        at_ms: u64,
+        registry: &Registry,
+    ) {
+        let Some(writer) = &mut self.writer else {
+            return;
+        };
         let mut result = Ok(());
         if self.needs_key {
-            let key = super::Exporter::default().update(shared, registry, &mut Default::default(), true);
-            result = writer.write(at_ms, hello).and_then(|()| writer.write(at_ms, &key));
+            let key =
+                super::Exporter::default().update(shared, registry, &mut Default::default(), true);
+            result = writer
+                .write(at_ms, hello)
+                .and_then(|()| writer.write(at_ms, &key));
             for w in registry.warnings.all() {
                 result = result.and_then(|()| writer.write(at_ms, &Frame::Warning(Box::new(w))));
             }
@@ -50,7 +67,10 @@ impl Recorder {
             self.writer = None;
             return;
         }
-        if self.max_bytes.is_some_and(|max| writer.bytes_written() >= max) {
+        if self
+            .max_bytes
+            .is_some_and(|max| writer.bytes_written() >= max)
+        {
             self.rotate();
         }
     }
@@ -65,7 +85,9 @@ impl Recorder {
                 self.writer = Some(writer);
                 self.needs_key = true;
             }
-            Err(e) => tracing::error!(target: "taskscope", "rotating {} failed, recording stopped: {e}", self.path.display()),
+            Err(e) => {
+                tracing::error!(target: "taskscope", "rotating {} failed, recording stopped: {e}", self.path.display())
+            }
         }
     }
 

@@ -15,10 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use taskscope_wire::{encode, ClientFrame, Frame, FrameReader, WireError, MAX_CLIENT_FRAME, WIRE_VERSION};
+use taskscope_wire::{
+    encode, ClientFrame, Frame, FrameReader, WireError, MAX_CLIENT_FRAME, WIRE_VERSION,
+};
 
-/// Frames queued per client: 10 s of updates at the 100 ms tick, with room for warnings.
-const CLIENT_QUEUE: usize = 256;
+/// Frames queued per client: about 3 s of updates at the 100 ms tick (frames of a big app are
+/// large: the queue bounds the memory a stalled client can pin).
+const CLIENT_QUEUE: usize = 32;
 /// Dashboards at once; more are refused (each costs two threads).
 const MAX_CLIENTS: usize = 16;
 /// A client must say hello within this long when a token is required.
@@ -50,11 +53,16 @@ pub(crate) fn parse_bind(value: &str) -> Result<Option<BindAddr>, String> {
     if value.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    if let Some(path) = value.strip_prefix("unix:").or_else(|| value.starts_with('/').then_some(value)) {
+    if let Some(path) = value
+        .strip_prefix("unix:")
+        .or_else(|| value.starts_with('/').then_some(value))
+    {
         #[cfg(unix)]
         return Ok(Some(BindAddr::Unix(PathBuf::from(path))));
         #[cfg(not(unix))]
-        return Err(format!("Unix sockets are not available on this platform: {path}"));
+        return Err(format!(
+            "Unix sockets are not available on this platform: {path}"
+        ));
     }
     let addr = value
         .to_socket_addrs()
@@ -153,7 +161,12 @@ impl Server {
                 .name("taskscope-server".into())
                 .spawn(move || accept_loop(listener, clients, stop, token))?
         };
-        Ok(Server { addr, clients, stop, acceptor: Some(acceptor) })
+        Ok(Server {
+            addr,
+            clients,
+            stop,
+            acceptor: Some(acceptor),
+        })
     }
 
     /// The address actually bound (with the real port when asked for port 0).
@@ -185,7 +198,9 @@ impl Server {
                 let Some(key) = key else { continue };
                 let mut batch: Vec<Arc<Vec<u8>>> = Vec::with_capacity(key.len() + 1);
                 if client.dropped > 0 {
-                    batch.push(Arc::new(encode(&Frame::Dropped { count: client.dropped })));
+                    batch.push(Arc::new(encode(&Frame::Dropped {
+                        count: client.dropped,
+                    })));
                 }
                 batch.extend(key.iter().cloned());
                 if !send_all(client, &batch) {
@@ -233,7 +248,12 @@ fn send_all(client: &mut Client, frames: &[Arc<Vec<u8>>]) -> bool {
     true
 }
 
-fn accept_loop(listener: Listener, clients: Arc<Mutex<Vec<Client>>>, stop: Arc<AtomicBool>, token: Option<String>) {
+fn accept_loop(
+    listener: Listener,
+    clients: Arc<Mutex<Vec<Client>>>,
+    stop: Arc<AtomicBool>,
+    token: Option<String>,
+) {
     while !stop.load(Acquire) {
         let accepted: io::Result<(Box<dyn Conn>, String)> = match &listener {
             Listener::Tcp(l) => l.accept().and_then(|(s, peer)| {
@@ -263,7 +283,9 @@ fn accept_loop(listener: Listener, clients: Arc<Mutex<Vec<Client>>>, stop: Arc<A
                     tracing::warn!(target: "taskscope", "cannot serve a client: {e}");
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Err(e) => {
                 tracing::warn!(target: "taskscope", "accept failed: {e}");
                 std::thread::sleep(Duration::from_millis(100));
@@ -275,21 +297,38 @@ fn accept_loop(listener: Listener, clients: Arc<Mutex<Vec<Client>>>, stop: Arc<A
 /// Checks the client's hello. Without a token, a client that says nothing is accepted (a
 /// hand-written client may just read); one that sends anything malformed is not.
 fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<(), String> {
-    let wait = if token.is_some() { HANDSHAKE_TIMEOUT } else { Duration::from_millis(300) };
-    conn.set_timeouts(Some(wait), Some(WRITE_TIMEOUT)).map_err(|e| e.to_string())?;
+    let wait = if token.is_some() {
+        HANDSHAKE_TIMEOUT
+    } else {
+        Duration::from_millis(300)
+    };
+    conn.set_timeouts(Some(wait), Some(WRITE_TIMEOUT))
+        .map_err(|e| e.to_string())?;
     let mut reader = FrameReader::with_limit(&mut *conn, MAX_CLIENT_FRAME);
     match reader.next_frame::<ClientFrame>() {
-        Ok(Some(ClientFrame::Hello { version, token: given })) => {
+        Ok(Some(ClientFrame::Hello {
+            version,
+            token: given,
+        })) => {
             if version != WIRE_VERSION {
-                return Err(format!("speaks wire version {version}, this is {WIRE_VERSION}"));
+                return Err(format!(
+                    "speaks wire version {version}, this is {WIRE_VERSION}"
+                ));
             }
             match token {
-                Some(expected) if given.as_deref() != Some(expected) => Err("wrong or missing token".into()),
+                Some(expected) if given.as_deref() != Some(expected) => {
+                    Err("wrong or missing token".into())
+                }
                 _ => Ok(()),
             }
         }
         Ok(None) => Err("closed before saying hello".into()),
-        Err(WireError::Io(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+        Err(WireError::Io(e))
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
             match token {
                 Some(_) => Err("no hello with the required token".into()),
                 None => Ok(()),
@@ -316,7 +355,12 @@ fn serve_client(
     clients
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(Client { tx, alive: alive.clone(), needs_key: true, dropped: 0 });
+        .push(Client {
+            tx,
+            alive: alive.clone(),
+            needs_key: true,
+            dropped: 0,
+        });
 
     // Anything the client sends after its hello is a protocol error; end of input is a goodbye.
     if let Ok(reading) = conn.try_clone_box() {
@@ -330,7 +374,12 @@ fn serve_client(
     conn.shutdown_both();
 }
 
-fn write_loop(conn: &mut Box<dyn Conn>, rx: Receiver<Arc<Vec<u8>>>, alive: &AtomicBool, stop: &AtomicBool) {
+fn write_loop(
+    conn: &mut Box<dyn Conn>,
+    rx: Receiver<Arc<Vec<u8>>>,
+    alive: &AtomicBool,
+    stop: &AtomicBool,
+) {
     let _ = conn.set_timeouts(None, Some(WRITE_TIMEOUT));
     while alive.load(Acquire) && !stop.load(Acquire) {
         match rx.recv_timeout(Duration::from_millis(200)) {
@@ -355,7 +404,13 @@ fn watch_client(mut conn: Box<dyn Conn>, peer: String, alive: Arc<AtomicBool>) {
                 tracing::warn!(target: "taskscope", "closing stream client {peer}: unexpected bytes after its hello");
                 break;
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
             Err(_) => break,
         }
     }

@@ -1,0 +1,380 @@
+//! The live stream end to end over real sockets: a client sees tasks, locks, semaphores and a
+//! `blocked_worker` warning sent while the application's runtime is blocked; several clients at
+//! once; garbage and oversized frames on the port; access tokens beyond loopback; recordings.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use taskscope::WarningKind;
+use taskscope_wire::recording::RecordingReader;
+use taskscope_wire::{write_frame, Assembler, ClientFrame, Frame, FrameReader, WIRE_VERSION};
+
+/// The tests of this file each need the process's one Guard: wait for the others.
+fn exclusive(builder: impl Fn() -> taskscope::Builder) -> taskscope::Guard {
+    loop {
+        match builder().try_init() {
+            Ok(guard) => return guard,
+            Err(taskscope::Error::AlreadyRunning) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn connect(addr: SocketAddr, token: Option<&str>) -> (TcpStream, Receiver<Frame>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write_frame(
+        &mut stream,
+        &ClientFrame::Hello {
+            version: WIRE_VERSION,
+            token: token.map(str::to_owned),
+        },
+    )
+    .unwrap();
+    let (tx, rx) = channel();
+    let reading = stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut reader = FrameReader::new(reading);
+        while let Ok(Some(frame)) = reader.next_frame::<Frame>() {
+            if tx.send(frame).is_err() {
+                break;
+            }
+        }
+    });
+    (stream, rx)
+}
+
+/// Applies frames until `found` returns something, or the timeout.
+fn wait_for<T>(
+    rx: &Receiver<Frame>,
+    asm: &mut Assembler,
+    timeout: Duration,
+    mut found: impl FnMut(&Assembler, &Frame) -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Ok(frame) = rx.recv_timeout(left) else {
+            return None;
+        };
+        asm.apply(frame.clone());
+        if let Some(x) = found(asm, &frame) {
+            return Some(x);
+        }
+    }
+    None
+}
+
+/// A current-thread runtime on its own thread, so it can be blocked while the test watches.
+fn runtime_thread() -> tokio::runtime::Handle {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tx.send(rt.handle().clone()).unwrap();
+        rt.block_on(std::future::pending::<()>());
+    });
+    rx.recv().unwrap()
+}
+
+#[test]
+fn a_client_sees_tasks_locks_semaphores_and_a_blocked_worker_while_the_runtime_is_blocked() {
+    let guard = exclusive(|| {
+        taskscope::Builder::new()
+            .bind("127.0.0.1:0")
+            .blocked_threshold(Duration::from_millis(20))
+    });
+    let addr = guard.local_addr().expect("bound");
+    let (_stream, rx) = connect(addr, None);
+    let mut asm = Assembler::new();
+
+    let rt = runtime_thread();
+    let released = Arc::new(AtomicBool::new(false));
+    let flag = released.clone();
+    rt.spawn(async move {
+        let lock = taskscope::sync::Mutex::named("stream-lock", 0);
+        let sem = taskscope::sync::Semaphore::named("stream-sem", 2);
+        *lock.lock().await += 1;
+        drop(sem.acquire().await.unwrap());
+        taskscope::spawn_named("stream-task", async {})
+            .await
+            .unwrap();
+        std::mem::forget((lock, sem));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Blocks the only worker of this runtime.
+        taskscope::spawn_named("stream-blocker", async move {
+            std::thread::sleep(Duration::from_millis(700));
+            flag.store(true, Ordering::SeqCst);
+        })
+        .await
+        .unwrap();
+    });
+
+    let hello = wait_for(&rx, &mut asm, Duration::from_secs(3), |a, _| {
+        a.hello.clone()
+    })
+    .expect("hello");
+    assert_eq!(hello.pid, std::process::id());
+    let seen = wait_for(&rx, &mut asm, Duration::from_secs(3), |a, _| {
+        let s = a.snapshot();
+        let task = s.tasks.iter().any(|t| t.name == "stream-task");
+        let lock = s
+            .locks
+            .iter()
+            .any(|l| l.name == "stream-lock" && l.acquisitions == 1);
+        let sem = s
+            .semaphores
+            .iter()
+            .any(|x| x.name == "stream-sem" && x.permits == 2);
+        (task && lock && sem).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "tasks, locks and semaphores arrive: {:#?}",
+        asm.snapshot()
+    );
+    let warning = wait_for(
+        &rx,
+        &mut asm,
+        Duration::from_secs(3),
+        |_, frame| match frame {
+            Frame::Warning(w)
+                if w.kind == WarningKind::BlockedWorker
+                    && w.task_name.as_deref() == Some("stream-blocker") =>
+            {
+                Some((**w).clone())
+            }
+            _ => None,
+        },
+    )
+    .expect("blocked_worker frame");
+    assert!(warning.ongoing);
+    assert!(
+        !released.load(Ordering::SeqCst),
+        "sent while the runtime was still blocked"
+    );
+    drop(guard);
+}
+
+#[test]
+fn two_clients_at_once_and_garbage_or_oversized_frames_do_not_disturb_them() {
+    let guard = exclusive(|| taskscope::Builder::new().bind("127.0.0.1:0"));
+    let addr = guard.local_addr().unwrap();
+    let (_a, rx_a) = connect(addr, None);
+    let (_b, rx_b) = connect(addr, None);
+
+    // A client that speaks HTTP at us, and one that claims a 4 GiB frame.
+    let mut garbage = TcpStream::connect(addr).unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut oversized = TcpStream::connect(addr).unwrap();
+    oversized.write_all(&u32::MAX.to_le_bytes()).unwrap();
+    for conn in [&mut garbage, &mut oversized] {
+        conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut buf = [0u8; 64];
+        // The server closes the connection without sending anything.
+        let n = conn.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "closed without a frame");
+    }
+
+    let rt = runtime_thread();
+    rt.spawn(async {
+        for _ in 0..3 {
+            taskscope::spawn_named("seen-by-both", async {})
+                .await
+                .unwrap();
+        }
+    });
+    for rx in [&rx_a, &rx_b] {
+        let mut asm = Assembler::new();
+        let group = wait_for(rx, &mut asm, Duration::from_secs(5), |a, _| {
+            a.snapshot()
+                .task_groups
+                .iter()
+                .find(|g| g.name == "seen-by-both" && g.completed == 3)
+                .cloned()
+        });
+        assert!(group.is_some(), "{:#?}", asm.snapshot().task_groups);
+    }
+    drop(guard);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_others_keep_receiving() {
+    let guard = exclusive(|| taskscope::Builder::new().bind("127.0.0.1:0"));
+    let addr = guard.local_addr().unwrap();
+    // Says hello, then never reads.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    write_frame(
+        &mut stalled,
+        &ClientFrame::Hello {
+            version: WIRE_VERSION,
+            token: None,
+        },
+    )
+    .unwrap();
+    let (_ok, rx) = connect(addr, None);
+
+    // Lots of changing tasks: big updates fill the stalled client's socket and queue.
+    let rt = runtime_thread();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    rt.spawn(async move {
+        let tasks: Vec<_> = (0..3000)
+            .map(|i| {
+                let s = s.clone();
+                taskscope::spawn_named(format!("busy-{}", i % 50), async move {
+                    while !s.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let started = Instant::now();
+    let mut updates = 0;
+    let mut asm = Assembler::new();
+    while started.elapsed() < Duration::from_secs(8) {
+        if let Ok(frame) = rx.recv_timeout(Duration::from_millis(500)) {
+            if matches!(frame, Frame::Update(_)) {
+                updates += 1;
+            }
+            asm.apply(frame);
+        }
+    }
+    // The collector ticks every 100 ms (slower here: 3,000 tasks change every tick, in a debug
+    // build); the reading client kept getting them while the other one stalled.
+    assert!(updates >= 25, "only {updates} updates in 8 s");
+    assert!(
+        asm.snapshot().tasks.len() >= 3000,
+        "{}",
+        asm.snapshot().tasks.len()
+    );
+    // The stalled client was shed: frames dropped for it (announced with `Dropped` before a key
+    // frame) or, once its writes timed out, disconnected — never waited for.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut reader = FrameReader::new(stalled);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let shed = loop {
+        match reader.next_frame::<Frame>() {
+            Ok(Some(Frame::Dropped { count })) => break format!("{count} frames dropped"),
+            Ok(Some(_)) if Instant::now() < deadline => continue,
+            Ok(Some(_)) => break String::new(),
+            Ok(None) => break "disconnected".to_string(),
+            Err(e) => break format!("disconnected: {e}"),
+        }
+    };
+    eprintln!("stalled client: {shed}");
+    assert!(!shed.is_empty(), "the stalled client was never shed");
+    stop.store(true, Ordering::SeqCst);
+    drop(guard);
+}
+
+#[test]
+fn beyond_loopback_a_token_is_required() {
+    let err = taskscope::Builder::new()
+        .bind("0.0.0.0:0")
+        .try_init()
+        .unwrap_err();
+    assert!(
+        matches!(err, taskscope::Error::RemoteWithoutToken(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("token"));
+
+    let guard = exclusive(|| {
+        taskscope::Builder::new()
+            .bind("0.0.0.0:0")
+            .allow_remote("s3cret")
+    });
+    let port = guard.local_addr().unwrap().port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (_wrong, rx_wrong) = connect(addr, Some("guess"));
+    assert!(
+        rx_wrong.recv_timeout(Duration::from_secs(3)).is_err(),
+        "no frame without the right token"
+    );
+    let (_right, rx_right) = connect(addr, Some("s3cret"));
+    let frame = rx_right
+        .recv_timeout(Duration::from_secs(3))
+        .expect("served");
+    assert!(matches!(frame, Frame::Hello(_)));
+    drop(guard);
+}
+
+#[test]
+fn a_recording_holds_the_stream_and_a_truncated_one_keeps_its_whole_records() {
+    let dir = std::env::temp_dir().join(format!("taskscope-rec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("app.tsrec");
+    let guard = exclusive(|| {
+        taskscope::Builder::new()
+            .no_server()
+            .record(&path)
+            .blocked_threshold(Duration::from_millis(20))
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for _ in 0..5 {
+            taskscope::spawn_named("recorded", async {
+                tokio::time::sleep(Duration::from_millis(30)).await
+            })
+            .await
+            .unwrap();
+        }
+        taskscope::spawn_named("recorded-blocker", async {
+            std::thread::sleep(Duration::from_millis(60))
+        })
+        .await
+        .unwrap();
+    });
+    drop(guard); // flushes and syncs the last frames
+    let rec = RecordingReader::open(&path).unwrap().read_all();
+    assert!(rec.stopped.is_none(), "{:?}", rec.stopped);
+    let mut asm = Assembler::new();
+    for (_, frame) in rec.frames.clone() {
+        asm.apply(frame);
+    }
+    let snap = asm.snapshot();
+    assert_eq!(snap.process.pid, std::process::id());
+    assert_eq!(
+        snap.task_groups
+            .iter()
+            .find(|g| g.name == "recorded")
+            .map(|g| g.completed),
+        Some(5)
+    );
+    assert!(snap
+        .warnings_of(WarningKind::BlockedWorker)
+        .any(|w| w.task_name.as_deref() == Some("recorded-blocker")));
+
+    // Cut the file in the middle of its last record: every record before it is still read.
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = &bytes[..bytes.len() - 5];
+    let partial = RecordingReader::new(cut).unwrap().read_all();
+    assert_eq!(partial.frames.len(), rec.frames.len() - 1);
+    let stopped = partial.stopped.expect("says where it stopped");
+    assert!(
+        stopped
+            .error
+            .to_string()
+            .contains(&format!("byte {}", stopped.offset)),
+        "{}",
+        stopped.error
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
