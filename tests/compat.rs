@@ -22,7 +22,11 @@ fn regenerate() {
         .record(data())
         .blocked_threshold(Duration::from_millis(20))
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let lock = std::sync::Arc::new(taskscope::sync::Mutex::named("compat-lock", 0));
         let workers: Vec<_> = (0..4)
@@ -39,9 +43,11 @@ fn regenerate() {
         for w in workers {
             w.await.unwrap();
         }
-        taskscope::spawn_named("compat-blocker", async { std::thread::sleep(Duration::from_millis(80)) })
-            .await
-            .unwrap();
+        taskscope::spawn_named("compat-blocker", async {
+            std::thread::sleep(Duration::from_millis(80))
+        })
+        .await
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(250)).await;
         std::mem::forget(lock);
     });
@@ -50,7 +56,9 @@ fn regenerate() {
 
 #[test]
 fn reads_the_checked_in_v1_recording() {
-    let rec = RecordingReader::open(data()).expect("tests/data/v1.tsrec is a recording").read_all();
+    let rec = RecordingReader::open(data())
+        .expect("tests/data/v1.tsrec is a recording")
+        .read_all();
     assert!(rec.stopped.is_none(), "{:?}", rec.stopped);
     assert!(matches!(rec.frames.first(), Some((_, Frame::Hello(h))) if h.version == 1));
     let mut asm = Assembler::new();
@@ -61,10 +69,18 @@ fn reads_the_checked_in_v1_recording() {
         asm.apply(frame);
     }
     let snap = asm.snapshot();
-    let workers = snap.task_groups.iter().find(|g| g.name == "compat-worker").expect("worker group");
+    let workers = snap
+        .task_groups
+        .iter()
+        .find(|g| g.name == "compat-worker")
+        .expect("worker group");
     assert_eq!((workers.spawned, workers.completed), (4, 4));
     assert_eq!(workers.polls, workers.poll_ns.count());
-    let lock = snap.locks.iter().find(|l| l.name == "compat-lock").expect("lock");
+    let lock = snap
+        .locks
+        .iter()
+        .find(|l| l.name == "compat-lock")
+        .expect("lock");
     assert_eq!(lock.acquisitions, 8);
     assert!(snap
         .warnings_of(WarningKind::BlockedWorker)

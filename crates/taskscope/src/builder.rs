@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use taskscope_wire::{Snapshot, TaskState, Warning, WarningKind};
 
+use crate::export::prometheus::Endpoint;
 use crate::export::recorder::Recorder;
 use crate::export::server::{parse_bind, BindAddr, Server};
 use crate::export::Exporter;
@@ -45,6 +46,13 @@ pub enum Error {
     /// A stream address beyond loopback without an access token: the stream shows the process's
     /// task names, spans and lock names, so it is loopback-only unless a token guards it.
     RemoteWithoutToken(String),
+    /// The Prometheus endpoint could not listen.
+    Prometheus {
+        /// The address asked for.
+        addr: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
     /// The recording file could not be created.
     Record {
         /// The file asked for.
@@ -75,6 +83,7 @@ impl std::fmt::Display for Error {
                  (set TASKSCOPE_TOKEN or call Builder::allow_remote)"
             ),
             Error::Record { path, source } => write!(f, "cannot record to {}: {source}", path.display()),
+            Error::Prometheus { addr, source } => write!(f, "cannot serve Prometheus metrics on {addr}: {source}"),
             Error::Io(e) => write!(f, "cannot start taskscope's threads: {e}"),
         }
     }
@@ -84,7 +93,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
-            Error::Bind { source, .. } | Error::Record { source, .. } => Some(source),
+            Error::Bind { source, .. }
+            | Error::Record { source, .. }
+            | Error::Prometheus { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -108,6 +119,7 @@ pub struct Builder {
     token: Option<String>,
     record: Option<PathBuf>,
     record_max_bytes: Option<u64>,
+    prometheus: Option<String>,
 }
 
 /// The live stream's default address.
@@ -124,6 +136,7 @@ impl Default for Builder {
             token: None,
             record: None,
             record_max_bytes: None,
+            prometheus: None,
         }
     }
 }
@@ -172,6 +185,8 @@ impl Builder {
             }
         }
         builder.token = env_string("TASKSCOPE_TOKEN");
+        builder.prometheus =
+            env_string("TASKSCOPE_PROMETHEUS").filter(|v| !v.eq_ignore_ascii_case("off"));
         if let Some(path) = std::env::var_os("TASKSCOPE_RECORD").filter(|p| !p.is_empty()) {
             builder.record = Some(PathBuf::from(path));
         }
@@ -208,6 +223,13 @@ impl Builder {
     /// Records the stream to a file, readable by `taskscope replay` and `taskscope report`.
     pub fn record(mut self, path: impl Into<PathBuf>) -> Self {
         self.record = Some(path.into());
+        self
+    }
+
+    /// Serves Prometheus metrics at `http://ADDR/metrics` (off by default). Unlike the stream,
+    /// any address is accepted: a scraper usually runs on another host.
+    pub fn prometheus(mut self, addr: &str) -> Self {
+        self.prometheus = Some(addr.to_string());
         self
     }
 
@@ -292,6 +314,16 @@ impl Builder {
             return Err(e);
         }
         let local_addr = exporter.server.as_ref().map(|s| s.addr().clone());
+        let prometheus = match self.prometheus.as_deref().map(start_prometheus).transpose() {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                if let Some(server) = exporter.server.take() {
+                    server.shutdown();
+                }
+                shared.enabled.store(false, Release);
+                return Err(e);
+            }
+        };
         clock::warm_up();
         let now = clock::now();
         shared.epoch.store(now, Relaxed);
@@ -348,6 +380,7 @@ impl Builder {
                 collector,
                 report: self.report,
                 local_addr,
+                prometheus,
             }),
         })
     }
@@ -370,6 +403,14 @@ impl Builder {
                 log_error(&format!("{e}; running without the live stream"));
                 self.no_server().init()
             }
+            Err(e @ Error::Prometheus { .. }) => {
+                log_error(&format!("{e}; running without the Prometheus endpoint"));
+                Builder {
+                    prometheus: None,
+                    ..self
+                }
+                .init()
+            }
             Err(e @ Error::Record { .. }) => {
                 log_error(&format!("{e}; running without a recording"));
                 Builder {
@@ -389,6 +430,25 @@ impl Builder {
 fn log_error(e: &dyn std::fmt::Display) {
     tracing::error!(target: "taskscope", "{e}");
     eprintln!("taskscope: {e}");
+}
+
+fn start_prometheus(addr: &str) -> Result<Endpoint, Error> {
+    use std::net::ToSocketAddrs;
+    let error = |source| Error::Prometheus {
+        addr: addr.to_string(),
+        source,
+    };
+    let resolved = addr
+        .to_socket_addrs()
+        .map_err(error)?
+        .next()
+        .ok_or_else(|| {
+            error(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "resolves to no address",
+            ))
+        })?;
+    Endpoint::start(resolved).map_err(error)
 }
 
 fn env_string(var: &str) -> Option<String> {
@@ -456,6 +516,7 @@ struct GuardInner {
     collector: JoinHandle<Exporter>,
     report: Option<PathBuf>,
     local_addr: Option<BindAddr>,
+    prometheus: Option<Endpoint>,
 }
 
 impl Guard {
@@ -473,6 +534,11 @@ impl Guard {
         }
     }
 
+    /// The Prometheus endpoint's address, if one was asked for.
+    pub fn prometheus_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.as_ref()?.prometheus.as_ref().map(Endpoint::addr)
+    }
+
     /// Stops taskscope now and returns the final snapshot (the one the report is made of).
     pub fn finish(mut self) -> Option<Snapshot> {
         self.stop()
@@ -484,6 +550,9 @@ impl Guard {
         inner.watchdog.thread().unpark();
         inner.collector.thread().unpark();
         let _ = inner.watchdog.join();
+        if let Some(endpoint) = inner.prometheus {
+            endpoint.shutdown();
+        }
         let exporter = inner.collector.join().ok();
         let shared = inner.shared;
         watchdog::scan(shared);

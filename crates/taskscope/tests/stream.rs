@@ -378,3 +378,55 @@ fn a_recording_holds_the_stream_and_a_truncated_one_keeps_its_whole_records() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn http_get(addr: SocketAddr, request: &[u8]) -> String {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(request).unwrap();
+    let mut response = String::new();
+    let _ = conn.read_to_string(&mut response);
+    response
+}
+
+#[test]
+fn the_prometheus_endpoint_serves_real_histograms() {
+    let guard = exclusive(|| {
+        taskscope::Builder::new()
+            .no_server()
+            .prometheus("127.0.0.1:0")
+    });
+    let addr = guard.prometheus_addr().expect("endpoint");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for _ in 0..3 {
+            taskscope::spawn_named("prom-task", async { tokio::task::yield_now().await })
+                .await
+                .unwrap();
+        }
+        let m = taskscope::sync::Mutex::named("prom-lock", ());
+        drop(m.lock().await);
+        std::mem::forget(m);
+    });
+    let response = http_get(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("# TYPE taskscope_poll_duration_seconds histogram"));
+    assert!(
+        response.contains("taskscope_tasks_spawned_total{group=\"prom-task\""),
+        "{response}"
+    );
+    let count = response
+        .lines()
+        .find(|l| l.starts_with("taskscope_poll_duration_seconds_count{group=\"prom-task\""))
+        .expect("count line");
+    assert!(count.ends_with(" 6"), "3 tasks x 2 polls: {count}");
+    assert!(response.contains("taskscope_lock_wait_seconds_bucket{lock=\"prom-lock\""));
+    assert!(!response.contains("task_id"), "never task ids as labels");
+    assert!(http_get(addr, b"GET /other HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+    assert!(http_get(addr, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 405"));
+    // Still serving after the bad requests.
+    assert!(http_get(addr, b"GET /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 200 OK"));
+    drop(guard);
+}

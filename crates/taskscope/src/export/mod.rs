@@ -10,6 +10,7 @@ use taskscope_wire::{encode, Frame, Hello, Update, Warning, WIRE_VERSION};
 use crate::collector;
 use crate::registry::{Registry, Shared};
 
+pub(crate) mod prometheus;
 pub(crate) mod recorder;
 pub(crate) mod server;
 
