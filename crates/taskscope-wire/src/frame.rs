@@ -10,7 +10,10 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Lock, Runtime, Semaphore, Snapshot, Task, TaskGroup, Warning, Worker};
+use crate::{
+    Histogram, Lock, Outcome, Runtime, Semaphore, Snapshot, Task, TaskGroup, TaskState, Warning,
+    Worker,
+};
 
 /// Version of the frame format; a peer speaking another version is refused.
 pub const WIRE_VERSION: u32 = 1;
@@ -41,8 +44,10 @@ pub struct Update {
     pub at_ms: u64,
     /// A key frame: replaces all state instead of adding to it.
     pub full: bool,
-    /// Tasks that are new or changed.
+    /// Tasks new to the receiver, in full.
     pub tasks: Vec<Task>,
+    /// Tasks the receiver knows that changed: their changing fields only.
+    pub task_changes: Vec<TaskChange>,
     /// Tasks no longer kept (finished and past retention).
     pub removed_tasks: Vec<u64>,
     /// Every task group, when they were recomputed (`None`: unchanged since the last ones sent).
@@ -51,12 +56,56 @@ pub struct Update {
     pub workers: Vec<Worker>,
     /// Every probed runtime.
     pub runtimes: Vec<Runtime>,
-    /// Every lock.
-    pub locks: Vec<Lock>,
-    /// Every semaphore.
-    pub semaphores: Vec<Semaphore>,
+    /// Every lock, when sent with this update (`None`: unchanged).
+    pub locks: Option<Vec<Lock>>,
+    /// Every semaphore, when sent with this update (`None`: unchanged).
+    pub semaphores: Option<Vec<Semaphore>>,
     /// Events dropped so far.
     pub dropped_events: u64,
+}
+
+/// The changing fields of a task the receiver already has; histograms only now and then.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskChange {
+    /// Task id.
+    pub id: u64,
+    /// Current state.
+    pub state: TaskState,
+    /// How it ended, once it has.
+    pub outcome: Option<Outcome>,
+    /// Polls so far.
+    pub polls: u64,
+    /// Busy time so far.
+    pub busy_ns: u64,
+    /// Wakes so far.
+    pub wakes: u64,
+    /// Self-wakes so far.
+    pub self_wakes: u64,
+    /// When it ended.
+    pub ended_ms: Option<u64>,
+    /// The poll histogram, when sent with this change.
+    pub poll_ns: Option<Histogram>,
+    /// The scheduled-delay histogram, when sent with this change.
+    pub scheduled_ns: Option<Histogram>,
+}
+
+impl TaskChange {
+    /// Applies the change to the task it describes.
+    pub fn apply_to(self, task: &mut Task) {
+        task.state = self.state;
+        task.outcome = self.outcome;
+        task.polls = self.polls;
+        task.busy_ns = self.busy_ns;
+        task.wakes = self.wakes;
+        task.self_wakes = self.self_wakes;
+        task.ended_ms = self.ended_ms;
+        if let Some(h) = self.poll_ns {
+            task.poll_ns = h;
+        }
+        if let Some(h) = self.scheduled_ns {
+            task.scheduled_ns = h;
+        }
+    }
 }
 
 /// A frame of the event stream (server → client, and recordings).
@@ -68,6 +117,8 @@ pub enum Frame {
     Update(Box<Update>),
     /// A warning raised, or an update of one (same id).
     Warning(Box<Warning>),
+    /// A watched task in full, histograms included (see [`ClientFrame::Watch`]).
+    TaskDetail(Box<Task>),
     /// The stream shed frames for this client (it read too slowly); a full update follows.
     Dropped {
         /// Frames dropped for this client so far.
@@ -84,6 +135,12 @@ pub enum ClientFrame {
         version: u32,
         /// Access token, if the server requires one.
         token: Option<String>,
+    },
+    /// Asks for [`Frame::TaskDetail`] of one task, refreshed with the stream (`None`: stop).
+    /// Updates carry only the changing counters of tasks; histograms come on demand.
+    Watch {
+        /// The task to watch.
+        task: Option<u64>,
     },
 }
 
@@ -270,6 +327,8 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[derive(Debug, Default, Clone)]
 pub struct Assembler {
     snapshot: Snapshot,
+    /// Task id → position in `snapshot.tasks`.
+    index: std::collections::HashMap<u64, usize>,
     /// The peer's hello, once received.
     pub hello: Option<Hello>,
     /// Frames the peer dropped for us.
@@ -297,6 +356,7 @@ impl Assembler {
                     at_ms,
                     full,
                     tasks,
+                    task_changes,
                     removed_tasks,
                     task_groups,
                     workers,
@@ -305,14 +365,35 @@ impl Assembler {
                     semaphores,
                     dropped_events,
                 } = *update;
+                let reindex = full || !removed_tasks.is_empty();
                 if full {
                     snap.tasks.clear();
                 }
-                snap.tasks.retain(|t| !removed_tasks.contains(&t.id));
+                if !removed_tasks.is_empty() {
+                    let removed: std::collections::HashSet<u64> =
+                        removed_tasks.into_iter().collect();
+                    snap.tasks.retain(|t| !removed.contains(&t.id));
+                }
+                if reindex {
+                    self.index = snap
+                        .tasks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (t.id, i))
+                        .collect();
+                }
                 for task in tasks {
-                    match snap.tasks.iter_mut().find(|t| t.id == task.id) {
-                        Some(existing) => *existing = task,
-                        None => snap.tasks.push(task),
+                    match self.index.get(&task.id) {
+                        Some(&i) => snap.tasks[i] = task,
+                        None => {
+                            self.index.insert(task.id, snap.tasks.len());
+                            snap.tasks.push(task);
+                        }
+                    }
+                }
+                for change in task_changes {
+                    if let Some(&i) = self.index.get(&change.id) {
+                        change.apply_to(&mut snap.tasks[i]);
                     }
                 }
                 snap.taken_at_ms = at_ms;
@@ -321,8 +402,12 @@ impl Assembler {
                 }
                 snap.workers = workers;
                 snap.runtimes = runtimes;
-                snap.locks = locks;
-                snap.semaphores = semaphores;
+                if let Some(locks) = locks {
+                    snap.locks = locks;
+                }
+                if let Some(semaphores) = semaphores {
+                    snap.semaphores = semaphores;
+                }
                 snap.dropped_events = dropped_events;
             }
             Frame::Warning(warning) => {
@@ -331,6 +416,13 @@ impl Assembler {
                     None => snap.warnings.push(*warning),
                 }
             }
+            Frame::TaskDetail(task) => match self.index.get(&task.id) {
+                Some(&i) => snap.tasks[i] = *task,
+                None => {
+                    self.index.insert(task.id, snap.tasks.len());
+                    snap.tasks.push(*task);
+                }
+            },
             Frame::Dropped { count } => self.dropped_frames = count,
         }
     }

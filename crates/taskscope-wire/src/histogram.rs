@@ -93,6 +93,17 @@ impl Histogram {
         Histogram { buckets, max, sum }
     }
 
+    /// Adds `count` values to the bucket with this index (sum and max are left to the caller).
+    pub fn add_to_bucket(&mut self, index: u32, count: u64) {
+        if count == 0 {
+            return;
+        }
+        match self.buckets.binary_search_by_key(&index, |&(i, _)| i) {
+            Ok(pos) => self.buckets[pos].1 = self.buckets[pos].1.saturating_add(count),
+            Err(pos) => self.buckets.insert(pos, (index, count)),
+        }
+    }
+
     /// Records one value.
     pub fn record(&mut self, value: u64) {
         self.record_n(value, 1);

@@ -12,8 +12,8 @@ mod model;
 pub mod recording;
 
 pub use frame::{
-    encode, write_frame, Assembler, ClientFrame, Frame, FrameReader, Hello, Update, WireError,
-    MAX_CLIENT_FRAME, MAX_FRAME, WIRE_VERSION,
+    encode, write_frame, Assembler, ClientFrame, Frame, FrameReader, Hello, TaskChange, Update,
+    WireError, MAX_CLIENT_FRAME, MAX_FRAME, WIRE_VERSION,
 };
 pub use histogram::{
     bucket_index, bucket_range, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS,

@@ -45,12 +45,12 @@ fn seeds() -> Vec<Frame> {
                 ..Task::default()
             }],
             removed_tasks: vec![7, 8],
-            locks: vec![Lock {
+            locks: Some(vec![Lock {
                 id: 2,
                 name: "m".into(),
                 wait_ns: h,
                 ..Lock::default()
-            }],
+            }]),
             ..Update::default()
         })),
         Frame::Warning(Box::new(w)),

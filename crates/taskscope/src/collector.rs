@@ -58,7 +58,7 @@ pub fn snapshot() -> Snapshot {
 pub(crate) fn build(shared: &'static Shared, registry: &Registry) -> Snapshot {
     let now = clock::now();
     let tasks = registry.tasks(shared);
-    let task_groups = registry.groups(&tasks);
+    let task_groups = registry.groups();
     let (locks, semaphores) = registry.locks_and_semaphores();
     Snapshot {
         process: process_info(shared),

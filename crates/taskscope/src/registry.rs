@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crossbeam_queue::ArrayQueue;
 use taskscope_wire::{
-    Lock, Outcome, Semaphore, Task, TaskGroup, TaskKind, TaskState, Warning, WarningKind,
+    Lock, Outcome, Semaphore, Task, TaskChange, TaskGroup, TaskKind, Warning, WarningKind,
 };
 
 use crate::clock;
 use crate::probe::RuntimeProbe;
+use crate::stats::histogram::DenseHistogram;
 use crate::stats::lock::{LockKind, LockStats};
 use crate::stats::task::{format_location, TaskStats};
 use crate::warnings::Warnings;
@@ -31,6 +32,8 @@ const MAX_GROUPS: usize = 4096;
 pub(crate) enum Event {
     /// A task was spawned.
     Spawn(Arc<TaskStats>),
+    /// A task finished.
+    Done(u64),
     /// A poll ran past the blocked threshold (sent when it ends).
     LongPoll { task: u64, start: u64, end: u64 },
     /// A lock or semaphore was created.
@@ -169,6 +172,12 @@ struct GroupKey {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     pub(crate) live: HashMap<u64, Arc<TaskStats>>,
+    /// The group of each live task, resolved once at spawn.
+    task_group: HashMap<u64, GroupKey>,
+    /// Tasks that announced they finished, not yet retired.
+    done: Vec<u64>,
+    dropped_at_scan: u64,
+    scans_skipped: u32,
     groups: HashMap<GroupKey, TaskGroup>,
     finished: VecDeque<Task>,
     pub(crate) retain_finished: usize,
@@ -206,8 +215,11 @@ impl Registry {
     fn sync(&mut self, shared: &'static Shared) {
         while let Some(event) = shared.queue.pop() {
             match event {
+                Event::Done(id) => self.done.push(id),
                 Event::Spawn(stats) => {
-                    self.group_mut(&stats).spawned += 1;
+                    let key = self.group_key(&stats);
+                    self.group_entry(&key, &stats).spawned += 1;
+                    self.task_group.insert(stats.id, key);
                     self.live.insert(stats.id, stats);
                 }
                 Event::LongPoll { task, start, end } => self.long_polls.push((task, start, end)),
@@ -243,7 +255,8 @@ impl Registry {
         }
     }
 
-    fn group_mut(&mut self, stats: &TaskStats) -> &mut TaskGroup {
+    /// The group a new task belongs to (past `MAX_GROUPS`, new names fold into one per location).
+    fn group_key(&self, stats: &TaskStats) -> GroupKey {
         let mut key = GroupKey {
             name: stats.display_name(),
             location: stats.location,
@@ -251,29 +264,50 @@ impl Registry {
         if !self.groups.contains_key(&key) && self.groups.len() >= MAX_GROUPS {
             key.name = Cow::Borrowed("(other names)");
         }
-        self.groups.entry(key).or_insert_with_key(|key| TaskGroup {
-            name: key.name.to_string(),
-            location: format_location(key.location),
-            kind: stats.kind,
-            ..TaskGroup::default()
-        })
+        key
+    }
+
+    fn group_entry(&mut self, key: &GroupKey, stats: &TaskStats) -> &mut TaskGroup {
+        self.groups
+            .entry(key.clone())
+            .or_insert_with_key(|key| TaskGroup {
+                name: key.name.to_string(),
+                location: format_location(key.location),
+                kind: stats.kind,
+                ..TaskGroup::default()
+            })
     }
 
     /// Moves finished tasks out of the live set: folds them into their group, keeps the most
     /// recent ones in full, and raises `task_panicked` for those that panicked.
     pub(crate) fn retire_finished(&mut self, shared: &'static Shared) {
-        let done: Vec<u64> = self
-            .live
-            .iter()
-            .filter(|(_, s)| s.is_done())
-            .map(|(&id, _)| id)
-            .collect();
+        // Finished tasks announce themselves; a full scan of the live set runs only when events
+        // were dropped (a `Done` may be among them) and every 10 s as a backstop.
+        let dropped = shared.dropped.load(Relaxed);
+        let scan = dropped != self.dropped_at_scan || self.scans_skipped >= 100;
+        let mut done = std::mem::take(&mut self.done);
+        if scan {
+            self.dropped_at_scan = dropped;
+            self.scans_skipped = 0;
+            done.extend(
+                self.live
+                    .iter()
+                    .filter(|(_, s)| s.is_done())
+                    .map(|(&id, _)| id),
+            );
+        } else {
+            self.scans_skipped += 1;
+        }
         for id in done {
             let Some(stats) = self.live.remove(&id) else {
                 continue;
             };
             let task = task_to_wire(&stats, shared);
-            let group = self.group_mut(&stats);
+            let key = self
+                .task_group
+                .remove(&id)
+                .unwrap_or_else(|| self.group_key(&stats));
+            let group = self.group_entry(&key, &stats);
             match task.outcome {
                 Some(Outcome::Completed) => group.completed += 1,
                 Some(Outcome::Cancelled) => group.cancelled += 1,
@@ -296,40 +330,66 @@ impl Registry {
         }
     }
 
-    /// Tasks new or changed since `sent` was last updated, and ids no longer kept; updates `sent`.
+    /// What changed since `sent` was last updated: tasks new to the receiver (in full), the
+    /// changing fields of known tasks that changed (with histograms when `histograms`), and the
+    /// ids no longer kept. Updates `sent`.
     pub(crate) fn changed_tasks(
         &self,
         shared: &'static Shared,
-        sent: &mut HashMap<u64, (u64, u8, u8, bool)>,
-    ) -> (Vec<Task>, Vec<u64>) {
-        let mut changed = Vec::new();
-        let mut seen =
-            std::collections::HashSet::with_capacity(self.live.len() + self.finished.len());
+        sent: &mut SentTasks,
+        histograms: bool,
+    ) -> (Vec<Task>, Vec<TaskChange>, Vec<u64>) {
+        sent.pass = sent.pass.wrapping_add(1);
+        let pass = sent.pass;
+        let (mut new, mut changes) = (Vec::new(), Vec::new());
         for (&id, stats) in &self.live {
-            seen.insert(id);
             let stamp = stats.change_stamp();
-            if sent.insert(id, stamp) != Some(stamp) {
-                changed.push(task_to_wire(stats, shared));
+            match sent.tasks.get_mut(&id) {
+                None => {
+                    sent.tasks.insert(id, (stamp, pass));
+                    new.push(task_to_wire(stats, shared));
+                }
+                Some(entry) => {
+                    entry.1 = pass;
+                    if entry.0 != stamp {
+                        entry.0 = stamp;
+                        changes.push(task_change(stats, shared, histograms));
+                    }
+                }
             }
         }
         for task in &self.finished {
-            seen.insert(task.id);
-            // Finished tasks no longer change; a stamp no live task can have marks them sent.
+            // A finished task is sent in full once more, with its final numbers; then it no
+            // longer changes. A stamp no live task can have marks it.
             let stamp = (u64::MAX, u8::MAX, u8::MAX, true);
-            if sent.insert(task.id, stamp) != Some(stamp) {
-                changed.push(task.clone());
+            let entry = sent
+                .tasks
+                .entry(task.id)
+                .or_insert((Default::default(), pass));
+            entry.1 = pass;
+            if entry.0 != stamp {
+                entry.0 = stamp;
+                new.push(task.clone());
             }
         }
-        let removed: Vec<u64> = sent
-            .keys()
-            .filter(|id| !seen.contains(id))
-            .copied()
-            .collect();
-        for id in &removed {
-            sent.remove(id);
+        let mut removed = Vec::new();
+        sent.tasks.retain(|&id, entry| {
+            let keep = entry.1 == pass;
+            if !keep {
+                removed.push(id);
+            }
+            keep
+        });
+        new.sort_by_key(|t| t.id);
+        (new, changes, removed)
+    }
+
+    /// One task in full, live or retained.
+    pub(crate) fn task(&self, shared: &'static Shared, id: u64) -> Option<Task> {
+        match self.live.get(&id) {
+            Some(stats) => Some(task_to_wire(stats, shared)),
+            None => self.finished.iter().find(|t| t.id == id).cloned(),
         }
-        changed.sort_by_key(|t| t.id);
-        (changed, removed)
     }
 
     /// Live tasks then retained finished ones.
@@ -344,31 +404,35 @@ impl Registry {
         tasks
     }
 
-    /// Groups with live tasks' numbers added in.
-    pub(crate) fn groups(&self, live_tasks: &[Task]) -> Vec<TaskGroup> {
+    /// Groups with live tasks' numbers added in, busiest first. Reads the live tasks' atomics
+    /// directly (no per-task copies), so it is cheap enough to run every second with 10,000s of
+    /// tasks.
+    pub(crate) fn groups(&self) -> Vec<TaskGroup> {
         let mut groups = self.groups.clone();
-        for task in live_tasks.iter().filter(|t| t.state != TaskState::Done) {
-            let Some(stats) = self.live.get(&task.id) else {
+        // Live tasks' buckets are summed into dense arrays per group first (an index, not a
+        // search, per bucket), then merged once into each group's sparse histogram.
+        let mut dense: HashMap<&GroupKey, (DenseHistogram, DenseHistogram)> = HashMap::new();
+        for (id, stats) in &self.live {
+            if stats.is_done() {
+                continue; // counted when retired
+            }
+            let Some(key) = self.task_group.get(id) else {
                 continue;
             };
-            let key = GroupKey {
-                name: stats.display_name(),
-                location: stats.location,
+            let Some(group) = groups.get_mut(key) else {
+                continue;
             };
-            let key = if groups.contains_key(&key) {
-                key
-            } else {
-                GroupKey {
-                    name: Cow::Borrowed("(other names)"),
-                    ..key
-                }
-            };
-            if let Some(group) = groups.get_mut(&key) {
-                group.alive += 1;
-                group.polls += task.polls;
-                group.busy_ns = group.busy_ns.saturating_add(task.busy_ns);
-                group.poll_ns.merge(&task.poll_ns);
-                group.scheduled_ns.merge(&task.scheduled_ns);
+            let (polls, _) = stats.counts();
+            group.alive += 1;
+            group.polls += polls;
+            group.busy_ns = group.busy_ns.saturating_add(stats.busy_ns());
+            let (poll, scheduled) = dense.entry(key).or_default();
+            stats.add_into(poll, scheduled);
+        }
+        for (key, (poll, scheduled)) in dense {
+            if let Some(group) = groups.get_mut(key) {
+                poll.merge_into(&mut group.poll_ns);
+                scheduled.merge_into(&mut group.scheduled_ns);
             }
         }
         let mut groups: Vec<TaskGroup> = groups.into_values().collect();
@@ -381,6 +445,34 @@ impl Registry {
         self.live
             .get(&id)
             .map(|s| (s.display_name().into_owned(), s.location_string(), s.kind))
+    }
+}
+
+/// See `TaskStats::change_stamp`.
+type ChangeStamp = (u64, u8, u8, bool);
+
+/// What the stream remembers of the tasks it sent: change stamp and the pass that last saw each.
+#[derive(Debug, Default)]
+pub(crate) struct SentTasks {
+    tasks: HashMap<u64, (ChangeStamp, u64)>,
+    pass: u64,
+}
+
+/// The changing fields of a task, without names or (unless asked) histograms.
+fn task_change(stats: &TaskStats, shared: &Shared, histograms: bool) -> TaskChange {
+    let (polls, wakes) = stats.counts();
+    let ended = stats.ended.load(Relaxed);
+    TaskChange {
+        id: stats.id,
+        state: stats.state(),
+        outcome: stats.outcome(),
+        polls,
+        busy_ns: stats.busy_ns(),
+        wakes,
+        self_wakes: stats.self_wakes.load(Relaxed),
+        ended_ms: (ended != 0).then(|| shared.ms_at(ended)),
+        poll_ns: histograms.then(|| stats.poll_histogram()),
+        scheduled_ns: histograms.then(|| stats.scheduled_histogram()),
     }
 }
 

@@ -208,8 +208,11 @@ fn two_clients_at_once_and_garbage_or_oversized_frames_do_not_disturb_them() {
 fn a_client_that_stops_reading_is_dropped_and_others_keep_receiving() {
     let guard = exclusive(|| taskscope::Builder::new().bind("127.0.0.1:0"));
     let addr = guard.local_addr().unwrap();
-    // Says hello, then never reads.
-    let mut stalled = TcpStream::connect(addr).unwrap();
+    // Says hello, then never reads (with a small receive buffer, so the stall shows quickly).
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stalled: TcpStream = socket.into();
     write_frame(
         &mut stalled,
         &ClientFrame::Hello {

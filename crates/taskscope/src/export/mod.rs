@@ -8,7 +8,7 @@ use std::sync::Arc;
 use taskscope_wire::{encode, Frame, Hello, Update, Warning, WIRE_VERSION};
 
 use crate::collector;
-use crate::registry::{Registry, Shared};
+use crate::registry::{Registry, SentTasks, Shared};
 
 pub(crate) mod prometheus;
 pub(crate) mod recorder;
@@ -22,14 +22,18 @@ use server::Server;
 pub(crate) struct Exporter {
     pub(crate) server: Option<Server>,
     pub(crate) recorder: Option<Recorder>,
-    sent_tasks: HashMap<u64, (u64, u8, u8, bool)>,
+    sent_tasks: SentTasks,
     sent_warnings: HashMap<u64, Warning>,
     ticks: u64,
 }
 
-/// Task groups merge every live task's histograms: recomputed every this many ticks (1 s), and
-/// in key frames.
-const GROUPS_EVERY: u64 = 10;
+/// Every collector tick (100 ms) sends new warnings, workers and runtimes; every `TASKS_EVERY`
+/// ticks (1 s, tokio-console's default publish interval) the changed counters of tasks, locks
+/// and semaphores, and the details of watched tasks; every `GROUPS_EVERY` ticks (2 s) the task
+/// groups, which merge every live task's histograms. Key frames carry everything. This keeps
+/// the stream of 10,000 busy tasks near 2 % of a core (measured by `examples/stream_cost.rs`).
+const TASKS_EVERY: u64 = 10;
+const GROUPS_EVERY: u64 = 20;
 
 impl Exporter {
     fn active(&self) -> bool {
@@ -45,15 +49,14 @@ impl Exporter {
     fn tick_with(&mut self, shared: &'static Shared, registry: &Registry, all_groups: bool) {
         if !self.active() {
             // Nobody listens: forget what was sent, so the next listener starts from a key frame.
-            self.sent_tasks.clear();
+            self.sent_tasks = SentTasks::default();
             self.sent_warnings.clear();
             return;
         }
         let hello = Frame::Hello(hello(shared));
         let needs_key = self.server.as_ref().is_some_and(|s| s.needs_key_frame());
         let key_frames = needs_key.then(|| {
-            let mut sent = HashMap::new();
-            let update = self.update(shared, registry, &mut sent, true);
+            let update = self.update(shared, registry, &mut SentTasks::default(), true);
             let mut frames = vec![encode(&hello), encode(&update)];
             frames.extend(
                 registry
@@ -83,6 +86,16 @@ impl Exporter {
         if let Some(server) = &self.server {
             let encoded: Vec<Arc<Vec<u8>>> = frames.iter().map(|f| Arc::new(encode(f))).collect();
             server.publish(key_frames.as_deref(), &encoded);
+            if self.ticks % TASKS_EVERY == 1 {
+                for id in server.watched() {
+                    if let Some(task) = registry.task(shared, id) {
+                        server.publish_detail(
+                            id,
+                            &Arc::new(encode(&Frame::TaskDetail(Box::new(task)))),
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -91,7 +104,7 @@ impl Exporter {
         &self,
         shared: &'static Shared,
         registry: &Registry,
-        sent: &mut HashMap<u64, (u64, u8, u8, bool)>,
+        sent: &mut SentTasks,
         full: bool,
     ) -> Frame {
         self.update_with(shared, registry, sent, full, full)
@@ -101,19 +114,31 @@ impl Exporter {
         &self,
         shared: &'static Shared,
         registry: &Registry,
-        sent: &mut HashMap<u64, (u64, u8, u8, bool)>,
+        sent: &mut SentTasks,
         full: bool,
         all_groups: bool,
     ) -> Frame {
         let now = crate::clock::now();
-        let (tasks, removed_tasks) = registry.changed_tasks(shared, sent);
-        let task_groups = (all_groups || self.ticks % GROUPS_EVERY == 1)
-            .then(|| registry.groups(&registry.tasks(shared)));
-        let (locks, semaphores) = registry.locks_and_semaphores();
+        let groups_tick = full || all_groups || self.ticks % GROUPS_EVERY == 1;
+        let tasks_tick = groups_tick || self.ticks % TASKS_EVERY == 1;
+        let (tasks, task_changes, removed_tasks) = if tasks_tick {
+            // Histograms of tasks travel only as details, to clients that watch them.
+            registry.changed_tasks(shared, sent, false)
+        } else {
+            Default::default()
+        };
+        let task_groups = groups_tick.then(|| registry.groups());
+        let (locks, semaphores) = if tasks_tick {
+            let (l, s) = registry.locks_and_semaphores();
+            (Some(l), Some(s))
+        } else {
+            (None, None)
+        };
         Frame::Update(Box::new(Update {
             at_ms: shared.ms_at(now),
             full,
             tasks,
+            task_changes,
             removed_tasks: if full { Vec::new() } else { removed_tasks },
             task_groups,
             workers: collector::workers(now),

@@ -9,7 +9,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -22,6 +22,8 @@ use taskscope_wire::{
 /// Frames queued per client: about 3 s of updates at the 100 ms tick (frames of a big app are
 /// large: the queue bounds the memory a stalled client can pin).
 const CLIENT_QUEUE: usize = 32;
+/// Kernel send buffer per client (Linux doubles it for bookkeeping).
+const SEND_BUFFER: usize = 256 << 10;
 /// Dashboards at once; more are refused (each costs two threads).
 const MAX_CLIENTS: usize = 16;
 /// A client must say hello within this long when a token is required.
@@ -116,6 +118,8 @@ impl Conn for std::os::unix::net::UnixStream {
 struct Client {
     tx: SyncSender<Arc<Vec<u8>>>,
     alive: Arc<AtomicBool>,
+    /// The task this client watches (0: none).
+    watching: Arc<AtomicU64>,
     needs_key: bool,
     dropped: u64,
 }
@@ -186,6 +190,28 @@ impl Server {
 
     pub(crate) fn needs_key_frame(&self) -> bool {
         self.lock().iter().any(|c| c.needs_key)
+    }
+
+    /// The tasks some client watches.
+    pub(crate) fn watched(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .lock()
+            .iter()
+            .map(|c| c.watching.load(Relaxed))
+            .filter(|&t| t != 0)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Queues a task's detail for the clients watching it (dropped for a client that is full).
+    pub(crate) fn publish_detail(&self, task: u64, frame: &Arc<Vec<u8>>) {
+        for client in self.lock().iter_mut() {
+            if client.watching.load(Relaxed) == task && !client.needs_key {
+                let _ = client.tx.try_send(frame.clone());
+            }
+        }
     }
 
     /// Queues this tick's frames for every client, never blocking. A client that needs a key
@@ -259,6 +285,9 @@ fn accept_loop(
             Listener::Tcp(l) => l.accept().and_then(|(s, peer)| {
                 s.set_nonblocking(false)?;
                 let _ = s.set_nodelay(true);
+                // Bound what the kernel buffers for a client that stops reading: with the frame
+                // queue, this caps the memory a stalled dashboard can pin.
+                let _ = socket2::SockRef::from(&s).set_send_buffer_size(SEND_BUFFER);
                 Ok((Box::new(s) as Box<dyn Conn>, peer.to_string()))
             }),
             #[cfg(unix)]
@@ -322,6 +351,7 @@ fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<(), String
                 _ => Ok(()),
             }
         }
+        Ok(Some(ClientFrame::Watch { .. })) => Err("asked to watch before saying hello".into()),
         Ok(None) => Err("closed before saying hello".into()),
         Err(WireError::Io(e))
             if matches!(
@@ -352,22 +382,25 @@ fn serve_client(
     }
     let (tx, rx) = sync_channel(CLIENT_QUEUE);
     let alive = Arc::new(AtomicBool::new(true));
+    let watching = Arc::new(AtomicU64::new(0));
     clients
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(Client {
             tx,
             alive: alive.clone(),
+            watching: watching.clone(),
             needs_key: true,
             dropped: 0,
         });
 
-    // Anything the client sends after its hello is a protocol error; end of input is a goodbye.
+    // After its hello a client may only say what it watches; anything else is a protocol
+    // error, and end of input is a goodbye.
     if let Ok(reading) = conn.try_clone_box() {
         let (alive, peer) = (alive.clone(), peer.clone());
         let _ = std::thread::Builder::new()
             .name("taskscope-client-read".into())
-            .spawn(move || watch_client(reading, peer, alive));
+            .spawn(move || watch_client(reading, peer, alive, watching));
     }
     write_loop(&mut conn, rx, &alive, &stop);
     alive.store(false, Release);
@@ -394,24 +427,26 @@ fn write_loop(
     }
 }
 
-fn watch_client(mut conn: Box<dyn Conn>, peer: String, alive: Arc<AtomicBool>) {
-    let _ = conn.set_timeouts(Some(Duration::from_millis(500)), None);
-    let mut buf = [0u8; 512];
-    while alive.load(Acquire) {
-        match conn.read(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => {
-                tracing::warn!(target: "taskscope", "closing stream client {peer}: unexpected bytes after its hello");
+fn watch_client(
+    mut conn: Box<dyn Conn>,
+    peer: String,
+    alive: Arc<AtomicBool>,
+    watching: Arc<AtomicU64>,
+) {
+    // Blocking reads: the writer side shuts the socket down when the client goes, which ends them.
+    let _ = conn.set_timeouts(None, None);
+    let mut reader = FrameReader::with_limit(&mut *conn, MAX_CLIENT_FRAME);
+    loop {
+        match reader.next_frame::<ClientFrame>() {
+            Ok(Some(ClientFrame::Watch { task })) => watching.store(task.unwrap_or(0), Relaxed),
+            Ok(Some(ClientFrame::Hello { .. })) => {}
+            Ok(None) => break,
+            Err(e) => {
+                if alive.load(Acquire) {
+                    tracing::warn!(target: "taskscope", "closing stream client {peer}: {e}");
+                }
                 break;
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(_) => break,
         }
     }
     alive.store(false, Release);

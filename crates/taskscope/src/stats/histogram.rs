@@ -12,6 +12,32 @@ use taskscope_wire::{bucket_index, Histogram, CHUNKS, SUB_BUCKETS};
 
 struct Chunk([AtomicU64; SUB_BUCKETS]);
 
+/// A plain dense histogram, for summing many recorders cheaply (one index per bucket).
+#[derive(Debug)]
+pub(crate) struct DenseHistogram {
+    pub(crate) counts: Box<[u64]>,
+    pub(crate) sum: u64,
+    pub(crate) max: u64,
+}
+
+impl Default for DenseHistogram {
+    fn default() -> Self {
+        DenseHistogram {
+            counts: vec![0; taskscope_wire::BUCKETS].into_boxed_slice(),
+            sum: 0,
+            max: 0,
+        }
+    }
+}
+
+impl DenseHistogram {
+    /// Adds everything into a wire histogram.
+    pub(crate) fn merge_into(&self, h: &mut Histogram) {
+        let dense = Histogram::from_dense(&self.counts, self.max, self.sum);
+        h.merge(&dense);
+    }
+}
+
 /// Recorder of nanosecond values.
 ///
 /// `sum` and `max` come first so that they share a cache line with the pointers of the chunks
@@ -160,6 +186,13 @@ impl AtomicHistogram {
                 }
             }
         }
+    }
+
+    /// Adds every bucket, the sum and the max into a dense histogram.
+    pub(crate) fn add_into(&self, h: &mut DenseHistogram) {
+        self.for_each_bucket(|i, n| h.counts[i] += n);
+        h.sum = h.sum.saturating_add(self.sum.load(Relaxed));
+        h.max = h.max.max(self.max.load(Relaxed));
     }
 
     /// A copy in the wire format. Concurrent writers may land between bucket reads: the copy is

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use taskscope_wire::{bucket_index, bucket_range, Histogram, Outcome, TaskKind, TaskState};
 
-use super::histogram::AtomicHistogram;
+use super::histogram::{AtomicHistogram, DenseHistogram};
 
 pub(crate) const STATE_IDLE: u8 = 0;
 pub(crate) const STATE_RUNNING: u8 = 1;
@@ -60,6 +60,9 @@ pub(crate) struct TaskStats {
     pub(crate) created: u64,
     poll_ns: AtomicHistogram,
     scheduled_ns: AtomicHistogram,
+    /// Polls and wakes binned into the histograms (the buffered ones are in `hot`).
+    binned_polls: AtomicU64,
+    binned_wakes: AtomicU64,
     pub(crate) first_poll: AtomicU64,
     pub(crate) self_wakes: AtomicU64,
     pub(crate) ended: AtomicU64,
@@ -92,6 +95,8 @@ impl TaskStats {
             created,
             poll_ns: AtomicHistogram::default(),
             scheduled_ns: AtomicHistogram::default(),
+            binned_polls: AtomicU64::new(0),
+            binned_wakes: AtomicU64::new(0),
             first_poll: AtomicU64::new(0),
             self_wakes: AtomicU64::new(0),
             ended: AtomicU64::new(0),
@@ -130,18 +135,47 @@ impl TaskStats {
     #[inline(never)]
     fn flush(&self, count: u8) {
         let hot = &self.hot;
+        let (mut polls, mut wakes) = (0, 0);
         for_each_sample(&hot.samples, count, |poll, scheduled| {
             if let Some(poll) = poll {
                 self.poll_ns.bump_single_writer(poll);
+                polls += 1;
             }
             if let Some(scheduled) = scheduled {
                 self.scheduled_ns.record_index_single_writer(scheduled);
+                wakes += 1;
             }
         });
+        self.binned_polls
+            .store(self.binned_polls.load(Relaxed) + polls, Relaxed);
+        self.binned_wakes
+            .store(self.binned_wakes.load(Relaxed) + wakes, Relaxed);
         for word in &hot.samples {
             word.store(0, Relaxed);
         }
         hot.pending.store(0, Release);
+    }
+
+    /// Polls and wakes so far, read without walking the histograms.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        let (mut polls, mut wakes) = (
+            self.binned_polls.load(Relaxed),
+            self.binned_wakes.load(Relaxed),
+        );
+        for_each_sample(
+            &self.hot.samples,
+            self.hot.pending.load(Acquire),
+            |poll, scheduled| {
+                polls += u64::from(poll.is_some());
+                wakes += u64::from(scheduled.is_some());
+            },
+        );
+        (polls, wakes)
+    }
+
+    /// Busy time so far.
+    pub(crate) fn busy_ns(&self) -> u64 {
+        self.hot.busy_ns.load(Relaxed)
     }
 
     /// Changes whenever the task is polled, woken or finished: lets the stream send only the
@@ -170,6 +204,27 @@ impl TaskStats {
         let mut h = self.scheduled_ns.to_wire();
         self.add_pending(&mut h, |_, scheduled| scheduled);
         h
+    }
+
+    /// Adds this task's poll and scheduled-delay samples into group histograms.
+    pub(crate) fn add_into(&self, poll: &mut DenseHistogram, scheduled: &mut DenseHistogram) {
+        self.poll_ns.add_into(poll);
+        self.scheduled_ns.add_into(scheduled);
+        let pending = self.hot.pending.load(Acquire);
+        for_each_sample(&self.hot.samples, pending, |p, s| {
+            if let Some(i) = p {
+                poll.counts[i] += 1;
+            }
+            if let Some(i) = s {
+                scheduled.counts[i] += 1;
+                let value = bucket_range(i).0;
+                scheduled.sum = scheduled.sum.saturating_add(value);
+                scheduled.max = scheduled.max.max(value);
+            }
+        });
+        // The poll histogram's exact sum and max live in the hot line (AtomicHistogram's stay 0).
+        poll.sum = poll.sum.saturating_add(self.hot.busy_ns.load(Relaxed));
+        poll.max = poll.max.max(self.hot.max_poll_ns.load(Relaxed));
     }
 
     fn add_pending(
@@ -201,6 +256,11 @@ impl TaskStats {
             self.flush(hot.pending.load(Relaxed));
             self.ended.store(at, Relaxed);
             hot.state.store(STATE_DONE, Release);
+            // Tell the collector, so it retires finished tasks without scanning the live ones.
+            // If the queue is full the periodic full scan finds this task instead.
+            if let Some(shared) = crate::registry::active() {
+                let _ = shared.push(crate::registry::Event::Done(self.id));
+            }
         }
     }
 
