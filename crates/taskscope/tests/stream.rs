@@ -433,3 +433,63 @@ fn the_prometheus_endpoint_serves_real_histograms() {
     assert!(http_get(addr, b"GET /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 200 OK"));
     drop(guard);
 }
+
+#[test]
+fn a_watched_task_comes_with_its_histograms_and_unix_sockets_work() {
+    let path = std::env::temp_dir().join(format!("taskscope-{}.sock", std::process::id()));
+    let guard = exclusive(|| taskscope::Builder::new().bind(&format!("unix:{}", path.display())));
+    assert!(guard.local_addr().is_none(), "not a TCP address");
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(&path).expect("the Unix socket serves");
+    write_frame(
+        &mut stream,
+        &ClientFrame::Hello {
+            version: WIRE_VERSION,
+            token: None,
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _enter = rt.enter();
+    let watched = taskscope::spawn_named("watched", async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let driver = std::thread::spawn(move || {
+        rt.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await })
+    });
+
+    let mut reader = FrameReader::new(stream.try_clone().unwrap());
+    let mut asm = Assembler::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let id = loop {
+        assert!(Instant::now() < deadline, "the task never showed up");
+        asm.apply(reader.next_frame::<Frame>().unwrap().unwrap());
+        if let Some(t) = asm.snapshot().tasks.iter().find(|t| t.name == "watched") {
+            break t.id;
+        }
+    };
+    write_frame(&mut stream, &ClientFrame::Watch { task: Some(id) }).unwrap();
+    let detail = loop {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(2),
+            "no detail for the watched task"
+        );
+        if let Frame::TaskDetail(task) = reader.next_frame::<Frame>().unwrap().unwrap() {
+            break task;
+        }
+    };
+    assert_eq!(detail.id, id);
+    assert!(
+        detail.poll_ns.count() > 10 && detail.scheduled_ns.count() > 10,
+        "{detail:?}"
+    );
+    watched.abort();
+    drop(guard);
+    assert!(!path.exists(), "the socket file is removed at shutdown");
+    let _ = driver.join();
+}
