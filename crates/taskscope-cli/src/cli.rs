@@ -1,14 +1,14 @@
 //! Command-line interface.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
-use crate::source::demo;
+use crate::source::{demo, live, replay::Replay, Source};
+use crate::tui;
 
 /// taskscope: what your tokio tasks are really doing.
 #[derive(Debug, Parser)]
@@ -20,18 +20,47 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the built-in demo workload (a blocking call in an async handler, a panicking task, a
-    /// busy task group) instrumented by taskscope, and show what taskscope finds.
+    /// Run the built-in demo workload (a blocking call in an async handler, lock contention, a
+    /// lock held across .await, a saturated semaphore, a lock-order inversion, a panicking task)
+    /// with the dashboard on it.
     Demo {
         /// Print findings instead of opening the dashboard; works without a terminal.
         #[arg(long)]
         headless: bool,
-        /// How long to run, e.g. `5s`, `1500ms`.
+        /// How long to run headless, e.g. `5s`, `1500ms`.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         duration: Duration,
         /// Also write a report here when the demo ends (format by extension: .json).
         #[arg(long)]
         report: Option<PathBuf>,
+    },
+    /// Attach the dashboard to a running app; reconnects when the app restarts.
+    Top {
+        /// The app's stream address.
+        #[arg(default_value = taskscope::DEFAULT_BIND)]
+        addr: String,
+        /// Access token, for an app serving beyond loopback (or set TASKSCOPE_TOKEN).
+        #[arg(long, env = "TASKSCOPE_TOKEN")]
+        token: Option<String>,
+    },
+    /// The dashboard over a recording: pause (p), step (n), seek ([ ]), speed (- +).
+    Replay {
+        /// A recording made with TASKSCOPE_RECORD.
+        file: PathBuf,
+    },
+    /// Write a report from a recording or a live app.
+    Report {
+        /// A recording file, or a live app's address (host:port).
+        src: String,
+        /// Where to write; the format follows the extension unless --format says otherwise.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// json or prom.
+        #[arg(long)]
+        format: Option<String>,
+        /// For a live app: how long to listen before writing.
+        #[arg(long, default_value = "3s", value_parser = parse_duration)]
+        duration: Duration,
     },
 }
 
@@ -60,24 +89,97 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo {
-            headless,
+            headless: true,
             duration,
             report,
         } => {
-            if !headless {
-                if !std::io::stdout().is_terminal() || std::env::var_os("CI").is_some() {
-                    bail!("the dashboard needs a terminal; run `taskscope demo --headless` here");
-                }
-                bail!(
-                    "the live dashboard is not part of this build yet; run `taskscope demo --headless` \
-                     to see what taskscope finds in the demo"
-                );
-            }
             let summary =
                 demo::run_headless(duration, report.as_deref()).context("running the demo")?;
             print!("{summary}");
-            Ok(ExitCode::SUCCESS)
         }
+        Command::Demo {
+            headless: false,
+            report,
+            ..
+        } => {
+            tui::check_terminal()?;
+            let running = demo::Running::start(report.as_deref()).context("starting the demo")?;
+            let addr = running.addr();
+            let source = Source::Live(live::connect(addr.clone(), None));
+            tui::run(source, &format!("demo on {addr}"))?;
+        }
+        Command::Top { addr, token } => {
+            tui::check_terminal()?;
+            tui::run(
+                Source::Live(live::connect(addr.clone(), token)),
+                &format!("connecting to {addr}"),
+            )?;
+        }
+        Command::Replay { file } => {
+            tui::check_terminal()?;
+            let replay = Replay::open(&file)?;
+            tui::run(Source::Replay(Box::new(replay)), "replay")?;
+        }
+        Command::Report {
+            src,
+            output,
+            format,
+            duration,
+        } => report(&src, &output, format.as_deref(), duration)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(
+    src: &str,
+    output: &Path,
+    format: Option<&str>,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    let format = match format {
+        Some(f) => f.to_string(),
+        None => output
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let snapshot = if Path::new(src).exists() {
+        let mut replay = Replay::open(Path::new(src))?;
+        if let Some(stopped) = &replay.stopped {
+            eprintln!("taskscope: {stopped}; reporting everything before it");
+        }
+        replay.final_snapshot()
+    } else {
+        live_snapshot(src, duration)?
+    };
+    let text = match format.as_str() {
+        "json" => taskscope_report::json::render(&snapshot),
+        "prom" | "txt" => taskscope_report::prometheus::render(&snapshot),
+        other => bail!("unknown report format `{other}`: use json or prom"),
+    };
+    std::fs::write(output, text).with_context(|| format!("writing {}", output.display()))?;
+    Ok(())
+}
+
+/// Listens to a live app for `duration` and returns what it saw.
+fn live_snapshot(addr: &str, duration: Duration) -> anyhow::Result<taskscope_wire::Snapshot> {
+    let live = live::connect(addr.to_string(), std::env::var("TASKSCOPE_TOKEN").ok());
+    let deadline = std::time::Instant::now() + duration;
+    let (mut last, mut status) = (None, String::new());
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match live.feed.recv_timeout(left) {
+            Ok(crate::source::Feed::Snapshot(s)) => last = Some(s),
+            Ok(crate::source::Feed::Status(s)) => status = s,
+            Err(_) => break,
+        }
+    }
+    match last {
+        Some(s) => Ok((*s).clone()),
+        None => bail!(
+            "no data from {addr} in {:.1}s ({status})",
+            duration.as_secs_f64()
+        ),
     }
 }
 

@@ -2,8 +2,11 @@
 
 use std::process::ExitCode;
 
+mod app;
 mod cli;
 mod source;
+mod tui;
+mod view;
 
 fn main() -> ExitCode {
     match cli::run() {

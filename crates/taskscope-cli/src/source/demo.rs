@@ -119,6 +119,70 @@ async fn lock_workload(until: Instant) {
     }
 }
 
+/// The demo running in the background for the dashboard: its runtime runs on its own thread
+/// until the handle is dropped.
+pub struct Running {
+    pub guard: Option<taskscope::Guard>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts the workload with the live stream on a free loopback port.
+    pub fn start(report: Option<&Path>) -> anyhow::Result<Running> {
+        let mut builder = taskscope::Builder::new().bind("127.0.0.1:0");
+        if let Some(path) = report {
+            builder = builder.report(path);
+        }
+        let guard = builder.try_init()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("taskscope-demo".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                std::panic::set_hook(Box::new(|_| {})); // the demo's panicking task stays off the screen
+                rt.block_on(async {
+                    tokio::select! {
+                        _ = workload(Instant::now() + Duration::from_secs(24 * 3600)) => {}
+                        _ = stopped => {}
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_millis(500));
+            })?;
+        Ok(Running {
+            guard: Some(guard),
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The stream address to attach the dashboard to.
+    pub fn addr(&self) -> String {
+        self.guard
+            .as_ref()
+            .and_then(|g| g.local_addr())
+            .map_or_else(String::new, |a| a.to_string())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        drop(self.guard.take());
+    }
+}
+
 /// Runs the demo for `duration` without a terminal and returns the findings as Markdown.
 pub fn run_headless(duration: Duration, report: Option<&Path>) -> anyhow::Result<String> {
     let mut builder = taskscope::Builder::new();

@@ -1,3 +1,60 @@
-//! Where the dashboard's data comes from.
+//! Where the dashboard's data comes from: a live app, a recording, or the built-in demo.
+
+use std::sync::Arc;
+
+use taskscope_wire::Snapshot;
+
+use crate::app::ReplayCmd;
 
 pub mod demo;
+pub mod live;
+pub mod replay;
+
+/// What a source tells the UI.
+#[derive(Debug)]
+pub enum Feed {
+    Snapshot(Arc<Snapshot>),
+    Status(String),
+}
+
+/// A source the event loop polls.
+#[derive(Debug)]
+pub enum Source {
+    Live(live::Live),
+    Replay(Box<replay::Replay>),
+}
+
+impl Source {
+    /// Everything new since the last call.
+    pub fn poll(&mut self) -> Vec<Feed> {
+        match self {
+            Source::Live(live) => live.feed.try_iter().collect(),
+            Source::Replay(replay) => {
+                let mut out = vec![Feed::Status(replay.status())];
+                if let Some(snapshot) = replay.tick() {
+                    out.push(Feed::Snapshot(snapshot));
+                }
+                out
+            }
+        }
+    }
+
+    pub fn watch(&self, task: Option<u64>) {
+        if let Source::Live(live) = self {
+            live.watch(task);
+        }
+    }
+
+    pub fn replay(&mut self, cmd: ReplayCmd) {
+        if let Source::Replay(replay) = self {
+            replay.command(cmd);
+        }
+    }
+
+    /// Pausing a replay stops its clock; a live source keeps receiving (the app holds the view).
+    pub fn set_paused(&mut self, paused: bool) {
+        if let Source::Replay(replay) = self {
+            replay.paused = paused;
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! Dashboard state and key handling: plain data, no drawing. Keys map to small named methods and
+//! return an [`Action`] for the event loop to perform (quit, watch a task, move a replay).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use taskscope_wire::{Snapshot, Task};
+
+/// The screens, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Workers, lag, task and warning counts, busiest groups.
+    Overview,
+    /// Every task.
+    Tasks,
+    /// One task in detail.
+    Task,
+    /// Locks.
+    Locks,
+    /// Semaphores.
+    Semaphores,
+    /// Warnings, newest first.
+    Warnings,
+}
+
+impl View {
+    pub const ALL: [View; 6] = [
+        View::Overview,
+        View::Tasks,
+        View::Task,
+        View::Locks,
+        View::Semaphores,
+        View::Warnings,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Tasks => "Tasks",
+            View::Task => "Task",
+            View::Locks => "Locks",
+            View::Semaphores => "Semaphores",
+            View::Warnings => "Warnings",
+        }
+    }
+}
+
+/// Columns of the tasks table (sortable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Id,
+    Name,
+    State,
+    Polls,
+    Busy,
+    PollP99,
+    PollMax,
+    SchedP99,
+    Wakes,
+    Location,
+}
+
+impl Column {
+    pub const ALL: [Column; 10] = [
+        Column::Id,
+        Column::Name,
+        Column::State,
+        Column::Polls,
+        Column::Busy,
+        Column::PollP99,
+        Column::PollMax,
+        Column::SchedP99,
+        Column::Wakes,
+        Column::Location,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::Id => "ID",
+            Column::Name => "Name",
+            Column::State => "State",
+            Column::Polls => "Polls",
+            Column::Busy => "Busy",
+            Column::PollP99 => "Poll p99",
+            Column::PollMax => "Poll max",
+            Column::SchedP99 => "Sched p99",
+            Column::Wakes => "Wakes",
+            Column::Location => "Location",
+        }
+    }
+}
+
+/// What the event loop should do after a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Quit,
+    /// Ask the source for a task's details (histograms), or stop.
+    Watch(Option<u64>),
+    /// Replay controls (ignored by live sources).
+    Replay(ReplayCmd),
+}
+
+/// Replay controls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayCmd {
+    Step,
+    Seek(i64),
+    Faster,
+    Slower,
+}
+
+/// One sample of the overview's sparklines.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    pub at_ms: u64,
+    pub alive: u64,
+    pub spawned: u64,
+    pub lag_p99_ns: u64,
+}
+
+/// Everything the views draw.
+#[derive(Debug)]
+pub struct App {
+    pub snapshot: Arc<Snapshot>,
+    /// What the source says about itself ("connected to ...", "disconnected, retrying").
+    pub status: String,
+    pub view: View,
+    pub sort: Column,
+    pub descending: bool,
+    pub filter: String,
+    pub editing_filter: bool,
+    pub paused: bool,
+    pub help: bool,
+    /// Selected row per table view.
+    pub selected: [usize; 6],
+    /// The task shown in the Task view.
+    pub task: Option<u64>,
+    pub history: VecDeque<Sample>,
+    /// Sorted and filtered task indices into `snapshot.tasks`, recomputed when they change.
+    order: Vec<usize>,
+    pending_g: bool,
+}
+
+const HISTORY: usize = 120;
+
+impl App {
+    pub fn new(status: impl Into<String>) -> Self {
+        App {
+            snapshot: Arc::new(Snapshot::default()),
+            status: status.into(),
+            view: View::Overview,
+            sort: Column::Busy,
+            descending: true,
+            filter: String::new(),
+            editing_filter: false,
+            paused: false,
+            help: false,
+            selected: [0; 6],
+            task: None,
+            history: VecDeque::with_capacity(HISTORY),
+            order: Vec::new(),
+            pending_g: false,
+        }
+    }
+
+    /// A new snapshot from the source (kept back while paused).
+    pub fn update(&mut self, snapshot: Arc<Snapshot>) {
+        if self.paused {
+            return;
+        }
+        let lag = snapshot
+            .runtimes
+            .iter()
+            .map(|r| r.lag_ns.value_at_quantile(0.99))
+            .max()
+            .unwrap_or(0);
+        let sample = Sample {
+            at_ms: snapshot.taken_at_ms,
+            alive: snapshot.task_groups.iter().map(|g| g.alive).sum(),
+            spawned: snapshot.task_groups.iter().map(|g| g.spawned).sum(),
+            lag_p99_ns: lag,
+        };
+        if self.history.back().is_none_or(|s| s.at_ms != sample.at_ms) {
+            if self.history.len() == HISTORY {
+                self.history.pop_front();
+            }
+            self.history.push_back(sample);
+        }
+        self.snapshot = snapshot;
+        self.reorder();
+    }
+
+    /// Tasks in display order (sorted, filtered).
+    pub fn tasks(&self) -> impl ExactSizeIterator<Item = &Task> + '_ {
+        self.order.iter().map(|&i| &self.snapshot.tasks[i])
+    }
+
+    pub fn task_count(&self) -> usize {
+        self.order.len()
+    }
+
+    fn reorder(&mut self) {
+        let filter = self.filter.to_lowercase();
+        let tasks = &self.snapshot.tasks;
+        let mut order: Vec<usize> = (0..tasks.len())
+            .filter(|&i| {
+                filter.is_empty()
+                    || tasks[i].name.to_lowercase().contains(&filter)
+                    || tasks[i].location.to_lowercase().contains(&filter)
+            })
+            .collect();
+        let key = |t: &Task| -> (u64, String) {
+            match self.sort {
+                Column::Id => (t.id, String::new()),
+                Column::Name => (0, t.name.clone()),
+                Column::State => (t.state as u64, String::new()),
+                Column::Polls => (t.polls, String::new()),
+                Column::Busy => (t.busy_ns, String::new()),
+                Column::PollP99 => (t.poll_ns.value_at_quantile(0.99), String::new()),
+                Column::PollMax => (t.poll_ns.max, String::new()),
+                Column::SchedP99 => (t.scheduled_ns.value_at_quantile(0.99), String::new()),
+                Column::Wakes => (t.wakes, String::new()),
+                Column::Location => (0, t.location.clone()),
+            }
+        };
+        // Keys are computed once per task, not per comparison: 100,000 tasks sort in milliseconds.
+        let mut keyed: Vec<((u64, String), u64, usize)> = order
+            .drain(..)
+            .map(|i| (key(&tasks[i]), tasks[i].id, i))
+            .collect();
+        keyed.sort_unstable_by(|a, b| {
+            let ord = a.0.cmp(&b.0).then(a.1.cmp(&b.1));
+            if self.descending {
+                ord.reverse()
+            } else {
+                ord
+            }
+        });
+        self.order = keyed.into_iter().map(|(_, _, i)| i).collect();
+        let max = self.order.len().saturating_sub(1);
+        let sel = &mut self.selected[View::Tasks as usize];
+        *sel = (*sel).min(max);
+    }
+
+    fn rows(&self) -> usize {
+        match self.view {
+            View::Overview => self.snapshot.task_groups.len(),
+            View::Tasks => self.order.len(),
+            View::Task => 0,
+            View::Locks => self.snapshot.locks.len(),
+            View::Semaphores => self.snapshot.semaphores.len(),
+            View::Warnings => self.snapshot.warnings.len(),
+        }
+    }
+
+    pub fn selected(&self) -> usize {
+        self.selected[self.view as usize]
+    }
+
+    fn select(&mut self, row: usize) {
+        let max = self.rows().saturating_sub(1);
+        self.selected[self.view as usize] = row.min(max);
+    }
+
+    fn show(&mut self, view: View) -> Action {
+        let was_task = self.view == View::Task;
+        self.view = view;
+        match (was_task, view == View::Task) {
+            (false, true) => Action::Watch(self.task),
+            (true, false) => Action::Watch(None),
+            _ => Action::None,
+        }
+    }
+
+    pub fn next_tab(&mut self) -> Action {
+        let i = View::ALL.iter().position(|&v| v == self.view).unwrap_or(0);
+        self.show(View::ALL[(i + 1) % View::ALL.len()])
+    }
+
+    pub fn previous_tab(&mut self) -> Action {
+        let i = View::ALL.iter().position(|&v| v == self.view).unwrap_or(0);
+        self.show(View::ALL[(i + View::ALL.len() - 1) % View::ALL.len()])
+    }
+
+    pub fn next_sort_column(&mut self, forward: bool) {
+        let i = Column::ALL
+            .iter()
+            .position(|&c| c == self.sort)
+            .unwrap_or(0);
+        let n = Column::ALL.len();
+        self.sort = Column::ALL[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }];
+        self.reorder();
+    }
+
+    pub fn invert_sort(&mut self) {
+        self.descending = !self.descending;
+        self.reorder();
+    }
+
+    pub fn toggle_pause(&mut self) {
+        self.paused = !self.paused;
+    }
+
+    /// Opens the selected task (Tasks view) or the task of the selected warning.
+    pub fn open_selected(&mut self) -> Action {
+        let id = match self.view {
+            View::Tasks => self.tasks().nth(self.selected()).map(|t| t.id),
+            View::Warnings => {
+                let w = self.snapshot.warnings.iter().rev().nth(self.selected());
+                w.and_then(|w| w.task)
+            }
+            _ => None,
+        };
+        match id {
+            Some(id) => {
+                self.task = Some(id);
+                self.view = View::Task;
+                Action::Watch(Some(id))
+            }
+            None => Action::None,
+        }
+    }
+
+    /// Handles one key; key releases and repeats of crossterm are ignored.
+    pub fn on_key(&mut self, key: KeyEvent) -> Action {
+        if key.kind != KeyEventKind::Press {
+            return Action::None;
+        }
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            return Action::Quit;
+        }
+        if self.editing_filter {
+            match key.code {
+                KeyCode::Esc => {
+                    self.filter.clear();
+                    self.editing_filter = false;
+                }
+                KeyCode::Enter => self.editing_filter = false,
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                KeyCode::Char(c) => self.filter.push(c),
+                _ => {}
+            }
+            self.reorder();
+            return Action::None;
+        }
+        if self.help {
+            self.help = false; // any key closes the help
+            return Action::None;
+        }
+        let g_pending = std::mem::take(&mut self.pending_g);
+        match key.code {
+            KeyCode::Char('q') => return Action::Quit,
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Tab => return self.next_tab(),
+            KeyCode::BackTab => return self.previous_tab(),
+            KeyCode::Char(c @ '1'..='6') => return self.show(View::ALL[c as usize - '1' as usize]),
+            KeyCode::Down | KeyCode::Char('j') => self.select(self.selected() + 1),
+            KeyCode::Up | KeyCode::Char('k') => self.select(self.selected().saturating_sub(1)),
+            KeyCode::PageDown => self.select(self.selected() + 20),
+            KeyCode::PageUp => self.select(self.selected().saturating_sub(20)),
+            KeyCode::Home => self.select(0),
+            KeyCode::End | KeyCode::Char('G') => self.select(usize::MAX),
+            KeyCode::Char('g') if g_pending => self.select(0),
+            KeyCode::Char('g') => self.pending_g = true,
+            KeyCode::Right | KeyCode::Char('l') => self.next_sort_column(true),
+            KeyCode::Left | KeyCode::Char('h') => self.next_sort_column(false),
+            KeyCode::Char('s') => self.next_sort_column(true),
+            KeyCode::Char('i') => self.invert_sort(),
+            KeyCode::Char('/') => self.editing_filter = true,
+            KeyCode::Char('p') | KeyCode::Char(' ') => self.toggle_pause(),
+            KeyCode::Enter => return self.open_selected(),
+            KeyCode::Esc if self.view == View::Task => return self.show(View::Tasks),
+            KeyCode::Esc => {
+                self.filter.clear();
+                self.reorder();
+            }
+            KeyCode::Char('n') => return Action::Replay(ReplayCmd::Step),
+            KeyCode::Char(']') => return Action::Replay(ReplayCmd::Seek(10_000)),
+            KeyCode::Char('[') => return Action::Replay(ReplayCmd::Seek(-10_000)),
+            KeyCode::Char('+') => return Action::Replay(ReplayCmd::Faster),
+            KeyCode::Char('-') => return Action::Replay(ReplayCmd::Slower),
+            _ => {}
+        }
+        Action::None
+    }
+}
+
+/// `1.2 ms`-style durations.
+pub fn fmt_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns}ns"),
+        1_000..=999_999 => format!("{:.1}µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1}ms", ns as f64 / 1e6),
+        _ => format!("{:.2}s", ns as f64 / 1e9),
+    }
+}

@@ -1,0 +1,45 @@
+//! The `?` overlay listing every key.
+
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Clear, Paragraph};
+use ratatui::Frame;
+
+use super::block;
+
+pub const KEYS: [(&str, &str); 17] = [
+    ("q, ctrl-c", "quit"),
+    ("?", "this help (any key closes it)"),
+    ("tab, shift-tab", "next, previous view"),
+    ("1-6", "Overview, Tasks, Task, Locks, Semaphores, Warnings"),
+    ("j/k, down/up", "move the selection"),
+    ("pgdn/pgup", "move by 20 rows"),
+    ("gg, home", "first row"),
+    ("G, end", "last row"),
+    ("enter", "open the selected task (Tasks, Warnings)"),
+    ("esc", "back from a task; clear the filter"),
+    ("h/l, left/right, s", "sort by the previous/next column"),
+    ("i", "invert the sort"),
+    ("/", "filter tasks by name or location"),
+    ("p, space", "pause (keep showing this moment)"),
+    ("n", "replay: step to the next update"),
+    ("[ ]", "replay: seek 10 s back / forward"),
+    ("- +", "replay: slower / faster"),
+];
+
+pub fn render(frame: &mut Frame, area: Rect) {
+    let width = 64.min(area.width);
+    let height = (KEYS.len() as u16 + 2).min(area.height);
+    let [area] = Layout::horizontal([Constraint::Length(width)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [area] = Layout::vertical([Constraint::Length(height)])
+        .flex(Flex::Center)
+        .areas(area);
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(k, what)| Line::from(format!("{k:>20}  {what}")))
+        .collect();
+    frame.render_widget(Clear, area);
+    frame.render_widget(Paragraph::new(lines).block(block("Keys")), area);
+}

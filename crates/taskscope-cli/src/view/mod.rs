@@ -1,0 +1,141 @@
+//! Drawing: one file per screen, each a function of `&App` (rendering borrows state, never
+//! clones it per frame).
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Tabs};
+use ratatui::Frame;
+use taskscope_wire::{TaskState, WarningKind};
+
+use crate::app::{App, View};
+
+mod help;
+mod locks;
+mod overview;
+mod task;
+mod tasks;
+mod warnings;
+
+/// Draws the whole dashboard.
+pub fn render(app: &App, frame: &mut Frame) {
+    let area = frame.area();
+    if area.width < 20 || area.height < 6 {
+        frame.render_widget(Paragraph::new("taskscope: terminal too small"), area);
+        return;
+    }
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    render_header(app, frame, header);
+    match app.view {
+        View::Overview => overview::render(app, frame, body),
+        View::Tasks => tasks::render(app, frame, body),
+        View::Task => task::render(app, frame, body),
+        View::Locks => locks::render_locks(app, frame, body),
+        View::Semaphores => locks::render_semaphores(app, frame, body),
+        View::Warnings => warnings::render(app, frame, body),
+    }
+    render_footer(app, frame, footer);
+    if app.help {
+        help::render(frame, area);
+    }
+}
+
+fn render_header(app: &App, frame: &mut Frame, area: Rect) {
+    let [tabs_area, status_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let warnings = app.snapshot.warnings.len();
+    let titles: Vec<Line> = View::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let label = match v {
+                View::Warnings if warnings > 0 => format!("{} {} ({warnings})", i + 1, v.title()),
+                _ => format!("{} {}", i + 1, v.title()),
+            };
+            Line::from(label)
+        })
+        .collect();
+    let selected = View::ALL.iter().position(|&v| v == app.view).unwrap_or(0);
+    let tabs = Tabs::new(titles)
+        .select(selected)
+        .highlight_style(Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED))
+        .divider("|");
+    frame.render_widget(tabs, tabs_area);
+
+    let snap = &app.snapshot;
+    let mut spans = vec![
+        Span::from(" taskscope ").bold(),
+        Span::from(format!("{} (pid {}) ", snap.process.name, snap.process.pid)),
+        Span::from(format!("· {} ", app.status)).dim(),
+        Span::from(format!("· {:.1}s ", snap.taken_at_ms as f64 / 1000.0)),
+    ];
+    if snap.dropped_events > 0 {
+        spans.push(
+            Span::from(format!("· dropped: {} ", snap.dropped_events))
+                .yellow()
+                .bold(),
+        );
+    }
+    if app.paused {
+        spans.push(Span::from(" PAUSED ").black().on_yellow());
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), status_area);
+}
+
+fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
+    let text = if app.editing_filter {
+        format!(" filter: {}▏ (enter: keep, esc: clear)", app.filter)
+    } else {
+        let filter = if app.filter.is_empty() {
+            String::new()
+        } else {
+            format!(" [filter: {}]", app.filter)
+        };
+        format!(" q quit · ? help · tab/1-6 views · j/k move · enter open · h/l sort · i invert · / filter · p pause{filter}")
+    };
+    frame.render_widget(Paragraph::new(text).dim(), area);
+}
+
+/// A block with a title.
+pub(crate) fn block(title: &str) -> Block<'_> {
+    Block::bordered().title(Span::from(format!(" {title} ")).bold())
+}
+
+/// The colour of a task state.
+pub(crate) fn state_style(state: TaskState) -> Style {
+    match state {
+        TaskState::Running => Style::new().fg(Color::Green),
+        TaskState::Scheduled => Style::new().fg(Color::Cyan),
+        TaskState::Idle => Style::new(),
+        TaskState::Done => Style::new().fg(Color::DarkGray),
+    }
+}
+
+/// How a warning kind stands out: blocked workers and deadlocks loudest.
+pub(crate) fn warning_style(kind: WarningKind) -> Style {
+    match kind {
+        WarningKind::BlockedWorker | WarningKind::Deadlock => {
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        }
+        WarningKind::TaskPanicked | WarningKind::LockOrderInversion => {
+            Style::new().fg(Color::Magenta)
+        }
+        _ => Style::new().fg(Color::Yellow),
+    }
+}
+
+/// The rows of `total` that fit in `height`, keeping `selected` in view.
+pub(crate) fn window(total: usize, selected: usize, height: usize) -> std::ops::Range<usize> {
+    if height == 0 || total == 0 {
+        return 0..0;
+    }
+    let start = selected
+        .saturating_sub(height - 1)
+        .min(total.saturating_sub(height));
+    start..(start + height).min(total)
+}

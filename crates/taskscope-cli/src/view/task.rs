@@ -1,0 +1,136 @@
+//! The Task view: one task's numbers, its poll-time and scheduled-delay histograms as bar charts,
+//! and its warnings.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph, Wrap};
+use ratatui::Frame;
+use taskscope_wire::{bucket_range, Histogram};
+
+use super::{block, state_style, warning_style};
+use crate::app::{fmt_ns, App};
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let Some(task) = app.task.and_then(|id| app.snapshot.task(id)) else {
+        let text = "No task selected: choose one in the Tasks view (2) and press enter.";
+        frame.render_widget(Paragraph::new(text).block(block("Task")), area);
+        return;
+    };
+    let [info, charts, warnings] = Layout::vertical([
+        Constraint::Length(8),
+        Constraint::Min(6),
+        Constraint::Length(6),
+    ])
+    .areas(area);
+    let p = task.poll_ns.percentiles();
+    let s = task.scheduled_ns.percentiles();
+    let parent = task.parent.map_or("-".to_string(), |p| p.to_string());
+    let lines = vec![
+        Line::from(vec![
+            "state ".into(),
+            Span::styled(
+                format!("{:?}", task.state).to_lowercase(),
+                state_style(task.state),
+            ),
+            format!(
+                "   outcome {}",
+                task.outcome
+                    .map_or("-".to_string(), |o| format!("{o:?}").to_lowercase())
+            )
+            .into(),
+        ]),
+        Line::from(format!(
+            "spawned at {}   kind {:?}   parent {parent}",
+            task.location, task.kind
+        )),
+        Line::from(format!(
+            "polls {}   busy {}   wakes {} ({} self)",
+            task.polls,
+            fmt_ns(task.busy_ns),
+            task.wakes,
+            task.self_wakes
+        )),
+        Line::from(format!(
+            "poll      p50 {}  p90 {}  p99 {}  max {}",
+            fmt_ns(p.p50),
+            fmt_ns(p.p90),
+            fmt_ns(p.p99),
+            fmt_ns(p.max)
+        )),
+        Line::from(format!(
+            "scheduled p50 {}  p90 {}  p99 {}  max {}",
+            fmt_ns(s.p50),
+            fmt_ns(s.p90),
+            fmt_ns(s.p99),
+            fmt_ns(s.max)
+        )),
+        Line::from(format!(
+            "first poll after {}",
+            task.first_poll_delay_ns.map_or("-".into(), fmt_ns)
+        )),
+    ];
+    let title = format!("Task {} `{}`", task.id, task.name);
+    frame.render_widget(Paragraph::new(lines).block(block(&title)), info);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
+    frame.render_widget(chart("Poll durations", &task.poll_ns, left.width), left);
+    frame.render_widget(
+        chart("Scheduled delays", &task.scheduled_ns, right.width),
+        right,
+    );
+    let lines: Vec<Line> = app
+        .snapshot
+        .warnings
+        .iter()
+        .rev()
+        .filter(|w| w.task == Some(task.id) || w.tasks.contains(&task.id))
+        .map(|w| Line::styled(format!("{}: {}", w.kind, w.message), warning_style(w.kind)))
+        .collect();
+    let para = if lines.is_empty() {
+        Paragraph::new("none").dim()
+    } else {
+        Paragraph::new(lines)
+    };
+    frame.render_widget(
+        para.wrap(Wrap { trim: true }).block(block("Its warnings")),
+        warnings,
+    );
+}
+
+/// A histogram as bars: its log-linear buckets regrouped by power of two, labelled by the
+/// lower bound.
+fn chart<'a>(title: &'a str, h: &Histogram, width: u16) -> BarChart<'a> {
+    let mut octaves: Vec<(u64, u64)> = Vec::new();
+    for &(index, count) in &h.buckets {
+        let low = bucket_range(index as usize).0;
+        let octave = if low == 0 {
+            0
+        } else {
+            1u64 << (63 - low.leading_zeros())
+        };
+        match octaves.last_mut() {
+            Some((o, c)) if *o == octave => *c += count,
+            _ => octaves.push((octave, count)),
+        }
+    }
+    let max_bars = (width.saturating_sub(2) / 7).max(1) as usize;
+    if octaves.len() > max_bars {
+        octaves.drain(..octaves.len() - max_bars);
+    }
+    let bars: Vec<Bar> = octaves
+        .iter()
+        .map(|&(low, count)| {
+            Bar::default()
+                .value(count)
+                .label(Line::from(fmt_ns(low)))
+                .text_value(count.to_string())
+        })
+        .collect();
+    BarChart::default()
+        .block(block(title))
+        .data(BarGroup::default().bars(&bars))
+        .bar_width(6)
+        .bar_gap(1)
+        .bar_style(Style::new().cyan())
+}
