@@ -298,6 +298,12 @@ impl App {
         self.reorder();
     }
 
+    /// Shows only tasks whose name or location contains `text` (case-insensitive).
+    pub fn set_filter(&mut self, text: &str) {
+        self.filter = text.to_string();
+        self.reorder();
+    }
+
     pub fn invert_sort(&mut self) {
         self.descending = !self.descending;
         self.reorder();

@@ -2,14 +2,8 @@
 
 use std::process::ExitCode;
 
-mod app;
-mod cli;
-mod source;
-mod tui;
-mod view;
-
 fn main() -> ExitCode {
-    match cli::run() {
+    match taskscope_cli::cli::run() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("taskscope: {e:#}");

@@ -98,13 +98,13 @@ async fn lock_workload(until: Instant) {
         }));
         // Two code paths taking the same two locks in opposite orders, at different times.
         let (a, b) = (accounts.clone(), audit.clone());
-        let path = if round % 2 == 0 {
+        let path = if round.is_multiple_of(2) {
             "transfer"
         } else {
             "audit-sweep"
         };
         tasks.push(taskscope::spawn_named(path, async move {
-            if round % 2 == 0 {
+            if round.is_multiple_of(2) {
                 let _accounts = a.lock().await;
                 let _audit = b.lock().await;
             } else {
@@ -121,6 +121,7 @@ async fn lock_workload(until: Instant) {
 
 /// The demo running in the background for the dashboard: its runtime runs on its own thread
 /// until the handle is dropped.
+#[derive(Debug)]
 pub struct Running {
     pub guard: Option<taskscope::Guard>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -185,7 +186,20 @@ impl Drop for Running {
 
 /// Runs the demo for `duration` without a terminal and returns the findings as Markdown.
 pub fn run_headless(duration: Duration, report: Option<&Path>) -> anyhow::Result<String> {
-    let mut builder = taskscope::Builder::new();
+    let snapshots = run_sampled(duration, report, duration)?;
+    Ok(summary(
+        snapshots.last().expect("at least the final snapshot"),
+    ))
+}
+
+/// Runs the demo for `duration` and returns snapshots taken every `every`, the final one (taken
+/// when taskscope stops) last.
+pub fn run_sampled(
+    duration: Duration,
+    report: Option<&Path>,
+    every: Duration,
+) -> anyhow::Result<Vec<Snapshot>> {
+    let mut builder = taskscope::Builder::new().no_server();
     if let Some(path) = report {
         builder = builder.report(path);
     }
@@ -197,11 +211,20 @@ pub fn run_headless(duration: Duration, report: Option<&Path>) -> anyhow::Result
     // Keep the panicking demo task from printing a panic message over the summary.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    rt.block_on(workload(Instant::now() + duration));
+    let until = Instant::now() + duration;
+    let mut snapshots = Vec::new();
+    rt.block_on(async {
+        let work = tokio::spawn(workload(until));
+        while Instant::now() + every <= until {
+            tokio::time::sleep(every).await;
+            snapshots.push(taskscope::snapshot());
+        }
+        let _ = work.await;
+    });
     std::panic::set_hook(hook);
     rt.shutdown_timeout(Duration::from_secs(1));
-    let snap = guard.finish().expect("the demo's Guard is active");
-    Ok(summary(&snap))
+    snapshots.push(guard.finish().expect("the demo's Guard is active"));
+    Ok(snapshots)
 }
 
 fn ms(ns: u64) -> String {

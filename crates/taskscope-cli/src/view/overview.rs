@@ -45,9 +45,11 @@ fn render_runtime(app: &App, frame: &mut Frame, area: Rect) {
     for r in &snap.runtimes {
         let lag = r.lag_ns.percentiles();
         lines.push(Line::from(format!(
-            "{} ({} workers) lag p50 {} p99 {} max {}",
-            r.flavor,
-            r.workers,
+            "{}, {} workers, {} tasks",
+            r.flavor, r.workers, r.alive_tasks
+        )));
+        lines.push(Line::from(format!(
+            "event-loop lag p50 {} p99 {} max {}",
             fmt_ns(lag.p50),
             fmt_ns(lag.p99),
             fmt_ns(lag.max)

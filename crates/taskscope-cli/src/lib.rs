@@ -1,0 +1,10 @@
+//! The `taskscope` command's pieces, as a library so examples and tests drive the real code:
+//! the dashboard state ([`app`]), its drawing ([`view`]), data sources ([`source`]), the terminal
+//! loop ([`tui`]), screenshots ([`screenshot`]) and the command line ([`cli`]).
+
+pub mod app;
+pub mod cli;
+pub mod screenshot;
+pub mod source;
+pub mod tui;
+pub mod view;
