@@ -1,0 +1,181 @@
+//! The dashboard on recorded data: every view and the help overlay rendered through ratatui's
+//! `TestBackend` and snapshot-tested, and the keys (sort, filter, navigation, pause, open) checked
+//! against what the views then show.
+
+mod fixture;
+
+use std::sync::Arc;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use taskscope_cli::app::{Action, App, Column, View};
+use taskscope_cli::screenshot::{render, text};
+
+fn app() -> App {
+    let mut app = App::new("replay of a fixture");
+    app.update(Arc::new(fixture::snapshot()));
+    app
+}
+
+fn key(app: &mut App, code: KeyCode) -> Action {
+    app.on_key(KeyEvent::from(code))
+}
+
+fn screen(app: &App) -> String {
+    text(&render(app, 120, 30))
+}
+
+#[test]
+fn every_view_renders() {
+    let mut app = app();
+    app.task = Some(5);
+    for view in View::ALL {
+        app.view = view;
+        insta::assert_snapshot!(
+            format!("view_{}", view.title().to_lowercase()),
+            screen(&app)
+        );
+    }
+    app.view = View::Overview;
+    app.help = true;
+    insta::assert_snapshot!("help_overlay", screen(&app));
+}
+
+#[test]
+fn tasks_sort_by_any_column_and_invert() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('2'));
+    assert_eq!((app.sort, app.descending), (Column::Busy, true));
+    // The long poll makes task 5 the busiest.
+    assert_eq!(app.tasks().next().unwrap().id, 5);
+    assert!(screen(&app).contains("Busy▼"));
+    key(&mut app, KeyCode::Char('h')); // previous column: Polls
+    assert_eq!(app.sort, Column::Polls);
+    let polls: Vec<u64> = app.tasks().map(|t| t.polls).collect();
+    assert!(polls.windows(2).all(|w| w[0] >= w[1]), "{polls:?}");
+    key(&mut app, KeyCode::Char('i'));
+    let polls: Vec<u64> = app.tasks().map(|t| t.polls).collect();
+    assert!(polls.windows(2).all(|w| w[0] <= w[1]), "{polls:?}");
+    assert!(screen(&app).contains("Polls▲"));
+    for _ in 0..Column::ALL.len() {
+        key(&mut app, KeyCode::Right);
+    }
+    assert_eq!(
+        app.sort,
+        Column::Polls,
+        "sorting cycles through every column"
+    );
+}
+
+#[test]
+fn filter_narrows_and_escape_clears() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('2'));
+    key(&mut app, KeyCode::Char('/'));
+    for c in "accept".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.task_count(), 4);
+    assert!(app.tasks().all(|t| t.name.starts_with("accept-loop")));
+    let shown = screen(&app);
+    assert!(
+        shown.contains("Tasks (4 shown of 12)") && !shown.contains("handler-1 "),
+        "{shown}"
+    );
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.task_count(), 12);
+}
+
+#[test]
+fn navigation_open_and_back_ask_for_details() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('2'));
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Down);
+    assert_eq!(app.selected(), 2);
+    key(&mut app, KeyCode::Char('G'));
+    assert_eq!(app.selected(), 11);
+    key(&mut app, KeyCode::Char('g'));
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.selected(), 0);
+    let id = app.tasks().next().unwrap().id;
+    assert_eq!(key(&mut app, KeyCode::Enter), Action::Watch(Some(id)));
+    assert_eq!(app.view, View::Task);
+    assert!(screen(&app).contains(&format!("Task {id} `handler-4`")));
+    assert_eq!(key(&mut app, KeyCode::Esc), Action::Watch(None));
+    assert_eq!(app.view, View::Tasks);
+    // From a warning to its task.
+    key(&mut app, KeyCode::Char('6'));
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        Action::Watch(Some(5)),
+        "newest warning first: the blocked worker"
+    );
+}
+
+#[test]
+fn pause_keeps_the_view_and_ignores_key_releases() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char(' '));
+    assert!(app.paused && screen(&app).contains("PAUSED"));
+    let mut later = fixture::snapshot();
+    later.taken_at_ms = 9_000;
+    later.tasks.truncate(1);
+    app.update(Arc::new(later.clone()));
+    assert_eq!(
+        app.snapshot.taken_at_ms, 3_000,
+        "paused: the new snapshot waits"
+    );
+    key(&mut app, KeyCode::Char('p'));
+    app.update(Arc::new(later));
+    assert_eq!(app.snapshot.taken_at_ms, 9_000);
+    let release = KeyEvent {
+        kind: KeyEventKind::Release,
+        ..KeyEvent::from(KeyCode::Char('q'))
+    };
+    assert_eq!(app.on_key(release), Action::None);
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(app.on_key(ctrl_c), Action::Quit);
+    assert_eq!(key(&mut app, KeyCode::Char('q')), Action::Quit);
+}
+
+#[test]
+fn states_are_coloured_and_long_polls_highlighted() {
+    use ratatui::style::Color;
+    let mut app = app();
+    key(&mut app, KeyCode::Char('2'));
+    let buffer = render(&app, 120, 30);
+    let find = |needle: &str| {
+        let t = text(&buffer);
+        let (y, line) = t
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(needle))
+            .expect(needle);
+        let x = line[..line.find(needle).unwrap()].chars().count() as u16;
+        buffer[(x, y as u16)].clone()
+    };
+    assert_eq!(find("running").fg, Color::Green);
+    assert_eq!(find("scheduled").fg, Color::Cyan);
+    assert_eq!(find("200.0ms").fg, Color::Red, "the 200 ms poll stands out");
+    key(&mut app, KeyCode::Char('6'));
+    let buffer = render(&app, 120, 30);
+    let t = text(&buffer);
+    let (y, line) = t
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("deadlock "))
+        .unwrap();
+    let x = line.find("deadlock").unwrap() as u16;
+    assert_eq!(buffer[(x, y as u16)].fg, Color::Red, "deadlocks stand out");
+}
+
+#[test]
+fn tiny_and_resized_terminals_do_not_panic() {
+    let app = app();
+    for (w, h) in [(1, 1), (10, 3), (19, 5), (20, 6), (40, 10), (300, 100)] {
+        let buffer = render(&app, w, h);
+        assert_eq!(buffer.area.width, w);
+    }
+    assert!(text(&render(&app, 10, 3)).contains("taskscope"));
+}

@@ -1,0 +1,125 @@
+//! A fixed snapshot for rendering and key tests: deterministic numbers, every kind of row.
+
+use taskscope_wire::{
+    Histogram, Lock, Outcome, ProcessInfo, Runtime, Semaphore, Snapshot, Task, TaskGroup, TaskKind,
+    TaskState, Warning, WarningKind,
+};
+
+fn hist(values: &[u64]) -> Histogram {
+    let mut h = Histogram::default();
+    for &v in values {
+        h.record(v);
+    }
+    h
+}
+
+pub fn snapshot() -> Snapshot {
+    let mut tasks = Vec::new();
+    for i in 0..12u64 {
+        let polls: Vec<u64> = (0..(i + 1) * 3)
+            .map(|k| 1_000 * (k % 7 + 1) + i * 100)
+            .collect();
+        tasks.push(Task {
+            id: i + 1,
+            name: if i % 3 == 0 {
+                format!("accept-loop-{i}")
+            } else {
+                format!("handler-{i}")
+            },
+            location: format!("src/server.rs:{}:9", 10 + i),
+            parent: (i > 0).then_some(1),
+            kind: TaskKind::Async,
+            state: [
+                TaskState::Idle,
+                TaskState::Running,
+                TaskState::Scheduled,
+                TaskState::Done,
+            ][i as usize % 4],
+            outcome: (i % 4 == 3).then_some(Outcome::Completed),
+            polls: polls.len() as u64,
+            busy_ns: polls.iter().sum(),
+            wakes: polls.len() as u64 - 1,
+            self_wakes: i % 2,
+            first_poll_delay_ns: Some(5_000),
+            created_ms: i * 10,
+            ended_ms: (i % 4 == 3).then_some(500),
+            poll_ns: hist(&polls),
+            scheduled_ns: hist(&[2_000, 4_000 + i * 10, 30_000]),
+            panic_message: None,
+        });
+    }
+    tasks[4].poll_ns.record(200_000_000); // one long poll: highlighted
+    tasks[4].busy_ns += 200_000_000;
+    let mut blocked = Warning::new(1, WarningKind::BlockedWorker, 1_500, "worker tokio-runtime-worker (#0) has been blocked for 200.0 ms by task `handler-4` (spawned at src/server.rs:14:9); still blocked");
+    blocked.task = Some(5);
+    blocked.task_name = Some("handler-4".into());
+    blocked.ongoing = true;
+    let mut deadlock = Warning::new(2, WarningKind::Deadlock, 2_000, "deadlock: task `handler-1` waits for `a` held by task `handler-2`; task `handler-2` waits for `b` held by task `handler-1`");
+    deadlock.tasks = vec![2, 3];
+    deadlock.ongoing = true;
+    let inversion = Warning::new(
+        3,
+        WarningKind::LockOrderInversion,
+        2_500,
+        "locks `a` and `b` are taken in both orders",
+    );
+    Snapshot {
+        process: ProcessInfo {
+            name: "server".into(),
+            pid: 4242,
+            start_unix_ms: 0,
+        },
+        taken_at_ms: 3_000,
+        dropped_events: 0,
+        task_groups: vec![TaskGroup {
+            name: "handler".into(),
+            location: "src/server.rs:11:9".into(),
+            kind: TaskKind::Async,
+            spawned: 12,
+            alive: 9,
+            completed: 3,
+            polls: 234,
+            busy_ns: 900_000,
+            poll_ns: hist(&[1_000, 2_000, 3_000, 200_000_000]),
+            scheduled_ns: hist(&[2_000, 4_000]),
+            ..TaskGroup::default()
+        }],
+        tasks,
+        workers: Vec::new(),
+        runtimes: vec![Runtime {
+            id: 1,
+            flavor: "multi_thread".into(),
+            workers: 2,
+            alive_tasks: 9,
+            worker_busy: vec![0.75, 0.25],
+            lag_ns: hist(&[50_000, 60_000, 900_000]),
+        }],
+        locks: vec![Lock {
+            id: 20,
+            name: "cache".into(),
+            kind: "mutex".into(),
+            location: "src/cache.rs:7:13".into(),
+            acquisitions: 1_000,
+            contended: 250,
+            waiters: 2,
+            max_waiters: 5,
+            holder: Some(3),
+            holder_location: Some("src/cache.rs:40:22".into()),
+            wait_ns: hist(&[0, 0, 0, 15_000, 2_000_000]),
+            hold_ns: hist(&[500, 800, 30_000_000]),
+        }],
+        semaphores: vec![Semaphore {
+            id: 30,
+            name: "db-pool".into(),
+            location: "src/db.rs:3:15".into(),
+            permits: 4,
+            available: 0,
+            acquisitions: 640,
+            waiters: 12,
+            max_waiters: 12,
+            saturated_ns: 990_000_000,
+            wait_ns: hist(&[0, 20_000_000]),
+        }],
+        warnings: vec![inversion, deadlock, blocked],
+    }
+}
