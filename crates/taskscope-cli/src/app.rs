@@ -96,6 +96,8 @@ impl Column {
 pub enum Action {
     None,
     Quit,
+    /// Repaint the whole screen (ctrl-l), after something else wrote over it.
+    Redraw,
     /// Ask the source for a task's details (histograms), or stop.
     Watch(Option<u64>),
     /// Replay controls (ignored by live sources).
@@ -340,6 +342,9 @@ impl App {
         }
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
             return Action::Quit;
+        }
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('l') {
+            return Action::Redraw;
         }
         if self.editing_filter {
             match key.code {

@@ -26,8 +26,19 @@ pub fn check_terminal() -> anyhow::Result<()> {
 pub fn run(source: Source, status: &str) -> anyhow::Result<()> {
     check_terminal()?;
     let mut terminal = ratatui::init();
+    // ratatui's hook gives the terminal back on a panic: right for the UI thread, wrong for a
+    // panic that a runtime catches in one of its tasks (the demo's panicking task), which must
+    // neither tear the dashboard down nor print over it. The dashboard shows it as a warning.
+    let restore_and_report = std::panic::take_hook();
+    let ui = std::thread::current().id();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == ui {
+            restore_and_report(info);
+        }
+    }));
     let result = event_loop(&mut terminal, source, status);
     ratatui::restore();
+    let _ = std::panic::take_hook(); // back to the default hook
     result
 }
 
@@ -50,6 +61,7 @@ fn event_loop(
                 let was_paused = app.paused;
                 match app.on_key(key) {
                     Action::Quit => return Ok(()),
+                    Action::Redraw => terminal.clear()?,
                     Action::Watch(task) => source.watch(task),
                     Action::Replay(cmd) => source.replay(cmd),
                     Action::None => {}

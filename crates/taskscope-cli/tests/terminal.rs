@@ -24,10 +24,16 @@ fn tmux(args: &[&str]) -> String {
 
 fn wait_for_screen(session: &str, timeout: Duration, what: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + timeout;
+    let mut tries = 0;
     loop {
         let screen = tmux(&["capture-pane", "-p", "-t", session]);
         if what(&screen) || Instant::now() > deadline {
             return screen;
+        }
+        tries += 1;
+        if tries % 10 == 0 {
+            // A capture can race the terminal (half a frame); ask for a full repaint.
+            tmux(&["send-keys", "-t", session, "C-l"]);
         }
         std::thread::sleep(Duration::from_millis(200));
     }

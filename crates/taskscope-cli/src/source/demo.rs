@@ -147,7 +147,6 @@ impl Running {
                 else {
                     return;
                 };
-                std::panic::set_hook(Box::new(|_| {})); // the demo's panicking task stays off the screen
                 rt.block_on(async {
                     tokio::select! {
                         _ = workload(Instant::now() + Duration::from_secs(24 * 3600)) => {}

@@ -7,8 +7,9 @@ use ratatui::Frame;
 
 use super::block;
 
-pub const KEYS: [(&str, &str); 17] = [
+pub const KEYS: [(&str, &str); 18] = [
     ("q, ctrl-c", "quit"),
+    ("ctrl-l", "repaint the screen"),
     ("?", "this help (any key closes it)"),
     ("tab, shift-tab", "next, previous view"),
     ("1-6", "Overview, Tasks, Task, Locks, Semaphores, Warnings"),
