@@ -62,11 +62,8 @@ fn replay_shows_what_the_report_says() {
     app.view = View::Locks;
     let screen = text(&render(&app, 160, 40));
     let row = screen.lines().find(|l| l.contains("compat-lock")).unwrap();
-    assert!(
-        row.split_whitespace()
-            .any(|c| c == lock["acquisitions"].to_string()),
-        "{row}"
-    );
+    let acquisitions = lock["acquisitions"].to_string();
+    assert!(row.split_whitespace().any(|c| c == acquisitions), "{row}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
