@@ -29,11 +29,11 @@ pub(crate) struct Exporter {
 
 /// Every collector tick (100 ms) sends new warnings, workers and runtimes; every `TASKS_EVERY`
 /// ticks (1 s, tokio-console's default publish interval) the changed counters of tasks, locks
-/// and semaphores, and the details of watched tasks; every `GROUPS_EVERY` ticks (2 s) the task
+/// and semaphores, and the details of watched tasks; every `GROUPS_EVERY` ticks (5 s) the task
 /// groups, which merge every live task's histograms. Key frames carry everything. This keeps
 /// the stream of 10,000 busy tasks near 2 % of a core (measured by `examples/stream_cost.rs`).
 const TASKS_EVERY: u64 = 10;
-const GROUPS_EVERY: u64 = 20;
+const GROUPS_EVERY: u64 = 50;
 
 impl Exporter {
     fn active(&self) -> bool {
