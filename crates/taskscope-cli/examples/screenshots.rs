@@ -17,8 +17,12 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .unwrap_or_else(|| format!("{}/../../screenshots", env!("CARGO_MANIFEST_DIR")));
     std::fs::create_dir_all(&out)?;
-    let mut snapshots =
-        demo::run_sampled(Duration::from_secs(4), None, Duration::from_millis(100))?;
+    let mut snapshots = demo::run_sampled(
+        Duration::from_secs(4),
+        None,
+        None,
+        Duration::from_millis(100),
+    )?;
     snapshots.pop(); // the final one is taken after the demo's runtime shut down
     let mut app = App::new("demo");
     for s in snapshots {

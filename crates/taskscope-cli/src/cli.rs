@@ -33,6 +33,9 @@ enum Command {
         /// Also write a report here when the demo ends (format by extension: .json).
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Also record the demo's stream to this file (for `taskscope replay` and `report`).
+        #[arg(long)]
+        record: Option<PathBuf>,
     },
     /// Attach the dashboard to a running app; reconnects when the app restarts.
     Top {
@@ -92,18 +95,21 @@ pub fn run() -> anyhow::Result<ExitCode> {
             headless: true,
             duration,
             report,
+            record,
         } => {
-            let summary =
-                demo::run_headless(duration, report.as_deref()).context("running the demo")?;
+            let summary = demo::run_headless(duration, report.as_deref(), record.as_deref())
+                .context("running the demo")?;
             print!("{summary}");
         }
         Command::Demo {
             headless: false,
             report,
+            record,
             ..
         } => {
             tui::check_terminal()?;
-            let running = demo::Running::start(report.as_deref()).context("starting the demo")?;
+            let running = demo::Running::start(report.as_deref(), record.as_deref())
+                .context("starting the demo")?;
             let addr = running.addr();
             let source = Source::Live(live::connect(addr.clone(), None));
             tui::run(source, &format!("demo on {addr}"))?;

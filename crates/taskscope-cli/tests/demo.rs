@@ -12,9 +12,12 @@ fn headless_demo_finds_every_seeded_problem_and_writes_the_report() {
     let dir = std::env::temp_dir().join(format!("taskscope-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("demo.json");
+    let record = dir.join("demo.tsrec");
     let out = taskscope()
         .args(["demo", "--headless", "--duration", "2s", "--report"])
         .arg(&report)
+        .arg("--record")
+        .arg(&record)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -51,6 +54,30 @@ fn headless_demo_finds_every_seeded_problem_and_writes_the_report() {
         .unwrap()
         .iter()
         .any(|s| s["name"] == "db-pool"));
+    // The recording replays into the same findings.
+    let replayed = dir.join("replayed.json");
+    let status = taskscope()
+        .args(["report"])
+        .arg(&record)
+        .arg("-o")
+        .arg(&replayed)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&replayed).unwrap()).unwrap();
+    let kinds = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["kind"].to_string())
+            .collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    assert_eq!(kinds(&again), kinds(&json));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -130,11 +130,12 @@ pub struct Running {
 
 impl Running {
     /// Starts the workload with the live stream on a free loopback port.
-    pub fn start(report: Option<&Path>) -> anyhow::Result<Running> {
-        let mut builder = taskscope::Builder::new().bind("127.0.0.1:0");
-        if let Some(path) = report {
-            builder = builder.report(path);
-        }
+    pub fn start(report: Option<&Path>, record: Option<&Path>) -> anyhow::Result<Running> {
+        let builder = outputs(
+            taskscope::Builder::new().bind("127.0.0.1:0"),
+            report,
+            record,
+        );
         let guard = builder.try_init()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -183,9 +184,28 @@ impl Drop for Running {
     }
 }
 
+/// Adds the report and recording the user asked for.
+fn outputs(
+    mut builder: taskscope::Builder,
+    report: Option<&Path>,
+    record: Option<&Path>,
+) -> taskscope::Builder {
+    if let Some(path) = report {
+        builder = builder.report(path);
+    }
+    if let Some(path) = record {
+        builder = builder.record(path);
+    }
+    builder
+}
+
 /// Runs the demo for `duration` without a terminal and returns the findings as Markdown.
-pub fn run_headless(duration: Duration, report: Option<&Path>) -> anyhow::Result<String> {
-    let snapshots = run_sampled(duration, report, duration)?;
+pub fn run_headless(
+    duration: Duration,
+    report: Option<&Path>,
+    record: Option<&Path>,
+) -> anyhow::Result<String> {
+    let snapshots = run_sampled(duration, report, record, duration)?;
     Ok(summary(
         snapshots.last().expect("at least the final snapshot"),
     ))
@@ -196,12 +216,10 @@ pub fn run_headless(duration: Duration, report: Option<&Path>) -> anyhow::Result
 pub fn run_sampled(
     duration: Duration,
     report: Option<&Path>,
+    record: Option<&Path>,
     every: Duration,
 ) -> anyhow::Result<Vec<Snapshot>> {
-    let mut builder = taskscope::Builder::new().no_server();
-    if let Some(path) = report {
-        builder = builder.report(path);
-    }
+    let builder = outputs(taskscope::Builder::new().no_server(), report, record);
     let guard = builder.try_init()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
