@@ -13,6 +13,8 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 
 use super::histogram::AtomicHistogram;
+pub(crate) use super::waiters::Waiter;
+use super::waiters::WaiterTable;
 
 /// What kind of primitive a [`LockStats`] describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,28 +36,6 @@ impl LockKind {
     }
 }
 
-/// Waiters listed per lock; more wait rarely, and are still counted.
-const WAITER_SLOTS: usize = 16;
-/// A table slot being filled in.
-const CLAIMED: u64 = u64::MAX;
-/// A waiter outside instrumented tasks.
-const UNKNOWN_TASK: u64 = u64::MAX - 1;
-
-#[derive(Debug)]
-struct WaiterSlot {
-    task: AtomicU64,
-    since: AtomicU64,
-    location: AtomicUsize,
-}
-
-/// A task waiting to acquire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Waiter {
-    pub(crate) task: u64,
-    pub(crate) since: u64,
-    pub(crate) location: &'static Location<'static>,
-}
-
 #[derive(Debug)]
 pub(crate) struct LockStats {
     pub(crate) id: u64,
@@ -73,7 +53,7 @@ pub(crate) struct LockStats {
     /// Semaphores: permits available, as last seen by an acquire or release.
     pub(crate) available: AtomicU64,
     /// Who waits now (lock-free; waits beyond the table are counted but not listed).
-    waiters: [WaiterSlot; WAITER_SLOTS],
+    waiters: WaiterTable,
     pub(crate) waiting: AtomicU64,
     pub(crate) max_waiters: AtomicU64,
     /// Locks held while acquiring this one, already reported to the lock-order graph.
@@ -106,13 +86,7 @@ impl LockStats {
             holder: AtomicU64::new(0),
             holder_location: AtomicPtr::new(std::ptr::null_mut()),
             available: AtomicU64::new(0),
-            waiters: [const {
-                WaiterSlot {
-                    task: AtomicU64::new(0),
-                    since: AtomicU64::new(0),
-                    location: AtomicUsize::new(0),
-                }
-            }; WAITER_SLOTS],
+            waiters: WaiterTable::new(),
             waiting: AtomicU64::new(0),
             max_waiters: AtomicU64::new(0),
             predecessors: [const { AtomicU64::new(0) }; 4],
@@ -154,58 +128,20 @@ impl LockStats {
         if n > self.max_waiters.load(Relaxed) {
             self.max_waiters.fetch_max(n, Relaxed);
         }
-        let mark = if waiter.task == 0 {
-            UNKNOWN_TASK
-        } else {
-            waiter.task
-        };
-        let index = self.waiters.iter().position(|slot| {
-            slot.task.load(Relaxed) == 0
-                && slot
-                    .task
-                    .compare_exchange(0, CLAIMED, Acquire, Relaxed)
-                    .is_ok()
-        })?;
-        let slot = &self.waiters[index];
-        slot.since.store(waiter.since, Relaxed);
-        slot.location.store(
-            waiter.location as *const Location<'static> as usize,
-            Relaxed,
-        );
-        slot.task.store(mark, Release);
-        Some(index)
+        self.waiters.insert(waiter)
     }
 
     /// Unlists a waiter (acquired, or its wait was cancelled).
     pub(crate) fn stop_waiting(&self, index: Option<usize>) {
         if let Some(index) = index {
-            self.waiters[index].task.store(0, Release);
+            self.waiters.remove(index);
         }
         self.waiting.fetch_sub(1, Relaxed);
     }
 
     /// The listed waiters now.
     pub(crate) fn waiters(&self) -> Vec<Waiter> {
-        let mut out = Vec::new();
-        for slot in &self.waiters {
-            let task = slot.task.load(Acquire);
-            if task == 0 || task == CLAIMED {
-                continue;
-            }
-            let (since, location) = (slot.since.load(Relaxed), slot.location.load(Relaxed));
-            if slot.task.load(Acquire) != task || location == 0 {
-                continue; // reused while we read it
-            }
-            // SAFETY: locations are `&'static Location`s stored as addresses.
-            let location = unsafe { &*(location as *const Location<'static>) };
-            let task = if task == UNKNOWN_TASK { 0 } else { task };
-            out.push(Waiter {
-                task,
-                since,
-                location,
-            });
-        }
-        out
+        self.waiters.list()
     }
 }
 

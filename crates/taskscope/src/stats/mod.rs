@@ -4,3 +4,4 @@
 pub(crate) mod histogram;
 pub(crate) mod lock;
 pub(crate) mod task;
+pub(crate) mod waiters;
