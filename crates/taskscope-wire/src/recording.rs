@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
-use crate::frame::{Frame, WireError, MAX_FRAME, WIRE_VERSION};
+use crate::frame::{read_full, Frame, WireError, MAX_FRAME, WIRE_VERSION};
 
 /// The first 8 bytes of every recording.
 pub const MAGIC: [u8; 8] = *b"TSREC\r\n\x1a";
@@ -191,18 +191,6 @@ fn checksum(head: &[u8], payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
 
 #[cfg(test)]
 mod tests {
