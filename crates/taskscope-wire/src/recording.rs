@@ -191,7 +191,6 @@ fn checksum(head: &[u8], payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

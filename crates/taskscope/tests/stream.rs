@@ -493,3 +493,57 @@ fn a_watched_task_comes_with_its_histograms_and_unix_sockets_work() {
     assert!(!path.exists(), "the socket file is removed at shutdown");
     let _ = driver.join();
 }
+
+#[test]
+fn a_size_capped_recording_rotates_and_both_files_read() {
+    let dir = std::env::temp_dir().join(format!("taskscope-rotate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("app.tsrec");
+    let guard = exclusive(|| {
+        taskscope::Builder::new()
+            .no_server()
+            .record(&path)
+            .record_max_bytes(4096)
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for i in 0..60 {
+            taskscope::spawn_named(format!("rotating-{i}"), async {
+                tokio::time::sleep(Duration::from_millis(25)).await
+            })
+            .await
+            .unwrap();
+        }
+    });
+    drop(guard);
+    let mut old = path.clone().into_os_string();
+    old.push(".1");
+    for file in [path.clone(), old.into()] {
+        let rec = RecordingReader::open(&file).unwrap().read_all();
+        assert!(
+            rec.stopped.is_none(),
+            "{}: {:?}",
+            file.display(),
+            rec.stopped
+        );
+        // Each file starts afresh: a hello and a key frame, readable on its own.
+        assert!(
+            matches!(rec.frames.first(), Some((_, Frame::Hello(_)))),
+            "{}",
+            file.display()
+        );
+        assert!(
+            matches!(&rec.frames[1].1, Frame::Update(u) if u.full),
+            "{}",
+            file.display()
+        );
+    }
+    assert!(
+        std::fs::metadata(&path).unwrap().len() < 64 * 1024,
+        "the cap bounds the file"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

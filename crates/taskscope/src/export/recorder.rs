@@ -42,6 +42,15 @@ impl Recorder {
         at_ms: u64,
         registry: &Registry,
     ) {
+        // Rotate before writing, so a new file always starts with frames (never left empty).
+        let over = self
+            .writer
+            .as_ref()
+            .zip(self.max_bytes)
+            .is_some_and(|(w, max)| w.bytes_written() >= max);
+        if over {
+            self.rotate();
+        }
         let Some(writer) = &mut self.writer else {
             return;
         };
@@ -65,13 +74,6 @@ impl Recorder {
             // A full disk must not take the application down: stop recording, say so once.
             tracing::error!(target: "taskscope", "recording to {} stopped: {e}", self.path.display());
             self.writer = None;
-            return;
-        }
-        if self
-            .max_bytes
-            .is_some_and(|max| writer.bytes_written() >= max)
-        {
-            self.rotate();
         }
     }
 
