@@ -29,7 +29,7 @@ pub const KEYS: [(&str, &str); 18] = [
 ];
 
 pub fn render(frame: &mut Frame, area: Rect) {
-    let width = 64.min(area.width);
+    let width = 76.min(area.width);
     let height = (KEYS.len() as u16 + 2).min(area.height);
     let [area] = Layout::horizontal([Constraint::Length(width)])
         .flex(Flex::Center)
