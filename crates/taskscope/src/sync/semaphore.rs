@@ -282,23 +282,40 @@ impl Semaphore {
     }
 }
 
+/// Forgets the permits of a borrowed or owned permit, keeping the semaphore's count true.
+fn forget_permits(inner: &mut Option<tokio::sync::SemaphorePermit<'_>>, sem: &Semaphore) {
+    if let Some(inner) = inner.take() {
+        let n = inner.num_permits() as u64;
+        inner.forget();
+        if let Some(stats) = &sem.stats {
+            stats.permits.fetch_sub(n, Relaxed);
+        }
+    }
+}
+
+/// Moves `theirs` into `ours`.
+fn merge_permits<'a>(
+    ours: &mut Option<tokio::sync::SemaphorePermit<'a>>,
+    theirs: &mut Option<tokio::sync::SemaphorePermit<'a>>,
+) {
+    if let (Some(inner), Some(theirs)) = (ours.as_mut(), theirs.take()) {
+        inner.merge(theirs);
+    }
+}
+
+fn count(inner: &Option<tokio::sync::SemaphorePermit<'_>>) -> usize {
+    inner.as_ref().map_or(0, |p| p.num_permits())
+}
+
 impl<'a> SemaphorePermit<'a> {
     /// Keeps the permits out of the semaphore for good.
     pub fn forget(mut self) {
-        if let Some(inner) = self.inner.take() {
-            let n = inner.num_permits() as u64;
-            inner.forget();
-            if let Some(stats) = &self.sem.stats {
-                stats.permits.fetch_sub(n, Relaxed);
-            }
-        }
+        forget_permits(&mut self.inner, self.sem);
     }
 
     /// Moves the permits of `other` into this one.
     pub fn merge(&mut self, mut other: Self) {
-        if let (Some(inner), Some(theirs)) = (self.inner.as_mut(), other.inner.take()) {
-            inner.merge(theirs);
-        }
+        merge_permits(&mut self.inner, &mut other.inner);
     }
 
     /// Splits `n` permits off into a new permit, or `None` if this one holds fewer.
@@ -313,7 +330,7 @@ impl<'a> SemaphorePermit<'a> {
 
     /// How many permits this holds.
     pub fn num_permits(&self) -> usize {
-        self.inner.as_ref().map_or(0, |p| p.num_permits())
+        count(&self.inner)
     }
 
     /// The semaphore the permits came from.
@@ -347,20 +364,12 @@ impl OwnedSemaphorePermit {
 
     /// Keeps the permits out of the semaphore for good.
     pub fn forget(mut self) {
-        if let Some(inner) = self.inner.take() {
-            let n = inner.num_permits() as u64;
-            inner.forget();
-            if let Some(stats) = &self.sem.stats {
-                stats.permits.fetch_sub(n, Relaxed);
-            }
-        }
+        forget_permits(&mut self.inner, &self.sem);
     }
 
     /// Moves the permits of `other` (of the same semaphore) into this one.
     pub fn merge(&mut self, mut other: Self) {
-        if let (Some(inner), Some(theirs)) = (self.inner.as_mut(), other.inner.take()) {
-            inner.merge(theirs);
-        }
+        merge_permits(&mut self.inner, &mut other.inner);
     }
 
     /// Splits `n` permits off into a new permit, or `None` if this one holds fewer.
@@ -375,7 +384,7 @@ impl OwnedSemaphorePermit {
 
     /// How many permits this holds.
     pub fn num_permits(&self) -> usize {
-        self.inner.as_ref().map_or(0, |p| p.num_permits())
+        count(&self.inner)
     }
 
     /// The semaphore the permits came from.
