@@ -58,7 +58,7 @@ enum Command {
         /// Where to write; the format follows the extension unless --format says otherwise.
         #[arg(short, long)]
         output: PathBuf,
-        /// json or prom.
+        /// json, md, csv or prom.
         #[arg(long)]
         format: Option<String>,
         /// For a live app: how long to listen before writing.
@@ -161,8 +161,10 @@ fn report(
     };
     let text = match format.as_str() {
         "json" => taskscope_report::json::render(&snapshot),
+        "md" | "markdown" => taskscope_report::markdown::render(&snapshot),
+        "csv" => taskscope_report::csv::render(&snapshot),
         "prom" | "txt" => taskscope_report::prometheus::render(&snapshot),
-        other => bail!("unknown report format `{other}`: use json or prom"),
+        other => bail!("unknown report format `{other}`: use json, md, csv or prom"),
     };
     std::fs::write(output, text).with_context(|| format!("writing {}", output.display()))?;
     Ok(())

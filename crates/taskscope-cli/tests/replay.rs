@@ -53,6 +53,25 @@ fn replay_shows_what_the_report_says() {
     let shown_p99 = cells[6];
     let report_p99 = taskscope_cli::app::fmt_ns(group["poll_ns"]["p99"].as_u64().unwrap());
     assert_eq!(shown_p99, report_p99, "{row}");
+    // The same recording as Markdown and CSV.
+    for (ext, needle) in [
+        ("md", "| compat-worker |"),
+        ("csv", "task_group,compat-worker,"),
+    ] {
+        let out = dir.join(format!("report.{ext}"));
+        let status = Command::new(env!("CARGO_BIN_EXE_taskscope"))
+            .args([
+                "report",
+                recording().to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.contains(needle), "{ext}: {text}");
+    }
     let lock = report["locks"]
         .as_array()
         .unwrap()

@@ -2,5 +2,7 @@
 //! count and percentiles of poll time and scheduled delay, totals, and every warning.
 #![deny(missing_docs)]
 
+pub mod csv;
 pub mod json;
+pub mod markdown;
 pub mod prometheus;

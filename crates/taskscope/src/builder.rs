@@ -72,7 +72,7 @@ impl std::fmt::Display for Error {
             }
             Error::UnsupportedReportFormat(path) => write!(
                 f,
-                "cannot write a report to {}: the format is chosen by extension and this version writes .json",
+                "cannot write a report to {}: the format is chosen by the extension: .json, .md, .csv or .prom",
                 path.display()
             ),
             Error::AlreadyRunning => f.write_str("taskscope is already initialised in this process"),
@@ -252,7 +252,8 @@ impl Builder {
         self
     }
 
-    /// Writes a report here when the Guard drops; the format follows the extension (`.json`).
+    /// Writes a report here when the Guard drops; the format follows the extension (`.json`,
+    /// `.md`, `.csv`, `.prom`).
     pub fn report(mut self, path: impl Into<PathBuf>) -> Self {
         self.report = Some(path.into());
         self
@@ -474,7 +475,7 @@ fn env_ms(var: &'static str) -> Result<Option<Duration>, Error> {
 
 fn check_report_path(path: &Path) -> Result<(), Error> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => Ok(()),
+        Some("json" | "md" | "csv" | "prom") => Ok(()),
         _ => Err(Error::UnsupportedReportFormat(path.to_path_buf())),
     }
 }
@@ -616,6 +617,11 @@ fn alive_at_exit(shared: &'static Shared, registry: &mut registry::Registry) {
 }
 
 fn write_report(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    let report = taskscope_report::json::render(snapshot);
+    let report = match path.extension().and_then(|e| e.to_str()) {
+        Some("md") => taskscope_report::markdown::render(snapshot),
+        Some("csv") => taskscope_report::csv::render(snapshot),
+        Some("prom") => taskscope_report::prometheus::render(snapshot),
+        _ => taskscope_report::json::render(snapshot),
+    };
     std::fs::write(path, report)
 }

@@ -1,0 +1,160 @@
+//! The Markdown report: reads well in a terminal and in a pull-request comment. Worst offenders
+//! first: warnings, then the slowest task groups, the most waited-on locks and semaphores.
+
+use std::fmt::Write;
+
+use taskscope_wire::{Percentiles, Snapshot, WarningKind};
+
+fn ns(v: u64) -> String {
+    match v {
+        0..=999 => format!("{v} ns"),
+        1_000..=999_999 => format!("{:.1} µs", v as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} ms", v as f64 / 1e6),
+        _ => format!("{:.2} s", v as f64 / 1e9),
+    }
+}
+
+fn cells(p: &Percentiles) -> String {
+    format!(
+        "{} | {} | {} | {} | {}",
+        ns(p.p50),
+        ns(p.p90),
+        ns(p.p99),
+        ns(p.p999),
+        ns(p.max)
+    )
+}
+
+/// Escapes what would break a table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The snapshot as Markdown.
+pub fn render(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
+    let p = &snapshot.process;
+    let _ = writeln!(out, "# taskscope report: {} (pid {})\n", p.name, p.pid);
+    let _ = writeln!(
+        out,
+        "{:.1} s observed · {} task groups · {} locks · {} semaphores · {} warnings{}\n",
+        snapshot.taken_at_ms as f64 / 1000.0,
+        snapshot.task_groups.len(),
+        snapshot.locks.len(),
+        snapshot.semaphores.len(),
+        snapshot.warnings.len(),
+        if snapshot.dropped_events > 0 {
+            format!(
+                " · **{} events dropped: numbers are incomplete**",
+                snapshot.dropped_events
+            )
+        } else {
+            String::new()
+        }
+    );
+
+    let _ = writeln!(out, "## Warnings\n");
+    if snapshot.warnings.is_empty() {
+        let _ = writeln!(out, "None.\n");
+    } else {
+        let order = [
+            WarningKind::Deadlock,
+            WarningKind::BlockedWorker,
+            WarningKind::LockOrderInversion,
+            WarningKind::LockHeldAcrossAwait,
+            WarningKind::LongWait,
+            WarningKind::TaskPanicked,
+            WarningKind::TasksAliveAtExit,
+            WarningKind::EventsDropped,
+        ];
+        for kind in order {
+            let all: Vec<_> = snapshot.warnings_of(kind).collect();
+            if all.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "### {kind} ({})\n", all.len());
+            let mut worst = all.clone();
+            worst.sort_by_key(|w| std::cmp::Reverse(w.duration_ns.unwrap_or(0)));
+            for w in worst.iter().take(10) {
+                let _ = writeln!(
+                    out,
+                    "- {} _(at {:.1} s)_",
+                    w.message,
+                    w.at_ms as f64 / 1000.0
+                );
+            }
+            if all.len() > 10 {
+                let _ = writeln!(out, "- … and {} more", all.len() - 10);
+            }
+            let _ = writeln!(out);
+        }
+    }
+
+    let _ = writeln!(out, "## Task groups (most busy first)\n");
+    let _ = writeln!(out, "| group | spawned | completed | cancelled | panicked | polls | busy | poll p50 | p90 | p99 | p99.9 | max | sched p99 | location |");
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for g in &snapshot.task_groups {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | `{}` |",
+            cell(&g.name),
+            g.spawned,
+            g.completed,
+            g.cancelled,
+            g.panicked,
+            g.polls,
+            ns(g.busy_ns),
+            cells(&g.poll_ns.percentiles()),
+            ns(g.scheduled_ns.percentiles().p99),
+            g.location
+        );
+    }
+    if !snapshot.locks.is_empty() {
+        let _ = writeln!(out, "\n## Locks (most waited-on first)\n");
+        let _ = writeln!(out, "| lock | kind | acquisitions | contended | wait p50 | p90 | p99 | p99.9 | max | hold p99 | hold max | location |");
+        let _ = writeln!(
+            out,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        for l in &snapshot.locks {
+            let h = l.hold_ns.percentiles();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | `{}` |",
+                cell(&l.name),
+                l.kind,
+                l.acquisitions,
+                l.contended,
+                cells(&l.wait_ns.percentiles()),
+                ns(h.p99),
+                ns(h.max),
+                l.location
+            );
+        }
+    }
+    if !snapshot.semaphores.is_empty() {
+        let _ = writeln!(out, "\n## Semaphores\n");
+        let _ = writeln!(out, "| semaphore | permits | acquisitions | max waiters | saturated | wait p50 | p90 | p99 | p99.9 | max | location |");
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        for s in &snapshot.semaphores {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | `{}` |",
+                cell(&s.name),
+                s.permits,
+                s.acquisitions,
+                s.max_waiters,
+                ns(s.saturated_ns),
+                cells(&s.wait_ns.percentiles()),
+                s.location
+            );
+        }
+    }
+    out
+}
