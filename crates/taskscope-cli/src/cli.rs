@@ -58,7 +58,7 @@ enum Command {
         /// Where to write; the format follows the extension unless --format says otherwise.
         #[arg(short, long)]
         output: PathBuf,
-        /// json, md, csv or prom.
+        /// json, md, html, csv or prom.
         #[arg(long)]
         format: Option<String>,
         /// For a live app: how long to listen before writing.
@@ -163,8 +163,9 @@ fn report(
         "json" => taskscope_report::json::render(&snapshot),
         "md" | "markdown" => taskscope_report::markdown::render(&snapshot),
         "csv" => taskscope_report::csv::render(&snapshot),
+        "html" | "htm" => taskscope_report::html::render(&snapshot),
         "prom" | "txt" => taskscope_report::prometheus::render(&snapshot),
-        other => bail!("unknown report format `{other}`: use json, md, csv or prom"),
+        other => bail!("unknown report format `{other}`: use json, md, html, csv or prom"),
     };
     std::fs::write(output, text).with_context(|| format!("writing {}", output.display()))?;
     Ok(())

@@ -57,6 +57,7 @@ fn replay_shows_what_the_report_says() {
     for (ext, needle) in [
         ("md", "| compat-worker |"),
         ("csv", "task_group,compat-worker,"),
+        ("html", "<td>compat-worker</td>"),
     ] {
         let out = dir.join(format!("report.{ext}"));
         let status = Command::new(env!("CARGO_BIN_EXE_taskscope"))

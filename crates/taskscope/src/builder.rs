@@ -72,7 +72,7 @@ impl std::fmt::Display for Error {
             }
             Error::UnsupportedReportFormat(path) => write!(
                 f,
-                "cannot write a report to {}: the format is chosen by the extension: .json, .md, .csv or .prom",
+                "cannot write a report to {}: the format is chosen by the extension: .json, .md, .html, .csv or .prom",
                 path.display()
             ),
             Error::AlreadyRunning => f.write_str("taskscope is already initialised in this process"),
@@ -253,7 +253,7 @@ impl Builder {
     }
 
     /// Writes a report here when the Guard drops; the format follows the extension (`.json`,
-    /// `.md`, `.csv`, `.prom`).
+    /// `.md`, `.html`, `.csv`, `.prom`).
     pub fn report(mut self, path: impl Into<PathBuf>) -> Self {
         self.report = Some(path.into());
         self
@@ -475,7 +475,7 @@ fn env_ms(var: &'static str) -> Result<Option<Duration>, Error> {
 
 fn check_report_path(path: &Path) -> Result<(), Error> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("json" | "md" | "csv" | "prom") => Ok(()),
+        Some("json" | "md" | "html" | "csv" | "prom") => Ok(()),
         _ => Err(Error::UnsupportedReportFormat(path.to_path_buf())),
     }
 }
@@ -619,6 +619,7 @@ fn alive_at_exit(shared: &'static Shared, registry: &mut registry::Registry) {
 fn write_report(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
     let report = match path.extension().and_then(|e| e.to_str()) {
         Some("md") => taskscope_report::markdown::render(snapshot),
+        Some("html") => taskscope_report::html::render(snapshot),
         Some("csv") => taskscope_report::csv::render(snapshot),
         Some("prom") => taskscope_report::prometheus::render(snapshot),
         _ => taskscope_report::json::render(snapshot),

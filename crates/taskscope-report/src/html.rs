@@ -1,0 +1,267 @@
+//! A self-contained HTML report: tables and inline SVG charts (per-group poll percentiles on a log
+//! scale, each group's poll-time histogram, a timeline of warnings), no scripts, no network.
+
+use std::fmt::Write;
+
+use taskscope_wire::{bucket_range, Histogram, Snapshot, WarningKind};
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn ns(v: u64) -> String {
+    match v {
+        0..=999 => format!("{v} ns"),
+        1_000..=999_999 => format!("{:.1} µs", v as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} ms", v as f64 / 1e6),
+        _ => format!("{:.2} s", v as f64 / 1e9),
+    }
+}
+
+fn colour(kind: WarningKind) -> &'static str {
+    match kind {
+        WarningKind::BlockedWorker | WarningKind::Deadlock => "#d33",
+        WarningKind::TaskPanicked | WarningKind::LockOrderInversion => "#a3a",
+        _ => "#c90",
+    }
+}
+
+/// x position (0..width) of a duration on a log scale from 100 ns to 10 s.
+fn log_x(v: u64, width: f64) -> f64 {
+    let v = (v.max(100) as f64).log10();
+    ((v - 2.0) / 8.0).clamp(0.0, 1.0) * width
+}
+
+/// p50 / p99 / max of a histogram as bars on a log axis.
+fn percentile_bars(h: &Histogram) -> String {
+    let p = h.percentiles();
+    let w = 260.0;
+    let mut svg = format!(
+        r#"<svg width="{w}" height="18" role="img"><title>p50 {} · p99 {} · max {}</title>"#,
+        ns(p.p50),
+        ns(p.p99),
+        ns(p.max)
+    );
+    for (v, fill) in [(p.max, "#f3c0c0"), (p.p99, "#e58"), (p.p50, "#36c")] {
+        let _ = write!(
+            svg,
+            r##"<rect x="0" y="3" width="{:.1}" height="12" fill="{fill}"/>"##,
+            log_x(v, w)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The histogram's shape: counts per power of two, on the same log axis.
+fn histogram_svg(h: &Histogram) -> String {
+    let (w, ht) = (260.0, 40.0);
+    let mut octaves: Vec<(u64, u64)> = Vec::new();
+    for &(i, c) in &h.buckets {
+        let low = bucket_range(i as usize).0.max(1);
+        let octave = 1u64 << (63 - low.leading_zeros());
+        match octaves.last_mut() {
+            Some((o, n)) if *o == octave => *n += c,
+            _ => octaves.push((octave, c)),
+        }
+    }
+    let max = octaves.iter().map(|&(_, c)| c).max().unwrap_or(1).max(1) as f64;
+    let mut svg = format!(r#"<svg width="{w}" height="{ht}" role="img">"#);
+    for (octave, c) in octaves {
+        let (x0, x1) = (log_x(octave, w), log_x(octave * 2, w));
+        let bh = (c as f64 / max) * (ht - 2.0);
+        let _ = write!(
+            svg,
+            r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="#7a9"><title>{} – {}: {c}</title></rect>"##,
+            ht - bh,
+            (x1 - x0 - 1.0).max(1.0),
+            ns(octave),
+            ns(octave * 2)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn timeline(snapshot: &Snapshot) -> String {
+    let (w, h) = (900.0, 60.0);
+    let end = snapshot
+        .taken_at_ms
+        .max(snapshot.warnings.iter().map(|w| w.at_ms).max().unwrap_or(0))
+        .max(1) as f64;
+    let mut svg = format!(
+        r##"<svg width="{w}" height="{h}" role="img"><line x1="0" y1="{}" x2="{w}" y2="{}" stroke="#999"/>"##,
+        h / 2.0,
+        h / 2.0
+    );
+    for warning in &snapshot.warnings {
+        let x = warning.at_ms as f64 / end * (w - 10.0) + 5.0;
+        let width = warning
+            .duration_ns
+            .map_or(3.0, |d| (d as f64 / 1e6 / end * (w - 10.0)).max(3.0));
+        let _ = write!(
+            svg,
+            r#"<rect x="{x:.1}" y="{:.1}" width="{width:.1}" height="20" fill="{}" opacity="0.8"><title>{:.1} s {}: {}</title></rect>"#,
+            h / 2.0 - 10.0,
+            colour(warning.kind),
+            warning.at_ms as f64 / 1000.0,
+            warning.kind,
+            esc(&warning.message)
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<text x="0" y="{h}" font-size="11" fill="#666">0 s</text><text x="{}" y="{h}" font-size="11" fill="#666" text-anchor="end">{:.1} s</text></svg>"##,
+        w,
+        end / 1000.0
+    );
+    svg
+}
+
+/// The snapshot as one self-contained HTML page.
+pub fn render(snapshot: &Snapshot) -> String {
+    let p = &snapshot.process;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>taskscope report: {name}</title><style>
+body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}} h1{{font-size:1.5em}} h2{{margin-top:1.6em}}
+table{{border-collapse:collapse}} td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right;vertical-align:middle}}
+td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} td.l{{white-space:normal}} code{{font-size:12px;color:#555}} .k{{font-weight:bold}}
+.legend span{{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}}
+</style></head><body><h1>taskscope report: {name} (pid {pid})</h1>
+<p>{secs:.1} s observed · {groups} task groups · {locks} locks · {sems} semaphores · {warns} warnings{dropped}</p>"#,
+        name = esc(&p.name),
+        pid = p.pid,
+        secs = snapshot.taken_at_ms as f64 / 1000.0,
+        groups = snapshot.task_groups.len(),
+        locks = snapshot.locks.len(),
+        sems = snapshot.semaphores.len(),
+        warns = snapshot.warnings.len(),
+        dropped = if snapshot.dropped_events > 0 {
+            format!(
+                " · <b>{} events dropped: numbers are incomplete</b>",
+                snapshot.dropped_events
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = write!(out, "<h2>Warnings</h2>{}", timeline(snapshot));
+    let _ = write!(out, "<table><tr><th>at</th><th>kind</th><th>what</th></tr>");
+    for w in snapshot.warnings.iter().rev() {
+        let _ = write!(
+            out,
+            r#"<tr><td>{:.1} s</td><td class="l k" style="color:{}">{}</td><td class="l">{}</td></tr>"#,
+            w.at_ms as f64 / 1000.0,
+            colour(w.kind),
+            w.kind,
+            esc(&w.message)
+        );
+    }
+    out.push_str("</table>");
+    out.push_str(r##"<h2>Task groups (most busy first)</h2><p class="legend">poll time on a log axis, 100 ns to 10 s:<span style="background:#36c"></span>p50<span style="background:#e58"></span>p99<span style="background:#f3c0c0"></span>max</p>
+<table><tr><th>group</th><th>spawned</th><th>polls</th><th>busy</th><th>p50</th><th>p99</th><th>max</th><th>percentiles</th><th>histogram</th><th>location</th></tr>"##);
+    for g in &snapshot.task_groups {
+        let pc = g.poll_ns.percentiles();
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="l"><code>{}</code></td></tr>"#,
+            esc(&g.name),
+            g.spawned,
+            g.polls,
+            ns(g.busy_ns),
+            ns(pc.p50),
+            ns(pc.p99),
+            ns(pc.max),
+            percentile_bars(&g.poll_ns),
+            histogram_svg(&g.poll_ns),
+            esc(&g.location)
+        );
+    }
+    out.push_str("</table>");
+    if !snapshot.locks.is_empty() {
+        out.push_str("<h2>Locks (most waited-on first)</h2><table><tr><th>lock</th><th>kind</th><th>acquisitions</th><th>contended</th><th>wait p99</th><th>wait</th><th>hold p99</th><th>hold</th><th>location</th></tr>");
+        for l in &snapshot.locks {
+            let _ = write!(
+                out,
+                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="l"><code>{}</code></td></tr>"#,
+                esc(&l.name),
+                esc(&l.kind),
+                l.acquisitions,
+                l.contended,
+                ns(l.wait_ns.percentiles().p99),
+                percentile_bars(&l.wait_ns),
+                ns(l.hold_ns.percentiles().p99),
+                percentile_bars(&l.hold_ns),
+                esc(&l.location)
+            );
+        }
+        out.push_str("</table>");
+    }
+    if !snapshot.semaphores.is_empty() {
+        out.push_str("<h2>Semaphores</h2><table><tr><th>semaphore</th><th>permits</th><th>acquisitions</th><th>max waiters</th><th>saturated</th><th>wait p99</th><th>wait</th><th>location</th></tr>");
+        for s in &snapshot.semaphores {
+            let _ = write!(
+                out,
+                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="l"><code>{}</code></td></tr>"#,
+                esc(&s.name),
+                s.permits,
+                s.acquisitions,
+                s.max_waiters,
+                ns(s.saturated_ns),
+                ns(s.wait_ns.percentiles().p99),
+                percentile_bars(&s.wait_ns),
+                esc(&s.location)
+            );
+        }
+        out.push_str("</table>");
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskscope_wire::{TaskGroup, Warning};
+
+    #[test]
+    fn self_contained_escaped_and_charted() {
+        let mut h = Histogram::default();
+        for v in [2_000u64, 3_000, 5_000_000] {
+            h.record(v);
+        }
+        let snap = Snapshot {
+            task_groups: vec![TaskGroup {
+                name: "<script>alert(1)</script>".into(),
+                poll_ns: h,
+                ..TaskGroup::default()
+            }],
+            warnings: vec![Warning::new(
+                1,
+                WarningKind::BlockedWorker,
+                10,
+                "blocked & stuck",
+            )],
+            taken_at_ms: 100,
+            ..Snapshot::default()
+        };
+        let html = render(&snap);
+        assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
+        assert!(
+            !html.contains("<script>") && html.contains("&lt;script&gt;"),
+            "names are escaped"
+        );
+        assert!(html.contains("blocked &amp; stuck"));
+        assert!(
+            html.matches("<svg").count() >= 3,
+            "timeline, percentile bars, histogram"
+        );
+        assert!(!html.contains("http"), "nothing loaded from the network");
+        assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+    }
+}
