@@ -66,6 +66,10 @@ pub struct TaskRow<'a> {
     pub poll_ns: Percentiles,
     /// Wake → poll delays.
     pub scheduled_ns: Percentiles,
+    /// `poll_ns` as a base64 HdrHistogram V2 serialisation.
+    pub poll_ns_hdr: String,
+    /// `scheduled_ns` as a base64 HdrHistogram V2 serialisation.
+    pub scheduled_ns_hdr: String,
 }
 
 /// One lock, or one side of an RwLock.
@@ -87,6 +91,10 @@ pub struct LockRow<'a> {
     pub wait_ns: Percentiles,
     /// Acquire → release (sampled, see the README).
     pub hold_ns: Percentiles,
+    /// `wait_ns` as a base64 HdrHistogram V2 serialisation.
+    pub wait_ns_hdr: String,
+    /// `hold_ns` as a base64 HdrHistogram V2 serialisation.
+    pub hold_ns_hdr: String,
 }
 
 /// One semaphore.
@@ -106,6 +114,8 @@ pub struct SemaphoreRow<'a> {
     pub saturated_ns: u64,
     /// Ask → acquire.
     pub wait_ns: Percentiles,
+    /// `wait_ns` as a base64 HdrHistogram V2 serialisation.
+    pub wait_ns_hdr: String,
 }
 
 fn summary(h: &Histogram) -> Percentiles {
@@ -139,6 +149,8 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                 busy_ns: g.busy_ns,
                 poll_ns: summary(&g.poll_ns),
                 scheduled_ns: summary(&g.scheduled_ns),
+                poll_ns_hdr: crate::hdr::encode(&g.poll_ns),
+                scheduled_ns_hdr: crate::hdr::encode(&g.scheduled_ns),
             })
             .collect(),
         locks: snapshot
@@ -153,6 +165,8 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                 max_waiters: l.max_waiters,
                 wait_ns: summary(&l.wait_ns),
                 hold_ns: summary(&l.hold_ns),
+                wait_ns_hdr: crate::hdr::encode(&l.wait_ns),
+                hold_ns_hdr: crate::hdr::encode(&l.hold_ns),
             })
             .collect(),
         semaphores: snapshot
@@ -166,6 +180,7 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                 max_waiters: s.max_waiters,
                 saturated_ns: s.saturated_ns,
                 wait_ns: summary(&s.wait_ns),
+                wait_ns_hdr: crate::hdr::encode(&s.wait_ns),
             })
             .collect(),
         warnings: &snapshot.warnings,

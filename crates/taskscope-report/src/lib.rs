@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod csv;
+pub mod hdr;
 pub mod html;
 pub mod json;
 pub mod markdown;
