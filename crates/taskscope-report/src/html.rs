@@ -3,22 +3,13 @@
 
 use std::fmt::Write;
 
-use taskscope_wire::{bucket_range, Histogram, Snapshot, WarningKind};
+use taskscope_wire::{bucket_range, fmt_ns as ns, Histogram, Snapshot, WarningKind};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn ns(v: u64) -> String {
-    match v {
-        0..=999 => format!("{v} ns"),
-        1_000..=999_999 => format!("{:.1} µs", v as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.1} ms", v as f64 / 1e6),
-        _ => format!("{:.2} s", v as f64 / 1e9),
-    }
 }
 
 fn colour(kind: WarningKind) -> &'static str {

@@ -3,16 +3,7 @@
 
 use std::fmt::Write;
 
-use taskscope_wire::{Percentiles, Snapshot, WarningKind};
-
-fn ns(v: u64) -> String {
-    match v {
-        0..=999 => format!("{v} ns"),
-        1_000..=999_999 => format!("{:.1} µs", v as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.1} ms", v as f64 / 1e6),
-        _ => format!("{:.2} s", v as f64 / 1e9),
-    }
-}
+use taskscope_wire::{fmt_ns as ns, Percentiles, Snapshot, WarningKind};
 
 fn cells(p: &Percentiles) -> String {
     format!(

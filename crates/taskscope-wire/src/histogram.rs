@@ -64,6 +64,16 @@ pub struct Histogram {
     pub sum: u64,
 }
 
+/// A duration in nanoseconds as people read it: `850 ns`, `12.3 µs`, `4.5 ms`, `1.20 s`.
+pub fn fmt_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
 /// The summary every report prints for a histogram: count and the usual percentiles, in ns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Percentiles {

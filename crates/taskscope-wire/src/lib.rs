@@ -16,7 +16,7 @@ pub use frame::{
     WireError, MAX_CLIENT_FRAME, MAX_FRAME, WIRE_VERSION,
 };
 pub use histogram::{
-    bucket_index, bucket_range, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS,
+    bucket_index, bucket_range, fmt_ns, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS,
 };
 pub use model::{
     Lock, Outcome, ProcessInfo, Runtime, Semaphore, Snapshot, Task, TaskGroup, TaskKind, TaskState,

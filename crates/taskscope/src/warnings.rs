@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+pub(crate) use taskscope_wire::fmt_ns;
 use taskscope_wire::{Task, Warning, WarningKind};
 
 use crate::clock;
@@ -42,6 +43,11 @@ impl Warnings {
 
     pub(crate) fn all(&self) -> Vec<Warning> {
         self.list.iter().cloned().collect()
+    }
+
+    /// The warnings, oldest first, without copying them.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Warning> {
+        self.list.iter()
     }
 
     pub(crate) fn ongoing(&self) -> impl Iterator<Item = &Warning> {
@@ -95,14 +101,4 @@ pub(crate) fn emit(w: &Warning) {
         "{}",
         w.message
     );
-}
-
-/// `12.3 ms`-style durations for messages.
-pub(crate) fn fmt_ns(ns: u64) -> String {
-    match ns {
-        0..=999 => format!("{ns} ns"),
-        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
-        _ => format!("{:.2} s", ns as f64 / 1e9),
-    }
 }

@@ -46,7 +46,8 @@ pub(crate) fn scan(shared: &'static Shared) {
     }
 
     let mut running = HashSet::new();
-    for slot in worker::all() {
+    let slots = worker::all();
+    for &slot in &slots {
         if !slot.alive.load(Acquire) {
             continue;
         }
@@ -107,7 +108,6 @@ pub(crate) fn scan(shared: &'static Shared) {
     crate::sync::graph::scan(shared, &mut registry, now);
 
     let probes: Vec<Arc<RuntimeProbe>> = registry.runtimes.clone();
-    let slots = worker::all();
     // The lag heartbeat wakes a worker thread (a futex wake): every 10 ms is plenty for a lag
     // histogram and costs a fifth of pinging on every scan.
     let ping = PINGS.fetch_add(1, Relaxed).is_multiple_of(PING_EVERY_SCANS);

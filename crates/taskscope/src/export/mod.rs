@@ -73,10 +73,11 @@ impl Exporter {
         let update = self.update_with(shared, registry, &mut sent, false, all_groups);
         self.sent_tasks = sent;
         let mut frames = vec![update];
-        for w in registry.warnings.all() {
-            if self.sent_warnings.get(&w.id) != Some(&w) {
+        // Up to 10,000 warnings are compared every tick: copy only the changed ones.
+        for w in registry.warnings.iter() {
+            if self.sent_warnings.get(&w.id) != Some(w) {
                 self.sent_warnings.insert(w.id, w.clone());
-                frames.push(Frame::Warning(Box::new(w)));
+                frames.push(Frame::Warning(Box::new(w.clone())));
             }
         }
         let at_ms = shared.ms_at(crate::clock::now());
