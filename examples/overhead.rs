@@ -215,7 +215,8 @@ fn main() {
         "per-poll cost, {tasks} tasks x {yields} yield_now, median of {rounds} rounds ({} CPUs)\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    // `--only taskscope` (for profiling) runs one variant on the multi-thread runtime.
+    // `--only taskscope` (for profiling) runs one variant on the multi-thread runtime
+    // (`--current-thread`: on a current-thread one).
     let args: Vec<String> = std::env::args().collect();
     if let Some(only) = args
         .iter()
@@ -226,11 +227,12 @@ fn main() {
             .iter()
             .find(|v| v.name().starts_with(only.as_str()))
             .expect("variant");
+        let multi = !args.iter().any(|a| a == "--current-thread");
         for _ in 0..rounds {
             println!(
                 "{}: {:.1} ns/poll",
                 variant.name(),
-                measure(variant, true, tasks, yields)
+                measure(variant, multi, tasks, yields)
             );
         }
         return;

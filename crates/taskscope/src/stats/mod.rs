@@ -5,3 +5,4 @@ pub(crate) mod histogram;
 pub(crate) mod lock;
 pub(crate) mod task;
 pub(crate) mod waiters;
+pub(crate) mod wake;

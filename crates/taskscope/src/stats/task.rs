@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use taskscope_wire::{bucket_index, bucket_range, Histogram, Outcome, TaskKind, TaskState};
 
 use super::histogram::{AtomicHistogram, DenseHistogram};
+use super::wake::WakeRef;
 
 pub(crate) const STATE_IDLE: u8 = 0;
 pub(crate) const STATE_RUNNING: u8 = 1;
@@ -21,36 +22,39 @@ pub(crate) const OUTCOME_CANCELLED: u8 = 2;
 pub(crate) const OUTCOME_PANICKED: u8 = 3;
 
 /// Polls buffered in the hot line before they are binned into the histograms.
-const SAMPLES: u8 = 8;
+const SAMPLES: u8 = 10;
 
 /// The one cache line every poll writes.
 ///
 /// Tasks migrate between workers, so every line a poll writes is a cross-core miss on the next
 /// poll elsewhere (measured with `perf annotate`: the histogram bucket increments dominated the
-/// wrapper's cost). So a poll writes only this line: the state, the wake stamp, the exact busy
-/// time and maximum, and the poll's histogram buckets appended to a small buffer. Every eighth poll
-/// bins the buffer into the histograms, touching their lines once for eight polls.
+/// wrapper's cost). So a poll writes only this line: the state, the exact busy time and maximum,
+/// and the poll's histogram buckets appended to a small buffer. Every tenth poll bins the buffer
+/// into the histograms, touching their lines once for ten polls. (The wake stamp is on the task's
+/// wake line, `stats::wake`, which the poll reads and the wakers write.)
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub(crate) struct Hot {
     pub(crate) state: AtomicU8,
     pub(crate) outcome: AtomicU8,
-    /// Samples in `samples` (0..=8).
+    /// Samples in `samples` (0..=10).
     pending: AtomicU8,
-    /// Ticks of the first wake since the last poll started (0: not woken).
-    pub(crate) woken_at: AtomicU64,
     busy_ns: AtomicU64,
     max_poll_ns: AtomicU64,
-    /// Eight samples of 32 bits: poll bucket + 1 (low 16), scheduled-delay bucket + 1 (high 16; 0
+    /// Ten samples of 32 bits: poll bucket + 1 (low 16), scheduled-delay bucket + 1 (high 16; 0
     /// when the poll was not preceded by a wake).
-    samples: [AtomicU64; 4],
+    samples: [AtomicU64; SAMPLE_WORDS],
 }
 
+const SAMPLE_WORDS: usize = SAMPLES as usize / 2;
+
 /// Statistics of one task. Only the poller writes them (one poll at a time), with plain loads
-/// and stores, except `woken_at`, which wakers write.
+/// and stores, except the wake line, which wakers write.
 #[derive(Debug)]
 pub(crate) struct TaskStats {
     pub(crate) hot: Hot,
+    /// The wake stamp and the waker proxy's count (see `stats::wake`).
+    pub(crate) wake: WakeRef,
     pub(crate) id: u64,
     pub(crate) name: Cow<'static, str>,
     pub(crate) location: &'static Location<'static>,
@@ -87,6 +91,7 @@ impl TaskStats {
     ) -> Self {
         TaskStats {
             hot: Hot::default(),
+            wake: WakeRef::new(),
             id,
             name,
             location,
@@ -186,7 +191,7 @@ impl TaskStats {
             hot.busy_ns.load(Relaxed) ^ u64::from(hot.pending.load(Relaxed)) << 56,
             hot.state.load(Relaxed),
             hot.outcome.load(Relaxed),
-            hot.woken_at.load(Relaxed) != 0,
+            self.woken(),
         )
     }
 
@@ -240,6 +245,11 @@ impl TaskStats {
         });
     }
 
+    /// Woken since its last poll started.
+    fn woken(&self) -> bool {
+        self.wake.cell().woken_at.load(Relaxed) != 0
+    }
+
     pub(crate) fn is_done(&self) -> bool {
         self.hot.state.load(Acquire) == STATE_DONE
     }
@@ -268,7 +278,7 @@ impl TaskStats {
         match self.hot.state.load(Acquire) {
             STATE_RUNNING => TaskState::Running,
             STATE_DONE => TaskState::Done,
-            _ if self.hot.woken_at.load(Relaxed) != 0 => TaskState::Scheduled,
+            _ if self.woken() => TaskState::Scheduled,
             STATE_SCHEDULED => TaskState::Scheduled,
             _ => TaskState::Idle,
         }
@@ -310,7 +320,7 @@ pub(crate) fn format_location(location: &Location<'_>) -> String {
 
 /// Calls `f(poll bucket, scheduled bucket)` for the first `count` buffered samples.
 fn for_each_sample(
-    words: &[AtomicU64; 4],
+    words: &[AtomicU64; SAMPLE_WORDS],
     count: u8,
     mut f: impl FnMut(Option<usize>, Option<usize>),
 ) {

@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 use crate::clock;
 use crate::registry::{self, Event};
 use crate::stats::task::*;
-use crate::task::waker::WakeProxy;
+use crate::task::waker::{cell_of, proxy_waker};
 use crate::worker;
 
 pin_project! {
@@ -25,8 +25,12 @@ pin_project! {
         #[pin]
         future: F,
         stats: Arc<TaskStats>,
-        // The waker proxy (and the runtime waker it forwards to), made at the first poll.
-        waker: Option<(Waker, Waker)>,
+        // `stats.id`, kept here: this struct's line is hot anyway (tokio's task cell), while
+        // `TaskStats`' second line would be one more cache miss per poll.
+        id: u64,
+        // The waker proxy, made at the first poll; the runtime waker it forwards to is on the
+        // task's wake line.
+        proxy: Option<Waker>,
         // Poll-end ticks of a poll during which the task woke itself (0: none).
         self_woken_at: u64,
     }
@@ -43,8 +47,9 @@ impl<F> Instrumented<F> {
     pub(crate) fn new(future: F, stats: Arc<TaskStats>) -> Self {
         Instrumented {
             future,
+            id: stats.id,
             stats,
-            waker: None,
+            proxy: None,
             self_woken_at: 0,
         }
     }
@@ -63,39 +68,43 @@ impl<F: Future> Future for Instrumented<F> {
         // Save what the slot held, in case this poll runs inside another instrumented poll.
         let (outer_task, outer_start) = (slot.task.load(Relaxed), slot.start.load(Relaxed));
         let outer_stats = slot.stats.load(Relaxed);
-        slot.task.store(stats.id, Relaxed);
+        slot.task.store(*this.id, Relaxed);
         slot.stats
             .store(stats as *const TaskStats as *mut TaskStats, Relaxed);
         slot.start.store(start, Release);
         let hot = &stats.hot;
         hot.state.store(STATE_RUNNING, Relaxed);
 
+        let proxy = match this.proxy {
+            Some(proxy) => &*proxy,
+            none => first_poll(none, stats, cx, start),
+        };
+        // SAFETY: `proxy` was made by `proxy_waker`.
+        let cell = unsafe { cell_of(proxy) };
+
         // The wake that made this poll happen: a self-wake in the last poll, or a waker's stamp.
         let woken = match *this.self_woken_at {
-            0 => hot.woken_at.load(Relaxed),
+            0 => cell.woken_at.load(Relaxed),
             at => at,
         };
         let scheduled = if woken != 0 {
             *this.self_woken_at = 0;
             // A plain store, not a swap: a wake landing between the load and this store is a wake
             // during this poll, already served by it.
-            hot.woken_at.store(0, Relaxed);
+            cell.woken_at.store(0, Relaxed);
             Some(clock::delta_ns(woken, start))
         } else {
             None
         };
 
-        let (proxy, inner) = match this.waker {
-            Some(wakers) => &*wakers,
-            none => first_poll(none, stats, this.stats, cx, start),
-        };
         // tokio gives a task the same waker on every poll; if a caller ever polls us with another
         // one, pass it through rather than wake the wrong one.
-        let result = if inner.will_wake(cx.waker()) {
-            let mut proxied = Context::from_waker(proxy);
-            catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)))
-        } else {
-            catch_unwind(AssertUnwindSafe(|| this.future.poll(cx)))
+        let result = match cell.target() {
+            Some((inner, _)) if inner.will_wake(cx.waker()) => {
+                let mut proxied = Context::from_waker(proxy);
+                catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)))
+            }
+            _ => catch_unwind(AssertUnwindSafe(|| this.future.poll(cx))),
         };
 
         let end = clock::now();
@@ -113,7 +122,7 @@ impl<F: Future> Future for Instrumented<F> {
                 .store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
         }
         if duration >= registry::BLOCKED_NS.load(Relaxed) {
-            long_poll(stats.id, start, end);
+            long_poll(*this.id, start, end);
         }
 
         match result {
@@ -144,18 +153,20 @@ impl<F: Future> Future for Instrumented<F> {
 #[cold]
 #[inline(never)]
 fn first_poll<'a>(
-    slot: &'a mut Option<(Waker, Waker)>,
+    slot: &'a mut Option<Waker>,
     stats: &TaskStats,
-    arc: &Arc<TaskStats>,
     cx: &Context<'_>,
     start: u64,
-) -> &'a (Waker, Waker) {
+) -> &'a Waker {
     stats.first_poll.store(start, Relaxed);
-    let proxy = Arc::new(WakeProxy {
-        stats: arc.clone(),
-        inner: cx.waker().clone(),
-    });
-    slot.insert((Waker::from(proxy), cx.waker().clone()))
+    // SAFETY: no proxy waker for this wake line exists before this one, so nothing reads the
+    // target concurrently; the first poll happens once.
+    unsafe {
+        stats
+            .wake
+            .set_target(cx.waker().clone(), stats as *const TaskStats as usize)
+    };
+    slot.insert(proxy_waker(stats.wake.clone()))
 }
 
 #[cold]

@@ -1,11 +1,15 @@
 //! The waker proxy: stamps the wake time so the next poll can measure the scheduled delay
 //! (wake → poll start), then forwards to the runtime's waker.
 //!
-//! One proxy is allocated per task, at its first poll; clones are reference-count increments.
-//! A wake costs one clock read and plain loads and stores — no read-modify-write: only the first
-//! wake since the last poll is stamped (later ones find the stamp set), and wakes are counted by
-//! the poller, which consumes the stamp. Two racing first wakes may both store; the later stamp
-//! wins, shortening that one delay by the race window.
+//! The proxy is a `RawWaker` over the task's wake line (`stats::wake::WakeCell`): cloning it
+//! counts a reference on that line, waking it stamps that line and forwards to the runtime waker
+//! stored there. A whole wake cycle touches that one line of the task and nothing else.
+//!
+//! A wake costs one clock read and plain loads and stores — no read-modify-write besides the
+//! reference count tokio's own wakers pay too: only the first wake since the last poll is stamped
+//! (later ones find the stamp set), and wakes are counted by the poller, which consumes the stamp.
+//! Two racing first wakes may both store; the later stamp wins, shortening that one delay by the
+//! race window.
 //!
 //! A self-wake (the task waking itself during its own poll) only sets a flag in the thread's
 //! worker slot: the poll wrapper then reuses its poll-end clock read as the wake time. (tokio's
@@ -13,44 +17,67 @@
 //! the poll and counts as an ordinary wake, stamped when it really happens.)
 
 use std::sync::atomic::Ordering::*;
-use std::sync::Arc;
-use std::task::{Wake, Waker};
+use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use crate::clock;
-use crate::stats::task::TaskStats;
+use crate::stats::wake::{WakeCell, WakeRef};
 use crate::worker;
 
-#[derive(Debug)]
-pub(crate) struct WakeProxy {
-    pub(crate) stats: Arc<TaskStats>,
-    pub(crate) inner: Waker,
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
+
+/// The proxy waker for a wake line whose target is set; it owns the given reference.
+pub(crate) fn proxy_waker(cell: WakeRef) -> Waker {
+    let raw = RawWaker::new(cell.into_raw().cast(), &VTABLE);
+    // SAFETY: the vtable's functions treat the data pointer as a counted `WakeCell` reference,
+    // which `into_raw` just gave up.
+    unsafe { Waker::from_raw(raw) }
 }
 
-impl WakeProxy {
-    #[inline]
-    fn stamp(&self) {
-        let id = self.stats.id;
-        if let Some(slot) = worker::current_if_any() {
-            if slot.task.load(Relaxed) == id && slot.start.load(Relaxed) != 0 {
-                slot.self_woken.store(true, Relaxed);
-                return;
-            }
-        }
-        let woken_at = &self.stats.hot.woken_at;
-        if woken_at.load(Relaxed) == 0 {
-            woken_at.store(clock::now(), Relaxed);
-        }
+/// The wake line behind a proxy waker made by [`proxy_waker`].
+///
+/// # Safety
+/// `waker` was made by `proxy_waker`.
+#[inline(always)]
+pub(crate) unsafe fn cell_of(waker: &Waker) -> &WakeCell {
+    // SAFETY: the data pointer of a proxy waker is a live cell while the waker lives.
+    unsafe { &*waker.data().cast::<WakeCell>() }
+}
+
+unsafe fn clone(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is a counted reference held by the waker being cloned.
+    unsafe { WakeRef::clone_raw(data.cast()) };
+    RawWaker::new(data, &VTABLE)
+}
+
+unsafe fn wake(data: *const ()) {
+    // SAFETY: as in `clone`; the waker's reference is released after the forward.
+    unsafe {
+        wake_by_ref(data);
+        drop_waker(data);
     }
 }
 
-impl Wake for WakeProxy {
-    fn wake(self: Arc<Self>) {
-        self.stamp();
-        self.inner.wake_by_ref();
+unsafe fn wake_by_ref(data: *const ()) {
+    // SAFETY: as in `clone`.
+    let cell = unsafe { &*data.cast::<WakeCell>() };
+    let Some((inner, task)) = cell.target() else {
+        return;
+    };
+    if let Some(slot) = worker::current_if_any() {
+        // Compare addresses, not task ids: the id lives on another line than the wake line.
+        if slot.stats.load(Relaxed) as usize == *task && slot.start.load(Relaxed) != 0 {
+            slot.self_woken.store(true, Relaxed);
+            inner.wake_by_ref();
+            return;
+        }
     }
+    if cell.woken_at.load(Relaxed) == 0 {
+        cell.woken_at.store(clock::now(), Relaxed);
+    }
+    inner.wake_by_ref();
+}
 
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.stamp();
-        self.inner.wake_by_ref();
-    }
+unsafe fn drop_waker(data: *const ()) {
+    // SAFETY: as in `clone`; this gives back the waker's reference.
+    drop(unsafe { WakeRef::from_raw(data.cast()) });
 }

@@ -1,0 +1,235 @@
+//! The wake line of a task: one cache line, allocated at spawn, holding the reference count of
+//! the task's waker proxy, the wake stamp and the runtime waker the proxy forwards to.
+//!
+//! Why a hand-counted line and not `Arc<WakeProxy>`: a wake cycle (tokio clones the waker during
+//! the poll, wakes it later, the next poll reads the stamp) is the per-poll cost that matters most,
+//! and with a thousand tasks every line it touches is a cache miss. `Arc` puts its counters in
+//! front of the data, so a 64-byte-aligned payload starts a line after them and an unaligned one
+//! straddles two lines half of the time. Here the count, the stamp and the forwarded waker share
+//! one aligned line: the proxy's clone, its wake and the poller's read of the stamp all touch it
+//! and nothing else of the task (`cargo run --release --example overhead`, callgrind: one D1
+//! miss per poll fewer than the `Arc` proxy with the stamp in `TaskStats`).
+//!
+//! The counting follows `std::sync::Arc`: increments are `Relaxed` (a new reference is made from
+//! an existing one, which keeps the cell alive), the decrement is `Release` and the one that
+//! reaches zero fences with `Acquire` before freeing, so every use of the cell happens before its
+//! release. Model-checked with loom (`loom_tests` below: freed exactly once, whichever thread
+//! drops the last reference).
+
+use std::cell::UnsafeCell;
+use std::ptr::NonNull;
+use std::task::Waker;
+
+#[cfg(taskscope_loom)]
+use loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::*};
+#[cfg(not(taskscope_loom))]
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::*};
+
+/// Counts above this abort, as `Arc` does: a leak of that many wakers is a bug to stop, not to
+/// wrap around into a use-after-free.
+const MAX_REFS: usize = isize::MAX as usize;
+
+#[repr(C, align(64))]
+pub(crate) struct WakeCell {
+    refs: AtomicUsize,
+    /// Ticks of the first wake since the last poll started (0: not woken).
+    pub(crate) woken_at: AtomicU64,
+    /// The runtime waker to forward to and the address of the task's `TaskStats` (its identity
+    /// for the self-wake check). Written once, by the task's first poll, before the first proxy
+    /// waker exists; read-only afterwards.
+    target: UnsafeCell<Option<(Waker, usize)>>,
+}
+
+/// A counted reference to a [`WakeCell`].
+pub(crate) struct WakeRef(NonNull<WakeCell>);
+
+// SAFETY: the cell's shared state is atomics, plus `target`, which is written once before the
+// cell is shared with other threads (see `set_target`) and only read afterwards; `Waker` is
+// `Send + Sync`.
+unsafe impl Send for WakeRef {}
+// SAFETY: as above.
+unsafe impl Sync for WakeRef {}
+
+impl std::fmt::Debug for WakeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WakeRef")
+            .field("woken_at", &self.cell().woken_at.load(Relaxed))
+            .finish()
+    }
+}
+
+impl WakeRef {
+    /// A fresh cell with one reference (this one).
+    pub(crate) fn new() -> Self {
+        let cell = Box::new(WakeCell {
+            refs: AtomicUsize::new(1),
+            woken_at: AtomicU64::new(0),
+            target: UnsafeCell::new(None),
+        });
+        WakeRef(NonNull::from(Box::leak(cell)))
+    }
+
+    #[inline(always)]
+    pub(crate) fn cell(&self) -> &WakeCell {
+        // SAFETY: a `WakeRef` holds a reference, so the cell is alive.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Sets the waker to forward to and the task's identity.
+    ///
+    /// # Safety
+    /// Only before any other reference to this cell has been handed to another thread, and only
+    /// once: readers of `target` do not synchronise with this write.
+    pub(crate) unsafe fn set_target(&self, inner: Waker, task: usize) {
+        // SAFETY: the caller guarantees no concurrent reader or writer.
+        unsafe { *self.cell().target.get() = Some((inner, task)) };
+    }
+
+    /// Gives up this reference as a raw pointer (for a `RawWaker`).
+    pub(crate) fn into_raw(self) -> *const WakeCell {
+        let ptr = self.0.as_ptr();
+        std::mem::forget(self);
+        ptr
+    }
+
+    /// Takes back a reference given up by [`WakeRef::into_raw`].
+    ///
+    /// # Safety
+    /// `ptr` comes from `into_raw` (or was counted by `clone_raw`) and its reference is not used
+    /// again by the caller.
+    pub(crate) unsafe fn from_raw(ptr: *const WakeCell) -> Self {
+        // SAFETY: by the caller, `ptr` is a live cell's non-null address.
+        WakeRef(unsafe { NonNull::new_unchecked(ptr as *mut WakeCell) })
+    }
+
+    /// Adds a reference to the cell at `ptr`, which the caller holds one of.
+    ///
+    /// # Safety
+    /// `ptr` is a live cell the caller holds a reference to.
+    #[inline]
+    pub(crate) unsafe fn clone_raw(ptr: *const WakeCell) {
+        // SAFETY: by the caller.
+        let old = unsafe { &*ptr }.refs.fetch_add(1, Relaxed);
+        if old > MAX_REFS {
+            std::process::abort();
+        }
+    }
+}
+
+impl WakeCell {
+    /// The waker to forward to and the task's identity (`None` before the first poll).
+    #[inline(always)]
+    pub(crate) fn target(&self) -> Option<&(Waker, usize)> {
+        // SAFETY: written once before this cell was shared (see `set_target`), read-only since.
+        unsafe { (*self.target.get()).as_ref() }
+    }
+}
+
+impl Clone for WakeRef {
+    fn clone(&self) -> Self {
+        // SAFETY: `self` holds a reference.
+        unsafe { WakeRef::clone_raw(self.0.as_ptr()) };
+        WakeRef(self.0)
+    }
+}
+
+impl Drop for WakeRef {
+    #[inline]
+    fn drop(&mut self) {
+        if self.cell().refs.fetch_sub(1, Release) != 1 {
+            return;
+        }
+        fence(Acquire);
+        // SAFETY: the last reference: nobody else can reach the cell, which came from a `Box`.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+#[cfg(all(test, not(taskscope_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_forwarded_waker_lives_as_long_as_the_last_reference() {
+        let count = Arc::new(Count(Default::default()));
+        let a = WakeRef::new();
+        // SAFETY: not shared yet.
+        unsafe { a.set_target(Waker::from(count.clone()), 7) };
+        assert_eq!(Arc::strong_count(&count), 2);
+        let b = a.clone();
+        let raw = b.clone().into_raw();
+        drop(a);
+        assert_eq!(b.cell().target().map(|t| t.1), Some(7));
+        drop(b);
+        assert_eq!(Arc::strong_count(&count), 2, "a raw reference is still out");
+        // SAFETY: `raw` came from `into_raw`.
+        let c = unsafe { WakeRef::from_raw(raw) };
+        c.cell().target().unwrap().0.wake_by_ref();
+        drop(c);
+        assert_eq!(
+            Arc::strong_count(&count),
+            1,
+            "freed with its last reference"
+        );
+        assert_eq!(count.0.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn one_line() {
+        assert_eq!(std::mem::size_of::<WakeCell>(), 64);
+        assert_eq!(std::mem::align_of::<WakeCell>(), 64);
+    }
+}
+
+/// Frees of cells in the loom model (a plain std counter: it only tallies).
+#[cfg(all(test, taskscope_loom))]
+static FREED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[cfg(all(test, taskscope_loom))]
+impl Drop for WakeCell {
+    fn drop(&mut self) {
+        FREED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(all(test, taskscope_loom))]
+mod loom_tests {
+    use super::*;
+
+    /// References cloned, used and dropped on several threads: the cell is freed exactly once,
+    /// after the last use, whichever thread drops last.
+    #[test]
+    fn loom_cell_freed_once_after_last_use() {
+        loom::model(|| {
+            FREED.store(0, std::sync::atomic::Ordering::SeqCst);
+            let cell = WakeRef::new();
+            // SAFETY: not shared yet.
+            unsafe { cell.set_target(std::task::Waker::noop().clone(), 1) };
+            let handles: Vec<_> = (0..2)
+                .map(|i| {
+                    let r = cell.clone();
+                    loom::thread::spawn(move || {
+                        let extra = r.clone();
+                        drop(r);
+                        extra.cell().woken_at.store(i + 2, Relaxed);
+                        assert!(extra.cell().target().is_some());
+                    })
+                })
+                .collect();
+            drop(cell);
+            for h in handles {
+                h.join().unwrap();
+            }
+            assert_eq!(FREED.load(std::sync::atomic::Ordering::SeqCst), 1);
+        });
+    }
+}
