@@ -237,7 +237,13 @@ fn main() {
         }
         return;
     }
-    for multi in [true, false] {
+    // `--locks` skips the per-poll tables.
+    let polls = if args.iter().any(|a| a == "--locks") {
+        &[][..]
+    } else {
+        &[true, false][..]
+    };
+    for &multi in polls {
         let mut samples = vec![Vec::new(); Variant::ALL.len()];
         for _ in 0..rounds {
             for (i, v) in Variant::ALL.iter().enumerate() {
@@ -288,7 +294,20 @@ fn main() {
             Box::new(|t| measure_contended(t, 20_000)),
         ),
     ];
-    for (name, run) in rows {
+    // `--lock-row N` (for profiling) runs one row, taskscope's side (`--tokio`: tokio's).
+    let only_row = args
+        .iter()
+        .position(|a| a == "--lock-row")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse::<usize>().ok());
+    for (i, (name, run)) in rows.into_iter().enumerate() {
+        if let Some(row) = only_row {
+            if row == i {
+                let tokio_side = args.iter().any(|a| a == "--tokio");
+                println!("{name}: {:.1} ns", run(!tokio_side));
+            }
+            continue;
+        }
         let (mut tokio, mut ours) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             tokio.push(run(false));

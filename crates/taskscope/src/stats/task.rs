@@ -74,11 +74,15 @@ pub(crate) struct TaskStats {
     /// Locks this task holds now: (lock id, acquire location address). Written by the task's own
     /// polls; read by the watchdog to name the locks a blocked task holds.
     pub(crate) held: [(AtomicU64, AtomicUsize); HELD_LOCKS],
+    /// Which entries of `held` are in use (bit i: entry i), so that taking a lock while holding
+    /// none reads one byte instead of scanning every entry. Written by the task's own polls.
+    pub(crate) held_mask: AtomicU8,
 }
 
 /// How many locks held at once a task tracks for the lock-order graph; deeper nesting is rare
 /// and only loses edges, never correctness of the locks.
 pub(crate) const HELD_LOCKS: usize = 8;
+const _: () = assert!(HELD_LOCKS <= 8, "held_mask is a u8");
 
 impl TaskStats {
     pub(crate) fn new(
@@ -107,6 +111,7 @@ impl TaskStats {
             ended: AtomicU64::new(0),
             panic_message: Mutex::new(None),
             held: [const { (AtomicU64::new(0), AtomicUsize::new(0)) }; HELD_LOCKS],
+            held_mask: AtomicU8::new(0),
         }
     }
 

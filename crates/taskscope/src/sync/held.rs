@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::clock;
 use crate::registry::{self, Event};
 use crate::stats::lock::{LockKind, LockStats, Waiter};
-use crate::stats::task::TaskStats;
+use crate::stats::task::{TaskStats, HELD_LOCKS};
 use crate::worker;
 
 /// The instrumented context of the calling code: the task being polled on this thread, if any.
@@ -221,29 +221,33 @@ impl Held {
 }
 
 /// Adds the lock to the task's held set and reports lock-order edges the lock has not seen.
+#[inline]
 fn note_held(
     task: &TaskStats,
     stats: &LockStats,
     task_id: u64,
     location: &'static Location<'static>,
 ) -> usize {
-    let mut free = usize::MAX;
-    for (i, (id, at)) in task.held.iter().enumerate() {
+    let mask = task.held_mask.load(Relaxed);
+    let mut others = mask;
+    while others != 0 {
+        let i = others.trailing_zeros() as usize;
+        others &= others - 1;
+        let (id, at) = &task.held[i];
         let held = id.load(Relaxed);
-        if held == 0 {
-            if free == usize::MAX {
-                free = i;
-            }
-        } else if held != stats.id && !stats.knows_predecessor(held) {
+        if held != 0 && held != stats.id && !stats.knows_predecessor(held) {
             lock_edge(held, at.load(Relaxed), stats.id, location, task_id);
         }
     }
-    if free != usize::MAX {
-        task.held[free].0.store(stats.id, Relaxed);
-        task.held[free]
-            .1
-            .store(location as *const Location<'static> as usize, Relaxed);
+    let free = mask.trailing_ones() as usize;
+    if free >= HELD_LOCKS {
+        return usize::MAX;
     }
+    task.held[free]
+        .1
+        .store(location as *const Location<'static> as usize, Relaxed);
+    task.held[free].0.store(stats.id, Relaxed);
+    task.held_mask.store(mask | 1 << free, Relaxed);
     free
 }
 
@@ -306,6 +310,9 @@ impl Drop for Held {
                 let entry = &task.held[self.held_index].0;
                 if entry.load(Relaxed) == stats.id {
                     entry.store(0, Relaxed);
+                    let mask = task.held_mask.load(Relaxed);
+                    task.held_mask
+                        .store(mask & !(1 << self.held_index), Relaxed);
                 }
             }
         }
