@@ -7,6 +7,10 @@ use taskscope_wire::{Histogram, Percentiles, Snapshot, TaskKind, Warning};
 /// The schema name written in every report.
 pub const SCHEMA: &str = "taskscope.report/v1";
 
+/// The JSON Schema (draft 2020-12) every report validates against; the file is
+/// `crates/taskscope-report/schema/report-v1.schema.json`.
+pub const JSON_SCHEMA: &str = include_str!("../schema/report-v1.schema.json");
+
 /// A report in the v1 shape.
 #[derive(Debug, Serialize)]
 pub struct Report<'a> {
