@@ -58,7 +58,7 @@ enum Command {
         /// Where to write; the format follows the extension unless --format says otherwise.
         #[arg(short, long)]
         output: PathBuf,
-        /// json, md, html, csv or prom.
+        /// json, md, html, csv, prom or perfetto (Chrome trace JSON for ui.perfetto.dev).
         #[arg(long)]
         format: Option<String>,
         /// For a live app: how long to listen before writing.
@@ -143,12 +143,19 @@ fn report(
     duration: Duration,
 ) -> anyhow::Result<()> {
     let format = match format {
-        Some(f) => f.to_string(),
-        None => output
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or_default()
-            .to_string(),
+        Some(name) => taskscope_report::Format::from_name(name).with_context(|| {
+            format!(
+                "unknown report format `{name}`: use {}",
+                taskscope_report::FORMATS
+            )
+        })?,
+        None => taskscope_report::Format::from_path(output).with_context(|| {
+            format!(
+                "cannot tell the format of {}: use --format or an extension; formats: {}",
+                output.display(),
+                taskscope_report::FORMATS
+            )
+        })?,
     };
     let snapshot = if Path::new(src).exists() {
         let mut replay = Replay::open(Path::new(src))?;
@@ -159,14 +166,7 @@ fn report(
     } else {
         live_snapshot(src, duration)?
     };
-    let text = match format.as_str() {
-        "json" => taskscope_report::json::render(&snapshot),
-        "md" | "markdown" => taskscope_report::markdown::render(&snapshot),
-        "csv" => taskscope_report::csv::render(&snapshot),
-        "html" | "htm" => taskscope_report::html::render(&snapshot),
-        "prom" | "txt" => taskscope_report::prometheus::render(&snapshot),
-        other => bail!("unknown report format `{other}`: use json, md, html, csv or prom"),
-    };
+    let text = format.render(&snapshot);
     std::fs::write(output, text).with_context(|| format!("writing {}", output.display()))?;
     Ok(())
 }

@@ -7,4 +7,89 @@ pub mod hdr;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod perfetto;
 pub mod prometheus;
+
+use std::path::Path;
+
+use taskscope_wire::Snapshot;
+
+/// A report format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `taskscope.report/v1` JSON ([`json`]).
+    Json,
+    /// Markdown, worst offenders first ([`markdown`]).
+    Markdown,
+    /// Self-contained HTML with SVG charts ([`html`]).
+    Html,
+    /// CSV, one row per task group, lock and semaphore ([`csv`]).
+    Csv,
+    /// Prometheus text exposition ([`prometheus`]).
+    Prometheus,
+    /// Chrome trace event JSON for Perfetto ([`perfetto`]).
+    Perfetto,
+}
+
+/// What the format names and extensions are, for error messages.
+pub const FORMATS: &str = "json, md, html, csv, prom or perfetto (by extension: .json, .md, \
+                           .html, .csv, .prom, .trace.json or .perfetto.json)";
+
+impl Format {
+    /// The format a `--format` name asks for.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Some(match name {
+            "json" => Format::Json,
+            "md" | "markdown" => Format::Markdown,
+            "html" | "htm" => Format::Html,
+            "csv" => Format::Csv,
+            "prom" | "prometheus" | "txt" => Format::Prometheus,
+            "perfetto" | "trace" | "chrome-trace" => Format::Perfetto,
+            _ => return None,
+        })
+    }
+
+    /// The format a file name asks for: `.trace.json` and `.perfetto.json` are traces, other
+    /// `.json` files reports.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_str()?;
+        if name.ends_with(".trace.json") || name.ends_with(".perfetto.json") {
+            return Some(Format::Perfetto);
+        }
+        Format::from_name(path.extension()?.to_str()?)
+    }
+
+    /// The snapshot in this format.
+    pub fn render(self, snapshot: &Snapshot) -> String {
+        match self {
+            Format::Json => json::render(snapshot),
+            Format::Markdown => markdown::render(snapshot),
+            Format::Html => html::render(snapshot),
+            Format::Csv => csv::render(snapshot),
+            Format::Prometheus => prometheus::render(snapshot),
+            Format::Perfetto => perfetto::render(snapshot),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_by_name_and_path() {
+        assert_eq!(Format::from_path(Path::new("r.json")), Some(Format::Json));
+        assert_eq!(
+            Format::from_path(Path::new("a/r.trace.json")),
+            Some(Format::Perfetto)
+        );
+        assert_eq!(
+            Format::from_path(Path::new("r.perfetto.json")),
+            Some(Format::Perfetto)
+        );
+        assert_eq!(Format::from_path(Path::new("r.md")), Some(Format::Markdown));
+        assert_eq!(Format::from_path(Path::new("r.pdf")), None);
+        assert_eq!(Format::from_path(Path::new("noext")), None);
+        assert_eq!(Format::from_name("prom"), Some(Format::Prometheus));
+    }
+}

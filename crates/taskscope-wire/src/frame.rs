@@ -11,8 +11,8 @@ use std::io::{self, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Histogram, Lock, Outcome, Runtime, Semaphore, Snapshot, Task, TaskGroup, TaskState, Warning,
-    Worker,
+    Histogram, Lock, Outcome, PollSample, Runtime, Semaphore, Snapshot, Task, TaskGroup, TaskState,
+    Warning, Worker,
 };
 
 /// Version of the frame format; a peer speaking another version is refused.
@@ -124,6 +124,10 @@ pub enum Frame {
         /// Frames dropped for this client so far.
         count: u64,
     },
+    /// Polls the watchdog saw that ended since the last such frame (recordings only; added in
+    /// version 1 after its first release, so older readers stop at the first one and keep
+    /// everything before it).
+    Polls(Vec<PollSample>),
 }
 
 /// A frame a client sends to the server.
@@ -424,6 +428,7 @@ impl Assembler {
                 }
             },
             Frame::Dropped { count } => self.dropped_frames = count,
+            Frame::Polls(samples) => snap.poll_timeline.extend(samples),
         }
     }
 

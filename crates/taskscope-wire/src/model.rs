@@ -31,6 +31,52 @@ pub struct Snapshot {
     pub semaphores: Vec<Semaphore>,
     /// Warnings, oldest first.
     pub warnings: Vec<Warning>,
+    /// Polls the watchdog saw running, oldest first (bounded; see [`PollTimeline`]).
+    #[serde(default)]
+    pub poll_timeline: PollTimeline,
+}
+
+/// One poll seen running by the watchdog, which looks at every worker every few milliseconds:
+/// a sampled timeline of polls (every poll longer than the scan period is in it; shorter ones
+/// only when a scan caught them). Times are microseconds since observation started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollSample {
+    /// The worker thread ([`Worker::id`]).
+    pub worker: u64,
+    /// The polled task.
+    pub task: u64,
+    /// When the poll started.
+    pub start_us: u64,
+    /// When it ended if `exact`, otherwise the last time a scan saw it still running.
+    pub end_us: u64,
+    /// Whether `end_us` is the poll's measured end (polls past the blocked threshold report it).
+    pub exact: bool,
+}
+
+/// The sampled poll timeline: at most [`PollTimeline::MAX`] samples, the newest kept.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PollTimeline(pub Vec<PollSample>);
+
+impl PollTimeline {
+    /// The most samples kept (≈ 2.6 MiB; at a scan every 2 ms on 2 busy workers, ≈ 30 minutes).
+    pub const MAX: usize = 1 << 16;
+
+    /// Adds samples, dropping the oldest beyond [`PollTimeline::MAX`].
+    pub fn extend(&mut self, samples: impl IntoIterator<Item = PollSample>) {
+        self.0.extend(samples);
+        if self.0.len() > Self::MAX {
+            let excess = self.0.len() - Self::MAX;
+            self.0.drain(..excess);
+        }
+    }
+}
+
+impl std::fmt::Debug for PollTimeline {
+    // Tens of thousands of samples would drown `println!("{snap:#?}")`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PollTimeline({} samples)", self.0.len())
+    }
 }
 
 /// The observed process.

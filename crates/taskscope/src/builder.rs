@@ -72,8 +72,9 @@ impl std::fmt::Display for Error {
             }
             Error::UnsupportedReportFormat(path) => write!(
                 f,
-                "cannot write a report to {}: the format is chosen by the extension: .json, .md, .html, .csv or .prom",
-                path.display()
+                "cannot write a report to {}: the format is chosen by the extension: {}",
+                path.display(),
+                taskscope_report::FORMATS
             ),
             Error::AlreadyRunning => f.write_str("taskscope is already initialised in this process"),
             Error::Bind { addr, source } => write!(f, "cannot serve the live stream on {addr}: {source}"),
@@ -474,9 +475,9 @@ fn env_ms(var: &'static str) -> Result<Option<Duration>, Error> {
 }
 
 fn check_report_path(path: &Path) -> Result<(), Error> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("json" | "md" | "html" | "csv" | "prom") => Ok(()),
-        _ => Err(Error::UnsupportedReportFormat(path.to_path_buf())),
+    match taskscope_report::Format::from_path(path) {
+        Some(_) => Ok(()),
+        None => Err(Error::UnsupportedReportFormat(path.to_path_buf())),
     }
 }
 
@@ -563,7 +564,7 @@ impl Guard {
             alive_at_exit(shared, &mut registry);
             // The last frames: streamed, and flushed and synced to the recording.
             if let Some(mut exporter) = exporter {
-                exporter.finish(shared, &registry);
+                exporter.finish(shared, &mut registry);
             }
             collector::build(shared, &registry)
         };
@@ -617,12 +618,8 @@ fn alive_at_exit(shared: &'static Shared, registry: &mut registry::Registry) {
 }
 
 fn write_report(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    let report = match path.extension().and_then(|e| e.to_str()) {
-        Some("md") => taskscope_report::markdown::render(snapshot),
-        Some("html") => taskscope_report::html::render(snapshot),
-        Some("csv") => taskscope_report::csv::render(snapshot),
-        Some("prom") => taskscope_report::prometheus::render(snapshot),
-        _ => taskscope_report::json::render(snapshot),
-    };
+    let report = taskscope_report::Format::from_path(path)
+        .unwrap_or(taskscope_report::Format::Json)
+        .render(snapshot);
     std::fs::write(path, report)
 }

@@ -34,7 +34,7 @@ pub(crate) fn run(
         for probe in &registry.runtimes {
             probe.sample_busy();
         }
-        exporter.tick(shared, &registry);
+        exporter.tick(shared, &mut registry);
     }
     exporter
 }
@@ -71,6 +71,7 @@ pub(crate) fn build(shared: &'static Shared, registry: &Registry) -> Snapshot {
         locks,
         semaphores,
         warnings: registry.warnings.all(),
+        poll_timeline: registry.timeline.all(shared),
     }
 }
 

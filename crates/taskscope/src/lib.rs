@@ -31,6 +31,7 @@ mod registry;
 mod stats;
 pub mod sync;
 mod task;
+mod timeline;
 mod warnings;
 mod watchdog;
 mod worker;

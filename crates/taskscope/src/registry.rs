@@ -185,6 +185,8 @@ pub(crate) struct Registry {
     pub(crate) runtimes: Vec<Arc<RuntimeProbe>>,
     /// Long polls reported by the hot path, for the watchdog to match with what it saw.
     pub(crate) long_polls: Vec<(u64, u64, u64)>,
+    /// The sampled poll timeline, fed by the watchdog's scans.
+    pub(crate) timeline: crate::timeline::Timeline,
     /// Live locks and semaphores.
     pub(crate) locks: HashMap<u64, Arc<LockStats>>,
     /// Dropped locks, folded per (name, location, kind).

@@ -42,6 +42,7 @@ pub(crate) fn scan(shared: &'static Shared) {
     let now = clock::now();
 
     for (task, start, end) in std::mem::take(&mut registry.long_polls) {
+        registry.timeline.exact_end(task, start, end);
         poll_ended(shared, &mut registry, task, start, end);
     }
 
@@ -49,10 +50,12 @@ pub(crate) fn scan(shared: &'static Shared) {
     let slots = worker::all();
     for &slot in &slots {
         if !slot.alive.load(Acquire) {
+            registry.timeline.idle(shared, slot.index);
             continue;
         }
         let start = slot.start.load(Acquire);
         if start == 0 {
+            registry.timeline.idle(shared, slot.index);
             continue;
         }
         let task = slot.task.load(Relaxed);
@@ -60,6 +63,7 @@ pub(crate) fn scan(shared: &'static Shared) {
             continue; // the poll changed under us; look again next scan
         }
         running.insert((task, start));
+        registry.timeline.seen(shared, slot.index, task, start, now);
         let elapsed = clock::delta_ns(start, now);
         if elapsed < threshold {
             continue;

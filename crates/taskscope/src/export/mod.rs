@@ -42,11 +42,15 @@ impl Exporter {
 
     /// One tick: sends changes to every sink; a client that just connected (or fell behind) gets
     /// the hello and a full key frame first.
-    pub(crate) fn tick(&mut self, shared: &'static Shared, registry: &Registry) {
+    pub(crate) fn tick(&mut self, shared: &'static Shared, registry: &mut Registry) {
         self.tick_with(shared, registry, false);
     }
 
-    fn tick_with(&mut self, shared: &'static Shared, registry: &Registry, all_groups: bool) {
+    fn tick_with(&mut self, shared: &'static Shared, registry: &mut Registry, all_groups: bool) {
+        // Ended polls of the timeline go to the recording only: live clients do not use them,
+        // and clients older than the `Polls` frame would not understand it.
+        let polls = registry.timeline.take_unsent();
+        let registry: &Registry = registry;
         if !self.active() {
             // Nobody listens: forget what was sent, so the next listener starts from a key frame.
             self.sent_tasks = SentTasks::default();
@@ -82,7 +86,13 @@ impl Exporter {
         }
         let at_ms = shared.ms_at(crate::clock::now());
         if let Some(recorder) = &mut self.recorder {
-            recorder.write(shared, &hello, &frames, at_ms, registry);
+            if polls.is_empty() {
+                recorder.write(shared, &hello, &frames, at_ms, registry);
+            } else {
+                let mut with_polls = frames.clone();
+                with_polls.push(Frame::Polls(polls));
+                recorder.write(shared, &hello, &with_polls, at_ms, registry);
+            }
         }
         if let Some(server) = &self.server {
             let encoded: Vec<Arc<Vec<u8>>> = frames.iter().map(|f| Arc::new(encode(f))).collect();
@@ -151,7 +161,7 @@ impl Exporter {
     }
 
     /// Final frames at shutdown, flushed to disk.
-    pub(crate) fn finish(&mut self, shared: &'static Shared, registry: &Registry) {
+    pub(crate) fn finish(&mut self, shared: &'static Shared, registry: &mut Registry) {
         self.tick_with(shared, registry, true);
         if let Some(recorder) = &mut self.recorder {
             recorder.close();
