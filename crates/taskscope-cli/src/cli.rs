@@ -51,14 +51,16 @@ enum Command {
         /// A recording made with TASKSCOPE_RECORD.
         file: PathBuf,
     },
-    /// Write a report from a recording or a live app.
+    /// Write a report from recordings or a live app (several sources merge into one report).
     Report {
-        /// A recording file, or a live app's address (host:port).
-        src: String,
+        /// Recording files, or live apps' addresses (host:port).
+        #[arg(required = true)]
+        src: Vec<String>,
         /// Where to write; the format follows the extension unless --format says otherwise.
         #[arg(short, long)]
         output: PathBuf,
-        /// json, md, html, csv, prom or perfetto (Chrome trace JSON for ui.perfetto.dev).
+        /// json, md, html, csv, prom, perfetto (Chrome trace JSON for ui.perfetto.dev) or hlog
+        /// (HdrHistogram interval log).
         #[arg(long)]
         format: Option<String>,
         /// For a live app: how long to listen before writing.
@@ -137,7 +139,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
 }
 
 fn report(
-    src: &str,
+    src: &[String],
     output: &Path,
     format: Option<&str>,
     duration: Duration,
@@ -157,18 +159,34 @@ fn report(
             )
         })?,
     };
-    let snapshot = if Path::new(src).exists() {
-        let mut replay = Replay::open(Path::new(src))?;
-        if let Some(stopped) = &replay.stopped {
-            eprintln!("taskscope: {stopped}; reporting everything before it");
-        }
-        replay.final_snapshot()
-    } else {
-        live_snapshot(src, duration)?
-    };
+    if src.len() > 1 && format == taskscope_report::Format::Perfetto {
+        bail!(
+            "a trace shows one process: give one recording or address, not {}",
+            src.len()
+        );
+    }
+    let snapshots = src
+        .iter()
+        .map(|src| source_snapshot(src, duration))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let snapshot = taskscope_report::merge::merge(&snapshots);
     let text = format.render(&snapshot);
     std::fs::write(output, text).with_context(|| format!("writing {}", output.display()))?;
     Ok(())
+}
+
+/// The final state of a recording (everything before any damage, which is reported), or what a
+/// live app showed within `duration`.
+fn source_snapshot(src: &str, duration: Duration) -> anyhow::Result<taskscope_wire::Snapshot> {
+    if Path::new(src).exists() {
+        let mut replay = Replay::open(Path::new(src)).with_context(|| format!("reading {src}"))?;
+        if let Some(stopped) = &replay.stopped {
+            eprintln!("taskscope: {src}: {stopped}; reporting everything before it");
+        }
+        Ok(replay.final_snapshot())
+    } else {
+        live_snapshot(src, duration)
+    }
 }
 
 /// Listens to a live app for `duration` and returns what it saw.

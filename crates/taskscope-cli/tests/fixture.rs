@@ -121,5 +121,6 @@ pub fn snapshot() -> Snapshot {
             wait_ns: hist(&[0, 20_000_000]),
         }],
         warnings: vec![inversion, deadlock, blocked],
+        poll_timeline: Default::default(),
     }
 }

@@ -138,3 +138,70 @@ fn a_damaged_recording_is_a_clear_error_or_a_partial_replay() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a taskscope recording"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn several_recordings_merge_into_one_report_and_every_format_is_written() {
+    let dir = std::env::temp_dir().join(format!("taskscope-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rec = recording();
+    let report = |src: &[&std::path::Path], out: &str| {
+        let out = dir.join(out);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_taskscope"));
+        cmd.arg("report");
+        cmd.args(src);
+        let result = cmd.arg("-o").arg(&out).output().unwrap();
+        (result, out)
+    };
+    let (one, one_path) = report(&[&rec], "one.json");
+    assert!(one.status.success(), "{one:?}");
+    let (two, two_path) = report(&[&rec, &rec], "two.json");
+    assert!(two.status.success(), "{two:?}");
+    let read = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (one, two) = (read(&one_path), read(&two_path));
+    let group = |r: &serde_json::Value| {
+        r["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "compat-worker")
+            .unwrap()
+            .clone()
+    };
+    let (g1, g2) = (group(&one), group(&two));
+    assert_eq!(g2["spawned"], g1["spawned"].as_u64().unwrap() * 2);
+    assert_eq!(g2["polls"], g1["polls"].as_u64().unwrap() * 2);
+    assert_eq!(
+        g2["poll_ns"]["count"],
+        g1["poll_ns"]["count"].as_u64().unwrap() * 2
+    );
+    // Same data twice: the same percentiles.
+    assert_eq!(g2["poll_ns"]["p50"], g1["poll_ns"]["p50"]);
+    assert_eq!(
+        two["warnings"].as_array().unwrap().len(),
+        2 * one["warnings"].as_array().unwrap().len()
+    );
+
+    for (name, needle) in [
+        ("r.trace.json", "traceEvents"),
+        ("r.hlog", "#[StartTime:"),
+        ("r.md", "compat-worker"),
+        ("r.html", "<svg"),
+        ("r.csv", "compat-worker"),
+        ("r.prom", "taskscope_"),
+    ] {
+        let (out, path) = report(&[&rec], name);
+        assert!(out.status.success(), "{name}: {out:?}");
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains(needle), "{name} lacks {needle}");
+    }
+    // A trace is one process; an unknown extension is a clear error.
+    let (out, _) = report(&[&rec, &rec], "both.trace.json");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one process"));
+    let (out, _) = report(&[&rec], "r.pdf");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,9 +4,11 @@
 
 pub mod csv;
 pub mod hdr;
+pub mod hlog;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod merge;
 pub mod perfetto;
 pub mod prometheus;
 
@@ -29,11 +31,13 @@ pub enum Format {
     Prometheus,
     /// Chrome trace event JSON for Perfetto ([`perfetto`]).
     Perfetto,
+    /// HdrHistogram interval log ([`hlog`]).
+    Hlog,
 }
 
 /// What the format names and extensions are, for error messages.
-pub const FORMATS: &str = "json, md, html, csv, prom or perfetto (by extension: .json, .md, \
-                           .html, .csv, .prom, .trace.json or .perfetto.json)";
+pub const FORMATS: &str = "json, md, html, csv, prom, perfetto or hlog (by extension: .json, \
+                           .md, .html, .csv, .prom, .trace.json or .perfetto.json, .hlog)";
 
 impl Format {
     /// The format a `--format` name asks for.
@@ -45,6 +49,7 @@ impl Format {
             "csv" => Format::Csv,
             "prom" | "prometheus" | "txt" => Format::Prometheus,
             "perfetto" | "trace" | "chrome-trace" => Format::Perfetto,
+            "hlog" => Format::Hlog,
             _ => return None,
         })
     }
@@ -68,6 +73,7 @@ impl Format {
             Format::Csv => csv::render(snapshot),
             Format::Prometheus => prometheus::render(snapshot),
             Format::Perfetto => perfetto::render(snapshot),
+            Format::Hlog => hlog::render(snapshot),
         }
     }
 }
