@@ -2,6 +2,8 @@
 //! its async task slices pair up, and it shows a blocked worker's poll, the block, and a long
 //! lock wait — from the Guard's report and from a recording alike.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,12 +16,7 @@ use taskscope_wire::{Assembler, Frame};
 fn validate(trace: &Value) -> Result<(), String> {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/chrome-trace-event.schema.json");
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut schemas = boon::Schemas::new();
-    let mut compiler = boon::Compiler::new();
-    compiler.add_resource("trace.json", schema).unwrap();
-    let index = compiler.compile("trace.json", &mut schemas).unwrap();
-    schemas.validate(trace, index).map_err(|e| format!("{e:#}"))
+    common::validate(&std::fs::read_to_string(path).unwrap(), trace)
 }
 
 fn events(trace: &Value) -> &Vec<Value> {
@@ -99,11 +96,7 @@ fn trace_from_the_guard_and_from_a_recording() {
         .report(&trace_path)
         .record(&rec_path)
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::two_workers();
     rt.block_on(async {
         taskscope::spawn_named("blocker", async {
             std::thread::sleep(Duration::from_millis(120));

@@ -1,6 +1,8 @@
 //! Reports checked the way their readers use them: the JSON validates against the checked-in
 //! JSON Schema, and the numbers match workloads whose timings are known.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,19 +11,7 @@ use taskscope_wire::recording::RecordingReader;
 use taskscope_wire::{Assembler, Snapshot};
 
 fn validate(report: &serde_json::Value) -> Result<(), String> {
-    let schema: serde_json::Value =
-        serde_json::from_str(taskscope_report::json::JSON_SCHEMA).expect("schema is JSON");
-    let mut schemas = boon::Schemas::new();
-    let mut compiler = boon::Compiler::new();
-    compiler
-        .add_resource("report-v1.schema.json", schema)
-        .expect("schema resource");
-    let index = compiler
-        .compile("report-v1.schema.json", &mut schemas)
-        .expect("the schema is a valid JSON Schema");
-    schemas
-        .validate(report, index)
-        .map_err(|e| format!("{e:#}"))
+    common::validate(taskscope_report::json::JSON_SCHEMA, report)
 }
 
 fn report_json(snapshot: &Snapshot) -> serde_json::Value {
@@ -90,11 +80,7 @@ fn numbers_match_a_known_workload_and_the_report_validates() {
         .no_server()
         .blocked_threshold(Duration::from_secs(5))
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::two_workers();
     rt.block_on(async {
         // 40 polls of 5 ms each: busy loops between yields.
         taskscope::spawn_named("five-ms", async {
