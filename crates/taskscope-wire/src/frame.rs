@@ -11,12 +11,17 @@ use std::io::{self, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Histogram, Lock, Outcome, PollSample, Runtime, Semaphore, Snapshot, Task, TaskGroup, TaskState,
-    Warning, Worker,
+    Histogram, Lock, Outcome, PollSample, Runtime, Semaphore, Snapshot, StackSample, Task,
+    TaskGroup, TaskState, Warning, Worker,
 };
 
-/// Version of the frame format; a peer speaking another version is refused.
-pub const WIRE_VERSION: u32 = 1;
+/// Version of the frame format this build writes. Version 2 added the `Polls` and `Stacks`
+/// frames; everything else is as in version 1.
+pub const WIRE_VERSION: u32 = 2;
+
+/// The oldest version this build reads (recordings) and serves (clients, which are then sent
+/// only version-1 frames).
+pub const MIN_WIRE_VERSION: u32 = 1;
 
 /// The largest frame accepted from a peer or a file (16 MiB).
 pub const MAX_FRAME: usize = 16 << 20;
@@ -124,10 +129,15 @@ pub enum Frame {
         /// Frames dropped for this client so far.
         count: u64,
     },
-    /// Polls the watchdog saw that ended since the last such frame (recordings only; added in
-    /// version 1 after its first release, so older readers stop at the first one and keep
-    /// everything before it).
+    /// Polls the watchdog saw that ended since the last such frame (version 2; recordings only).
     Polls(Vec<PollSample>),
+    /// Every stack sampled so far for a `blocked_worker` warning, folded (version 2).
+    Stacks {
+        /// The warning's id.
+        warning: u64,
+        /// Its stacks, most frequent first.
+        stacks: Vec<StackSample>,
+    },
 }
 
 /// A frame a client sends to the server.
@@ -210,7 +220,7 @@ impl std::fmt::Display for WireError {
             }
             WireError::BadMagic => f.write_str("not a taskscope recording (bad magic bytes)"),
             WireError::UnsupportedVersion { found } => {
-                write!(f, "format version {found} is not supported (this build reads version {WIRE_VERSION})")
+                write!(f, "format version {found} is not supported (this build reads versions {MIN_WIRE_VERSION} to {WIRE_VERSION})")
             }
         }
     }
@@ -429,6 +439,9 @@ impl Assembler {
             },
             Frame::Dropped { count } => self.dropped_frames = count,
             Frame::Polls(samples) => snap.poll_timeline.extend(samples),
+            Frame::Stacks { warning, stacks } => {
+                snap.warning_stacks.insert(warning, stacks);
+            }
         }
     }
 

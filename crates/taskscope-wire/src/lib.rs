@@ -13,12 +13,12 @@ pub mod recording;
 
 pub use frame::{
     encode, write_frame, Assembler, ClientFrame, Frame, FrameReader, Hello, TaskChange, Update,
-    WireError, MAX_CLIENT_FRAME, MAX_FRAME, WIRE_VERSION,
+    WireError, MAX_CLIENT_FRAME, MAX_FRAME, MIN_WIRE_VERSION, WIRE_VERSION,
 };
 pub use histogram::{
     bucket_index, bucket_range, fmt_ns, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS,
 };
 pub use model::{
-    Lock, Outcome, PollSample, PollTimeline, ProcessInfo, Runtime, Semaphore, Snapshot, Task,
-    TaskGroup, TaskKind, TaskState, Warning, WarningKind, Worker,
+    Lock, Outcome, PollSample, PollTimeline, ProcessInfo, Runtime, Semaphore, Snapshot, StackFrame,
+    StackSample, Task, TaskGroup, TaskKind, TaskState, Warning, WarningKind, Worker,
 };

@@ -34,6 +34,45 @@ pub struct Snapshot {
     /// Polls the watchdog saw running, oldest first (bounded; see [`PollTimeline`]).
     #[serde(default)]
     pub poll_timeline: PollTimeline,
+    /// Stacks sampled from blocked workers while they were blocked, by warning id
+    /// (`blocked_worker` warnings; Linux only).
+    #[serde(default)]
+    pub warning_stacks: std::collections::BTreeMap<u64, Vec<StackSample>>,
+}
+
+/// One frame of a sampled stack, innermost first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StackFrame {
+    /// Demangled function name, without the hash (`?` when unknown).
+    pub function: String,
+    /// Source file, when debug info is there.
+    pub file: Option<String>,
+    /// Source line, when debug info is there.
+    pub line: Option<u32>,
+}
+
+impl std::fmt::Display for StackFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.function)?;
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, " ({file}:{line})"),
+            (Some(file), None) => write!(f, " ({file})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A stack seen `count` times while a worker was blocked: `frames[0]` is the first frame of the
+/// application's code (the blocking call's caller), then its callers up to the task's future;
+/// `blocked_in` is the innermost frame, inside the library or the system, that was running.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackSample {
+    /// How many samples had this stack.
+    pub count: u64,
+    /// The innermost frame (e.g. `std::thread::sleep`, `read`), if not the application's.
+    pub blocked_in: Option<String>,
+    /// The application's frames, innermost first.
+    pub frames: Vec<StackFrame>,
 }
 
 /// One poll seen running by the watchdog, which looks at every worker every few milliseconds:

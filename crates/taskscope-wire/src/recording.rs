@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
-use crate::frame::{read_full, Frame, WireError, MAX_FRAME, WIRE_VERSION};
+use crate::frame::{read_full, Frame, WireError, MAX_FRAME, MIN_WIRE_VERSION, WIRE_VERSION};
 
 /// The first 8 bytes of every recording.
 pub const MAGIC: [u8; 8] = *b"TSREC\r\n\x1a";
@@ -110,7 +110,7 @@ impl<R: Read> RecordingReader<R> {
             return Err(WireError::Truncated { offset: 0 });
         }
         let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-        if version != WIRE_VERSION {
+        if !(MIN_WIRE_VERSION..=WIRE_VERSION).contains(&version) {
             return Err(WireError::UnsupportedVersion { found: version });
         }
         Ok(RecordingReader {

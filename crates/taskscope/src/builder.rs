@@ -121,6 +121,7 @@ pub struct Builder {
     record: Option<PathBuf>,
     record_max_bytes: Option<u64>,
     prometheus: Option<String>,
+    stacks: bool,
 }
 
 /// The live stream's default address.
@@ -138,6 +139,7 @@ impl Default for Builder {
             record: None,
             record_max_bytes: None,
             prometheus: None,
+            stacks: crate::stacks::SUPPORTED,
         }
     }
 }
@@ -185,6 +187,17 @@ impl Builder {
                 }),
             }
         }
+        if let Some(value) = env_string("TASKSCOPE_STACKS") {
+            match value.to_ascii_lowercase().as_str() {
+                "on" | "1" | "true" => builder.stacks = true,
+                "off" | "0" | "false" => builder.stacks = false,
+                _ => errors.push(Error::InvalidEnv {
+                    var: "TASKSCOPE_STACKS",
+                    value,
+                    expected: "`on` or `off`",
+                }),
+            }
+        }
         builder.token = env_string("TASKSCOPE_TOKEN");
         builder.prometheus =
             env_string("TASKSCOPE_PROMETHEUS").filter(|v| !v.eq_ignore_ascii_case("off"));
@@ -206,6 +219,14 @@ impl Builder {
     /// Port 0 picks a free port: see [`Guard::local_addr`].
     pub fn bind(mut self, addr: &str) -> Self {
         self.bind = parse_bind(addr);
+        self
+    }
+
+    /// Samples the stack of a blocked worker while it is blocked, so `blocked_worker` names the
+    /// blocking call (on by default where supported: Linux on x86_64 and aarch64; elsewhere
+    /// turning it on logs that it is not available and changes nothing else).
+    pub fn stacks(mut self, on: bool) -> Self {
+        self.stacks = on;
         self
     }
 
@@ -341,6 +362,11 @@ impl Builder {
             .unwrap_or(u64::MAX)
             .max(1);
         crate::registry::LONG_WAIT_NS.store(long_wait_ns, Relaxed);
+        if let Err(why) = crate::stacks::set_enabled(self.stacks) {
+            log_error(&format!(
+                "{why}; blocked_worker warnings will not carry stacks"
+            ));
+        }
         probe::GENERATION.fetch_add(1, Relaxed);
         shared.registry().reset(self.retained_tasks);
 
@@ -558,6 +584,7 @@ impl Guard {
         let exporter = inner.collector.join().ok();
         let shared = inner.shared;
         watchdog::scan(shared);
+        collector::symbolize_stacks(shared, &mut crate::stacks::Symbolizer::default());
         let snapshot = {
             let mut registry = shared.registry();
             registry.retire_finished(shared);

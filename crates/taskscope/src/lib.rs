@@ -28,6 +28,7 @@ mod export;
 mod layer;
 mod probe;
 mod registry;
+mod stacks;
 mod stats;
 pub mod sync;
 mod task;

@@ -187,6 +187,8 @@ pub(crate) struct Registry {
     pub(crate) long_polls: Vec<(u64, u64, u64)>,
     /// The sampled poll timeline, fed by the watchdog's scans.
     pub(crate) timeline: crate::timeline::Timeline,
+    /// Stacks sampled from blocked workers.
+    pub(crate) stacks: crate::stacks::Stacks,
     /// Live locks and semaphores.
     pub(crate) locks: HashMap<u64, Arc<LockStats>>,
     /// Dropped locks, folded per (name, location, kind).

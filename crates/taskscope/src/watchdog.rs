@@ -47,6 +47,7 @@ pub(crate) fn scan(shared: &'static Shared) {
     }
 
     let mut running = HashSet::new();
+    let mut to_sample: Vec<(u64, &'static WorkerSlot, u64)> = Vec::new();
     let slots = worker::all();
     for &slot in &slots {
         if !slot.alive.load(Acquire) {
@@ -68,18 +69,24 @@ pub(crate) fn scan(shared: &'static Shared) {
         if elapsed < threshold {
             continue;
         }
-        match registry.warnings.blocked.get(&(task, start)).copied() {
+        let id = match registry.warnings.blocked.get(&(task, start)).copied() {
             Some(id) => {
                 if let Some(w) = registry.warnings.get_mut(id) {
                     w.duration_ns = Some(elapsed);
                     w.message = blocked_message(w, elapsed, true);
                 }
+                id
             }
             None => {
                 let w = blocked_warning(shared, &registry, slot, task, start, elapsed);
                 let id = registry.warnings.raise(w);
                 registry.warnings.blocked.insert((task, start), id);
+                id
             }
+        };
+        if registry.stacks.due(id, now, threshold) {
+            registry.stacks.attempted(id, now);
+            to_sample.push((id, slot, start));
         }
     }
 
@@ -122,6 +129,27 @@ pub(crate) fn scan(shared: &'static Shared) {
         if probe.multi_thread {
             watch_uninstrumented(shared, &mut registry, probe, &slots, threshold, now);
         }
+    }
+    drop(registry);
+    sample_stacks(shared, to_sample);
+}
+
+/// Samples the stacks of blocked workers, outside the registry lock (a sample waits for the
+/// blocked thread to run its signal handler). A sample counts only if the same poll is still
+/// running after it: then the handler ran during that poll.
+fn sample_stacks(shared: &'static Shared, to_sample: Vec<(u64, &'static WorkerSlot, u64)>) {
+    if to_sample.is_empty() {
+        return;
+    }
+    let taken: Vec<_> = to_sample
+        .into_iter()
+        .filter_map(|(id, slot, start)| {
+            let raw = crate::stacks::capture(slot.tid.load(Relaxed))?;
+            (slot.start.load(Acquire) == start).then_some((id, raw))
+        })
+        .collect();
+    if !taken.is_empty() {
+        shared.registry().stacks.raw.extend(taken);
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex};
 
 use crate::stats::task::TaskStats;
@@ -30,6 +30,8 @@ pub(crate) struct WorkerSlot {
     pub(crate) self_woken: AtomicBool,
     /// Whether a thread owns this slot now.
     pub(crate) alive: AtomicBool,
+    /// The owning thread's kernel id, for stack sampling (0: unknown).
+    pub(crate) tid: AtomicI32,
     /// The tokio runtime of the thread (0: none).
     pub(crate) runtime: AtomicU64,
     pub(crate) thread_name: Mutex<String>,
@@ -93,6 +95,7 @@ fn register() -> &'static WorkerSlot {
                 lock_ops: AtomicU32::new(0),
                 self_woken: AtomicBool::new(false),
                 alive: AtomicBool::new(false),
+                tid: AtomicI32::new(0),
                 runtime: AtomicU64::new(0),
                 thread_name: Mutex::new(String::new()),
                 span: Mutex::new(None),
@@ -101,6 +104,7 @@ fn register() -> &'static WorkerSlot {
             slot
         }
     };
+    slot.tid.store(crate::stacks::current_tid(), Relaxed);
     slot.alive.store(true, Release);
     drop(slots);
     let thread = std::thread::current();

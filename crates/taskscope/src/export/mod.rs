@@ -15,7 +15,7 @@ pub(crate) mod recorder;
 pub(crate) mod server;
 
 use recorder::Recorder;
-use server::Server;
+use server::{Published, Server};
 
 /// Builds update frames (what changed since the last tick) and hands them to the sinks.
 #[derive(Debug, Default)]
@@ -50,6 +50,10 @@ impl Exporter {
         // Ended polls of the timeline go to the recording only: live clients do not use them,
         // and clients older than the `Polls` frame would not understand it.
         let polls = registry.timeline.take_unsent();
+        let changed_stacks: Vec<Frame> = std::mem::take(&mut registry.stacks.changed)
+            .into_iter()
+            .filter_map(|id| stacks_frame(registry, id))
+            .collect();
         let registry: &Registry = registry;
         if !self.active() {
             // Nobody listens: forget what was sent, so the next listener starts from a key frame.
@@ -69,7 +73,17 @@ impl Exporter {
                     .into_iter()
                     .map(|w| encode(&Frame::Warning(Box::new(w)))),
             );
-            frames.into_iter().map(Arc::new).collect::<Vec<_>>()
+            let v2 = registry
+                .stacks
+                .folded
+                .keys()
+                .filter_map(|&id| stacks_frame(registry, id))
+                .map(|f| Arc::new(encode(&f)))
+                .collect();
+            Published {
+                v1: frames.into_iter().map(Arc::new).collect(),
+                v2,
+            }
         });
 
         self.ticks += 1;
@@ -86,17 +100,25 @@ impl Exporter {
         }
         let at_ms = shared.ms_at(crate::clock::now());
         if let Some(recorder) = &mut self.recorder {
-            if polls.is_empty() {
+            if polls.is_empty() && changed_stacks.is_empty() {
                 recorder.write(shared, &hello, &frames, at_ms, registry);
             } else {
-                let mut with_polls = frames.clone();
-                with_polls.push(Frame::Polls(polls));
-                recorder.write(shared, &hello, &with_polls, at_ms, registry);
+                let mut all = frames.clone();
+                all.extend(changed_stacks.iter().cloned());
+                if !polls.is_empty() {
+                    all.push(Frame::Polls(polls));
+                }
+                recorder.write(shared, &hello, &all, at_ms, registry);
             }
         }
         if let Some(server) = &self.server {
-            let encoded: Vec<Arc<Vec<u8>>> = frames.iter().map(|f| Arc::new(encode(f))).collect();
-            server.publish(key_frames.as_deref(), &encoded);
+            // Polls frames stay out of the live stream (dashboards draw no timeline); stacks go
+            // to clients that speak version 2.
+            let encoded = Published {
+                v1: frames.iter().map(|f| Arc::new(encode(f))).collect(),
+                v2: changed_stacks.iter().map(|f| Arc::new(encode(f))).collect(),
+            };
+            server.publish(key_frames.as_ref(), &encoded);
             if self.ticks % TASKS_EVERY == 1 {
                 for id in server.watched() {
                     if let Some(task) = registry.task(shared, id) {
@@ -170,6 +192,15 @@ impl Exporter {
             server.shutdown();
         }
     }
+}
+
+/// The folded stacks of a warning, as a frame.
+fn stacks_frame(registry: &Registry, warning: u64) -> Option<Frame> {
+    let stacks = registry.stacks.folded.get(&warning)?;
+    Some(Frame::Stacks {
+        warning,
+        stacks: stacks.clone(),
+    })
 }
 
 pub(crate) fn hello(shared: &Shared) -> Hello {

@@ -64,6 +64,13 @@ impl Recorder {
             for w in registry.warnings.all() {
                 result = result.and_then(|()| writer.write(at_ms, &Frame::Warning(Box::new(w))));
             }
+            for (&warning, stacks) in &registry.stacks.folded {
+                let frame = Frame::Stacks {
+                    warning,
+                    stacks: stacks.clone(),
+                };
+                result = result.and_then(|()| writer.write(at_ms, &frame));
+            }
             self.needs_key = false;
         }
         for frame in frames {

@@ -16,7 +16,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use taskscope_wire::{
-    encode, ClientFrame, Frame, FrameReader, WireError, MAX_CLIENT_FRAME, WIRE_VERSION,
+    encode, ClientFrame, Frame, FrameReader, WireError, MAX_CLIENT_FRAME, MIN_WIRE_VERSION,
+    WIRE_VERSION,
 };
 
 /// Frames queued per client: about 3 s of updates at the 100 ms tick (frames of a big app are
@@ -114,6 +115,13 @@ impl Conn for std::os::unix::net::UnixStream {
     }
 }
 
+/// Encoded frames for every client (`v1`) and for clients of version 2 or later (`v2`).
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    pub(crate) v1: Vec<Arc<Vec<u8>>>,
+    pub(crate) v2: Vec<Arc<Vec<u8>>>,
+}
+
 #[derive(Debug)]
 struct Client {
     tx: SyncSender<Arc<Vec<u8>>>,
@@ -122,6 +130,8 @@ struct Client {
     watching: Arc<AtomicU64>,
     needs_key: bool,
     dropped: u64,
+    /// The client's wire version: frames of later versions are not sent to it.
+    version: u32,
 }
 
 /// The running server.
@@ -216,25 +226,31 @@ impl Server {
 
     /// Queues this tick's frames for every client, never blocking. A client that needs a key
     /// frame gets `key` first (when it has room for all of it).
-    pub(crate) fn publish(&self, key: Option<&[Arc<Vec<u8>>]>, frames: &[Arc<Vec<u8>>]) {
+    /// Sends `frames` (and `key` frames first to clients that need a key frame) to every
+    /// client; the `*_v2` frames only to clients of wire version 2 or later.
+    pub(crate) fn publish(&self, key: Option<&Published>, frames: &Published) {
         let mut clients = self.lock();
         clients.retain(|c| c.alive.load(Acquire));
         for client in clients.iter_mut() {
+            let v2 = client.version >= 2;
             if client.needs_key {
                 let Some(key) = key else { continue };
-                let mut batch: Vec<Arc<Vec<u8>>> = Vec::with_capacity(key.len() + 1);
+                let mut batch: Vec<Arc<Vec<u8>>> = Vec::with_capacity(key.v1.len() + 1);
                 if client.dropped > 0 {
                     batch.push(Arc::new(encode(&Frame::Dropped {
                         count: client.dropped,
                     })));
                 }
-                batch.extend(key.iter().cloned());
+                batch.extend(key.v1.iter().cloned());
+                if v2 {
+                    batch.extend(key.v2.iter().cloned());
+                }
                 if !send_all(client, &batch) {
                     continue;
                 }
                 client.needs_key = false;
             }
-            if !send_all(client, frames) {
+            if !send_all(client, &frames.v1) || (v2 && !send_all(client, &frames.v2)) {
                 client.needs_key = true;
             }
         }
@@ -325,7 +341,8 @@ fn accept_loop(
 
 /// Checks the client's hello. Without a token, a client that says nothing is accepted (a
 /// hand-written client may just read); one that sends anything malformed is not.
-fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<(), String> {
+/// Returns the client's wire version (a silent client gets version-1 frames only).
+fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<u32, String> {
     let wait = if token.is_some() {
         HANDSHAKE_TIMEOUT
     } else {
@@ -339,16 +356,16 @@ fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<(), String
             version,
             token: given,
         })) => {
-            if version != WIRE_VERSION {
+            if !(MIN_WIRE_VERSION..=WIRE_VERSION).contains(&version) {
                 return Err(format!(
-                    "speaks wire version {version}, this is {WIRE_VERSION}"
+                    "speaks wire version {version}, this serves {MIN_WIRE_VERSION} to {WIRE_VERSION}"
                 ));
             }
             match token {
                 Some(expected) if given.as_deref() != Some(expected) => {
                     Err("wrong or missing token".into())
                 }
-                _ => Ok(()),
+                _ => Ok(version),
             }
         }
         Ok(Some(ClientFrame::Watch { .. })) => Err("asked to watch before saying hello".into()),
@@ -361,7 +378,7 @@ fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<(), String
         {
             match token {
                 Some(_) => Err("no hello with the required token".into()),
-                None => Ok(()),
+                None => Ok(MIN_WIRE_VERSION),
             }
         }
         Err(e) => Err(format!("sent garbage: {e}")),
@@ -375,11 +392,14 @@ fn serve_client(
     token: Option<String>,
     stop: Arc<AtomicBool>,
 ) {
-    if let Err(why) = handshake(&mut conn, token.as_deref()) {
-        tracing::warn!(target: "taskscope", "closing stream client {peer}: {why}");
-        conn.shutdown_both();
-        return;
-    }
+    let version = match handshake(&mut conn, token.as_deref()) {
+        Ok(version) => version,
+        Err(why) => {
+            tracing::warn!(target: "taskscope", "closing stream client {peer}: {why}");
+            conn.shutdown_both();
+            return;
+        }
+    };
     let (tx, rx) = sync_channel(CLIENT_QUEUE);
     let alive = Arc::new(AtomicBool::new(true));
     let watching = Arc::new(AtomicU64::new(0));
@@ -392,6 +412,7 @@ fn serve_client(
             watching: watching.clone(),
             needs_key: true,
             dropped: 0,
+            version,
         });
 
     // After its hello a client may only say what it watches; anything else is a protocol
