@@ -122,5 +122,18 @@ pub fn snapshot() -> Snapshot {
         }],
         warnings: vec![inversion, deadlock, blocked],
         poll_timeline: Default::default(),
+        warning_stacks: [(
+            1,
+            vec![taskscope_wire::StackSample {
+                count: 9,
+                blocked_in: Some("std::fs::read".into()),
+                frames: vec![taskscope_wire::StackFrame {
+                    function: "server::load_report".into(),
+                    file: Some("src/server.rs".into()),
+                    line: Some(88),
+                }],
+            }],
+        )]
+        .into(),
     }
 }

@@ -2,7 +2,7 @@
 //! README).
 
 use serde::Serialize;
-use taskscope_wire::{Histogram, Percentiles, Snapshot, TaskKind, Warning};
+use taskscope_wire::{Histogram, Percentiles, Snapshot, StackSample, TaskKind, Warning};
 
 /// The schema name written in every report.
 pub const SCHEMA: &str = "taskscope.report/v1";
@@ -29,7 +29,17 @@ pub struct Report<'a> {
     /// Per semaphore, most waited-on first.
     pub semaphores: Vec<SemaphoreRow<'a>>,
     /// Every warning, oldest first.
-    pub warnings: &'a [Warning],
+    pub warnings: Vec<WarningRow<'a>>,
+}
+
+/// A warning and, for a `blocked_worker` sampled while blocked, its stacks.
+#[derive(Debug, Serialize)]
+pub struct WarningRow<'a> {
+    /// The warning's fields.
+    #[serde(flatten)]
+    pub warning: &'a Warning,
+    /// Stacks sampled while the worker was blocked, most frequent first (empty when none).
+    pub stacks: &'a [StackSample],
 }
 
 /// The observed process.
@@ -187,7 +197,17 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                 wait_ns_hdr: crate::hdr::encode(&s.wait_ns),
             })
             .collect(),
-        warnings: &snapshot.warnings,
+        warnings: snapshot
+            .warnings
+            .iter()
+            .map(|w| WarningRow {
+                warning: w,
+                stacks: snapshot
+                    .warning_stacks
+                    .get(&w.id)
+                    .map_or(&[][..], Vec::as_slice),
+            })
+            .collect(),
     }
 }
 

@@ -73,6 +73,17 @@ pub fn render(snapshot: &Snapshot) -> String {
                     w.message,
                     w.at_ms as f64 / 1000.0
                 );
+                if let Some(stacks) = snapshot.warning_stacks.get(&w.id) {
+                    let samples: u64 = stacks.iter().map(|s| s.count).sum();
+                    for s in stacks.iter().take(3) {
+                        let _ = writeln!(
+                            out,
+                            "  - blocked at `{}` ({} of {samples} samples)",
+                            s.summary(),
+                            s.count
+                        );
+                    }
+                }
             }
             if all.len() > 10 {
                 let _ = writeln!(out, "- … and {} more", all.len() - 10);

@@ -421,7 +421,27 @@ impl Warning {
     }
 }
 
+impl StackSample {
+    /// One line: the application's frame and the call it was in, e.g.
+    /// `app::nap (src/main.rs:12) in std::thread::sleep`.
+    pub fn summary(&self) -> String {
+        let place = self
+            .frames
+            .first()
+            .map_or_else(|| "?".to_string(), ToString::to_string);
+        match &self.blocked_in {
+            Some(call) => format!("{place} in {call}"),
+            None => place,
+        }
+    }
+}
+
 impl Snapshot {
+    /// The most sampled stack of a warning, if its worker's stack was sampled.
+    pub fn top_stack(&self, warning: u64) -> Option<&StackSample> {
+        self.warning_stacks.get(&warning)?.first()
+    }
+
     /// Warnings of one kind.
     pub fn warnings_of(&self, kind: WarningKind) -> impl Iterator<Item = &Warning> {
         self.warnings.iter().filter(move |w| w.kind == kind)

@@ -369,6 +369,7 @@ impl Builder {
         }
         probe::GENERATION.fetch_add(1, Relaxed);
         shared.registry().reset(self.retained_tasks);
+        crate::stacks::start_symbolizer(shared);
 
         let stop = Arc::new(AtomicBool::new(false));
         let watchdog = {
@@ -584,7 +585,7 @@ impl Guard {
         let exporter = inner.collector.join().ok();
         let shared = inner.shared;
         watchdog::scan(shared);
-        collector::symbolize_stacks(shared, &mut crate::stacks::Symbolizer::default());
+        crate::stacks::stop_symbolizer();
         let snapshot = {
             let mut registry = shared.registry();
             registry.retire_finished(shared);

@@ -22,13 +22,11 @@ pub(crate) fn run(
     stop: Arc<AtomicBool>,
     mut exporter: Exporter,
 ) -> Exporter {
-    let mut symbolizer = crate::stacks::Symbolizer::default();
     while !stop.load(Acquire) {
         std::thread::park_timeout(TICK);
         if stop.load(Acquire) {
             break;
         }
-        symbolize_stacks(shared, &mut symbolizer);
         let mut registry = shared.registry();
         registry.retire_finished(shared);
         registry.retire_locks();
@@ -39,26 +37,6 @@ pub(crate) fn run(
         exporter.tick(shared, &mut registry);
     }
     exporter
-}
-
-/// Turns the stacks sampled since the last tick into frames, outside the registry lock (the
-/// first one reads the binary's debug info), and folds them into their warnings.
-pub(crate) fn symbolize_stacks(
-    shared: &'static Shared,
-    symbolizer: &mut crate::stacks::Symbolizer,
-) {
-    let raw = std::mem::take(&mut shared.registry().stacks.raw);
-    if raw.is_empty() {
-        return;
-    }
-    let samples: Vec<_> = raw
-        .iter()
-        .map(|(id, raw)| (*id, symbolizer.symbolize(raw)))
-        .collect();
-    let mut registry = shared.registry();
-    for (id, sample) in samples {
-        registry.stacks.add(id, sample);
-    }
 }
 
 /// Everything taskscope knows now. Without a live [`Guard`](crate::Guard) the snapshot holds

@@ -75,11 +75,61 @@ pub(crate) fn current_tid() -> i32 {
     imp::current_tid()
 }
 
+/// The symbolising thread: resolving addresses reads the binary's debug info (seconds, the
+/// first time, for a large debug build), so it happens on a thread of its own, never on the
+/// watchdog's (which must keep scanning) or the collector's (which must keep streaming).
+static SYMBOLIZER: std::sync::Mutex<
+    Option<(
+        std::sync::mpsc::Sender<(u64, RawStack)>,
+        std::thread::JoinHandle<()>,
+    )>,
+> = std::sync::Mutex::new(None);
+
+/// Starts the symbolising thread (when sampling is on).
+pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
+    if !enabled() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, RawStack)>();
+    let thread = std::thread::Builder::new()
+        .name("taskscope-stacks".into())
+        .spawn(move || {
+            let mut symbolizer = Symbolizer::default();
+            while let Ok(first) = rx.recv() {
+                let batch: Vec<_> = std::iter::once(first)
+                    .chain(rx.try_iter())
+                    .map(|(id, raw)| (id, symbolizer.symbolize(&raw)))
+                    .collect();
+                let mut registry = shared.registry();
+                for (id, sample) in batch {
+                    registry.stacks.add(id, sample);
+                }
+            }
+        });
+    if let Ok(thread) = thread {
+        *SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner()) = Some((tx, thread));
+    }
+}
+
+/// Hands a sample to the symbolising thread.
+pub(crate) fn submit(id: u64, raw: RawStack) {
+    if let Some((tx, _)) = &*SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner()) {
+        let _ = tx.send((id, raw));
+    }
+}
+
+/// Symbolises what was submitted and stops the thread.
+pub(crate) fn stop_symbolizer() {
+    let taken = SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((tx, thread)) = taken {
+        drop(tx);
+        let _ = thread.join();
+    }
+}
+
 /// Stack sampling state kept in the registry.
 #[derive(Debug, Default)]
 pub(crate) struct Stacks {
-    /// Samples taken, not yet symbolised: (warning id, sample).
-    pub(crate) raw: Vec<(u64, RawStack)>,
     /// Folded stacks per warning.
     pub(crate) folded: std::collections::BTreeMap<u64, Vec<StackSample>>,
     /// Warnings whose stacks changed since the exporter last sent them.

@@ -141,15 +141,14 @@ fn sample_stacks(shared: &'static Shared, to_sample: Vec<(u64, &'static WorkerSl
     if to_sample.is_empty() {
         return;
     }
-    let taken: Vec<_> = to_sample
-        .into_iter()
-        .filter_map(|(id, slot, start)| {
-            let raw = crate::stacks::capture(slot.tid.load(Relaxed))?;
-            (slot.start.load(Acquire) == start).then_some((id, raw))
-        })
-        .collect();
-    if !taken.is_empty() {
-        shared.registry().stacks.raw.extend(taken);
+    let _ = shared;
+    for (id, slot, start) in to_sample {
+        let Some(raw) = crate::stacks::capture(slot.tid.load(Relaxed)) else {
+            continue;
+        };
+        if slot.start.load(Acquire) == start {
+            crate::stacks::submit(id, raw);
+        }
     }
 }
 

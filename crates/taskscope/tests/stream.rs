@@ -547,3 +547,95 @@ fn a_size_capped_recording_rotates_and_both_files_read() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Connects with a given wire version.
+fn connect_as(addr: SocketAddr, version: u32) -> (TcpStream, Receiver<Frame>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write_frame(
+        &mut stream,
+        &ClientFrame::Hello {
+            version,
+            token: None,
+        },
+    )
+    .unwrap();
+    let (tx, rx) = channel();
+    let reading = stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut reader = FrameReader::new(reading);
+        while let Ok(Some(frame)) = reader.next_frame::<Frame>() {
+            if tx.send(frame).is_err() {
+                break;
+            }
+        }
+    });
+    (stream, rx)
+}
+
+#[inline(never)]
+fn stream_nap() -> u32 {
+    std::thread::sleep(Duration::from_millis(400));
+    std::hint::black_box(1)
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[test]
+fn a_version_2_client_gets_the_blocked_stack_while_blocked_and_a_version_1_client_works_without() {
+    let guard = exclusive(|| {
+        taskscope::Builder::new()
+            .bind("127.0.0.1:0")
+            .blocked_threshold(Duration::from_millis(20))
+            .stacks(true)
+    });
+    let addr = guard.local_addr().expect("bound");
+    let (_new, rx2) = connect_as(addr, WIRE_VERSION);
+    let (_old, rx1) = connect_as(addr, 1);
+    let (mut asm2, mut asm1) = (Assembler::new(), Assembler::new());
+    let rt = runtime_thread();
+    let released = Arc::new(AtomicBool::new(false));
+    let flag = released.clone();
+    std::thread::sleep(Duration::from_millis(200));
+    rt.spawn(async move {
+        taskscope::spawn_named("stack-blocker", async move {
+            stream_nap();
+            flag.store(true, Ordering::SeqCst);
+        })
+        .await
+        .unwrap();
+    });
+    let stack = wait_for(
+        &rx2,
+        &mut asm2,
+        Duration::from_secs(3),
+        |a, frame| match frame {
+            Frame::Stacks { warning, stacks } => {
+                let w = a.snapshot().warnings.iter().find(|w| w.id == *warning)?;
+                (w.task_name.as_deref() == Some("stack-blocker")).then(|| stacks[0].clone())
+            }
+            _ => None,
+        },
+    )
+    .expect("a Stacks frame");
+    assert!(
+        !released.load(Ordering::SeqCst),
+        "sent while the worker was still blocked"
+    );
+    assert!(
+        stack.frames[0].function.ends_with("stream_nap"),
+        "{stack:#?}"
+    );
+    // The version-1 client saw the same warning, and never a frame it could not read.
+    let seen = wait_for(&rx1, &mut asm1, Duration::from_secs(3), |a, frame| {
+        assert!(!matches!(frame, Frame::Stacks { .. } | Frame::Polls(_)));
+        a.snapshot()
+            .warnings
+            .iter()
+            .any(|w| w.task_name.as_deref() == Some("stack-blocker"))
+            .then_some(())
+    });
+    assert!(seen.is_some());
+    drop(guard);
+}

@@ -85,7 +85,24 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .iter()
         .rev()
         .filter(|w| w.task == Some(task.id) || w.tasks.contains(&task.id))
-        .map(|w| Line::styled(format!("{}: {}", w.kind, w.message), warning_style(w.kind)))
+        .flat_map(|w| {
+            let mut lines = vec![Line::styled(
+                format!("{}: {}", w.kind, w.message),
+                warning_style(w.kind),
+            )];
+            // A sampled blocked worker: where it was blocked, and how often.
+            if let Some(stacks) = app.snapshot.warning_stacks.get(&w.id) {
+                let samples: u64 = stacks.iter().map(|s| s.count).sum();
+                for s in stacks.iter().take(3) {
+                    lines.push(Line::raw(format!(
+                        "  at {} ({}/{samples} samples)",
+                        s.summary(),
+                        s.count
+                    )));
+                }
+            }
+            lines
+        })
         .collect();
     let para = if lines.is_empty() {
         Paragraph::new("none").dim()

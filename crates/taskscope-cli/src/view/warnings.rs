@@ -3,6 +3,7 @@
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Text};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
@@ -29,12 +30,24 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             } else {
                 Cell::from("")
             };
+            // A sampled blocked worker gets a second line: where it was blocked.
+            let (what, height) = match app.snapshot.top_stack(w.id) {
+                Some(stack) => (
+                    Text::from(vec![
+                        Line::raw(w.message.clone()),
+                        Line::raw(format!("  at {}", stack.summary())).style(style),
+                    ]),
+                    2,
+                ),
+                None => (Text::raw(w.message.clone()), 1),
+            };
             Row::new(vec![
                 Cell::from(format!("{:.1}s", w.at_ms as f64 / 1000.0)),
                 Cell::from(w.kind.as_str()).style(style),
                 now,
-                Cell::from(w.message.clone()),
+                Cell::from(what),
             ])
+            .height(height)
         })
         .collect();
     let widths = [
