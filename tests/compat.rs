@@ -1,7 +1,8 @@
-//! Format compatibility: a recording made by version 1 of the format is checked into
-//! `tests/data/` and must stay readable, with the same content, by every later build.
+//! Format compatibility: a recording made by each version of the format is checked into
+//! `tests/data/` (`v1.tsrec`, `v2.tsrec`) and must stay readable, with the same content, by
+//! every later build.
 //!
-//! Regenerate it (only when the format version changes) with
+//! Write the current version's file (only when the format version changes) with
 //! `cargo test --test compat -- --ignored regenerate`.
 
 use std::path::PathBuf;
@@ -10,16 +11,16 @@ use std::time::Duration;
 use taskscope_wire::recording::RecordingReader;
 use taskscope_wire::{Assembler, Frame, WarningKind};
 
-fn data() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1.tsrec")
+fn data(version: u32) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/v{version}.tsrec"))
 }
 
 #[test]
-#[ignore = "writes tests/data/v1.tsrec; run by hand when the format version changes"]
+#[ignore = "writes tests/data/v{WIRE_VERSION}.tsrec; run by hand when the format version changes"]
 fn regenerate() {
     let guard = taskscope::Builder::new()
         .no_server()
-        .record(data())
+        .record(data(taskscope_wire::WIRE_VERSION))
         .blocked_threshold(Duration::from_millis(20))
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -56,11 +57,33 @@ fn regenerate() {
 
 #[test]
 fn reads_the_checked_in_v1_recording() {
-    let rec = RecordingReader::open(data())
-        .expect("tests/data/v1.tsrec is a recording")
+    check_recording(1);
+}
+
+#[test]
+fn reads_the_checked_in_v2_recording_with_its_poll_timeline_and_stacks() {
+    let snap = check_recording(2);
+    assert!(!snap.poll_timeline.0.is_empty(), "Polls frames");
+    let blocker = snap
+        .warnings_of(WarningKind::BlockedWorker)
+        .find(|w| w.task_name.as_deref() == Some("compat-blocker"))
+        .expect("blocked_worker");
+    let stack = snap.top_stack(blocker.id).expect("Stacks frame");
+    assert!(
+        stack
+            .blocked_in
+            .as_deref()
+            .is_some_and(|c| c.ends_with("sleep")),
+        "{stack:#?}"
+    );
+}
+
+fn check_recording(version: u32) -> taskscope_wire::Snapshot {
+    let rec = RecordingReader::open(data(version))
+        .expect("a checked-in recording")
         .read_all();
     assert!(rec.stopped.is_none(), "{:?}", rec.stopped);
-    assert!(matches!(rec.frames.first(), Some((_, Frame::Hello(h))) if h.version == 1));
+    assert!(matches!(rec.frames.first(), Some((_, Frame::Hello(h))) if h.version == version));
     let mut asm = Assembler::new();
     let mut last_ms = 0;
     for (at_ms, frame) in rec.frames {
@@ -85,4 +108,5 @@ fn reads_the_checked_in_v1_recording() {
     assert!(snap
         .warnings_of(WarningKind::BlockedWorker)
         .any(|w| w.task_name.as_deref() == Some("compat-blocker") && !w.ongoing));
+    snap.clone()
 }

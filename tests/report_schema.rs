@@ -74,12 +74,64 @@ fn assert_near(what: &str, got: u64, expected: Duration, slack: f64) {
     );
 }
 
+#[inline(never)]
+fn blocking_helper() -> u32 {
+    std::thread::sleep(Duration::from_millis(120));
+    std::hint::black_box(1)
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[test]
+fn a_blocked_workers_stack_is_in_the_report_and_validates() {
+    let guard = common::exclusive(|| {
+        taskscope::Builder::new()
+            .no_server()
+            .blocked_threshold(Duration::from_millis(20))
+            .stacks(true)
+    });
+    common::two_workers().block_on(async {
+        taskscope::spawn_named("report-blocker", async {
+            blocking_helper();
+        })
+        .await
+        .unwrap();
+    });
+    let snap = guard.finish().expect("active guard");
+    let report = report_json(&snap);
+    validate(&report).unwrap();
+    let w = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "blocked_worker" && w["task_name"] == "report-blocker")
+        .expect("blocked_worker row");
+    let top = &w["stacks"][0];
+    assert!(top["count"].as_u64().unwrap() >= 1, "{w:#}");
+    assert!(
+        top["frames"][0]["function"]
+            .as_str()
+            .unwrap()
+            .ends_with("blocking_helper"),
+        "{w:#}"
+    );
+    assert!(top["frames"][0]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("tests/report_schema.rs"));
+    let md = taskscope_report::markdown::render(&snap);
+    assert!(md.contains("blocked at `"), "{md}");
+}
+
 #[test]
 fn numbers_match_a_known_workload_and_the_report_validates() {
-    let guard = taskscope::Builder::new()
-        .no_server()
-        .blocked_threshold(Duration::from_secs(5))
-        .init();
+    let guard = common::exclusive(|| {
+        taskscope::Builder::new()
+            .no_server()
+            .blocked_threshold(Duration::from_secs(5))
+    });
     let rt = common::two_workers();
     rt.block_on(async {
         // 40 polls of 5 ms each: busy loops between yields.

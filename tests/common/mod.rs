@@ -25,3 +25,17 @@ pub fn two_workers() -> tokio::runtime::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// Starts taskscope, waiting while another test of this binary has it running (one Guard per
+/// process at a time).
+pub fn exclusive(builder: impl Fn() -> taskscope::Builder) -> taskscope::Guard {
+    loop {
+        match builder().try_init() {
+            Ok(guard) => return guard,
+            Err(taskscope::Error::AlreadyRunning) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
