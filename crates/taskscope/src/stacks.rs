@@ -78,12 +78,13 @@ pub(crate) fn current_tid() -> i32 {
 /// The symbolising thread: resolving addresses reads the binary's debug info (seconds, the
 /// first time, for a large debug build), so it happens on a thread of its own, never on the
 /// watchdog's (which must keep scanning) or the collector's (which must keep streaming).
-static SYMBOLIZER: std::sync::Mutex<
-    Option<(
-        std::sync::mpsc::Sender<(u64, RawStack)>,
-        std::thread::JoinHandle<()>,
-    )>,
-> = std::sync::Mutex::new(None);
+static SYMBOLIZER: std::sync::Mutex<Option<SymbolizerThread>> = std::sync::Mutex::new(None);
+
+/// Where samples go, and the thread that takes them.
+type SymbolizerThread = (
+    std::sync::mpsc::Sender<(u64, RawStack)>,
+    std::thread::JoinHandle<()>,
+);
 
 /// Starts the symbolising thread (when sampling is on).
 pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
@@ -281,7 +282,7 @@ pub(crate) fn fold(stacks: &mut Vec<StackSample>, sample: StackSample) {
         Some(s) => s.count += sample.count,
         None => stacks.push(sample),
     }
-    stacks.sort_by(|a, b| b.count.cmp(&a.count));
+    stacks.sort_by_key(|s| std::cmp::Reverse(s.count));
     stacks.truncate(MAX_STACKS);
 }
 
