@@ -174,6 +174,12 @@ fn main() {
         rss_child(args.get(i + 1).map(String::as_str) == Some("1"));
         return;
     }
+    if args.iter().any(|a| a == "--only-taskscope") {
+        // For profiling: one instrumented request/response run.
+        let (rps, p50, p99) = request_response(true, arg("--connections", 32), arg("--seconds", 2));
+        println!("taskscope: {rps:.0} requests/s, p50 {p50:.1} us, p99 {p99:.1} us");
+        return;
+    }
     let rounds = arg("--rounds", 3).max(1);
     let seconds = arg("--seconds", 2).max(1);
     let connections = arg("--connections", 32).max(1);
