@@ -302,10 +302,30 @@ impl Registry {
         } else {
             self.scans_skipped += 1;
         }
-        for id in done {
+        // Only the last `retain_finished` are kept in full: the others go straight into their
+        // group, without the strings and histograms of a wire task (a spawn storm retires
+        // hundreds of thousands a second).
+        let full_from = done.len().saturating_sub(self.retain_finished);
+        for (i, id) in done.into_iter().enumerate() {
             let Some(stats) = self.live.remove(&id) else {
                 continue;
             };
+            if i < full_from && stats.outcome() != Some(Outcome::Panicked) {
+                let key = self
+                    .task_group
+                    .remove(&id)
+                    .unwrap_or_else(|| self.group_key(&stats));
+                let group = self.group_entry(&key, &stats);
+                match stats.outcome() {
+                    Some(Outcome::Completed) => group.completed += 1,
+                    Some(Outcome::Cancelled) => group.cancelled += 1,
+                    _ => {}
+                }
+                group.polls += stats.counts().0;
+                group.busy_ns = group.busy_ns.saturating_add(stats.busy_ns());
+                stats.merge_finished_into(&mut group.poll_ns, &mut group.scheduled_ns);
+                continue;
+            }
             let task = task_to_wire(&stats, shared);
             let key = self
                 .task_group

@@ -79,7 +79,9 @@ fn check_blocked_while_blocking(rt: &tokio::runtime::Handle, name: &'static str,
     })
     .expect("warning completed after the poll ended");
     let ms = done.duration_ns.unwrap() / 1_000_000;
-    assert!((200..1_000).contains(&ms), "final duration {ms} ms");
+    // The poll is timed by the TSC, calibrated against the OS clock within 2 % (clock.rs's
+    // test); the 200 ms are measured by `Instant`, so 199 ms is a correct reading.
+    assert!((196..1_000).contains(&ms), "final duration {ms} ms");
     assert!(
         done.message.contains(name) && done.message.contains("was blocked for"),
         "{}",

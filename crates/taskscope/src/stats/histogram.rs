@@ -195,6 +195,14 @@ impl AtomicHistogram {
         h.max = h.max.max(self.max.load(Relaxed));
     }
 
+    /// Adds every bucket into a wire histogram, with this one's sum and max (for recorders that
+    /// keep them; the caller sets them otherwise).
+    pub(crate) fn merge_into_wire(&self, h: &mut Histogram) {
+        self.for_each_bucket(|i, n| h.add_to_bucket(i as u32, n));
+        h.sum = h.sum.saturating_add(self.sum.load(Relaxed));
+        h.max = h.max.max(self.max.load(Relaxed));
+    }
+
     /// A copy in the wire format. Concurrent writers may land between bucket reads: the copy is
     /// a consistent-enough sample, as every monitoring read of live counters is.
     pub(crate) fn to_wire(&self) -> Histogram {

@@ -216,6 +216,17 @@ impl TaskStats {
         h
     }
 
+    /// Adds a finished task's histograms into its group's, without building its wire form
+    /// (every sample is binned once the task has finished).
+    pub(crate) fn merge_finished_into(&self, poll: &mut Histogram, scheduled: &mut Histogram) {
+        debug_assert!(self.is_done());
+        self.poll_ns.merge_into_wire(poll);
+        // The poll histogram's exact sum and max live in the hot line.
+        poll.sum = poll.sum.saturating_add(self.hot.busy_ns.load(Relaxed));
+        poll.max = poll.max.max(self.hot.max_poll_ns.load(Relaxed));
+        self.scheduled_ns.merge_into_wire(scheduled);
+    }
+
     /// Adds this task's poll and scheduled-delay samples into group histograms.
     pub(crate) fn add_into(&self, poll: &mut DenseHistogram, scheduled: &mut DenseHistogram) {
         self.poll_ns.add_into(poll);
