@@ -70,8 +70,15 @@ fn spawn_all<F: Future<Output = ()> + Send + 'static>(
 /// Nanoseconds per poll for one variant.
 fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let rt = runtime(multi);
-    let guard =
-        (variant == Variant::Taskscope).then(|| taskscope::Builder::new().retained_tasks(0).init());
+    let guard = (variant == Variant::Taskscope).then(|| {
+        // `--no-stacks` (for comparing): stack sampling of blocked workers off; it is on by
+        // default and costs nothing on polls that do not block.
+        let stacks = !std::env::args().any(|a| a == "--no-stacks");
+        taskscope::Builder::new()
+            .retained_tasks(0)
+            .stacks(stacks)
+            .init()
+    });
     let monitor = tokio_metrics::TaskMonitor::new();
     let elapsed = rt.block_on(async {
         // Warm up: first spawns attach probes and calibrate the clock.
