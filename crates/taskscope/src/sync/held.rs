@@ -84,6 +84,17 @@ impl Ctx {
     }
 }
 
+/// Counts an acquisition of a shared primitive (a semaphore's permits), recording its wait when
+/// it had to wait.
+#[inline]
+pub(crate) fn count_shared(stats: &LockStats, wait_ns: u64, contended: bool) {
+    stats.acquisitions.fetch_add(1, Relaxed);
+    if contended {
+        stats.contended.fetch_add(1, Relaxed);
+        stats.wait_ns.record(wait_ns);
+    }
+}
+
 /// One hold in this many is timed (per thread).
 pub(crate) const HOLD_SAMPLE: u32 = 8;
 

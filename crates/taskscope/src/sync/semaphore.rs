@@ -172,18 +172,20 @@ impl Semaphore {
     fn permit<'a>(
         &'a self,
         inner: tokio::sync::SemaphorePermit<'a>,
-        at: &'static Location<'static>,
+        _at: &'static Location<'static>,
         wait: u64,
         contended: bool,
     ) -> SemaphorePermit<'a> {
-        let held = self.stats.as_ref().map(|stats| {
-            let held = Held::acquire(stats, Ctx::current(), at, wait, contended, false);
+        // Permits are meant to be held across `.await`s, are not in the lock-order graph and
+        // have no hold histogram (reports show waits and saturation), so an acquisition only
+        // counts and, when it waited, records its wait: no `Held` to build and drop.
+        if let Some(stats) = &self.stats {
+            crate::sync::held::count_shared(stats, wait, contended);
             self.note_saturation(stats);
-            held
-        });
+        }
         SemaphorePermit {
             inner: Some(inner),
-            held,
+            held: None,
             sem: self,
         }
     }
