@@ -1,0 +1,152 @@
+//! Per-poll cost of bare tokio, tokio-metrics, taskscope and console-subscriber, in one process
+//! (DESIGN.md §10's workload: 1,000 tasks × 1,000 `yield_now` on 2 workers, and on a
+//! current-thread runtime). Built with `--cfg tokio_unstable`, which console-subscriber needs.
+//!
+//! ```text
+//! cd benches/console-overhead && cargo run --release [-- --rounds 5]
+//! ```
+//!
+//! console-subscriber installs a global `tracing` subscriber that every later runtime reports
+//! to, so its rounds run last, after the interleaved rounds of the other variants.
+
+use std::future::Future;
+use std::time::Instant;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Bare,
+    TokioMetrics,
+    Taskscope,
+    Console,
+}
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Bare => "bare tokio::spawn",
+            Variant::TokioMetrics => "tokio-metrics TaskMonitor",
+            Variant::Taskscope => "taskscope::spawn, all on",
+            Variant::Console => "console-subscriber",
+        }
+    }
+}
+
+fn runtime(multi: bool) -> tokio::runtime::Runtime {
+    let mut b = if multi {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all().build().unwrap()
+}
+
+async fn yielder(yields: u32) {
+    for _ in 0..yields {
+        tokio::task::yield_now().await;
+    }
+}
+
+fn spawn_all<F: Future<Output = ()> + Send + 'static>(
+    tasks: u32,
+    make: impl Fn() -> F,
+    spawn: impl Fn(F) -> tokio::task::JoinHandle<()>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..tasks).map(|_| spawn(make())).collect()
+}
+
+fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
+    let rt = runtime(multi);
+    let guard = (variant == Variant::Taskscope)
+        .then(|| taskscope::Builder::new().no_server().retained_tasks(0).init());
+    let monitor = tokio_metrics::TaskMonitor::new();
+    let elapsed = rt.block_on(async {
+        tokio::spawn(async {}).await.unwrap();
+        let start = Instant::now();
+        let handles = match variant {
+            Variant::Bare | Variant::Console => spawn_all(tasks, || yielder(yields), tokio::spawn),
+            Variant::TokioMetrics => spawn_all(
+                tasks,
+                || monitor.instrument(yielder(yields)),
+                tokio::spawn,
+            ),
+            Variant::Taskscope => spawn_all(tasks, || yielder(yields), |f| taskscope::spawn(f)),
+        };
+        for h in handles {
+            h.await.unwrap();
+        }
+        start.elapsed()
+    });
+    drop(guard);
+    elapsed.as_nanos() as f64 / (f64::from(tasks) * f64::from(yields + 1))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rounds: usize = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let (tasks, yields) = (1000, 1000);
+    let flavours = [true, false];
+    let firsts = [Variant::Bare, Variant::TokioMetrics, Variant::Taskscope];
+    // results[flavour][variant]
+    let mut results = vec![vec![Vec::new(); 4]; 2];
+    for _ in 0..rounds {
+        for (f, &multi) in flavours.iter().enumerate() {
+            for (v, &variant) in firsts.iter().enumerate() {
+                results[f][v].push(measure(variant, multi, tasks, yields));
+            }
+        }
+    }
+    // From here on every runtime reports to console-subscriber (its server on 127.0.0.1:6669,
+    // its aggregator running; no client connected).
+    console_subscriber::init();
+    for _ in 0..rounds {
+        for (f, &multi) in flavours.iter().enumerate() {
+            results[f][3].push(measure(Variant::Console, multi, tasks, yields));
+        }
+    }
+    println!(
+        "per-poll cost, {tasks} tasks x {yields} yield_now, median of {rounds} rounds, \
+         built with --cfg tokio_unstable ({} CPUs)\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let all = [
+        Variant::Bare,
+        Variant::TokioMetrics,
+        Variant::Taskscope,
+        Variant::Console,
+    ];
+    for (f, &multi) in flavours.iter().enumerate() {
+        println!(
+            "{}",
+            if multi {
+                "multi-thread runtime, 2 workers"
+            } else {
+                "current-thread runtime"
+            }
+        );
+        println!("| variant | ns/poll | overhead vs bare | ratio |");
+        println!("|---|---:|---:|---:|");
+        let medians: Vec<f64> = results[f].iter().map(|r| median(r.clone())).collect();
+        for (variant, m) in all.iter().zip(&medians) {
+            println!(
+                "| {} | {:.1} | {:+.1} ns | {:.2}x |",
+                variant.name(),
+                m,
+                m - medians[0],
+                m / medians[0]
+            );
+        }
+        println!();
+    }
+}
