@@ -41,6 +41,16 @@ fn headless_demo_finds_every_seeded_problem_and_writes_the_report() {
         stdout.contains("export_report") && stdout.contains("db-pool"),
         "{stdout}"
     );
+    // The blocked worker's stack names the demo's blocking helper (Linux).
+    if cfg!(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )) {
+        assert!(
+            stdout.contains("blocked at `") && stdout.contains("checksum_blocking ("),
+            "no stack in:\n{stdout}"
+        );
+    }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(json["schema"], "taskscope.report/v1");

@@ -181,6 +181,8 @@ impl Stacks {
 #[derive(Debug, Default)]
 pub(crate) struct Symbolizer {
     cache: HashMap<(usize, bool), Vec<StackFrame>>,
+    /// The working directory, with a trailing `/`.
+    cwd: Option<String>,
 }
 
 impl Symbolizer {
@@ -195,7 +197,9 @@ impl Symbolizer {
                 frames.extend(self.resolve(ip, false));
             }
         }
-        split_app_frames(frames)
+        let mut sample = split_app_frames(frames);
+        self.relativize(&mut sample.frames);
+        sample
     }
 
     fn resolve(&mut self, ip: usize, exact: bool) -> Vec<StackFrame> {
@@ -203,6 +207,24 @@ impl Symbolizer {
             .entry((ip, exact))
             .or_insert_with(|| imp::resolve(if exact { ip } else { ip.saturating_sub(1) }))
             .clone()
+    }
+
+    /// Paths under the working directory are shown relative to it, as std's backtraces do
+    /// (after the frames are classified, which needs the full paths).
+    fn relativize(&mut self, frames: &mut [StackFrame]) {
+        let cwd = self.cwd.get_or_insert_with(|| {
+            std::env::current_dir()
+                .map(|d| format!("{}/", d.display()))
+                .unwrap_or_default()
+        });
+        if cwd.is_empty() {
+            return;
+        }
+        for f in frames {
+            if let Some(rel) = f.file.as_deref().and_then(|p| p.strip_prefix(cwd.as_str())) {
+                f.file = Some(rel.to_string());
+            }
+        }
     }
 }
 

@@ -272,6 +272,10 @@ pub fn summary(snap: &Snapshot) -> String {
             all.len(),
             all.last().map_or("", |w| w.message.as_str())
         );
+        // Where the last sampled one was blocked (stacks: Linux).
+        if let Some(stack) = all.iter().rev().find_map(|w| snap.top_stack(w.id)) {
+            let _ = writeln!(out, "  - blocked at `{}`", stack.summary());
+        }
     }
     let _ = writeln!(out, "\n## Task groups (most busy first)\n");
     let _ = writeln!(
