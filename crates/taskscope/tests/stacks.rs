@@ -14,14 +14,11 @@ use taskscope_wire::{Snapshot, StackSample, WarningKind};
 /// Tests share one process and one taskscope: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn run_blocked<F>(name: &'static str, body: F) -> Snapshot
-where
-    F: FnOnce() + Send + 'static,
-{
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// taskscope with stacks on and a `threshold`, and a 2-worker runtime.
+fn setup(threshold: Duration) -> (taskscope::Guard, tokio::runtime::Runtime) {
     let guard = taskscope::Builder::new()
         .no_server()
-        .blocked_threshold(Duration::from_millis(20))
+        .blocked_threshold(threshold)
         .stacks(true)
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -29,6 +26,15 @@ where
         .enable_all()
         .build()
         .unwrap();
+    (guard, rt)
+}
+
+fn run_blocked<F>(name: &'static str, body: F) -> Snapshot
+where
+    F: FnOnce() + Send + 'static,
+{
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (guard, rt) = setup(Duration::from_millis(20));
     rt.block_on(async move {
         taskscope::spawn_named(name, async move { body() })
             .await
@@ -207,16 +213,7 @@ fn a_thousand_blocked_polls_with_stacks_while_others_run() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // The watchdog scans every millisecond at this threshold: 1,000 polls of 5 ms, two at a
     // time (one per worker), are each seen blocked and sampled within their poll.
-    let guard = taskscope::Builder::new()
-        .no_server()
-        .blocked_threshold(Duration::from_millis(1))
-        .stacks(true)
-        .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (guard, rt) = setup(Duration::from_millis(1));
     let busy = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     rt.block_on(async {
         let others: Vec<_> = (0..8)

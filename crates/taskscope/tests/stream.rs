@@ -25,11 +25,20 @@ fn exclusive(builder: impl Fn() -> taskscope::Builder) -> taskscope::Guard {
 }
 
 fn connect(addr: SocketAddr, token: Option<&str>) -> (TcpStream, Receiver<Frame>) {
+    connect_with(addr, WIRE_VERSION, token)
+}
+
+/// Connects saying `version` (and `token`), and reads frames on a thread of its own.
+fn connect_with(
+    addr: SocketAddr,
+    version: u32,
+    token: Option<&str>,
+) -> (TcpStream, Receiver<Frame>) {
     let mut stream = TcpStream::connect(addr).unwrap();
     write_frame(
         &mut stream,
         &ClientFrame::Hello {
-            version: WIRE_VERSION,
+            version,
             token: token.map(str::to_owned),
         },
     )
@@ -548,30 +557,6 @@ fn a_size_capped_recording_rotates_and_both_files_read() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Connects with a given wire version.
-fn connect_as(addr: SocketAddr, version: u32) -> (TcpStream, Receiver<Frame>) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write_frame(
-        &mut stream,
-        &ClientFrame::Hello {
-            version,
-            token: None,
-        },
-    )
-    .unwrap();
-    let (tx, rx) = channel();
-    let reading = stream.try_clone().unwrap();
-    std::thread::spawn(move || {
-        let mut reader = FrameReader::new(reading);
-        while let Ok(Some(frame)) = reader.next_frame::<Frame>() {
-            if tx.send(frame).is_err() {
-                break;
-            }
-        }
-    });
-    (stream, rx)
-}
-
 #[inline(never)]
 fn stream_nap() -> u32 {
     std::thread::sleep(Duration::from_millis(400));
@@ -591,8 +576,8 @@ fn a_version_2_client_gets_the_blocked_stack_while_blocked_and_a_version_1_clien
             .stacks(true)
     });
     let addr = guard.local_addr().expect("bound");
-    let (_new, rx2) = connect_as(addr, WIRE_VERSION);
-    let (_old, rx1) = connect_as(addr, 1);
+    let (_new, rx2) = connect_with(addr, WIRE_VERSION, None);
+    let (_old, rx1) = connect_with(addr, 1, None);
     let (mut asm2, mut asm1) = (Assembler::new(), Assembler::new());
     let rt = runtime_thread();
     let released = Arc::new(AtomicBool::new(false));
