@@ -58,19 +58,21 @@ fn spawn_all<F: Future<Output = ()> + Send + 'static>(
 
 fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let rt = runtime(multi);
-    let guard = (variant == Variant::Taskscope)
-        .then(|| taskscope::Builder::new().no_server().retained_tasks(0).init());
+    let guard = (variant == Variant::Taskscope).then(|| {
+        taskscope::Builder::new()
+            .no_server()
+            .retained_tasks(0)
+            .init()
+    });
     let monitor = tokio_metrics::TaskMonitor::new();
     let elapsed = rt.block_on(async {
         tokio::spawn(async {}).await.unwrap();
         let start = Instant::now();
         let handles = match variant {
             Variant::Bare | Variant::Console => spawn_all(tasks, || yielder(yields), tokio::spawn),
-            Variant::TokioMetrics => spawn_all(
-                tasks,
-                || monitor.instrument(yielder(yields)),
-                tokio::spawn,
-            ),
+            Variant::TokioMetrics => {
+                spawn_all(tasks, || monitor.instrument(yielder(yields)), tokio::spawn)
+            }
             Variant::Taskscope => spawn_all(tasks, || yielder(yields), |f| taskscope::spawn(f)),
         };
         for h in handles {
