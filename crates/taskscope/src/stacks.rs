@@ -82,16 +82,20 @@ static SYMBOLIZER: std::sync::Mutex<Option<SymbolizerThread>> = std::sync::Mutex
 
 /// Where samples go, and the thread that takes them.
 type SymbolizerThread = (
-    std::sync::mpsc::Sender<(u64, RawStack)>,
+    std::sync::mpsc::SyncSender<(u64, RawStack)>,
     std::thread::JoinHandle<()>,
 );
+
+/// Samples waiting for the symbolising thread at most (≈ 1 KiB each): while it reads debug
+/// info for the first time, a burst of blocked polls can outrun it; later samples are dropped.
+const PENDING_SAMPLES: usize = 256;
 
 /// Starts the symbolising thread (when sampling is on).
 pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
     if !enabled() {
         return;
     }
-    let (tx, rx) = std::sync::mpsc::channel::<(u64, RawStack)>();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, RawStack)>(PENDING_SAMPLES);
     let thread = std::thread::Builder::new()
         .name("taskscope-stacks".into())
         .spawn(move || {
@@ -112,10 +116,11 @@ pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
     }
 }
 
-/// Hands a sample to the symbolising thread.
+/// Hands a sample to the symbolising thread; never waits (a sample it has no room for is
+/// dropped: the next one of a long block takes its place).
 pub(crate) fn submit(id: u64, raw: RawStack) {
     if let Some((tx, _)) = &*SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner()) {
-        let _ = tx.send((id, raw));
+        let _ = tx.try_send((id, raw));
     }
 }
 
