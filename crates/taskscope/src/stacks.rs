@@ -171,6 +171,11 @@ impl Stacks {
         }
     }
 
+    /// Takes no more samples for warning `id`.
+    pub(crate) fn give_up(&mut self, id: u64) {
+        self.sampled.entry(id).or_insert((0, 0)).0 = MAX_SAMPLES;
+    }
+
     /// Folds symbolised samples in.
     pub(crate) fn add(&mut self, id: u64, sample: StackSample) {
         fold(self.folded.entry(id).or_default(), sample);

@@ -141,13 +141,22 @@ fn sample_stacks(shared: &'static Shared, to_sample: Vec<(u64, &'static WorkerSl
     if to_sample.is_empty() {
         return;
     }
-    let _ = shared;
+    // A thread that did not answer (it blocks the signal, or exited) is not asked again for
+    // the same blocked poll: each unanswered request costs the watchdog its 20 ms wait.
+    let mut unanswered = Vec::new();
     for (id, slot, start) in to_sample {
         let Some(raw) = crate::stacks::capture(slot.tid.load(Relaxed)) else {
+            unanswered.push(id);
             continue;
         };
         if slot.start.load(Acquire) == start {
             crate::stacks::submit(id, raw);
+        }
+    }
+    if !unanswered.is_empty() {
+        let mut registry = shared.registry();
+        for id in unanswered {
+            registry.stacks.give_up(id);
         }
     }
 }

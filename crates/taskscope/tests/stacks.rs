@@ -292,3 +292,44 @@ fn a_thousand_blocked_polls_with_stacks_while_others_run() {
         }
     }
 }
+
+/// A worker that blocks every signal is still reported blocked, just without a stack; the
+/// watchdog stops asking it (one 20 ms wait per blocked poll, not one per scan); the signal,
+/// delivered late when the thread unblocks it, does nothing; and another blocked worker is
+/// sampled as usual meanwhile.
+#[test]
+fn a_worker_that_blocks_signals_is_reported_without_a_stack() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (guard, rt) = setup(Duration::from_millis(20));
+    rt.block_on(async {
+        let masked = taskscope::spawn_named("masked", async {
+            // SAFETY: plain libc calls on sigset values owned here.
+            let old = unsafe {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                let mut old: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+                old
+            };
+            nap(Duration::from_millis(300));
+            // SAFETY: restores this worker's mask (the runtime's thread is reused).
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        });
+        // Let the first one start blocking on one worker, then block the other.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let plain = taskscope::spawn_named("unmasked", async {
+            nap(Duration::from_millis(200));
+        });
+        masked.await.unwrap();
+        plain.await.unwrap();
+    });
+    let snap = guard.finish().unwrap();
+    let masked = snap
+        .warnings_of(WarningKind::BlockedWorker)
+        .find(|w| w.task_name.as_deref() == Some("masked"))
+        .expect("the masked worker is reported");
+    assert!(masked.duration_ns.unwrap() >= 290_000_000, "{masked:?}");
+    assert!(!snap.warning_stacks.contains_key(&masked.id));
+    let stacks = stacks_of(&snap, "unmasked");
+    assert_first_frame(&stacks, "nap");
+}
