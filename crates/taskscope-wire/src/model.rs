@@ -425,13 +425,11 @@ impl StackSample {
     /// One line: the application's frame and the call it was in, e.g.
     /// `app::nap (src/main.rs:12) in std::thread::sleep`.
     pub fn summary(&self) -> String {
-        let place = self
-            .frames
-            .first()
-            .map_or_else(|| "?".to_string(), ToString::to_string);
-        match &self.blocked_in {
-            Some(call) => format!("{place} in {call}"),
-            None => place,
+        match (self.frames.first(), &self.blocked_in) {
+            (Some(place), Some(call)) => format!("{place} in {call}"),
+            (Some(place), None) => place.to_string(),
+            (None, Some(call)) => format!("{call} (outside the application's code)"),
+            (None, None) => "?".to_string(),
         }
     }
 }

@@ -70,6 +70,11 @@ pub(crate) fn capture(tid: i32) -> Option<RawStack> {
     imp::capture(tid)
 }
 
+/// Whether thread `tid` blocks the sampling signal (then asking again is pointless).
+pub(crate) fn blocks_signal(tid: i32) -> bool {
+    imp::blocks_signal(tid)
+}
+
 /// The kernel id of the calling thread (0 where there is none to signal).
 pub(crate) fn current_tid() -> i32 {
     imp::current_tid()
@@ -276,7 +281,10 @@ fn split_app_frames(frames: Vec<StackFrame>) -> StackSample {
         .take_while(|f| !is_boundary(f))
         .position(|f| !is_library(f));
     let Some(first_app) = first_app else {
-        // Blocked entirely in library code (or no debug info): keep the innermost frames.
+        // No frame of the application's with a source file: either the sample landed in
+        // library code around its calls (taskscope's poll wrapper, std's `catch_unwind`), or the
+        // binary has no debug info. Keep the Rust functions of unknown source (the
+        // application's, without debug info), not std's or the system's.
         let blocked_in = frames.first().map(|f| f.function.clone());
         return StackSample {
             count: 1,
@@ -284,6 +292,7 @@ fn split_app_frames(frames: Vec<StackFrame>) -> StackSample {
             frames: frames
                 .into_iter()
                 .take_while(|f| !is_boundary(f))
+                .filter(|f| f.file.is_none() && f.function.contains("::"))
                 .take(MAX_APP_FRAMES)
                 .collect(),
         };
@@ -395,6 +404,22 @@ mod imp {
             }
         }
         Err("no free real-time signal for stack sampling".into())
+    }
+
+    /// Whether `tid` has the signal in its blocked mask (`SigBlk` of its `/proc` status).
+    pub(super) fn blocks_signal(tid: i32) -> bool {
+        let sig = SIGNAL.load(Acquire);
+        if sig <= 0 {
+            return false;
+        }
+        let Ok(status) = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")) else {
+            return true; // the thread is gone
+        };
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1u64 << (sig - 1)) != 0)
     }
 
     /// Whether our handler is still the one installed (an application may install its own).
@@ -550,6 +575,10 @@ mod imp {
 
     pub(super) fn capture(_tid: i32) -> Option<RawStack> {
         None
+    }
+
+    pub(super) fn blocks_signal(_tid: i32) -> bool {
+        true
     }
 
     pub(super) fn resolve(_addr: usize) -> Vec<StackFrame> {

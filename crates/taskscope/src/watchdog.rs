@@ -141,12 +141,16 @@ fn sample_stacks(shared: &'static Shared, to_sample: Vec<(u64, &'static WorkerSl
     if to_sample.is_empty() {
         return;
     }
-    // A thread that did not answer (it blocks the signal, or exited) is not asked again for
-    // the same blocked poll: each unanswered request costs the watchdog its 20 ms wait.
+    // A thread that blocks the signal (or exited) is not asked again for the same blocked
+    // poll: each unanswered request costs the watchdog its 20 ms wait. One that was merely not
+    // scheduled in time (a loaded machine) is asked again at the next interval.
     let mut unanswered = Vec::new();
     for (id, slot, start) in to_sample {
-        let Some(raw) = crate::stacks::capture(slot.tid.load(Relaxed)) else {
-            unanswered.push(id);
+        let tid = slot.tid.load(Relaxed);
+        let Some(raw) = crate::stacks::capture(tid) else {
+            if crate::stacks::blocks_signal(tid) {
+                unanswered.push(id);
+            }
             continue;
         };
         if slot.start.load(Acquire) == start {

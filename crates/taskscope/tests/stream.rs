@@ -559,7 +559,9 @@ fn a_size_capped_recording_rotates_and_both_files_read() {
 
 #[inline(never)]
 fn stream_nap() -> u32 {
-    std::thread::sleep(Duration::from_millis(400));
+    // Long enough for the first symbolisation (reading this test binary's debug info) on a
+    // loaded machine: the stack must reach the client while the worker is still blocked.
+    std::thread::sleep(Duration::from_millis(1500));
     std::hint::black_box(1)
 }
 
