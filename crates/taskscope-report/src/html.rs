@@ -144,9 +144,22 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
     let _ = write!(out, "<h2>Warnings</h2>{}", timeline(snapshot));
     let _ = write!(out, "<table><tr><th>at</th><th>kind</th><th>what</th></tr>");
     for w in snapshot.warnings.iter().rev() {
+        // A sampled blocked worker: where it was blocked, most frequent stacks first.
+        let mut stacks = String::new();
+        if let Some(samples) = snapshot.warning_stacks.get(&w.id) {
+            let total: u64 = samples.iter().map(|s| s.count).sum();
+            for s in samples.iter().take(3) {
+                let _ = write!(
+                    stacks,
+                    "<br>blocked at <code>{}</code> ({}/{total} samples)",
+                    esc(&s.summary()),
+                    s.count
+                );
+            }
+        }
         let _ = write!(
             out,
-            r#"<tr><td>{:.1} s</td><td class="l k" style="color:{}">{}</td><td class="l">{}</td></tr>"#,
+            r#"<tr><td>{:.1} s</td><td class="l k" style="color:{}">{}</td><td class="l">{}{stacks}</td></tr>"#,
             w.at_ms as f64 / 1000.0,
             colour(w.kind),
             w.kind,
@@ -239,9 +252,26 @@ mod tests {
                 "blocked & stuck",
             )],
             taken_at_ms: 100,
+            warning_stacks: [(
+                1,
+                vec![taskscope_wire::StackSample {
+                    count: 3,
+                    blocked_in: Some("std::fs::read".into()),
+                    frames: vec![taskscope_wire::StackFrame {
+                        function: "app::load<T>".into(),
+                        file: Some("src/app.rs".into()),
+                        line: Some(9),
+                    }],
+                }],
+            )]
+            .into(),
             ..Snapshot::default()
         };
         let html = render(&snap);
+        assert!(
+            html.contains("blocked at <code>app::load&lt;T&gt; (src/app.rs:9) in std::fs::read</code> (3/3 samples)"),
+            "the blocked worker's stack, escaped"
+        );
         assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
         assert!(
             !html.contains("<script>") && html.contains("&lt;script&gt;"),
