@@ -150,20 +150,19 @@ pub(crate) struct Stacks {
 }
 
 impl Stacks {
-    /// Whether the blocked poll of warning `id` is due for a sample at `now`: at once, then
-    /// every `every_ns` while it lasts, `MAX_SAMPLES` at most.
-    pub(crate) fn due(&mut self, id: u64, now: u64, every_ns: u64) -> bool {
+    /// Whether the blocked poll of warning `id` is due for a sample at `now` (at once, then
+    /// every `every_ns` while it lasts, `MAX_SAMPLES` at most); if so, counts the attempt.
+    pub(crate) fn take_due(&mut self, id: u64, now: u64, every_ns: u64) -> bool {
         if !enabled() {
             return false;
         }
-        match self.sampled.get(&id) {
+        let due = match self.sampled.get(&id) {
             None => true,
             Some(&(n, last)) => n < MAX_SAMPLES && crate::clock::delta_ns(last, now) >= every_ns,
+        };
+        if !due {
+            return false;
         }
-    }
-
-    /// Notes a sample attempt for warning `id`.
-    pub(crate) fn attempted(&mut self, id: u64, now: u64) {
         let entry = self.sampled.entry(id).or_insert((0, now));
         *entry = (entry.0 + 1, now);
         if self.sampled.len() > 4096 {
@@ -174,6 +173,7 @@ impl Stacks {
                 self.sampled.remove(old);
             }
         }
+        true
     }
 
     /// Takes no more samples for warning `id`.

@@ -84,8 +84,7 @@ pub(crate) fn scan(shared: &'static Shared) {
                 id
             }
         };
-        if registry.stacks.due(id, now, threshold) {
-            registry.stacks.attempted(id, now);
+        if registry.stacks.take_due(id, now, threshold) {
             to_sample.push((id, slot, start));
         }
     }

@@ -1,4 +1,5 @@
-//! What every instrumented acquisition records, shared by `Mutex`, `RwLock` and `Semaphore`.
+//! What every instrumented lock acquisition records, shared by `Mutex` and `RwLock` (semaphore
+//! permits only count, see `count_shared`).
 //!
 //! Acquiring notes the holder (task and location), the lock-order edges from the locks the task
 //! already holds, and a token of the poll it happens in; releasing records the hold time and, if
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use crate::clock;
 use crate::registry::{self, Event};
-use crate::stats::lock::{LockKind, LockStats, Waiter};
+use crate::stats::lock::{LockStats, Waiter};
 use crate::stats::task::{TaskStats, HELD_LOCKS};
 use crate::worker;
 
@@ -200,11 +201,10 @@ impl Held {
                 stats.wait_ns.record(wait_ns);
             }
         }
+        // (Semaphores never get here: their permits are held across `.await`s by design and
+        // stay out of the lock-order graph and the held-across check; see `count_shared`.)
         let mut held_index = usize::MAX;
-        // Semaphore permits are meant to be held across `.await`s and, with many permits, do not
-        // deadlock by order: they stay out of the lock-order graph and the held-across check.
-        let lock_like = stats.kind != LockKind::Semaphore;
-        if let Some(task) = ctx.task_stats().filter(|_| lock_like) {
+        if let Some(task) = ctx.task_stats() {
             held_index = note_held(task, stats, ctx.task, location);
         }
         Held {
@@ -329,7 +329,7 @@ impl Drop for Held {
         }
         // Released in a later poll (or outside the poll it was taken in): the holder returned
         // Pending, or was dropped, while holding it.
-        if across_await && stats.kind != LockKind::Semaphore {
+        if across_await {
             held_across_await(stats.id, self.task, self.location, hold_ns.unwrap_or(0));
         }
     }

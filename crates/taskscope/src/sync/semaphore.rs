@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::clock;
 use crate::stats::lock::{LockKind, LockStats};
-use crate::sync::held::{Ctx, Held, Waiting};
+use crate::sync::held::{Ctx, Waiting};
 use crate::sync::{register, AcquireError, TryAcquireError};
 
 /// A counting semaphore, like [`tokio::sync::Semaphore`] (fair), that records waits, holds,
@@ -35,7 +35,6 @@ pub struct Semaphore {
 #[must_use]
 pub struct SemaphorePermit<'a> {
     inner: Option<tokio::sync::SemaphorePermit<'a>>,
-    held: Option<Held>,
     sem: &'a Semaphore,
 }
 
@@ -44,7 +43,6 @@ pub struct SemaphorePermit<'a> {
 pub struct OwnedSemaphorePermit {
     // Borrows from `sem`, declared after it so it outlives it.
     inner: Option<tokio::sync::SemaphorePermit<'static>>,
-    held: Option<Held>,
     sem: Arc<Semaphore>,
 }
 
@@ -148,7 +146,6 @@ impl Semaphore {
             let inner = self.inner.acquire_many(n).await?;
             return Ok(SemaphorePermit {
                 inner: Some(inner),
-                held: None,
                 sem: self,
             });
         };
@@ -166,13 +163,12 @@ impl Semaphore {
                 (inner, clock::delta_ns(waiting.since(), clock::now()), true)
             }
         };
-        Ok(self.permit(inner, at, wait, contended))
+        Ok(self.permit(inner, wait, contended))
     }
 
     fn permit<'a>(
         &'a self,
         inner: tokio::sync::SemaphorePermit<'a>,
-        _at: &'static Location<'static>,
         wait: u64,
         contended: bool,
     ) -> SemaphorePermit<'a> {
@@ -185,7 +181,6 @@ impl Semaphore {
         }
         SemaphorePermit {
             inner: Some(inner),
-            held: None,
             sem: self,
         }
     }
@@ -194,14 +189,14 @@ impl Semaphore {
     #[track_caller]
     pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
         let inner = self.inner.try_acquire()?;
-        Ok(self.permit(inner, Location::caller(), 0, false))
+        Ok(self.permit(inner, 0, false))
     }
 
     /// Acquires `n` permits if they are available.
     #[track_caller]
     pub fn try_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, TryAcquireError> {
         let inner = self.inner.try_acquire_many(n)?;
-        Ok(self.permit(inner, Location::caller(), 0, false))
+        Ok(self.permit(inner, 0, false))
     }
 
     /// Acquires one permit owned with an `Arc` of the semaphore.
@@ -325,7 +320,6 @@ impl<'a> SemaphorePermit<'a> {
         let inner = self.inner.as_mut()?.split(n)?;
         Some(SemaphorePermit {
             inner: Some(inner),
-            held: None,
             sem: self.sem,
         })
     }
@@ -344,7 +338,6 @@ impl<'a> SemaphorePermit<'a> {
 impl Drop for SemaphorePermit<'_> {
     fn drop(&mut self) {
         drop(self.inner.take());
-        drop(self.held.take());
         self.sem.released();
     }
 }
@@ -352,14 +345,12 @@ impl Drop for SemaphorePermit<'_> {
 impl OwnedSemaphorePermit {
     fn from_permit(mut permit: SemaphorePermit<'_>, sem: &Arc<Semaphore>) -> Self {
         let inner = permit.inner.take();
-        let held = permit.held.take();
         // SAFETY: the permit borrows the semaphore inside `sem`'s allocation, which the returned
         // value keeps alive for as long as the permit.
         let inner: Option<tokio::sync::SemaphorePermit<'static>> =
             unsafe { std::mem::transmute(inner) };
         OwnedSemaphorePermit {
             inner,
-            held,
             sem: sem.clone(),
         }
     }
@@ -379,7 +370,6 @@ impl OwnedSemaphorePermit {
         let inner = self.inner.as_mut()?.split(n)?;
         Some(OwnedSemaphorePermit {
             inner: Some(inner),
-            held: None,
             sem: self.sem.clone(),
         })
     }
@@ -398,7 +388,6 @@ impl OwnedSemaphorePermit {
 impl Drop for OwnedSemaphorePermit {
     fn drop(&mut self) {
         drop(self.inner.take());
-        drop(self.held.take());
         self.sem.released();
     }
 }
