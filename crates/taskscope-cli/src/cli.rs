@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
-use crate::source::{demo, live, replay::Replay, Source};
+use crate::source::{console, demo, live, replay::Replay, Source};
 use crate::tui;
 
 /// taskscope: what your tokio tasks are really doing.
@@ -46,6 +46,16 @@ enum Command {
         #[arg(long, env = "TASKSCOPE_TOKEN")]
         token: Option<String>,
     },
+    /// Attach the dashboard to an app instrumented with console-subscriber (tokio-console's
+    /// protocol, `console_subscriber::init()`): its tasks, tokio's locks, semaphores and other
+    /// resources, and the warnings taskscope derives from them; reconnects when the app restarts.
+    Console {
+        /// The app's console-subscriber address (its TOKIO_CONSOLE_BIND).
+        #[arg(default_value = console::DEFAULT_ADDR)]
+        addr: String,
+        #[command(flatten)]
+        thresholds: ThresholdArgs,
+    },
     /// The dashboard over a recording: pause (p), step (n), seek ([ ]), speed (- +).
     Replay {
         /// A recording made with TASKSCOPE_RECORD.
@@ -53,7 +63,8 @@ enum Command {
     },
     /// Write a report from recordings or a live app (several sources merge into one report).
     Report {
-        /// Recording files, or live apps' addresses (host:port).
+        /// Recording files, live apps' addresses (host:port), or apps instrumented with
+        /// console-subscriber (console://host:port).
         #[arg(required = true)]
         src: Vec<String>,
         /// Where to write; the format follows the extension unless --format says otherwise.
@@ -66,8 +77,33 @@ enum Command {
         /// For a live app: how long to listen before writing.
         #[arg(long, default_value = "3s", value_parser = parse_duration)]
         duration: Duration,
+        #[command(flatten)]
+        thresholds: ThresholdArgs,
     },
 }
+
+/// What counts as a problem in a console-subscriber app (taskscope's own apps decide themselves).
+#[derive(Debug, clap::Args)]
+struct ThresholdArgs {
+    /// console sources: a poll longer than this is a blocked_worker.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    blocked_threshold: Duration,
+    /// console sources: a lock or semaphore wait longer than this is a long_wait.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    long_wait: Duration,
+}
+
+impl ThresholdArgs {
+    fn thresholds(&self) -> console::Thresholds {
+        console::Thresholds {
+            blocked: self.blocked_threshold,
+            long_wait: self.long_wait,
+        }
+    }
+}
+
+/// The prefix that marks a console-subscriber address among `report`'s sources.
+const CONSOLE_SCHEME: &str = "console://";
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -123,6 +159,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 &format!("connecting to {addr}"),
             )?;
         }
+        Command::Console { addr, thresholds } => {
+            tui::check_terminal()?;
+            tui::run(
+                Source::Live(console::connect(addr.clone(), thresholds.thresholds())),
+                &format!("connecting to console-subscriber at {addr}"),
+            )?;
+        }
         Command::Replay { file } => {
             tui::check_terminal()?;
             let replay = Replay::open(&file)?;
@@ -133,7 +176,14 @@ pub fn run() -> anyhow::Result<ExitCode> {
             output,
             format,
             duration,
-        } => report(&src, &output, format.as_deref(), duration)?,
+            thresholds,
+        } => report(
+            &src,
+            &output,
+            format.as_deref(),
+            duration,
+            thresholds.thresholds(),
+        )?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -143,6 +193,7 @@ fn report(
     output: &Path,
     format: Option<&str>,
     duration: Duration,
+    thresholds: console::Thresholds,
 ) -> anyhow::Result<()> {
     let format = match format {
         Some(name) => taskscope_report::Format::from_name(name).with_context(|| {
@@ -167,7 +218,7 @@ fn report(
     }
     let snapshots = src
         .iter()
-        .map(|src| source_snapshot(src, duration))
+        .map(|src| source_snapshot(src, duration, thresholds))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let snapshot = taskscope_report::merge::merge(&snapshots);
     let text = format.render(&snapshot);
@@ -177,8 +228,15 @@ fn report(
 
 /// The final state of a recording (everything before any damage, which is reported), or what a
 /// live app showed within `duration`.
-fn source_snapshot(src: &str, duration: Duration) -> anyhow::Result<taskscope_wire::Snapshot> {
-    if Path::new(src).exists() {
+fn source_snapshot(
+    src: &str,
+    duration: Duration,
+    thresholds: console::Thresholds,
+) -> anyhow::Result<taskscope_wire::Snapshot> {
+    if let Some(addr) = src.strip_prefix(CONSOLE_SCHEME) {
+        let source = console::connect(addr.to_string(), thresholds);
+        listen(src, source, duration)
+    } else if Path::new(src).exists() {
         let mut replay = Replay::open(Path::new(src)).with_context(|| format!("reading {src}"))?;
         if let Some(stopped) = &replay.stopped {
             eprintln!("taskscope: {src}: {stopped}; reporting everything before it");
@@ -192,11 +250,29 @@ fn source_snapshot(src: &str, duration: Duration) -> anyhow::Result<taskscope_wi
 /// Listens to a live app for `duration` and returns what it saw.
 fn live_snapshot(addr: &str, duration: Duration) -> anyhow::Result<taskscope_wire::Snapshot> {
     let live = live::connect(addr.to_string(), std::env::var("TASKSCOPE_TOKEN").ok());
+    listen(addr, live, duration)
+}
+
+/// The last snapshot a connection gave within `duration`; its last status if it gave none.
+fn listen(
+    addr: &str,
+    live: live::Live,
+    duration: Duration,
+) -> anyhow::Result<taskscope_wire::Snapshot> {
     let deadline = std::time::Instant::now() + duration;
     let (mut last, mut status) = (None, String::new());
     while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
         match live.feed.recv_timeout(left) {
             Ok(crate::source::Feed::Snapshot(s)) => last = Some(s),
+            // A source that cannot connect says why at once; no need to wait out `duration`.
+            Ok(crate::source::Feed::Status(s))
+                if last.is_none() && s.starts_with("disconnected: ") =>
+            {
+                bail!(
+                    "no data from {addr}: {}",
+                    &s["disconnected: ".len()..].trim_end_matches("; retrying")
+                )
+            }
             Ok(crate::source::Feed::Status(s)) => status = s,
             Err(_) => break,
         }

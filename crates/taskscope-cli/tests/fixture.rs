@@ -135,5 +135,6 @@ pub fn snapshot() -> Snapshot {
             }],
         )]
         .into(),
+        resources: Vec::new(),
     }
 }

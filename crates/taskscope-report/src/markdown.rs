@@ -57,6 +57,8 @@ pub fn render(snapshot: &Snapshot) -> String {
             WarningKind::TaskPanicked,
             WarningKind::TasksAliveAtExit,
             WarningKind::EventsDropped,
+            WarningKind::LostWaker,
+            WarningKind::SelfWakes,
         ];
         for kind in order {
             let all: Vec<_> = snapshot.warnings_of(kind).collect();

@@ -236,16 +236,7 @@ pub fn render(snapshot: &Snapshot) -> String {
         "counter",
         "Warnings raised, by kind.",
     );
-    for kind in [
-        WarningKind::BlockedWorker,
-        WarningKind::LockHeldAcrossAwait,
-        WarningKind::LockOrderInversion,
-        WarningKind::Deadlock,
-        WarningKind::LongWait,
-        WarningKind::TaskPanicked,
-        WarningKind::TasksAliveAtExit,
-        WarningKind::EventsDropped,
-    ] {
+    for kind in WarningKind::ALL {
         out.sample(
             "taskscope_warnings_total",
             &format!("kind=\"{kind}\""),

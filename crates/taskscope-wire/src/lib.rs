@@ -19,6 +19,6 @@ pub use histogram::{
     bucket_index, bucket_range, fmt_ns, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS,
 };
 pub use model::{
-    Lock, Outcome, PollSample, PollTimeline, ProcessInfo, Runtime, Semaphore, Snapshot, StackFrame,
-    StackSample, Task, TaskGroup, TaskKind, TaskState, Warning, WarningKind, Worker,
+    Lock, Outcome, PollSample, PollTimeline, ProcessInfo, Resource, Runtime, Semaphore, Snapshot,
+    StackFrame, StackSample, Task, TaskGroup, TaskKind, TaskState, Warning, WarningKind, Worker,
 };

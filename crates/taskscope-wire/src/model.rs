@@ -38,6 +38,31 @@ pub struct Snapshot {
     /// (`blocked_worker` warnings; Linux only).
     #[serde(default)]
     pub warning_stacks: std::collections::BTreeMap<u64, Vec<StackSample>>,
+    /// Other resources, seen through console-subscriber (`taskscope console`): timers, `Notify`,
+    /// channels, ... Empty for taskscope's own instrumentation, whose locks and semaphores are
+    /// in `locks` and `semaphores`.
+    #[serde(default)]
+    pub resources: Vec<Resource>,
+}
+
+/// Resources other than locks and semaphores that share a type and a creation location, as
+/// console-subscriber reports them (`taskscope console`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    /// tokio's type name: `Sleep`, `Notify`, `Barrier`, `Sender|Receiver`, ...
+    pub kind: String,
+    /// Creation location.
+    pub location: String,
+    /// The attributes of a recent one, as `name=value` pairs (`duration=100ms`).
+    pub state: String,
+    /// How many were created (that this client saw).
+    pub created: u64,
+    /// How many exist now.
+    pub alive: u64,
+    /// Async operations on them not finished now (tasks waiting on them).
+    pub waiters: u64,
+    /// Those tasks.
+    pub waiting_tasks: Vec<u64>,
 }
 
 /// One frame of a sampled stack, innermost first.
@@ -342,6 +367,12 @@ pub enum WarningKind {
     TasksAliveAtExit,
     /// The event queue shed load.
     EventsDropped,
+    /// A task that is not done has no waker left: nothing can wake it again (derived from
+    /// console-subscriber's waker counts by `taskscope console`).
+    LostWaker,
+    /// More than half of a task's wakes were self-wakes (derived from console-subscriber's
+    /// counts by `taskscope console`).
+    SelfWakes,
 }
 
 impl WarningKind {
@@ -356,8 +387,24 @@ impl WarningKind {
             WarningKind::TaskPanicked => "task_panicked",
             WarningKind::TasksAliveAtExit => "tasks_alive_at_exit",
             WarningKind::EventsDropped => "events_dropped",
+            WarningKind::LostWaker => "lost_waker",
+            WarningKind::SelfWakes => "self_wakes",
         }
     }
+
+    /// Every kind, in declaration order.
+    pub const ALL: [WarningKind; 10] = [
+        WarningKind::BlockedWorker,
+        WarningKind::LockHeldAcrossAwait,
+        WarningKind::LockOrderInversion,
+        WarningKind::Deadlock,
+        WarningKind::LongWait,
+        WarningKind::TaskPanicked,
+        WarningKind::TasksAliveAtExit,
+        WarningKind::EventsDropped,
+        WarningKind::LostWaker,
+        WarningKind::SelfWakes,
+    ];
 }
 
 impl std::fmt::Display for WarningKind {

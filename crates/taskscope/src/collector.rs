@@ -73,6 +73,7 @@ pub(crate) fn build(shared: &'static Shared, registry: &Registry) -> Snapshot {
         warnings: registry.warnings.all(),
         poll_timeline: registry.timeline.all(shared),
         warning_stacks: registry.stacks.folded.clone(),
+        resources: Vec::new(),
     }
 }
 

@@ -26,6 +26,11 @@ pub struct Live {
 }
 
 impl Live {
+    /// A source fed by another connection manager (the console client).
+    pub(crate) fn from_parts(feed: Receiver<Feed>, watch: Sender<Option<u64>>) -> Self {
+        Live { feed, watch }
+    }
+
     /// Asks for a task's details (histograms), or stops asking.
     pub fn watch(&self, task: Option<u64>) {
         let _ = self.watch.send(task);
@@ -61,6 +66,9 @@ fn manage(addr: String, token: Option<String>, feed: Sender<Feed>, watch: Receiv
         let _ = feed.send(Feed::Status(format!("connecting to {addr}")));
         let why = match session(&addr, token.as_deref(), &feed, &watch, &mut watching) {
             Ok(()) => return, // the UI is gone
+            Err(why) if why.contains("is not a taskscope stream") => format!(
+                "{why} (an app instrumented with console-subscriber? `taskscope console {addr}`, or report from console://{addr})"
+            ),
             Err(why) => why,
         };
         if feed

@@ -6,6 +6,7 @@ use taskscope_wire::Snapshot;
 
 use crate::app::ReplayCmd;
 
+pub mod console;
 pub mod demo;
 pub mod live;
 pub mod replay;

@@ -1,6 +1,6 @@
 //! The Locks and Semaphores views.
 
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
@@ -93,6 +93,19 @@ pub fn render_locks(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 pub fn render_semaphores(app: &App, frame: &mut Frame, area: Rect) {
+    // Apps seen through console-subscriber also have other resources (timers, channels, ...).
+    let area = if app.snapshot.resources.is_empty() {
+        area
+    } else {
+        let wanted = app.snapshot.semaphores.len() as u16 + 3;
+        let [sems, others] = Layout::vertical([
+            Constraint::Length(wanted.clamp(4, area.height / 2)),
+            Constraint::Min(3),
+        ])
+        .areas(area);
+        render_resources(app, frame, others);
+        sems
+    };
     let sems = &app.snapshot.semaphores;
     let range = window(
         sems.len(),
@@ -151,4 +164,58 @@ pub fn render_semaphores(app: &App, frame: &mut Frame, area: Rect) {
     let mut state =
         TableState::default().with_selected(Some(app.selected().saturating_sub(offset)));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// Resources other than locks and semaphores, by type and creation location (console-subscriber
+/// apps only), most waited-on first.
+fn render_resources(app: &App, frame: &mut Frame, area: Rect) {
+    let mut resources: Vec<_> = app.snapshot.resources.iter().collect();
+    resources.sort_by_key(|r| {
+        (
+            std::cmp::Reverse(r.waiters),
+            std::cmp::Reverse(r.alive),
+            std::cmp::Reverse(r.created),
+        )
+    });
+    let rows: Vec<Row> = resources
+        .iter()
+        .take(area.height.saturating_sub(3) as usize)
+        .map(|r| {
+            let waiting = if r.waiting_tasks.is_empty() {
+                "-".to_string()
+            } else {
+                r.waiting_tasks
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            Row::new(vec![
+                Cell::from(r.kind.clone()),
+                Cell::from(r.alive.to_string()),
+                Cell::from(r.created.to_string()),
+                Cell::from(r.waiters.to_string()),
+                Cell::from(waiting),
+                Cell::from(r.state.clone()),
+                Cell::from(r.location.clone()).dim(),
+            ])
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(16),
+        Constraint::Length(7),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(12),
+        Constraint::Fill(2),
+        Constraint::Fill(2),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header(&[
+            "Resource", "Alive", "Created", "Waiters", "Tasks", "State", "Location",
+        ]))
+        .block(block(
+            "Other resources by creation site (seen through console-subscriber)",
+        ));
+    frame.render_widget(table, area);
 }

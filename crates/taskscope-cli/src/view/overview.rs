@@ -44,16 +44,22 @@ fn render_runtime(app: &App, frame: &mut Frame, area: Rect) {
     let mut lines: Vec<Line> = Vec::new();
     for r in &snap.runtimes {
         let lag = r.lag_ns.percentiles();
-        lines.push(Line::from(format!(
-            "{}, {} workers, {} tasks",
-            r.flavor, r.workers, r.alive_tasks
-        )));
-        lines.push(Line::from(format!(
-            "event-loop lag p50 {} p99 {} max {}",
-            fmt_ns(lag.p50),
-            fmt_ns(lag.p99),
-            fmt_ns(lag.max)
-        )));
+        lines.push(Line::from(if r.workers > 0 {
+            format!(
+                "{}, {} workers, {} tasks",
+                r.flavor, r.workers, r.alive_tasks
+            )
+        } else {
+            format!("{}, {} tasks", r.flavor, r.alive_tasks)
+        }));
+        if !r.lag_ns.is_empty() {
+            lines.push(Line::from(format!(
+                "event-loop lag p50 {} p99 {} max {}",
+                fmt_ns(lag.p50),
+                fmt_ns(lag.p99),
+                fmt_ns(lag.max)
+            )));
+        }
     }
     if lines.is_empty() {
         lines.push(Line::from("no runtime probed yet").dim());
@@ -130,9 +136,14 @@ fn render_tasks(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn render_warnings(app: &App, frame: &mut Frame, area: Rect) {
+    // Kinds only `taskscope console` derives are listed once they occur.
+    let console_kinds = [WarningKind::LostWaker, WarningKind::SelfWakes]
+        .into_iter()
+        .filter(|&kind| app.snapshot.warnings_of(kind).next().is_some());
     let lines: Vec<Line> = KINDS
-        .iter()
-        .map(|&kind| {
+        .into_iter()
+        .chain(console_kinds)
+        .map(|kind| {
             let all = app.snapshot.warnings_of(kind).count();
             let ongoing = app.snapshot.warnings_of(kind).filter(|w| w.ongoing).count();
             let style = if all > 0 {
