@@ -1399,10 +1399,10 @@ fn decode(h: &api::tasks::DurationHistogram) -> Option<Decoded> {
 mod tests {
     use super::*;
     use api::instrument::Update;
-    use hdrhistogram::serialization::Serializer;
     use api::tasks::{
         task_details::PollTimesHistogram, DurationHistogram, TaskDetails, TaskUpdate,
     };
+    use hdrhistogram::serialization::Serializer;
 
     fn at(ms: u64) -> prost_types::Timestamp {
         (UNIX_EPOCH + Duration::from_secs(1_800_000_000) + Duration::from_millis(ms)).into()
