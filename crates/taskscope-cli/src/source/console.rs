@@ -233,6 +233,9 @@ async fn session(
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last_publish = Instant::now() - PUBLISH_EVERY;
     let mut dirty = true;
+    // Which details streams to have changes only with an update, a failed stream or the
+    // watched task: checked then, not on every message.
+    let mut reconcile = true;
     let result = loop {
         let event = tokio::select! {
             update = updates.message() => Event::Update(update.transpose()),
@@ -243,6 +246,7 @@ async fn session(
             Event::Update(Some(Ok(update))) => {
                 state.apply_update(update);
                 dirty = true;
+                reconcile = true;
             }
             Event::Update(Some(Err(status))) => break Err(describe(&status)),
             Event::Update(None) => break Err("the app closed the stream".into()),
@@ -250,57 +254,25 @@ async fn session(
                 state.apply_details(span, details);
                 dirty = true;
             }
-            Event::Details(span, Err(why)) => state.details_failed(span, why),
+            Event::Details(span, Err(why)) => {
+                state.details_failed(span, why);
+                reconcile = true;
+            }
             Event::Tick => {}
         }
         loop {
             match watch.try_recv() {
-                Ok(task) => *watching = task,
+                Ok(task) => {
+                    *watching = task;
+                    reconcile = true;
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return Ok(()),
             }
         }
-        // Open and close task-details streams to follow what the state wants.
-        let wanted = state.wanted_details(*watching);
-        streams.retain(|span, handle| {
-            let keep = wanted.contains(span) && !handle.is_finished();
-            if !keep {
-                handle.abort();
-            }
-            keep
-        });
-        for span in wanted {
-            if streams.contains_key(&span) || state.details_given_up(span) {
-                continue;
-            }
-            let mut client = client.clone();
-            let tx = details_tx.clone();
-            streams.insert(
-                span,
-                tokio::spawn(async move {
-                    let request = api::instrument::TaskDetailsRequest {
-                        id: Some(api::Id { id: span }),
-                    };
-                    let mut stream = match client.watch_task_details(request).await {
-                        Ok(response) => response.into_inner(),
-                        Err(status) => {
-                            let _ = tx.send((span, Err(describe(&status)))).await;
-                            return;
-                        }
-                    };
-                    loop {
-                        let message = match stream.message().await {
-                            Ok(Some(details)) => Ok(details),
-                            Ok(None) => Err("the details stream ended".to_string()),
-                            Err(status) => Err(describe(&status)),
-                        };
-                        let end = message.is_err();
-                        if tx.send((span, message)).await.is_err() || end {
-                            return;
-                        }
-                    }
-                }),
-            );
+        if std::mem::take(&mut reconcile) {
+            // Open and close task-details streams to follow what the state wants.
+            open_details(&state, &client, &details_tx, &mut streams, *watching);
         }
         if dirty && last_publish.elapsed() >= PUBLISH_EVERY {
             if feed
@@ -317,6 +289,60 @@ async fn session(
         handle.abort();
     }
     result
+}
+
+/// Where the details streams send what they receive, with the task's console span id.
+type DetailsTx = tokio::sync::mpsc::Sender<(u64, Result<api::tasks::TaskDetails, String>)>;
+
+/// Opens the details streams the state wants and closes the others.
+fn open_details(
+    state: &ConsoleState,
+    client: &Client,
+    details_tx: &DetailsTx,
+    streams: &mut HashMap<u64, tokio::task::JoinHandle<()>>,
+    watching: Option<u64>,
+) {
+    let wanted = state.wanted_details(watching);
+    streams.retain(|span, handle| {
+        let keep = wanted.contains(span) && !handle.is_finished();
+        if !keep {
+            handle.abort();
+        }
+        keep
+    });
+    for span in wanted {
+        if streams.contains_key(&span) || state.details_given_up(span) {
+            continue;
+        }
+        let mut client = client.clone();
+        let tx = details_tx.clone();
+        streams.insert(
+            span,
+            tokio::spawn(async move {
+                let request = api::instrument::TaskDetailsRequest {
+                    id: Some(api::Id { id: span }),
+                };
+                let mut stream = match client.watch_task_details(request).await {
+                    Ok(response) => response.into_inner(),
+                    Err(status) => {
+                        let _ = tx.send((span, Err(describe(&status)))).await;
+                        return;
+                    }
+                };
+                loop {
+                    let message = match stream.message().await {
+                        Ok(Some(details)) => Ok(details),
+                        Ok(None) => Err("the details stream ended".to_string()),
+                        Err(status) => Err(describe(&status)),
+                    };
+                    let end = message.is_err();
+                    if tx.send((span, message)).await.is_err() || end {
+                        return;
+                    }
+                }
+            }),
+        );
+    }
 }
 
 fn to_time(ts: &prost_types::Timestamp) -> SystemTime {
@@ -454,14 +480,29 @@ struct OpEntry {
     long_wait: Option<usize>,
 }
 
-#[derive(Debug, Default, Clone)]
-struct GroupTotals {
-    spawned: u64,
-    completed: u64,
-    polls: u64,
-    busy_ns: u64,
-    poll_ns: Histogram,
-    scheduled_ns: Histogram,
+/// A task group's identity: name, spawn location, kind.
+type GroupKey = (String, String, TaskKind);
+
+/// Adds a task to its group in `groups`.
+fn account(groups: &mut HashMap<GroupKey, TaskGroup>, t: &Task) {
+    let group = groups
+        .entry((t.name.clone(), t.location.clone(), t.kind))
+        .or_insert_with(|| TaskGroup {
+            name: t.name.clone(),
+            location: t.location.clone(),
+            kind: t.kind,
+            ..TaskGroup::default()
+        });
+    group.spawned += 1;
+    if t.state == TaskState::Done {
+        group.completed += 1;
+    } else {
+        group.alive += 1;
+    }
+    group.polls += t.polls;
+    group.busy_ns += t.busy_ns;
+    group.poll_ns.merge(&t.poll_ns);
+    group.scheduled_ns.merge(&t.scheduled_ns);
 }
 
 /// Everything a console connection has seen, turned into taskscope's model.
@@ -475,8 +516,8 @@ pub struct ConsoleState {
     /// Field names by metadata id, for fields sent by index.
     field_names: HashMap<u64, Vec<String>>,
     tasks: BTreeMap<u64, TaskEntry>,
-    /// Totals of tasks no longer kept, by (name, location, kind).
-    retired: HashMap<(String, String, TaskKind), GroupTotals>,
+    /// Groups of tasks no longer kept, by (name, location, kind).
+    retired: HashMap<GroupKey, TaskGroup>,
     resources: BTreeMap<u64, ResourceEntry>,
     ops: BTreeMap<u64, OpEntry>,
     /// Other resources dropped, by (type, location): how many, and the last one's attributes.
@@ -1030,18 +1071,13 @@ impl ConsoleState {
                 }
             }
         }
-        for (id, r) in self.resources.iter_mut() {
-            for source in r.ops.keys().cloned().collect::<Vec<_>>() {
-                let now_waiting = waiting.get(&(*id, source.clone())).copied().unwrap_or(0);
+        for ((resource, source), n) in waiting {
+            if let Some(r) = self.resources.get_mut(&resource) {
                 let max = r.max_waiters.entry(source).or_default();
-                *max = (*max).max(now_waiting);
+                *max = (*max).max(n);
             }
-            for ((resource, source), &n) in &waiting {
-                if resource == id {
-                    let max = r.max_waiters.entry(source.clone()).or_default();
-                    *max = (*max).max(n);
-                }
-            }
+        }
+        for r in self.resources.values_mut() {
             if r.kind == "Semaphore" && r.available == Some(0) && r.dropped_at.is_none() {
                 r.saturated_ns += interval.as_nanos() as u64;
             }
@@ -1061,18 +1097,9 @@ impl ConsoleState {
             ended.sort();
             let excess = ended.len() - RETAINED_ENDED_TASKS;
             for (_, span) in ended.into_iter().take(excess) {
-                let task = self.tasks.remove(&span).expect("an ended task");
-                let totals = self
-                    .retired
-                    .entry((task.name.clone(), task.location.clone(), task.kind))
-                    .or_default();
-                totals.spawned += 1;
-                totals.completed += 1;
-                let polls = task.poll_stats();
-                totals.polls += polls.polls;
-                totals.busy_ns += polls.busy_time.map(duration_ns).unwrap_or(0);
-                totals.poll_ns.merge(&task.poll_ns);
-                totals.scheduled_ns.merge(&task.scheduled_ns);
+                let entry = self.tasks.remove(&span).expect("an ended task");
+                let task = self.task(&entry);
+                account(&mut self.retired, &task);
             }
         }
         // Other resources that were dropped leave only a count behind.
@@ -1095,6 +1122,35 @@ impl ConsoleState {
         }
     }
 
+    /// taskscope's model of one task.
+    fn task(&self, task: &TaskEntry) -> Task {
+        let polls = task.poll_stats();
+        let created = opt_time(&task.stats.created_at);
+        let first_poll = opt_time(&polls.first_poll);
+        Task {
+            id: task.id,
+            name: task.name.clone(),
+            location: task.location.clone(),
+            parent: None,
+            kind: task.kind,
+            state: task.state(),
+            outcome: None,
+            panic_message: None,
+            polls: polls.polls,
+            busy_ns: polls.busy_time.map(duration_ns).unwrap_or(0),
+            wakes: task.stats.wakes,
+            self_wakes: task.stats.self_wakes,
+            first_poll_delay_ns: match (created, first_poll) {
+                (Some(c), Some(f)) => Some(since(f, c).as_nanos() as u64),
+                _ => None,
+            },
+            created_ms: created.map(|c| self.ms(c)).unwrap_or(0),
+            ended_ms: task.dropped_at().map(|d| self.ms(d)),
+            poll_ns: task.poll_ns.clone(),
+            scheduled_ns: task.scheduled_ns.clone(),
+        }
+    }
+
     /// taskscope's view of everything seen so far.
     pub fn snapshot(&self) -> Snapshot {
         let base = self.base.unwrap_or(self.now);
@@ -1108,70 +1164,14 @@ impl ConsoleState {
             dropped_events: self.dropped_events,
             ..Snapshot::default()
         };
-        let mut groups: HashMap<(String, String, TaskKind), TaskGroup> = HashMap::new();
-        for ((name, location, kind), totals) in &self.retired {
-            let group = TaskGroup {
-                name: name.clone(),
-                location: location.clone(),
-                kind: *kind,
-                spawned: totals.spawned,
-                completed: totals.completed,
-                polls: totals.polls,
-                busy_ns: totals.busy_ns,
-                poll_ns: totals.poll_ns.clone(),
-                scheduled_ns: totals.scheduled_ns.clone(),
-                ..TaskGroup::default()
-            };
-            groups.insert((name.clone(), location.clone(), *kind), group);
-        }
-        for task in self.tasks.values() {
-            if task.name.is_empty() && task.location.is_empty() {
+        let mut groups = self.retired.clone();
+        for entry in self.tasks.values() {
+            if entry.name.is_empty() && entry.location.is_empty() {
                 continue; // stats of a task whose spawn was not seen (console dropped it)
             }
-            let polls = task.poll_stats();
-            let created = opt_time(&task.stats.created_at);
-            let first_poll = opt_time(&polls.first_poll);
-            let state = task.state();
-            let t = Task {
-                id: task.id,
-                name: task.name.clone(),
-                location: task.location.clone(),
-                parent: None,
-                kind: task.kind,
-                state,
-                outcome: None,
-                panic_message: None,
-                polls: polls.polls,
-                busy_ns: polls.busy_time.map(duration_ns).unwrap_or(0),
-                wakes: task.stats.wakes,
-                self_wakes: task.stats.self_wakes,
-                first_poll_delay_ns: match (created, first_poll) {
-                    (Some(c), Some(f)) => Some(since(f, c).as_nanos() as u64),
-                    _ => None,
-                },
-                created_ms: created.map(|c| self.ms(c)).unwrap_or(0),
-                ended_ms: task.dropped_at().map(|d| self.ms(d)),
-                poll_ns: task.poll_ns.clone(),
-                scheduled_ns: task.scheduled_ns.clone(),
-            };
-            let key = (t.name.clone(), t.location.clone(), t.kind);
-            let group = groups.entry(key).or_insert_with(|| TaskGroup {
-                name: t.name.clone(),
-                location: t.location.clone(),
-                kind: t.kind,
-                ..TaskGroup::default()
-            });
-            group.spawned += 1;
-            if state == TaskState::Done {
-                group.completed += 1;
-            } else {
-                group.alive += 1;
-            }
-            group.polls += t.polls;
-            group.busy_ns += t.busy_ns;
-            group.poll_ns.merge(&t.poll_ns);
-            group.scheduled_ns.merge(&t.scheduled_ns);
-            snap.tasks.push(t);
+            let task = self.task(entry);
+            account(&mut groups, &task);
+            snap.tasks.push(task);
         }
         snap.task_groups = groups.into_values().collect();
         snap.task_groups
