@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use taskscope_wire::{ProcessInfo, Runtime, Snapshot, Worker};
 
@@ -22,12 +22,20 @@ pub(crate) fn run(
     stop: Arc<AtomicBool>,
     mut exporter: Exporter,
 ) -> Exporter {
+    *shared.collector.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
+    let mut last_tick = Instant::now();
     while !stop.load(Acquire) {
-        std::thread::park_timeout(TICK);
+        std::thread::park_timeout(TICK.saturating_sub(last_tick.elapsed()));
         if stop.load(Acquire) {
             break;
         }
         let mut registry = shared.registry();
+        if last_tick.elapsed() < TICK {
+            // Woken early: finished tasks piled up (see `Registry::sync`).
+            registry.retire_finished(shared);
+            continue;
+        }
+        last_tick = Instant::now();
         registry.retire_finished(shared);
         registry.retire_locks();
         registry.runtimes.retain(|p| p.alive.load(Acquire));
@@ -36,6 +44,7 @@ pub(crate) fn run(
         }
         exporter.tick(shared, &mut registry);
     }
+    *shared.collector.lock().unwrap_or_else(|e| e.into_inner()) = None;
     exporter
 }
 

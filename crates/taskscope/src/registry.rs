@@ -2,7 +2,6 @@
 //! taskscope's own threads and `snapshot()` take — never the hot path, which talks to the
 //! registry through the bounded event queue.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
@@ -26,6 +25,10 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 /// Beyond this many distinct (name, location) groups, new names fold into one group per location,
 /// so per-request names (`format!("conn-{id}")`) cannot grow memory without bound.
 const MAX_GROUPS: usize = 4096;
+/// Finished tasks waiting to be retired past which the collector is woken before its tick.
+const RETIRE_EARLY: usize = 4096;
+/// The group name new names fold into past `MAX_GROUPS`.
+const OTHER_NAMES: &str = "(other names)";
 
 /// Discrete events from the hot path.
 #[derive(Debug)]
@@ -61,11 +64,16 @@ pub(crate) struct Shared {
     pub(crate) enabled: AtomicBool,
     pub(crate) queue: ArrayQueue<Event>,
     pub(crate) dropped: AtomicU64,
+    /// The dropped events that were `Done`: the only drops after which finished tasks must be
+    /// looked for in the live set.
+    pub(crate) dropped_done: AtomicU64,
     pub(crate) next_id: AtomicU64,
     /// Clock ticks when the current Guard started.
     pub(crate) epoch: AtomicU64,
     pub(crate) start_unix_ms: AtomicU64,
     registry: Mutex<Registry>,
+    /// The collector thread, woken early when finished tasks pile up between its ticks.
+    pub(crate) collector: Mutex<Option<std::thread::Thread>>,
 }
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -80,10 +88,12 @@ pub(crate) fn shared() -> &'static Shared {
         enabled: AtomicBool::new(false),
         queue: ArrayQueue::new(QUEUE_CAPACITY),
         dropped: AtomicU64::new(0),
+        dropped_done: AtomicU64::new(0),
         next_id: AtomicU64::new(1),
         epoch: AtomicU64::new(0),
         start_unix_ms: AtomicU64::new(0),
         registry: Mutex::new(Registry::default()),
+        collector: Mutex::new(None),
     })
 }
 
@@ -162,24 +172,24 @@ struct Edge {
     task: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct GroupKey {
-    name: Cow<'static, str>,
-    location: &'static std::panic::Location<'static>,
-}
-
 /// Live objects, aggregates of finished ones, and the warnings.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    pub(crate) live: HashMap<u64, Arc<TaskStats>>,
-    /// The group of each live task, resolved once at spawn.
-    task_group: HashMap<u64, GroupKey>,
+    /// Live tasks, each with the index of its group in `groups` (resolved once, at spawn).
+    pub(crate) live: HashMap<u64, (Arc<TaskStats>, u32)>,
     /// Tasks that announced they finished, not yet retired.
     done: Vec<u64>,
     dropped_at_scan: u64,
+    /// The collector was woken to retire `done` early and has not run since.
+    retire_asked: bool,
     scans_skipped: u32,
-    groups: HashMap<GroupKey, TaskGroup>,
-    finished: VecDeque<Task>,
+    groups: Vec<TaskGroup>,
+    /// Index into `groups` by spawn location, then by given name ("" for unnamed tasks, whose
+    /// group is named after the location): finding a task's group formats and allocates
+    /// nothing, which matters when a spawn storm brings hundreds of thousands a second.
+    group_index: HashMap<&'static Location<'static>, HashMap<Box<str>, u32>>,
+    /// The most recently finished tasks, kept whole (`retain_finished` of them).
+    finished: VecDeque<Arc<TaskStats>>,
     pub(crate) retain_finished: usize,
     pub(crate) warnings: Warnings,
     pub(crate) runtimes: Vec<Arc<RuntimeProbe>>,
@@ -221,10 +231,9 @@ impl Registry {
             match event {
                 Event::Done(id) => self.done.push(id),
                 Event::Spawn(stats) => {
-                    let key = self.group_key(&stats);
-                    self.group_entry(&key, &stats).spawned += 1;
-                    self.task_group.insert(stats.id, key);
-                    self.live.insert(stats.id, stats);
+                    let group = self.group_of(&stats);
+                    self.groups[group as usize].spawned += 1;
+                    self.live.insert(stats.id, (stats, group));
                 }
                 Event::LongPoll { task, start, end } => self.long_polls.push((task, start, end)),
                 Event::Lock(stats) => {
@@ -252,6 +261,14 @@ impl Registry {
                 } => self.held_across_await(shared, lock, task, location, hold_ns),
             }
         }
+        if self.done.len() >= RETIRE_EARLY && !self.retire_asked {
+            // Finished tasks hold their statistics until retired: in a spawn storm, waiting for
+            // the collector's tick would hold a tick's worth of them (100 ms × the spawn rate).
+            self.retire_asked = true;
+            if let Some(collector) = &*shared.collector.lock().unwrap_or_else(|e| e.into_inner()) {
+                collector.unpark();
+            }
+        }
         let dropped = shared.dropped.load(Relaxed);
         if dropped > self.dropped_reported {
             self.dropped_reported = dropped;
@@ -259,97 +276,87 @@ impl Registry {
         }
     }
 
-    /// The group a new task belongs to (past `MAX_GROUPS`, new names fold into one per location).
-    fn group_key(&self, stats: &TaskStats) -> GroupKey {
-        let mut key = GroupKey {
-            name: stats.display_name(),
-            location: stats.location,
-        };
-        if !self.groups.contains_key(&key) && self.groups.len() >= MAX_GROUPS {
-            key.name = Cow::Borrowed("(other names)");
+    /// The index of the group a new task belongs to, created if new (past `MAX_GROUPS`, new
+    /// names fold into one group per location).
+    fn group_of(&mut self, stats: &TaskStats) -> u32 {
+        let full = self.groups.len() >= MAX_GROUPS;
+        let names = self.group_index.entry(stats.location).or_default();
+        if let Some(&index) = names.get(&*stats.name) {
+            return index;
         }
-        key
-    }
-
-    fn group_entry(&mut self, key: &GroupKey, stats: &TaskStats) -> &mut TaskGroup {
-        self.groups
-            .entry(key.clone())
-            .or_insert_with_key(|key| TaskGroup {
-                name: key.name.to_string(),
-                location: format_location(key.location),
-                kind: stats.kind,
-                ..TaskGroup::default()
-            })
+        // An unnamed task's group is its location's anyway: it never folds.
+        let name: &str = if full && !stats.name.is_empty() {
+            OTHER_NAMES
+        } else {
+            &stats.name
+        };
+        if let Some(&index) = names.get(name) {
+            return index;
+        }
+        let index = self.groups.len() as u32;
+        names.insert(name.into(), index);
+        self.groups.push(TaskGroup {
+            name: match name {
+                "" => format_location(stats.location),
+                name => name.to_string(),
+            },
+            location: format_location(stats.location),
+            kind: stats.kind,
+            ..TaskGroup::default()
+        });
+        index
     }
 
     /// Moves finished tasks out of the live set: folds them into their group, keeps the most
     /// recent ones in full, and raises `task_panicked` for those that panicked.
     pub(crate) fn retire_finished(&mut self, shared: &'static Shared) {
-        // Finished tasks announce themselves; a full scan of the live set runs only when events
-        // were dropped (a `Done` may be among them) and every 10 s as a backstop.
-        let dropped = shared.dropped.load(Relaxed);
-        let scan = dropped != self.dropped_at_scan || self.scans_skipped >= 100;
+        // Finished tasks announce themselves; a full scan of the live set runs when `Done`
+        // events were dropped, at most every tenth call (a spawn storm that fills the queue
+        // would otherwise make every call scan a large live set), and every 100th as a backstop.
+        let dropped = shared.dropped_done.load(Relaxed);
+        let scan = (dropped != self.dropped_at_scan && self.scans_skipped >= 10)
+            || self.scans_skipped >= 100;
         let mut done = std::mem::take(&mut self.done);
+        self.retire_asked = false;
         if scan {
             self.dropped_at_scan = dropped;
             self.scans_skipped = 0;
             done.extend(
                 self.live
                     .iter()
-                    .filter(|(_, s)| s.is_done())
+                    .filter(|(_, (s, _))| s.is_done())
                     .map(|(&id, _)| id),
             );
         } else {
             self.scans_skipped += 1;
         }
-        // Only the last `retain_finished` are kept in full: the others go straight into their
-        // group, without the strings and histograms of a wire task (a spawn storm retires
-        // hundreds of thousands a second).
-        let full_from = done.len().saturating_sub(self.retain_finished);
+        // Every task goes straight into its group, from its atomics (a spawn storm retires
+        // hundreds of thousands a second); the last `retain_finished` are kept as they are, and
+        // become wire tasks only when read.
+        let keep_from = done.len().saturating_sub(self.retain_finished);
         for (i, id) in done.into_iter().enumerate() {
-            let Some(stats) = self.live.remove(&id) else {
+            let Some((stats, group)) = self.live.remove(&id) else {
                 continue;
             };
-            if i < full_from && stats.outcome() != Some(Outcome::Panicked) {
-                let key = self
-                    .task_group
-                    .remove(&id)
-                    .unwrap_or_else(|| self.group_key(&stats));
-                let group = self.group_entry(&key, &stats);
-                match stats.outcome() {
-                    Some(Outcome::Completed) => group.completed += 1,
-                    Some(Outcome::Cancelled) => group.cancelled += 1,
-                    _ => {}
-                }
-                group.polls += stats.counts().0;
-                group.busy_ns = group.busy_ns.saturating_add(stats.busy_ns());
-                stats.merge_finished_into(&mut group.poll_ns, &mut group.scheduled_ns);
-                continue;
-            }
-            let task = task_to_wire(&stats, shared);
-            let key = self
-                .task_group
-                .remove(&id)
-                .unwrap_or_else(|| self.group_key(&stats));
-            let group = self.group_entry(&key, &stats);
-            match task.outcome {
+            let group = &mut self.groups[group as usize];
+            match stats.outcome() {
                 Some(Outcome::Completed) => group.completed += 1,
                 Some(Outcome::Cancelled) => group.cancelled += 1,
                 Some(Outcome::Panicked) => group.panicked += 1,
                 None => {}
             }
-            group.polls += task.polls;
-            group.busy_ns = group.busy_ns.saturating_add(task.busy_ns);
-            group.poll_ns.merge(&task.poll_ns);
-            group.scheduled_ns.merge(&task.scheduled_ns);
-            if task.outcome == Some(Outcome::Panicked) {
-                self.warnings.task_panicked(shared, &task);
+            group.polls += stats.counts().0;
+            group.busy_ns = group.busy_ns.saturating_add(stats.busy_ns());
+            stats.merge_finished_into(&mut group.poll_ns, &mut group.scheduled_ns);
+            if stats.outcome() == Some(Outcome::Panicked) {
+                self.warnings
+                    .task_panicked(shared, &task_to_wire(&stats, shared));
             }
-            if self.retain_finished > 0 {
+            if i >= keep_from && self.retain_finished > 0 {
                 if self.finished.len() >= self.retain_finished {
                     self.finished.pop_front();
                 }
-                self.finished.push_back(task);
+                self.finished.push_back(stats);
             }
         }
     }
@@ -366,7 +373,7 @@ impl Registry {
         sent.pass = sent.pass.wrapping_add(1);
         let pass = sent.pass;
         let (mut new, mut changes) = (Vec::new(), Vec::new());
-        for (&id, stats) in &self.live {
+        for (&id, (stats, _)) in &self.live {
             let stamp = stats.change_stamp();
             match sent.tasks.get_mut(&id) {
                 None => {
@@ -382,18 +389,18 @@ impl Registry {
                 }
             }
         }
-        for task in &self.finished {
+        for stats in &self.finished {
             // A finished task is sent in full once more, with its final numbers; then it no
             // longer changes. A stamp no live task can have marks it.
             let stamp = (u64::MAX, u8::MAX, u8::MAX, true);
             let entry = sent
                 .tasks
-                .entry(task.id)
+                .entry(stats.id)
                 .or_insert((Default::default(), pass));
             entry.1 = pass;
             if entry.0 != stamp {
                 entry.0 = stamp;
-                new.push(task.clone());
+                new.push(task_to_wire(stats, shared));
             }
         }
         let mut removed = Vec::new();
@@ -411,8 +418,12 @@ impl Registry {
     /// One task in full, live or retained.
     pub(crate) fn task(&self, shared: &'static Shared, id: u64) -> Option<Task> {
         match self.live.get(&id) {
-            Some(stats) => Some(task_to_wire(stats, shared)),
-            None => self.finished.iter().find(|t| t.id == id).cloned(),
+            Some((stats, _)) => Some(task_to_wire(stats, shared)),
+            None => self
+                .finished
+                .iter()
+                .find(|s| s.id == id)
+                .map(|s| task_to_wire(s, shared)),
         }
     }
 
@@ -421,10 +432,10 @@ impl Registry {
         let mut tasks: Vec<Task> = self
             .live
             .values()
-            .map(|s| task_to_wire(s, shared))
+            .map(|(s, _)| task_to_wire(s, shared))
             .collect();
         tasks.sort_by_key(|t| t.id);
-        tasks.extend(self.finished.iter().cloned());
+        tasks.extend(self.finished.iter().map(|s| task_to_wire(s, shared)));
         tasks
     }
 
@@ -435,31 +446,24 @@ impl Registry {
         let mut groups = self.groups.clone();
         // Live tasks' buckets are summed into dense arrays per group first (an index, not a
         // search, per bucket), then merged once into each group's sparse histogram.
-        let mut dense: HashMap<&GroupKey, (DenseHistogram, DenseHistogram)> = HashMap::new();
-        for (id, stats) in &self.live {
+        let mut dense: HashMap<u32, (DenseHistogram, DenseHistogram)> = HashMap::new();
+        for (stats, index) in self.live.values() {
             if stats.is_done() {
                 continue; // counted when retired
             }
-            let Some(key) = self.task_group.get(id) else {
-                continue;
-            };
-            let Some(group) = groups.get_mut(key) else {
-                continue;
-            };
+            let group = &mut groups[*index as usize];
             let (polls, _) = stats.counts();
             group.alive += 1;
             group.polls += polls;
             group.busy_ns = group.busy_ns.saturating_add(stats.busy_ns());
-            let (poll, scheduled) = dense.entry(key).or_default();
+            let (poll, scheduled) = dense.entry(*index).or_default();
             stats.add_into(poll, scheduled);
         }
-        for (key, (poll, scheduled)) in dense {
-            if let Some(group) = groups.get_mut(key) {
-                poll.merge_into(&mut group.poll_ns);
-                scheduled.merge_into(&mut group.scheduled_ns);
-            }
+        for (index, (poll, scheduled)) in dense {
+            let group = &mut groups[index as usize];
+            poll.merge_into(&mut group.poll_ns);
+            scheduled.merge_into(&mut group.scheduled_ns);
         }
-        let mut groups: Vec<TaskGroup> = groups.into_values().collect();
         groups.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then_with(|| a.name.cmp(&b.name)));
         groups
     }
@@ -468,7 +472,7 @@ impl Registry {
     pub(crate) fn describe(&self, id: u64) -> Option<(String, String, TaskKind)> {
         self.live
             .get(&id)
-            .map(|s| (s.display_name().into_owned(), s.location_string(), s.kind))
+            .map(|(s, _)| (s.display_name().into_owned(), s.location_string(), s.kind))
     }
 }
 
@@ -687,7 +691,7 @@ impl Registry {
 
     /// Names of the locks a task holds now.
     pub(crate) fn locks_held_by(&self, task: u64) -> Vec<String> {
-        let Some(stats) = self.live.get(&task) else {
+        let Some((stats, _)) = self.live.get(&task) else {
             return Vec::new();
         };
         stats

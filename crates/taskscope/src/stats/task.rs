@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::Mutex;
 
 use taskscope_wire::{bucket_index, bucket_range, Histogram, Outcome, TaskKind, TaskState};
@@ -62,11 +63,10 @@ pub(crate) struct TaskStats {
     pub(crate) kind: TaskKind,
     /// Spawn time, clock ticks.
     pub(crate) created: u64,
-    poll_ns: AtomicHistogram,
-    scheduled_ns: AtomicHistogram,
-    /// Polls and wakes binned into the histograms (the buffered ones are in `hot`).
-    binned_polls: AtomicU64,
-    binned_wakes: AtomicU64,
+    /// The histograms, allocated by the first flush (the tenth poll): a short task's samples
+    /// never leave `hot`, so it costs no histogram memory at all (a spawn storm of a million
+    /// one-poll tasks, `examples/app_overhead.rs`). Null until then; written by the poller only.
+    bins: AtomicPtr<Bins>,
     pub(crate) first_poll: AtomicU64,
     pub(crate) self_wakes: AtomicU64,
     pub(crate) ended: AtomicU64,
@@ -83,6 +83,26 @@ pub(crate) struct TaskStats {
 /// and only loses edges, never correctness of the locks.
 pub(crate) const HELD_LOCKS: usize = 8;
 const _: () = assert!(HELD_LOCKS <= 8, "held_mask is a u8");
+
+/// A task's binned samples.
+#[derive(Debug, Default)]
+struct Bins {
+    poll_ns: AtomicHistogram,
+    scheduled_ns: AtomicHistogram,
+    /// Polls and wakes binned into the histograms (the buffered ones are in `hot`).
+    polls: AtomicU64,
+    wakes: AtomicU64,
+}
+
+impl Drop for TaskStats {
+    fn drop(&mut self) {
+        let bins = *self.bins.get_mut();
+        if !bins.is_null() {
+            // SAFETY: made by `Box::into_raw` in `flush`, freed only here (`&mut self`).
+            drop(unsafe { Box::from_raw(bins) });
+        }
+    }
+}
 
 impl TaskStats {
     pub(crate) fn new(
@@ -102,10 +122,7 @@ impl TaskStats {
             parent,
             kind,
             created,
-            poll_ns: AtomicHistogram::default(),
-            scheduled_ns: AtomicHistogram::default(),
-            binned_polls: AtomicU64::new(0),
-            binned_wakes: AtomicU64::new(0),
+            bins: AtomicPtr::new(ptr::null_mut()),
             first_poll: AtomicU64::new(0),
             self_wakes: AtomicU64::new(0),
             ended: AtomicU64::new(0),
@@ -145,33 +162,47 @@ impl TaskStats {
     #[inline(never)]
     fn flush(&self, count: u8) {
         let hot = &self.hot;
+        let bins = match self.bins() {
+            Some(bins) => bins,
+            None => {
+                let fresh = Box::into_raw(Box::default());
+                // Release: readers that see the pointer see an initialised `Bins`.
+                self.bins.store(fresh, Release);
+                // SAFETY: just made; freed only when the stats drop.
+                unsafe { &*fresh }
+            }
+        };
         let (mut polls, mut wakes) = (0, 0);
         for_each_sample(&hot.samples, count, |poll, scheduled| {
             if let Some(poll) = poll {
-                self.poll_ns.bump_single_writer(poll);
+                bins.poll_ns.bump_single_writer(poll);
                 polls += 1;
             }
             if let Some(scheduled) = scheduled {
-                self.scheduled_ns.record_index_single_writer(scheduled);
+                bins.scheduled_ns.record_index_single_writer(scheduled);
                 wakes += 1;
             }
         });
-        self.binned_polls
-            .store(self.binned_polls.load(Relaxed) + polls, Relaxed);
-        self.binned_wakes
-            .store(self.binned_wakes.load(Relaxed) + wakes, Relaxed);
+        bins.polls.store(bins.polls.load(Relaxed) + polls, Relaxed);
+        bins.wakes.store(bins.wakes.load(Relaxed) + wakes, Relaxed);
         for word in &hot.samples {
             word.store(0, Relaxed);
         }
         hot.pending.store(0, Release);
     }
 
+    #[inline]
+    fn bins(&self) -> Option<&Bins> {
+        // SAFETY: non-null only once `flush` published an initialised `Bins`, which lives as
+        // long as `self`.
+        unsafe { self.bins.load(Acquire).as_ref() }
+    }
+
     /// Polls and wakes so far, read without walking the histograms.
     pub(crate) fn counts(&self) -> (u64, u64) {
-        let (mut polls, mut wakes) = (
-            self.binned_polls.load(Relaxed),
-            self.binned_wakes.load(Relaxed),
-        );
+        let (mut polls, mut wakes) = self
+            .bins()
+            .map_or((0, 0), |b| (b.polls.load(Relaxed), b.wakes.load(Relaxed)));
         for_each_sample(
             &self.hot.samples,
             self.hot.pending.load(Acquire),
@@ -202,7 +233,9 @@ impl TaskStats {
 
     /// Poll durations: binned ones plus those still buffered, with the exact sum and max.
     pub(crate) fn poll_histogram(&self) -> Histogram {
-        let mut h = self.poll_ns.to_wire();
+        let mut h = self
+            .bins()
+            .map_or_else(Histogram::default, |b| b.poll_ns.to_wire());
         self.add_pending(&mut h, |poll, _| poll);
         h.sum = self.hot.busy_ns.load(Relaxed);
         h.max = self.hot.max_poll_ns.load(Relaxed);
@@ -211,26 +244,34 @@ impl TaskStats {
 
     /// Scheduled delays (bucket precision for sum and max); its count is the number of wakes.
     pub(crate) fn scheduled_histogram(&self) -> Histogram {
-        let mut h = self.scheduled_ns.to_wire();
+        let mut h = self
+            .bins()
+            .map_or_else(Histogram::default, |b| b.scheduled_ns.to_wire());
         self.add_pending(&mut h, |_, scheduled| scheduled);
         h
     }
 
-    /// Adds a finished task's histograms into its group's, without building its wire form
-    /// (every sample is binned once the task has finished).
+    /// Adds a finished task's histograms into its group's, without building its wire form.
     pub(crate) fn merge_finished_into(&self, poll: &mut Histogram, scheduled: &mut Histogram) {
         debug_assert!(self.is_done());
-        self.poll_ns.merge_into_wire(poll);
+        let poll_sum = poll.sum;
+        if let Some(bins) = self.bins() {
+            bins.poll_ns.merge_into_wire(poll);
+            bins.scheduled_ns.merge_into_wire(scheduled);
+        }
+        self.add_pending(poll, |poll, _| poll);
+        self.add_pending(scheduled, |_, scheduled| scheduled);
         // The poll histogram's exact sum and max live in the hot line.
-        poll.sum = poll.sum.saturating_add(self.hot.busy_ns.load(Relaxed));
+        poll.sum = poll_sum.saturating_add(self.hot.busy_ns.load(Relaxed));
         poll.max = poll.max.max(self.hot.max_poll_ns.load(Relaxed));
-        self.scheduled_ns.merge_into_wire(scheduled);
     }
 
     /// Adds this task's poll and scheduled-delay samples into group histograms.
     pub(crate) fn add_into(&self, poll: &mut DenseHistogram, scheduled: &mut DenseHistogram) {
-        self.poll_ns.add_into(poll);
-        self.scheduled_ns.add_into(scheduled);
+        if let Some(bins) = self.bins() {
+            bins.poll_ns.add_into(poll);
+            bins.scheduled_ns.add_into(scheduled);
+        }
         let pending = self.hot.pending.load(Acquire);
         for_each_sample(&self.hot.samples, pending, |p, s| {
             if let Some(i) = p {
@@ -270,8 +311,10 @@ impl TaskStats {
         self.hot.state.load(Acquire) == STATE_DONE
     }
 
-    /// Marks the task finished, with every sample binned; the first outcome set wins. Called by
-    /// the poller or by whoever drops the task's future (never during a poll).
+    /// Marks the task finished; the first outcome set wins. Called by the poller or by whoever
+    /// drops the task's future (never during a poll). Buffered samples stay in the hot line,
+    /// where every reader finds them: binning them here would allocate the histograms of every
+    /// short task.
     pub(crate) fn finish(&self, outcome: u8, at: u64) {
         let hot = &self.hot;
         if hot
@@ -279,13 +322,14 @@ impl TaskStats {
             .compare_exchange(OUTCOME_NONE, outcome, Relaxed, Relaxed)
             .is_ok()
         {
-            self.flush(hot.pending.load(Relaxed));
             self.ended.store(at, Relaxed);
             hot.state.store(STATE_DONE, Release);
             // Tell the collector, so it retires finished tasks without scanning the live ones.
             // If the queue is full the periodic full scan finds this task instead.
             if let Some(shared) = crate::registry::active() {
-                let _ = shared.push(crate::registry::Event::Done(self.id));
+                if shared.push(crate::registry::Event::Done(self.id)).is_err() {
+                    shared.dropped_done.fetch_add(1, Relaxed);
+                }
             }
         }
     }
@@ -386,5 +430,36 @@ mod tests {
         s.finish(OUTCOME_COMPLETED, 2);
         assert_eq!(s.poll_histogram().buckets, expected_poll.buckets);
         assert_eq!(s.scheduled_histogram().count(), expected_sched.count());
+    }
+
+    #[test]
+    fn a_short_task_keeps_its_samples_in_the_hot_line_and_merges_them_when_retired() {
+        let s = stats();
+        let mut expected_poll = Histogram::default();
+        for i in 0..(u64::from(SAMPLES) - 1) {
+            s.record_poll(1_000 + i * 10_000, Some(500));
+            expected_poll.record(1_000 + i * 10_000);
+        }
+        s.finish(OUTCOME_COMPLETED, 2);
+        assert!(s.bins().is_none(), "no histogram memory for a short task");
+        assert_eq!(s.counts(), (9, 9));
+        let (mut poll, mut scheduled) = (Histogram::default(), Histogram::default());
+        poll.record(7);
+        s.merge_finished_into(&mut poll, &mut scheduled);
+        assert_eq!(poll.count(), 10);
+        assert_eq!(
+            poll.sum,
+            7 + expected_poll.sum,
+            "exact busy time, not bucket bounds"
+        );
+        assert_eq!(poll.max, expected_poll.max);
+        assert_eq!(scheduled.count(), 9);
+        // The tenth poll bins the buffer.
+        let s = stats();
+        for _ in 0..SAMPLES {
+            s.record_poll(1_000, None);
+        }
+        assert!(s.bins().is_some());
+        assert_eq!(s.counts(), (10, 0));
     }
 }
