@@ -18,7 +18,7 @@ use crate::stats::task::TaskStats;
 #[repr(align(128))]
 pub(crate) struct WorkerSlot {
     pub(crate) index: u64,
-    /// Task being polled (0: none).
+    /// Task being polled; meaningful only while `start != 0`.
     pub(crate) task: AtomicU64,
     /// Clock ticks when the current poll started (0: not polling).
     pub(crate) start: AtomicU64,
@@ -128,5 +128,8 @@ pub(crate) fn all() -> Vec<&'static WorkerSlot> {
 /// The id of the task being polled on this thread (0: none), used as the parent of spawned tasks.
 #[inline]
 pub(crate) fn current_task() -> u64 {
-    current_if_any().map_or(0, |s| s.task.load(Relaxed))
+    // `task` is stale once the poll ended (`start` back to 0).
+    current_if_any()
+        .filter(|s| s.start.load(Relaxed) != 0)
+        .map_or(0, |s| s.task.load(Relaxed))
 }

@@ -292,6 +292,29 @@ fn unnamed_tasks_are_named_by_spawn_location_and_record_parents() {
     assert_eq!(child_id, Some(parent_id));
 }
 
+/// A task spawned outside any instrumented poll has no parent, even on a thread that just
+/// polled one (the current-thread runtime polls tasks on the thread running `block_on`).
+#[test]
+fn tasks_spawned_between_polls_have_no_parent() {
+    guard();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        taskscope::spawn_named("first-on-this-thread", async {})
+            .await
+            .unwrap();
+        taskscope::spawn_named("spawned-by-block-on", async {})
+            .await
+            .unwrap();
+    });
+    let snap = taskscope::snapshot();
+    let task = snap
+        .tasks
+        .iter()
+        .find(|t| t.name == "spawned-by-block-on")
+        .unwrap();
+    assert_eq!(task.parent, None);
+}
+
 #[test]
 fn blocking_tasks_are_recorded() {
     guard();

@@ -136,18 +136,6 @@ impl AtomicHistogram {
         bucket.store(bucket.load(Relaxed).wrapping_add(1), Relaxed);
     }
 
-    /// Records a value known only by its bucket (its lower bound stands for it in sum and max).
-    #[inline]
-    pub(crate) fn record_index_single_writer(&self, index: usize) {
-        self.bump_single_writer(index);
-        let value = taskscope_wire::bucket_range(index).0;
-        self.sum
-            .store(self.sum.load(Relaxed).saturating_add(value), Relaxed);
-        if value > self.max.load(Relaxed) {
-            self.max.store(value, Relaxed);
-        }
-    }
-
     /// Records a value from any thread.
     #[inline]
     pub(crate) fn record(&self, value: u64) {
@@ -201,6 +189,29 @@ impl AtomicHistogram {
         self.for_each_bucket(|i, n| h.add_to_bucket(i as u32, n));
         h.sum = h.sum.saturating_add(self.sum.load(Relaxed));
         h.max = h.max.max(self.max.load(Relaxed));
+    }
+
+    /// For a histogram of values known only by their buckets (filled by `bump_single_writer`,
+    /// sum and max left at 0): adds every bucket into a wire histogram with each bucket's lower
+    /// bound standing for its values in sum and max. Deriving them here, when read, keeps them
+    /// off the recording path.
+    pub(crate) fn merge_into_wire_at_lower_bounds(&self, h: &mut Histogram) {
+        self.for_each_bucket(|i, n| {
+            h.add_to_bucket(i as u32, n);
+            let low = taskscope_wire::bucket_range(i).0;
+            h.sum = h.sum.saturating_add(low.saturating_mul(n));
+            h.max = h.max.max(low);
+        });
+    }
+
+    /// Like `add_into`, with lower bounds for sum and max (see `merge_into_wire_at_lower_bounds`).
+    pub(crate) fn add_into_at_lower_bounds(&self, h: &mut DenseHistogram) {
+        self.for_each_bucket(|i, n| {
+            h.counts[i] += n;
+            let low = taskscope_wire::bucket_range(i).0;
+            h.sum = h.sum.saturating_add(low.saturating_mul(n));
+            h.max = h.max.max(low);
+        });
     }
 
     /// A copy in the wire format. Concurrent writers may land between bucket reads: the copy is

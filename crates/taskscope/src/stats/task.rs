@@ -179,7 +179,7 @@ impl TaskStats {
                 polls += 1;
             }
             if let Some(scheduled) = scheduled {
-                bins.scheduled_ns.record_index_single_writer(scheduled);
+                bins.scheduled_ns.bump_single_writer(scheduled);
                 wakes += 1;
             }
         });
@@ -244,9 +244,10 @@ impl TaskStats {
 
     /// Scheduled delays (bucket precision for sum and max); its count is the number of wakes.
     pub(crate) fn scheduled_histogram(&self) -> Histogram {
-        let mut h = self
-            .bins()
-            .map_or_else(Histogram::default, |b| b.scheduled_ns.to_wire());
+        let mut h = Histogram::default();
+        if let Some(bins) = self.bins() {
+            bins.scheduled_ns.merge_into_wire_at_lower_bounds(&mut h);
+        }
         self.add_pending(&mut h, |_, scheduled| scheduled);
         h
     }
@@ -257,7 +258,7 @@ impl TaskStats {
         let poll_sum = poll.sum;
         if let Some(bins) = self.bins() {
             bins.poll_ns.merge_into_wire(poll);
-            bins.scheduled_ns.merge_into_wire(scheduled);
+            bins.scheduled_ns.merge_into_wire_at_lower_bounds(scheduled);
         }
         self.add_pending(poll, |poll, _| poll);
         self.add_pending(scheduled, |_, scheduled| scheduled);
@@ -270,7 +271,7 @@ impl TaskStats {
     pub(crate) fn add_into(&self, poll: &mut DenseHistogram, scheduled: &mut DenseHistogram) {
         if let Some(bins) = self.bins() {
             bins.poll_ns.add_into(poll);
-            bins.scheduled_ns.add_into(scheduled);
+            bins.scheduled_ns.add_into_at_lower_bounds(scheduled);
         }
         let pending = self.hot.pending.load(Acquire);
         for_each_sample(&self.hot.samples, pending, |p, s| {
@@ -425,7 +426,21 @@ mod tests {
             assert_eq!(got.buckets, expected_poll.buckets);
             assert_eq!(got.sum, expected_poll.sum);
             assert_eq!(got.max, expected_poll.max);
-            assert_eq!(s.scheduled_histogram().buckets, expected_sched.buckets);
+            let sched = s.scheduled_histogram();
+            assert_eq!(sched.buckets, expected_sched.buckets);
+            // Scheduled delays are known by bucket: lower bounds stand for sum and max.
+            let lower = |(b, n): &(u32, u64)| bucket_range(*b as usize).0 * n;
+            assert_eq!(
+                sched.sum,
+                expected_sched.buckets.iter().map(lower).sum::<u64>()
+            );
+            assert_eq!(
+                sched.max,
+                expected_sched
+                    .buckets
+                    .last()
+                    .map_or(0, |&(b, _)| bucket_range(b as usize).0)
+            );
         }
         s.finish(OUTCOME_COMPLETED, 2);
         assert_eq!(s.poll_histogram().buckets, expected_poll.buckets);

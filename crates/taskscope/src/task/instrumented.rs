@@ -65,9 +65,9 @@ impl<F: Future> Future for Instrumented<F> {
         let slot = worker::current();
 
         let start = clock::now();
-        // Save what the slot held, in case this poll runs inside another instrumented poll.
-        let (outer_task, outer_start) = (slot.task.load(Relaxed), slot.start.load(Relaxed));
-        let outer_stats = slot.stats.load(Relaxed);
+        // A poll inside another instrumented poll (a `block_on` in a task) saves the outer one.
+        let outer_start = slot.start.load(Relaxed);
+        let outer = (outer_start != 0).then(|| (slot.task.load(Relaxed), slot.stats.load(Relaxed)));
         slot.task.store(*this.id, Relaxed);
         slot.stats
             .store(stats as *const TaskStats as *mut TaskStats, Relaxed);
@@ -108,8 +108,12 @@ impl<F: Future> Future for Instrumented<F> {
         };
 
         let end = clock::now();
-        slot.task.store(outer_task, Relaxed);
-        slot.stats.store(outer_stats, Relaxed);
+        // `task` and `stats` mean nothing while `start` is 0: only the outer poll, if any, puts
+        // them back.
+        if let Some((outer_task, outer_stats)) = outer {
+            slot.task.store(outer_task, Relaxed);
+            slot.stats.store(outer_stats, Relaxed);
+        }
         slot.start.store(outer_start, Release);
         let duration = clock::delta_ns(start, end);
         stats.record_poll(duration, scheduled);
