@@ -297,7 +297,9 @@ fn unnamed_tasks_are_named_by_spawn_location_and_record_parents() {
 #[test]
 fn tasks_spawned_between_polls_have_no_parent() {
     guard();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     rt.block_on(async {
         taskscope::spawn_named("first-on-this-thread", async {})
             .await

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::panic::Location;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::Mutex;
 
 use taskscope_wire::{bucket_index, bucket_range, Histogram, Outcome, TaskKind, TaskState};
@@ -23,31 +23,36 @@ pub(crate) const OUTCOME_CANCELLED: u8 = 2;
 pub(crate) const OUTCOME_PANICKED: u8 = 3;
 
 /// Polls buffered in the hot line before they are binned into the histograms.
-const SAMPLES: u8 = 10;
+const SAMPLES: u8 = 15;
+/// Samples per word of the buffer, 20 bits each.
+const PER_WORD: u8 = 3;
+const SAMPLE_WORDS: usize = (SAMPLES / PER_WORD) as usize;
+/// A sample holds bucket indexes below this (10 bits each): polls and scheduled delays under
+/// about 67 s. Longer ones are binned at once, off the fast path.
+const SAMPLE_BUCKETS: usize = 1024;
 
 /// The one cache line every poll writes.
 ///
 /// Tasks migrate between workers, so every line a poll writes is a cross-core miss on the next
 /// poll elsewhere (measured with `perf annotate`: the histogram bucket increments dominated the
 /// wrapper's cost). So a poll writes only this line: the state, the exact busy time and maximum,
-/// and the poll's histogram buckets appended to a small buffer. Every tenth poll bins the buffer
-/// into the histograms, touching their lines once for ten polls. (The wake stamp is on the task's
-/// wake line, `stats::wake`, which the poll reads and the wakers write.)
+/// and the poll's histogram buckets appended to a small buffer (fifteen samples of 20 bits).
+/// Every fifteenth poll moves the buffer to the log in `Bins`, which every fourth move bins into
+/// the histograms. (The wake stamp is on the task's wake line, `stats::wake`, which the poll
+/// reads and the wakers write.)
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub(crate) struct Hot {
     pub(crate) state: AtomicU8,
     pub(crate) outcome: AtomicU8,
-    /// Samples in `samples` (0..=10).
+    /// Samples in `samples` (0..=15).
     pending: AtomicU8,
     busy_ns: AtomicU64,
     max_poll_ns: AtomicU64,
-    /// Ten samples of 32 bits: poll bucket + 1 (low 16), scheduled-delay bucket + 1 (high 16; 0
-    /// when the poll was not preceded by a wake).
+    /// Fifteen samples of 20 bits, three a word: poll bucket (low 10 bits), scheduled-delay
+    /// bucket + 1 (high 10; 0 when the poll was not preceded by a wake).
     samples: [AtomicU64; SAMPLE_WORDS],
 }
-
-const SAMPLE_WORDS: usize = SAMPLES as usize / 2;
 
 /// Statistics of one task. Only the poller writes them (one poll at a time), with plain loads
 /// and stores, except the wake line, which wakers write.
@@ -63,7 +68,7 @@ pub(crate) struct TaskStats {
     pub(crate) kind: TaskKind,
     /// Spawn time, clock ticks.
     pub(crate) created: u64,
-    /// The histograms, allocated by the first flush (the tenth poll): a short task's samples
+    /// The histograms, allocated by the first flush (the fifteenth poll): a short task's samples
     /// never leave `hot`, so it costs no histogram memory at all (a spawn storm of a million
     /// one-poll tasks, `examples/app_overhead.rs`). Null until then; written by the poller only.
     bins: AtomicPtr<Bins>,
@@ -84,14 +89,79 @@ pub(crate) struct TaskStats {
 pub(crate) const HELD_LOCKS: usize = 8;
 const _: () = assert!(HELD_LOCKS <= 8, "held_mask is a u8");
 
-/// A task's binned samples.
-#[derive(Debug, Default)]
+/// Samples the log in `Bins` holds: four flushes of the hot line's buffer.
+const LOG: usize = 4 * SAMPLES as usize;
+
+/// A task's histograms, and a log of samples waiting to be binned into them.
+///
+/// Binning touches a histogram line per distinct bucket (and the lines of the chunk pointers):
+/// done at every flush of the hot line's buffer, those misses were a fifth of all cycles on the
+/// current-thread overhead workload (`perf report`). So a flush appends its samples to the log —
+/// one or two lines written in sequence — and only every fourth flush bins the log.
+#[repr(C, align(64))]
 struct Bins {
-    poll_ns: AtomicHistogram,
-    scheduled_ns: AtomicHistogram,
-    /// Polls and wakes binned into the histograms (the buffered ones are in `hot`).
+    /// Entries of `log` in use.
+    log_len: AtomicU32,
+    /// Samples: poll bucket (low 16 bits), scheduled-delay bucket + 1 (high 16; 0: no wake).
+    log: [AtomicU32; LOG],
+    /// Polls and wakes binned into the histograms.
     polls: AtomicU64,
     wakes: AtomicU64,
+    poll_ns: AtomicHistogram,
+    scheduled_ns: AtomicHistogram,
+}
+
+impl Default for Bins {
+    fn default() -> Self {
+        Bins {
+            log_len: AtomicU32::new(0),
+            log: [const { AtomicU32::new(0) }; LOG],
+            polls: AtomicU64::new(0),
+            wakes: AtomicU64::new(0),
+            poll_ns: AtomicHistogram::default(),
+            scheduled_ns: AtomicHistogram::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Bins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bins")
+            .field("log_len", &self.log_len)
+            .field("polls", &self.polls)
+            .field("wakes", &self.wakes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bins {
+    /// Bins the logged samples into the histograms. Poller only.
+    #[cold]
+    #[inline(never)]
+    fn bin_log(&self) {
+        let len = self.log_len.load(Relaxed) as usize;
+        let (mut polls, mut wakes) = (0, 0);
+        for entry in &self.log[..len] {
+            let (poll, scheduled) = decode_logged(entry.load(Relaxed));
+            self.poll_ns.bump_single_writer(poll);
+            polls += 1;
+            if let Some(scheduled) = scheduled {
+                self.scheduled_ns.bump_single_writer(scheduled);
+                wakes += 1;
+            }
+        }
+        self.polls.store(self.polls.load(Relaxed) + polls, Relaxed);
+        self.wakes.store(self.wakes.load(Relaxed) + wakes, Relaxed);
+        self.log_len.store(0, Release);
+    }
+}
+
+fn decode_logged(entry: u32) -> (usize, Option<usize>) {
+    let scheduled = (entry >> 16) as usize;
+    (
+        (entry & 0xffff) as usize,
+        (scheduled != 0).then(|| scheduled - 1),
+    )
 }
 
 impl Drop for TaskStats {
@@ -141,12 +211,16 @@ impl TaskStats {
         if poll_ns > hot.max_poll_ns.load(Relaxed) {
             hot.max_poll_ns.store(poll_ns, Relaxed);
         }
-        let sample = (bucket_index(poll_ns) as u64 + 1)
-            | scheduled_ns.map_or(0, |ns| (bucket_index(ns) as u64 + 1) << 16);
+        let poll = bucket_index(poll_ns);
+        let scheduled = scheduled_ns.map_or(0, |ns| bucket_index(ns) + 1);
+        if poll >= SAMPLE_BUCKETS || scheduled >= SAMPLE_BUCKETS {
+            return self.record_wide(poll, scheduled);
+        }
+        let sample = (poll | scheduled << 10) as u64;
         let pending = hot.pending.load(Relaxed);
-        let word = &hot.samples[usize::from(pending / 2)];
+        let word = &hot.samples[usize::from(pending / PER_WORD)];
         word.store(
-            word.load(Relaxed) | sample << (32 * u32::from(pending % 2)),
+            word.load(Relaxed) | sample << (20 * u32::from(pending % PER_WORD)),
             Relaxed,
         );
         if pending + 1 == SAMPLES {
@@ -156,13 +230,25 @@ impl TaskStats {
         }
     }
 
-    /// Bins the first `count` buffered samples into the histograms. Poller (or the task's
-    /// dropper) only.
+    /// Records a poll whose buckets do not fit a sample (over about 67 s): bins the buffer, then
+    /// this poll. `scheduled` is the bucket + 1, or 0.
     #[cold]
     #[inline(never)]
-    fn flush(&self, count: u8) {
-        let hot = &self.hot;
-        let bins = match self.bins() {
+    fn record_wide(&self, poll: usize, scheduled: usize) {
+        self.flush(self.hot.pending.load(Relaxed));
+        let bins = self.bins_or_new();
+        bins.bin_log();
+        bins.poll_ns.bump_single_writer(poll);
+        bins.polls.store(bins.polls.load(Relaxed) + 1, Relaxed);
+        if scheduled != 0 {
+            bins.scheduled_ns.bump_single_writer(scheduled - 1);
+            bins.wakes.store(bins.wakes.load(Relaxed) + 1, Relaxed);
+        }
+    }
+
+    /// The histograms, allocated on first use. Poller only.
+    fn bins_or_new(&self) -> &Bins {
+        match self.bins() {
             Some(bins) => bins,
             None => {
                 let fresh = Box::into_raw(Box::default());
@@ -171,20 +257,28 @@ impl TaskStats {
                 // SAFETY: just made; freed only when the stats drop.
                 unsafe { &*fresh }
             }
-        };
-        let (mut polls, mut wakes) = (0, 0);
+        }
+    }
+
+    /// Moves the first `count` buffered samples to the log (binning the log first if they do
+    /// not fit). Poller only.
+    #[cold]
+    #[inline(never)]
+    fn flush(&self, count: u8) {
+        let hot = &self.hot;
+        let bins = self.bins_or_new();
+        let mut len = bins.log_len.load(Relaxed) as usize;
+        if len + usize::from(count) > LOG {
+            bins.bin_log();
+            len = 0;
+        }
+        let mut at = len;
         for_each_sample(&hot.samples, count, |poll, scheduled| {
-            if let Some(poll) = poll {
-                bins.poll_ns.bump_single_writer(poll);
-                polls += 1;
-            }
-            if let Some(scheduled) = scheduled {
-                bins.scheduled_ns.bump_single_writer(scheduled);
-                wakes += 1;
-            }
+            let entry = poll as u32 | (scheduled.map_or(0, |s| s as u32 + 1) << 16);
+            bins.log[at].store(entry, Relaxed);
+            at += 1;
         });
-        bins.polls.store(bins.polls.load(Relaxed) + polls, Relaxed);
-        bins.wakes.store(bins.wakes.load(Relaxed) + wakes, Relaxed);
+        bins.log_len.store(at as u32, Release);
         for word in &hot.samples {
             word.store(0, Relaxed);
         }
@@ -203,14 +297,10 @@ impl TaskStats {
         let (mut polls, mut wakes) = self
             .bins()
             .map_or((0, 0), |b| (b.polls.load(Relaxed), b.wakes.load(Relaxed)));
-        for_each_sample(
-            &self.hot.samples,
-            self.hot.pending.load(Acquire),
-            |poll, scheduled| {
-                polls += u64::from(poll.is_some());
-                wakes += u64::from(scheduled.is_some());
-            },
-        );
+        self.for_each_unbinned(|_, scheduled| {
+            polls += 1;
+            wakes += u64::from(scheduled.is_some());
+        });
         (polls, wakes)
     }
 
@@ -236,7 +326,7 @@ impl TaskStats {
         let mut h = self
             .bins()
             .map_or_else(Histogram::default, |b| b.poll_ns.to_wire());
-        self.add_pending(&mut h, |poll, _| poll);
+        self.add_pending(&mut h, |poll, _| Some(poll));
         h.sum = self.hot.busy_ns.load(Relaxed);
         h.max = self.hot.max_poll_ns.load(Relaxed);
         h
@@ -260,7 +350,7 @@ impl TaskStats {
             bins.poll_ns.merge_into_wire(poll);
             bins.scheduled_ns.merge_into_wire_at_lower_bounds(scheduled);
         }
-        self.add_pending(poll, |poll, _| poll);
+        self.add_pending(poll, |poll, _| Some(poll));
         self.add_pending(scheduled, |_, scheduled| scheduled);
         // The poll histogram's exact sum and max live in the hot line.
         poll.sum = poll_sum.saturating_add(self.hot.busy_ns.load(Relaxed));
@@ -273,11 +363,8 @@ impl TaskStats {
             bins.poll_ns.add_into(poll);
             bins.scheduled_ns.add_into_at_lower_bounds(scheduled);
         }
-        let pending = self.hot.pending.load(Acquire);
-        for_each_sample(&self.hot.samples, pending, |p, s| {
-            if let Some(i) = p {
-                poll.counts[i] += 1;
-            }
+        self.for_each_unbinned(|p, s| {
+            poll.counts[p] += 1;
             if let Some(i) = s {
                 scheduled.counts[i] += 1;
                 let value = bucket_range(i).0;
@@ -290,17 +377,25 @@ impl TaskStats {
         poll.max = poll.max.max(self.hot.max_poll_ns.load(Relaxed));
     }
 
-    fn add_pending(
-        &self,
-        h: &mut Histogram,
-        pick: fn(Option<usize>, Option<usize>) -> Option<usize>,
-    ) {
-        let pending = self.hot.pending.load(Acquire);
-        for_each_sample(&self.hot.samples, pending, |poll, scheduled| {
+    fn add_pending(&self, h: &mut Histogram, pick: fn(usize, Option<usize>) -> Option<usize>) {
+        self.for_each_unbinned(|poll, scheduled| {
             if let Some(index) = pick(poll, scheduled) {
                 h.record(bucket_range(index).0);
             }
         });
+    }
+
+    /// Calls `f(poll bucket, scheduled bucket)` for every sample not binned yet: the log's,
+    /// then the hot line's.
+    fn for_each_unbinned(&self, mut f: impl FnMut(usize, Option<usize>)) {
+        if let Some(bins) = self.bins() {
+            let len = (bins.log_len.load(Acquire) as usize).min(LOG);
+            for entry in &bins.log[..len] {
+                let (poll, scheduled) = decode_logged(entry.load(Relaxed));
+                f(poll, scheduled);
+            }
+        }
+        for_each_sample(&self.hot.samples, self.hot.pending.load(Acquire), &mut f);
     }
 
     /// Woken since its last poll started.
@@ -383,12 +478,16 @@ pub(crate) fn format_location(location: &Location<'_>) -> String {
 fn for_each_sample(
     words: &[AtomicU64; SAMPLE_WORDS],
     count: u8,
-    mut f: impl FnMut(Option<usize>, Option<usize>),
+    mut f: impl FnMut(usize, Option<usize>),
 ) {
-    for i in 0..usize::from(count.min(SAMPLES)) {
-        let sample = (words[i / 2].load(Relaxed) >> (32 * (i % 2))) as u32;
-        let decode = |v: u32| (v != 0).then(|| v as usize - 1);
-        f(decode(sample & 0xffff), decode(sample >> 16));
+    for i in 0..count.min(SAMPLES) {
+        let word = words[usize::from(i / PER_WORD)].load(Relaxed);
+        let sample = (word >> (20 * u32::from(i % PER_WORD))) as usize;
+        let scheduled = (sample >> 10) & (SAMPLE_BUCKETS - 1);
+        f(
+            sample & (SAMPLE_BUCKETS - 1),
+            (scheduled != 0).then(|| scheduled - 1),
+        );
     }
 }
 
@@ -412,7 +511,8 @@ mod tests {
         let s = stats();
         let mut expected_poll = Histogram::default();
         let mut expected_sched = Histogram::default();
-        for i in 0..21u64 {
+        // Enough polls to fill the hot buffer and the log several times over.
+        for i in 0..(3 * LOG as u64 + 7) {
             let poll = 100 + i * 977;
             let sched = (i % 3 != 0).then_some(5_000 + i * 13);
             s.record_poll(poll, sched);
@@ -457,24 +557,57 @@ mod tests {
         }
         s.finish(OUTCOME_COMPLETED, 2);
         assert!(s.bins().is_none(), "no histogram memory for a short task");
-        assert_eq!(s.counts(), (9, 9));
+        let n = u64::from(SAMPLES) - 1;
+        assert_eq!(s.counts(), (n, n));
         let (mut poll, mut scheduled) = (Histogram::default(), Histogram::default());
         poll.record(7);
         s.merge_finished_into(&mut poll, &mut scheduled);
-        assert_eq!(poll.count(), 10);
+        assert_eq!(poll.count(), n + 1);
         assert_eq!(
             poll.sum,
             7 + expected_poll.sum,
             "exact busy time, not bucket bounds"
         );
         assert_eq!(poll.max, expected_poll.max);
-        assert_eq!(scheduled.count(), 9);
-        // The tenth poll bins the buffer.
+        assert_eq!(scheduled.count(), n);
+        // The fifteenth poll bins the buffer.
         let s = stats();
         for _ in 0..SAMPLES {
             s.record_poll(1_000, None);
         }
         assert!(s.bins().is_some());
-        assert_eq!(s.counts(), (10, 0));
+        assert_eq!(s.counts(), (n + 1, 0));
+    }
+
+    #[test]
+    fn polls_and_delays_too_long_for_a_sample_are_binned_in_order_with_the_others() {
+        let s = stats();
+        let mut expected_poll = Histogram::default();
+        let mut expected_sched = Histogram::default();
+        let long = 100_000_000_000; // 100 s: past what a 10-bit bucket holds
+        assert!(bucket_index(long) >= SAMPLE_BUCKETS);
+        for (poll, sched) in [
+            (1_000, Some(2_000)),
+            (long, None),
+            (3_000, Some(long)),
+            (long, Some(long)),
+            (4_000, None),
+        ] {
+            s.record_poll(poll, sched);
+            expected_poll.record(poll);
+            if let Some(d) = sched {
+                expected_sched.record(d);
+            }
+        }
+        assert_eq!(s.counts(), (5, 3));
+        let poll = s.poll_histogram();
+        assert_eq!(poll.buckets, expected_poll.buckets);
+        assert_eq!((poll.sum, poll.max), (expected_poll.sum, long));
+        assert_eq!(s.scheduled_histogram().buckets, expected_sched.buckets);
+        s.finish(OUTCOME_COMPLETED, 2);
+        let (mut p, mut d) = (Histogram::default(), Histogram::default());
+        s.merge_finished_into(&mut p, &mut d);
+        assert_eq!(p.buckets, expected_poll.buckets);
+        assert_eq!(d.buckets, expected_sched.buckets);
     }
 }
