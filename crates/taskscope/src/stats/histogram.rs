@@ -85,7 +85,7 @@ impl AtomicHistogram {
     }
 
     #[inline(always)]
-    fn bucket_at(&self, index: usize) -> &AtomicU64 {
+    pub(crate) fn bucket_at(&self, index: usize) -> &AtomicU64 {
         let slot = &self.chunks[index / SUB_BUCKETS];
         let chunk = slot.load(Acquire);
         let chunk = if chunk.is_null() {
