@@ -189,7 +189,7 @@ pub(crate) struct Registry {
     /// nothing, which matters when a spawn storm brings hundreds of thousands a second.
     group_index: HashMap<&'static Location<'static>, HashMap<Box<str>, u32>>,
     /// The most recently finished tasks, kept whole (`retain_finished` of them).
-    finished: VecDeque<Arc<TaskStats>>,
+    finished: VecDeque<Retained>,
     pub(crate) retain_finished: usize,
     pub(crate) warnings: Warnings,
     pub(crate) runtimes: Vec<Arc<RuntimeProbe>>,
@@ -356,7 +356,10 @@ impl Registry {
                 if self.finished.len() >= self.retain_finished {
                     self.finished.pop_front();
                 }
-                self.finished.push_back(stats);
+                self.finished.push_back(Retained {
+                    stats,
+                    wire: OnceLock::new(),
+                });
             }
         }
     }
@@ -389,18 +392,18 @@ impl Registry {
                 }
             }
         }
-        for stats in &self.finished {
+        for task in &self.finished {
             // A finished task is sent in full once more, with its final numbers; then it no
             // longer changes. A stamp no live task can have marks it.
             let stamp = (u64::MAX, u8::MAX, u8::MAX, true);
             let entry = sent
                 .tasks
-                .entry(stats.id)
+                .entry(task.stats.id)
                 .or_insert((Default::default(), pass));
             entry.1 = pass;
             if entry.0 != stamp {
                 entry.0 = stamp;
-                new.push(task_to_wire(stats, shared));
+                new.push(task.wire(shared).clone());
             }
         }
         let mut removed = Vec::new();
@@ -422,8 +425,8 @@ impl Registry {
             None => self
                 .finished
                 .iter()
-                .find(|s| s.id == id)
-                .map(|s| task_to_wire(s, shared)),
+                .find(|t| t.stats.id == id)
+                .map(|t| t.wire(shared).clone()),
         }
     }
 
@@ -435,7 +438,7 @@ impl Registry {
             .map(|(s, _)| task_to_wire(s, shared))
             .collect();
         tasks.sort_by_key(|t| t.id);
-        tasks.extend(self.finished.iter().map(|s| task_to_wire(s, shared)));
+        tasks.extend(self.finished.iter().map(|t| t.wire(shared).clone()));
         tasks
     }
 
@@ -473,6 +476,20 @@ impl Registry {
         self.live
             .get(&id)
             .map(|(s, _)| (s.display_name().into_owned(), s.location_string(), s.kind))
+    }
+}
+
+/// A finished task kept whole: its statistics, and their wire form once read (a finished task
+/// no longer changes, and snapshots read every retained task).
+#[derive(Debug)]
+struct Retained {
+    stats: Arc<TaskStats>,
+    wire: OnceLock<Task>,
+}
+
+impl Retained {
+    fn wire(&self, shared: &Shared) -> &Task {
+        self.wire.get_or_init(|| task_to_wire(&self.stats, shared))
     }
 }
 
