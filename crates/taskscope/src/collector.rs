@@ -10,7 +10,7 @@ use taskscope_wire::{ProcessInfo, Runtime, Snapshot, Worker};
 
 use crate::clock;
 use crate::export::Exporter;
-use crate::registry::{self, Registry, Shared};
+use crate::registry::{self, LiveView, Registry, Shared};
 use crate::worker;
 
 /// Collection tick. Sampling, not per-event work, so its cost does not grow with the poll rate.
@@ -42,6 +42,13 @@ pub(crate) fn run(
         for probe in &registry.runtimes {
             probe.sample_busy();
         }
+        if exporter.groups_due() {
+            // Every live task is read for the groups: not under the lock (see `Registry::view`).
+            let view = registry.view();
+            drop(registry);
+            exporter.groups = Some(view.groups());
+            registry = shared.registry();
+        }
         exporter.tick(shared, &mut registry);
     }
     *shared.collector.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -59,22 +66,44 @@ pub(crate) fn run(
 /// ```
 pub fn snapshot() -> Snapshot {
     let shared = registry::shared();
-    let mut registry = shared.registry();
-    registry.retire_finished(shared);
-    build(shared, &registry)
+    let (view, partial) = {
+        let mut registry = shared.registry();
+        registry.retire_finished(shared);
+        (registry.view(), build_without_live(shared, &registry))
+    };
+    // Live tasks are read outside the registry lock (see `Registry::view`).
+    with_live(shared, view, partial)
 }
 
+/// Everything, under the registry lock (for the final snapshot, when nothing else runs).
 pub(crate) fn build(shared: &'static Shared, registry: &Registry) -> Snapshot {
+    with_live(
+        shared,
+        registry.view(),
+        build_without_live(shared, registry),
+    )
+}
+
+/// Adds the live tasks (before the retained finished ones) and the groups.
+fn with_live(shared: &Shared, view: LiveView, mut snapshot: Snapshot) -> Snapshot {
+    let finished = std::mem::take(&mut snapshot.tasks);
+    snapshot.tasks = view.live_tasks(shared);
+    snapshot.tasks.extend(finished);
+    snapshot.task_groups = view.groups();
+    snapshot
+}
+
+/// A snapshot whose `tasks` are only the retained finished ones and whose `task_groups` are
+/// empty: what needs the registry, without the per-task reads of the live tasks.
+fn build_without_live(shared: &'static Shared, registry: &Registry) -> Snapshot {
     let now = clock::now();
-    let tasks = registry.tasks(shared);
-    let task_groups = registry.groups();
     let (locks, semaphores) = registry.locks_and_semaphores();
     Snapshot {
         process: process_info(shared),
         taken_at_ms: shared.ms_at(now),
         dropped_events: shared.dropped.load(Relaxed),
-        tasks,
-        task_groups,
+        tasks: registry.finished_tasks(shared),
+        task_groups: Vec::new(),
         workers: workers(now),
         runtimes: runtimes(registry),
         locks,

@@ -432,13 +432,57 @@ impl Registry {
 
     /// Live tasks then retained finished ones.
     pub(crate) fn tasks(&self, shared: &'static Shared) -> Vec<Task> {
+        let mut tasks = self.view().live_tasks(shared);
+        tasks.extend(self.finished_tasks(shared));
+        tasks
+    }
+
+    /// The retained finished tasks.
+    pub(crate) fn finished_tasks(&self, shared: &Shared) -> Vec<Task> {
+        self.finished
+            .iter()
+            .map(|t| t.wire(shared).clone())
+            .collect()
+    }
+
+    /// Groups with live tasks' numbers added in, busiest first.
+    pub(crate) fn groups(&self) -> Vec<TaskGroup> {
+        self.view().groups()
+    }
+
+    /// What reading the live tasks needs, copied out (an `Arc` per task), so that the reading
+    /// itself — microseconds a task, a third of a second for 100,000 — can happen after the
+    /// registry lock is released, not while the watchdog and the event queue wait for it.
+    pub(crate) fn view(&self) -> LiveView {
+        LiveView {
+            live: self.live.values().cloned().collect(),
+            groups: self.groups.clone(),
+        }
+    }
+
+    /// Name and location of a task the registry knows.
+    pub(crate) fn describe(&self, id: u64) -> Option<(String, String, TaskKind)> {
+        self.live
+            .get(&id)
+            .map(|(s, _)| (s.display_name().into_owned(), s.location_string(), s.kind))
+    }
+}
+
+/// Live tasks and their groups, copied out of the registry (see `Registry::view`).
+pub(crate) struct LiveView {
+    live: Vec<(Arc<TaskStats>, u32)>,
+    groups: Vec<TaskGroup>,
+}
+
+impl LiveView {
+    /// The live tasks, by id.
+    pub(crate) fn live_tasks(&self, shared: &Shared) -> Vec<Task> {
         let mut tasks: Vec<Task> = self
             .live
-            .values()
+            .iter()
             .map(|(s, _)| task_to_wire(s, shared))
             .collect();
         tasks.sort_by_key(|t| t.id);
-        tasks.extend(self.finished.iter().map(|t| t.wire(shared).clone()));
         tasks
     }
 
@@ -450,7 +494,7 @@ impl Registry {
         // Live tasks' buckets are summed into dense arrays per group first (an index, not a
         // search, per bucket), then merged once into each group's sparse histogram.
         let mut dense: HashMap<u32, (DenseHistogram, DenseHistogram)> = HashMap::new();
-        for (stats, index) in self.live.values() {
+        for (stats, index) in &self.live {
             if stats.is_done() {
                 continue; // counted when retired
             }
@@ -469,13 +513,6 @@ impl Registry {
         }
         groups.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then_with(|| a.name.cmp(&b.name)));
         groups
-    }
-
-    /// Name and location of a task the registry knows.
-    pub(crate) fn describe(&self, id: u64) -> Option<(String, String, TaskKind)> {
-        self.live
-            .get(&id)
-            .map(|(s, _)| (s.display_name().into_owned(), s.location_string(), s.kind))
     }
 }
 

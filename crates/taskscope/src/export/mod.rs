@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use taskscope_wire::{encode, Frame, Hello, Update, Warning, WIRE_VERSION};
+use taskscope_wire::{encode, Frame, Hello, TaskGroup, Update, Warning, WIRE_VERSION};
 
 use crate::collector;
 use crate::registry::{Registry, SentTasks, Shared};
@@ -25,6 +25,9 @@ pub(crate) struct Exporter {
     sent_tasks: SentTasks,
     sent_warnings: HashMap<u64, Warning>,
     ticks: u64,
+    /// Task groups computed by the collector for the coming tick outside the registry lock
+    /// (they read every live task); see `groups_due`.
+    pub(crate) groups: Option<Vec<TaskGroup>>,
 }
 
 /// Every collector tick (100 ms) sends new warnings, workers and runtimes; every `TASKS_EVERY`
@@ -40,10 +43,19 @@ impl Exporter {
         self.recorder.is_some() || self.server.as_ref().is_some_and(|s| s.has_clients())
     }
 
+    /// Whether the next tick sends task groups: then the collector computes them first,
+    /// without holding the registry lock, and leaves them in `groups`.
+    pub(crate) fn groups_due(&self) -> bool {
+        self.active()
+            && ((self.ticks + 1) % GROUPS_EVERY == 1
+                || self.server.as_ref().is_some_and(|s| s.needs_key_frame()))
+    }
+
     /// One tick: sends changes to every sink; a client that just connected (or fell behind) gets
     /// the hello and a full key frame first.
     pub(crate) fn tick(&mut self, shared: &'static Shared, registry: &mut Registry) {
         self.tick_with(shared, registry, false);
+        self.groups = None;
     }
 
     fn tick_with(&mut self, shared: &'static Shared, registry: &mut Registry, all_groups: bool) {
@@ -160,7 +172,8 @@ impl Exporter {
         } else {
             Default::default()
         };
-        let task_groups = groups_tick.then(|| registry.groups());
+        let task_groups =
+            groups_tick.then(|| self.groups.clone().unwrap_or_else(|| registry.groups()));
         let (locks, semaphores) = if tasks_tick {
             let (l, s) = registry.locks_and_semaphores();
             (Some(l), Some(s))
