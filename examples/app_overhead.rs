@@ -120,8 +120,9 @@ fn request_response(instrumented: bool, connections: u64, seconds: u64) -> (f64,
     (count as f64 / seconds as f64, p50, p99)
 }
 
-/// Runs in a child: a million short tasks, then prints the peak resident set in KiB and, when
-/// instrumented, how many of the spawns were instrumented (the rest were shed, counted).
+/// Runs in a child: a million short tasks, then prints the peak resident set in KiB, how many of
+/// the spawns were instrumented (the rest were shed, counted; 0 when bare) and how long the
+/// million spawns and awaits took, in milliseconds.
 fn rss_child(instrumented: bool) {
     let guard = instrumented.then(|| taskscope::Builder::new().no_server().init());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -129,6 +130,7 @@ fn rss_child(instrumented: bool) {
         .enable_all()
         .build()
         .unwrap();
+    let started = std::time::Instant::now();
     rt.block_on(async {
         for _ in 0..1_000 {
             let batch: Vec<_> = (0..1_000u64)
@@ -139,6 +141,7 @@ fn rss_child(instrumented: bool) {
             }
         }
     });
+    let storm_ms = started.elapsed().as_millis();
     let snap = guard.and_then(|g| g.finish());
     let instrumented_spawns = snap.map_or(0, |snap| {
         snap.task_groups.iter().map(|g| g.spawned).sum::<u64>()
@@ -149,18 +152,18 @@ fn rss_child(instrumented: bool) {
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("0");
-    println!("{hwm} {instrumented_spawns}");
+    println!("{hwm} {instrumented_spawns} {storm_ms}");
 }
 
-/// Peak RSS in KiB and instrumented spawns of a child run.
-fn peak_rss_kib(instrumented: bool) -> Option<(u64, u64)> {
+/// Peak RSS in KiB, instrumented spawns and milliseconds of a child run.
+fn peak_rss_kib(instrumented: bool) -> Option<(u64, u64, u64)> {
     let out = std::process::Command::new(std::env::current_exe().ok()?)
         .args(["--rss-child", if instrumented { "1" } else { "0" }])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut words = text.split_whitespace().map(|w| w.parse::<u64>().ok());
-    Some((words.next()??, words.next()??))
+    Some((words.next()??, words.next()??, words.next()??))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -213,16 +216,18 @@ fn main() {
         rows[1].2 / rows[0].2
     );
     println!("peak memory after 1,000,000 short tasks (VmHWM of a fresh process each)\n");
-    println!("| variant | peak RSS | spawns instrumented |");
-    println!("|---|---:|---:|");
+    println!("| variant | peak RSS | spawns instrumented | spawn + await, all |");
+    println!("|---|---:|---:|---:|");
     for (name, instrumented) in [("bare tokio::spawn", false), ("taskscope::spawn", true)] {
         match peak_rss_kib(instrumented) {
-            Some((kib, spawns)) if instrumented => println!(
-                "| {name} | {:.1} MiB | {spawns} of 1000000 (the rest shed and counted) |",
+            Some((kib, spawns, ms)) if instrumented => println!(
+                "| {name} | {:.1} MiB | {spawns} of 1000000 (the rest shed and counted) | {ms} ms |",
                 kib as f64 / 1024.0
             ),
-            Some((kib, _)) => println!("| {name} | {:.1} MiB | - |", kib as f64 / 1024.0),
-            None => println!("| {name} | (not measured: needs /proc) | |"),
+            Some((kib, _, ms)) => {
+                println!("| {name} | {:.1} MiB | - | {ms} ms |", kib as f64 / 1024.0)
+            }
+            None => println!("| {name} | (not measured: needs /proc) | | |"),
         }
     }
 }

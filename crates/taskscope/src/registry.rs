@@ -74,7 +74,15 @@ pub(crate) struct Shared {
     registry: Mutex<Registry>,
     /// The collector thread, woken early when finished tasks pile up between its ticks.
     pub(crate) collector: Mutex<Option<std::thread::Thread>>,
+    /// Statistics of retired tasks that nothing refers to any more, for new tasks to reuse: a
+    /// spawn then allocates nothing of taskscope's. (With glibc, the two cache-line-aligned
+    /// allocations a task's statistics need take the allocator's arena lock, against the
+    /// collector freeing retired ones: `perf` put a spawn storm's main thread in futex waits.)
+    pub(crate) pool: ArrayQueue<Arc<TaskStats>>,
 }
+
+/// Retired statistics kept for reuse (about 0.5 KiB each).
+const POOL_CAPACITY: usize = 4096;
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
 
@@ -94,6 +102,7 @@ pub(crate) fn shared() -> &'static Shared {
         start_unix_ms: AtomicU64::new(0),
         registry: Mutex::new(Registry::default()),
         collector: Mutex::new(None),
+        pool: ArrayQueue::new(POOL_CAPACITY),
     })
 }
 
@@ -354,12 +363,16 @@ impl Registry {
             }
             if i >= keep_from && self.retain_finished > 0 {
                 if self.finished.len() >= self.retain_finished {
-                    self.finished.pop_front();
+                    if let Some(oldest) = self.finished.pop_front() {
+                        recycle(shared, oldest.stats);
+                    }
                 }
                 self.finished.push_back(Retained {
                     stats,
                     wire: OnceLock::new(),
                 });
+            } else {
+                recycle(shared, stats);
             }
         }
     }
@@ -465,6 +478,13 @@ impl Registry {
         self.live
             .get(&id)
             .map(|(s, _)| (s.display_name().into_owned(), s.location_string(), s.kind))
+    }
+}
+
+/// Offers retired statistics for reuse, if nothing else refers to them or their wake line.
+fn recycle(shared: &Shared, mut stats: Arc<TaskStats>) {
+    if Arc::get_mut(&mut stats).is_some_and(|s| s.reusable()) {
+        let _ = shared.pool.push(stats);
     }
 }
 

@@ -238,6 +238,61 @@ impl TaskStats {
         }
     }
 
+    /// Whether these statistics can be reused for a new task: nothing else refers to them or to
+    /// their wake line (`Arc::get_mut` on the caller's side checks the former).
+    pub(crate) fn reusable(&self) -> bool {
+        self.wake.is_unique()
+    }
+
+    /// Makes these statistics (and their wake line, which must be unreferenced: `reusable`) a
+    /// new task's, as `new` would, keeping their allocations.
+    pub(crate) fn reuse(
+        &mut self,
+        id: u64,
+        name: Cow<'static, str>,
+        location: &'static Location<'static>,
+        parent: u64,
+        kind: TaskKind,
+        created: u64,
+    ) {
+        // Every field, by name: a field added later must be reset here too.
+        let TaskStats {
+            hot,
+            wake,
+            id: old_id,
+            name: old_name,
+            location: old_location,
+            parent: old_parent,
+            kind: old_kind,
+            created: old_created,
+            bins,
+            first_poll,
+            self_wakes,
+            ended,
+            panic_message,
+            held,
+            held_mask,
+        } = self;
+        *hot = Hot::default();
+        wake.reset_unique();
+        (*old_id, *old_name, *old_location) = (id, name, location);
+        (*old_parent, *old_kind, *old_created) = (parent, kind, created);
+        let bins = std::mem::replace(bins.get_mut(), ptr::null_mut());
+        if !bins.is_null() {
+            // SAFETY: made by `Box::into_raw` in `bins_or_new`; `&mut self` is exclusive.
+            drop(unsafe { Box::from_raw(bins) });
+        }
+        *first_poll.get_mut() = 0;
+        *self_wakes.get_mut() = 0;
+        *ended.get_mut() = 0;
+        *panic_message.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+        for (lock, at) in held.iter_mut() {
+            *lock.get_mut() = 0;
+            *at.get_mut() = 0;
+        }
+        *held_mask.get_mut() = 0;
+    }
+
     /// Records one poll and, if a wake preceded it, its scheduled delay. Poller only.
     #[inline(always)]
     pub(crate) fn record_poll(&self, poll_ns: u64, scheduled_ns: Option<u64>) {
@@ -645,5 +700,66 @@ mod tests {
         s.merge_finished_into(&mut p, &mut d);
         assert_eq!(p.buckets, expected_poll.buckets);
         assert_eq!(d.buckets, expected_sched.buckets);
+    }
+
+    #[test]
+    fn reused_statistics_read_like_new_ones_and_drop_what_the_old_task_held() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        let runtime_waker = std::sync::Arc::new(Count(Default::default()));
+        let mut s = stats();
+        // SAFETY: the wake line is not shared yet.
+        unsafe {
+            s.wake
+                .set_target(std::task::Waker::from(runtime_waker.clone()), 1)
+        };
+        for _ in 0..(2 * LOG) {
+            s.record_poll(1_000, Some(10));
+        }
+        s.self_wakes.store(3, Relaxed);
+        s.first_poll.store(5, Relaxed);
+        s.held[0].0.store(42, Relaxed);
+        s.held_mask.store(1, Relaxed);
+        *s.panic_message.lock().unwrap() = Some("boom".into());
+        s.finish(OUTCOME_PANICKED, 9);
+        assert!(s.bins().is_some());
+
+        let waker = s.wake.clone();
+        assert!(!s.reusable(), "a waker of the old task is still out");
+        drop(waker);
+        assert!(s.reusable());
+        s.reuse(
+            2,
+            Cow::Borrowed("new"),
+            Location::caller(),
+            7,
+            TaskKind::Blocking,
+            11,
+        );
+        assert_eq!(
+            std::sync::Arc::strong_count(&runtime_waker),
+            1,
+            "old runtime waker dropped"
+        );
+        assert_eq!(
+            (s.id, &*s.name, s.parent, s.kind, s.created),
+            (2, "new", 7, TaskKind::Blocking, 11)
+        );
+        assert!(s.bins().is_none());
+        assert_eq!(s.counts(), (0, 0));
+        assert_eq!(s.busy_ns(), 0);
+        assert_eq!(s.poll_histogram().count(), 0);
+        assert_eq!(s.scheduled_histogram().count(), 0);
+        assert_eq!((s.outcome(), s.state()), (None, TaskState::Idle));
+        assert!(!s.woken());
+        assert!(s.wake.cell().target().is_none());
+        assert_eq!(s.self_wakes.load(Relaxed), 0);
+        assert_eq!(s.first_poll.load(Relaxed), 0);
+        assert_eq!(s.ended.load(Relaxed), 0);
+        assert_eq!(s.held_mask.load(Relaxed), 0);
+        assert_eq!(s.held[0].0.load(Relaxed), 0);
+        assert!(s.panic_message.lock().unwrap().is_none());
     }
 }

@@ -85,6 +85,21 @@ impl WakeRef {
         unsafe { *self.cell().target.get() = Some((inner, task)) };
     }
 
+    /// Whether this is the only reference: no waker of the cell exists, and none can be made.
+    pub(crate) fn is_unique(&self) -> bool {
+        self.cell().refs.load(Acquire) == 1
+    }
+
+    /// Clears a cell nothing else refers to, for a new task: no stamp, no target (the runtime
+    /// waker it held is dropped here).
+    pub(crate) fn reset_unique(&mut self) {
+        assert!(self.is_unique(), "a wake line in use cannot be reset");
+        let cell = self.cell();
+        cell.woken_at.store(0, Relaxed);
+        // SAFETY: the only reference, held mutably: nobody reads the target concurrently.
+        unsafe { *cell.target.get() = None };
+    }
+
     /// Gives up this reference as a raw pointer (for a `RawWaker`).
     pub(crate) fn into_raw(self) -> *const WakeCell {
         let ptr = self.0.as_ptr();

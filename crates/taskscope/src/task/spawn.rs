@@ -148,14 +148,18 @@ fn register(
     location: &'static Location<'static>,
     kind: TaskKind,
 ) -> Option<Arc<TaskStats>> {
-    let stats = Arc::new(TaskStats::new(
-        shared.next_id(),
-        name,
-        location,
-        worker::current_task(),
-        kind,
-        clock::now(),
-    ));
+    let (id, parent, created) = (shared.next_id(), worker::current_task(), clock::now());
+    let stats = match shared.pool.pop() {
+        // Pooled statistics are unique (see `registry::recycle`).
+        Some(mut stats) => match Arc::get_mut(&mut stats) {
+            Some(reused) => {
+                reused.reuse(id, name, location, parent, kind, created);
+                stats
+            }
+            None => Arc::new(TaskStats::new(id, name, location, parent, kind, created)),
+        },
+        None => Arc::new(TaskStats::new(id, name, location, parent, kind, created)),
+    };
     // A full queue sheds the task's instrumentation (counted as a drop), never the task.
     shared.push(Event::Spawn(stats.clone())).ok().map(|_| stats)
 }
