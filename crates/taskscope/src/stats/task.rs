@@ -704,11 +704,11 @@ mod tests {
 
     #[test]
     fn reused_statistics_read_like_new_ones_and_drop_what_the_old_task_held() {
-        struct Count(std::sync::atomic::AtomicUsize);
+        struct Count;
         impl std::task::Wake for Count {
             fn wake(self: std::sync::Arc<Self>) {}
         }
-        let runtime_waker = std::sync::Arc::new(Count(Default::default()));
+        let runtime_waker = std::sync::Arc::new(Count);
         let mut s = stats();
         // SAFETY: the wake line is not shared yet.
         unsafe {
