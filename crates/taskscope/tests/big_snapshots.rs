@@ -2,36 +2,15 @@
 //! being called over and over on 60,000 live tasks is still reported while it is blocked (the
 //! registry lock is held only to copy the tasks out, not while they are read).
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing_subscriber::layer::{Context, SubscriberExt};
+use common::Captured;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
-
-/// When each `taskscope` event was emitted, and its message.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<(Instant, String)>>>);
-
-impl<S: tracing::Subscriber> Layer<S> for Captured {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        if event.metadata().target() != "taskscope" {
-            return;
-        }
-        struct Msg(String);
-        impl tracing::field::Visit for Msg {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
-            }
-        }
-        let mut msg = Msg(String::new());
-        event.record(&mut msg);
-        self.0.lock().unwrap().push((Instant::now(), msg.0));
-    }
-}
 
 #[test]
 fn a_blocked_worker_is_reported_while_snapshots_of_many_tasks_run() {
@@ -89,11 +68,12 @@ fn a_blocked_worker_is_reported_while_snapshots_of_many_tasks_run() {
     });
     drop(guard);
     assert!(taken >= 1, "no snapshot finished");
-    let events = captured.0.lock().unwrap().clone();
-    let (raised_at, message) = events
+    let events = captured.events();
+    let logged = events
         .iter()
-        .find(|(_, m)| m.contains("blocker"))
+        .find(|e| e.target == "taskscope" && e.message.contains("blocker"))
         .expect("blocked_worker logged");
+    let (raised_at, message) = (&logged.at, &logged.message);
     // DESIGN.md §10: within threshold + 5 ms; the margin is for a loaded test machine. A
     // snapshot of these tasks takes hundreds of milliseconds in a debug build: under the lock,
     // the watchdog waited for the snapshot in progress.

@@ -1,35 +1,14 @@
 //! `taskscope::layer()` names the span a blocked poll is in, and every warning is also a
 //! `tracing` event under target `taskscope`.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::Captured;
 use tracing::Instrument;
-use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<(String, String)>>>);
-
-impl<S: tracing::Subscriber> Layer<S> for Captured {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        struct Msg(String);
-        impl tracing::field::Visit for Msg {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
-            }
-        }
-        let mut msg = Msg(String::new());
-        event.record(&mut msg);
-        self.0
-            .lock()
-            .unwrap()
-            .push((event.metadata().target().to_string(), msg.0));
-    }
-}
 
 #[test]
 fn blocked_worker_names_the_current_span_and_is_logged() {
@@ -76,11 +55,11 @@ fn blocked_worker_names_the_current_span_and_is_logged() {
         "{}",
         warning.message
     );
-    let events = captured.0.lock().unwrap().clone();
+    let events = captured.events();
     assert!(
-        events.iter().any(|(target, msg)| target == "taskscope"
-            && msg.contains("handler")
-            && msg.contains("blocked")),
+        events.iter().any(|e| e.target == "taskscope"
+            && e.message.contains("handler")
+            && e.message.contains("blocked")),
         "{events:?}"
     );
 }
