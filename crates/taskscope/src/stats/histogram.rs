@@ -1,9 +1,10 @@
-//! A fixed-shape, lock-free log-linear histogram (see `taskscope_wire::bucket_index`).
+//! A fixed-shape, lock-free log-linear histogram (see `taskscope_wire::bucket_index`), for many
+//! writers: locks' wait and hold times, the runtimes' event-loop lag. (A task's histograms have
+//! one writer and are `stats::task_histogram::TaskHistogram`.)
 //!
 //! Buckets come in chunks of 32 (one per power of two) that are allocated the first time a value
-//! lands in them: a task whose polls all take ~1 µs touches one or two chunks (≈ 0.5 KiB), not the
-//! ≈ 10 KiB a dense array over the whole range would cost per task. After those first
-//! allocations, recording never allocates.
+//! lands in them, not the ≈ 10 KiB a dense array over the whole range would cost per recorder.
+//! After those first allocations, recording never allocates.
 
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
@@ -85,7 +86,7 @@ impl AtomicHistogram {
     }
 
     #[inline(always)]
-    pub(crate) fn bucket_at(&self, index: usize) -> &AtomicU64 {
+    fn bucket_at(&self, index: usize) -> &AtomicU64 {
         let slot = &self.chunks[index / SUB_BUCKETS];
         let chunk = slot.load(Acquire);
         let chunk = if chunk.is_null() {
@@ -129,13 +130,6 @@ impl AtomicHistogram {
         }
     }
 
-    /// Adds one to a bucket, single writer, leaving sum and max to the caller.
-    #[inline]
-    pub(crate) fn bump_single_writer(&self, index: usize) {
-        let bucket = self.bucket_at(index);
-        bucket.store(bucket.load(Relaxed).wrapping_add(1), Relaxed);
-    }
-
     /// Records a value from any thread.
     #[inline]
     pub(crate) fn record(&self, value: u64) {
@@ -174,44 +168,6 @@ impl AtomicHistogram {
                 }
             }
         }
-    }
-
-    /// Adds every bucket, the sum and the max into a dense histogram.
-    pub(crate) fn add_into(&self, h: &mut DenseHistogram) {
-        self.for_each_bucket(|i, n| h.counts[i] += n);
-        h.sum = h.sum.saturating_add(self.sum.load(Relaxed));
-        h.max = h.max.max(self.max.load(Relaxed));
-    }
-
-    /// Adds every bucket into a wire histogram, with this one's sum and max (for recorders that
-    /// keep them; the caller sets them otherwise).
-    pub(crate) fn merge_into_wire(&self, h: &mut Histogram) {
-        self.for_each_bucket(|i, n| h.add_to_bucket(i as u32, n));
-        h.sum = h.sum.saturating_add(self.sum.load(Relaxed));
-        h.max = h.max.max(self.max.load(Relaxed));
-    }
-
-    /// For a histogram of values known only by their buckets (filled by `bump_single_writer`,
-    /// sum and max left at 0): adds every bucket into a wire histogram with each bucket's lower
-    /// bound standing for its values in sum and max. Deriving them here, when read, keeps them
-    /// off the recording path.
-    pub(crate) fn merge_into_wire_at_lower_bounds(&self, h: &mut Histogram) {
-        self.for_each_bucket(|i, n| {
-            h.add_to_bucket(i as u32, n);
-            let low = taskscope_wire::bucket_range(i).0;
-            h.sum = h.sum.saturating_add(low.saturating_mul(n));
-            h.max = h.max.max(low);
-        });
-    }
-
-    /// Like `add_into`, with lower bounds for sum and max (see `merge_into_wire_at_lower_bounds`).
-    pub(crate) fn add_into_at_lower_bounds(&self, h: &mut DenseHistogram) {
-        self.for_each_bucket(|i, n| {
-            h.counts[i] += n;
-            let low = taskscope_wire::bucket_range(i).0;
-            h.sum = h.sum.saturating_add(low.saturating_mul(n));
-            h.max = h.max.max(low);
-        });
     }
 
     /// A copy in the wire format. Concurrent writers may land between bucket reads: the copy is

@@ -4,5 +4,6 @@
 pub(crate) mod histogram;
 pub(crate) mod lock;
 pub(crate) mod task;
+pub(crate) mod task_histogram;
 pub(crate) mod waiters;
 pub(crate) mod wake;

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 
 use taskscope_wire::{bucket_index, bucket_range, Histogram, Outcome, TaskKind, TaskState};
 
-use super::histogram::{AtomicHistogram, DenseHistogram};
+use super::histogram::DenseHistogram;
+use super::task_histogram::TaskHistogram;
 use super::wake::WakeRef;
 
 pub(crate) const STATE_IDLE: u8 = 0;
@@ -107,8 +108,8 @@ struct Bins {
     /// Polls and wakes binned into the histograms.
     polls: AtomicU64,
     wakes: AtomicU64,
-    poll_ns: AtomicHistogram,
-    scheduled_ns: AtomicHistogram,
+    poll_ns: TaskHistogram,
+    scheduled_ns: TaskHistogram,
 }
 
 impl Default for Bins {
@@ -118,8 +119,8 @@ impl Default for Bins {
             log: [const { AtomicU32::new(0) }; LOG],
             polls: AtomicU64::new(0),
             wakes: AtomicU64::new(0),
-            poll_ns: AtomicHistogram::default(),
-            scheduled_ns: AtomicHistogram::default(),
+            poll_ns: TaskHistogram::default(),
+            scheduled_ns: TaskHistogram::default(),
         }
     }
 }
@@ -145,31 +146,29 @@ impl Bins {
     #[inline(never)]
     fn bin_log(&self) {
         let len = (self.log_len.load(Relaxed) as usize).min(LOG);
-        let mut buckets: [(*const AtomicU64, *const AtomicU64); LOG] =
-            [(ptr::null(), ptr::null()); LOG];
+        // (bucket, its index) for the poll and, if any, the scheduled delay of each sample.
+        type Found = (*const AtomicU32, usize);
+        let mut buckets: [(Found, Found); LOG] = [((ptr::null(), 0), (ptr::null(), 0)); LOG];
         let mut wakes = 0;
         for (entry, found) in self.log[..len].iter().zip(&mut buckets) {
             let (poll, scheduled) = decode_logged(entry.load(Relaxed));
-            let poll = self.poll_ns.bucket_at(poll);
-            prefetch(poll);
-            let scheduled = match scheduled {
-                Some(index) => {
-                    wakes += 1;
-                    let bucket = self.scheduled_ns.bucket_at(index);
-                    prefetch(bucket);
-                    bucket as *const AtomicU64
-                }
-                None => ptr::null(),
-            };
-            *found = (poll, scheduled);
+            let poll_bucket = self.poll_ns.bucket_at(poll);
+            prefetch(poll_bucket);
+            found.0 = (poll_bucket, poll);
+            if let Some(index) = scheduled {
+                wakes += 1;
+                let bucket = self.scheduled_ns.bucket_at(index);
+                prefetch(bucket);
+                found.1 = (bucket, index);
+            }
         }
-        for &(poll, scheduled) in &buckets[..len] {
+        for &((poll, poll_index), (scheduled, scheduled_index)) in &buckets[..len] {
             // SAFETY: bucket addresses from `bucket_at` of histograms owned by `self`; chunks
             // are freed only when the histograms drop.
             unsafe {
-                (*poll).store((*poll).load(Relaxed).wrapping_add(1), Relaxed);
+                self.poll_ns.bump(&*poll, poll_index);
                 if let Some(bucket) = scheduled.as_ref() {
-                    bucket.store(bucket.load(Relaxed).wrapping_add(1), Relaxed);
+                    self.scheduled_ns.bump(bucket, scheduled_index);
                 }
             }
         }
@@ -182,7 +181,7 @@ impl Bins {
 
 /// Asks for the line of `at` ahead of its use.
 #[inline(always)]
-fn prefetch(at: *const AtomicU64) {
+fn prefetch(at: *const AtomicU32) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint; it never faults, whatever the address.
     unsafe {
@@ -329,10 +328,10 @@ impl TaskStats {
         self.flush(self.hot.pending.load(Relaxed));
         let bins = self.bins_or_new();
         bins.bin_log();
-        bins.poll_ns.bump_single_writer(poll);
+        bins.poll_ns.bump_index(poll);
         bins.polls.store(bins.polls.load(Relaxed) + 1, Relaxed);
         if scheduled != 0 {
-            bins.scheduled_ns.bump_single_writer(scheduled - 1);
+            bins.scheduled_ns.bump_index(scheduled - 1);
             bins.wakes.store(bins.wakes.load(Relaxed) + 1, Relaxed);
         }
     }
