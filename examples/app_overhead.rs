@@ -1,13 +1,13 @@
 //! What taskscope costs a server, side by side in one run: a loopback TCP request/response
-//! workload (throughput and latency percentiles), and peak memory after a million short tasks
-//! (bounded by retention, not by how many tasks ran).
+//! workload (throughput and latency percentiles), peak memory after a million short tasks
+//! (bounded by retention, not by how many tasks ran) and the memory of 100,000 long-lived ones.
 //!
 //! ```text
 //! cargo run --release --example app_overhead [-- --rounds 3 --seconds 2 --connections 32]
 //! ```
 //!
-//! Each peak-memory figure comes from a fresh child process (`VmHWM` of `/proc/self/status`,
-//! Linux), so the variants do not share a high-water mark.
+//! Each memory figure comes from a fresh child process (`VmHWM` or `VmRSS` of
+//! `/proc/self/status`, Linux), so the variants do not share a high-water mark.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -146,13 +146,62 @@ fn rss_child(instrumented: bool) {
     let instrumented_spawns = snap.map_or(0, |snap| {
         snap.task_groups.iter().map(|g| g.spawned).sum::<u64>()
     });
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("0");
+    let hwm = rss_kib("VmHWM:");
     println!("{hwm} {instrumented_spawns} {storm_ms}");
+}
+
+/// Runs in a child: 100,000 long-lived tasks (200 `yield_now`s each, then waiting), and prints
+/// the resident set they added, in bytes per task.
+fn rss_long_child(instrumented: bool) {
+    const TASKS: u64 = 100_000;
+    let guard = instrumented.then(|| taskscope::Builder::new().no_server().init());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = rss_kib("VmRSS:");
+    rt.block_on(async {
+        let (release, _) = tokio::sync::watch::channel(());
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let mut released = release.subscribe();
+                spawn(instrumented, async move {
+                    for _ in 0..200 {
+                        tokio::task::yield_now().await;
+                    }
+                    let _ = released.changed().await;
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!("{}", (rss_kib("VmRSS:") - before) * 1024 / TASKS);
+        release.send(()).unwrap();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    drop(guard);
+}
+
+/// A line of `/proc/self/status`, in KiB (0 where there is none).
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Bytes per long-lived task of a child run.
+fn long_task_bytes(instrumented: bool) -> Option<u64> {
+    let out = std::process::Command::new(std::env::current_exe().ok()?)
+        .args(["--rss-long-child", if instrumented { "1" } else { "0" }])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 /// Peak RSS in KiB, instrumented spawns and milliseconds of a child run.
@@ -175,6 +224,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--rss-child") {
         rss_child(args.get(i + 1).map(String::as_str) == Some("1"));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--rss-long-child") {
+        rss_long_child(args.get(i + 1).map(String::as_str) == Some("1"));
         return;
     }
     if args.iter().any(|a| a == "--only-taskscope") {
@@ -228,6 +281,15 @@ fn main() {
                 println!("| {name} | {:.1} MiB | - | {ms} ms |", kib as f64 / 1024.0)
             }
             None => println!("| {name} | (not measured: needs /proc) | | |"),
+        }
+    }
+    println!("\nresident memory of 100,000 long-lived tasks (200 yields each, then waiting)\n");
+    println!("| variant | bytes per task |");
+    println!("|---|---:|");
+    for (name, instrumented) in [("bare tokio::spawn", false), ("taskscope::spawn", true)] {
+        match long_task_bytes(instrumented) {
+            Some(bytes) => println!("| {name} | {bytes} |"),
+            None => println!("| {name} | (not measured: needs /proc) |"),
         }
     }
 }
