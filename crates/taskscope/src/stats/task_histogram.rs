@@ -11,7 +11,7 @@
 //! minutes.
 
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 
 use taskscope_wire::{bucket_range, Histogram, BUCKETS, CHUNKS, SUB_BUCKETS};
 
@@ -22,17 +22,34 @@ struct Chunk([AtomicU32; SUB_BUCKETS]);
 /// Carried counts: 2^32 per carry, by bucket.
 struct Carries([AtomicU64; BUCKETS]);
 
+/// Chunks a histogram finds through its small table; more spill into a full one.
+const NEAR: usize = 8;
+/// In `octaves`: the chunk is in the full table.
+const FAR: u8 = u8::MAX;
+
 /// One task's histogram. Sum and max are the caller's (exact ones live in the task's hot line;
 /// scheduled delays take them from the buckets' lower bounds).
+///
+/// A table of 41 chunk pointers would be 328 bytes of a 128-byte-per-chunk histogram that uses
+/// five or six chunks: chunks are found through a byte per power of two instead, pointing into
+/// eight slots, and only a histogram that reaches a ninth power of two gets a full table.
 pub(crate) struct TaskHistogram {
-    chunks: [AtomicPtr<Chunk>; CHUNKS],
+    /// Per power of two: 0 (no chunk), slot + 1 in `near`, or `FAR` (in `far`).
+    octaves: [AtomicU8; CHUNKS],
+    /// Slots of `near` in use (written by the writer only).
+    used: AtomicU8,
+    near: [AtomicPtr<Chunk>; NEAR],
+    far: AtomicPtr<[AtomicPtr<Chunk>; CHUNKS]>,
     carries: AtomicPtr<Carries>,
 }
 
 impl Default for TaskHistogram {
     fn default() -> Self {
         TaskHistogram {
-            chunks: [const { AtomicPtr::new(ptr::null_mut()) }; CHUNKS],
+            octaves: [const { AtomicU8::new(0) }; CHUNKS],
+            used: AtomicU8::new(0),
+            near: [const { AtomicPtr::new(ptr::null_mut()) }; NEAR],
+            far: AtomicPtr::new(ptr::null_mut()),
             carries: AtomicPtr::new(ptr::null_mut()),
         }
     }
@@ -52,16 +69,60 @@ impl TaskHistogram {
     /// The counter of bucket `index`, allocating its chunk on first use. Writer only.
     #[inline(always)]
     pub(crate) fn bucket_at(&self, index: usize) -> &AtomicU32 {
-        let slot = &self.chunks[index / SUB_BUCKETS];
-        let mut chunk = slot.load(Acquire);
-        if chunk.is_null() {
-            chunk = Box::into_raw(Box::new(Chunk([const { AtomicU32::new(0) }; SUB_BUCKETS])));
-            // Release: readers that see the pointer see a zeroed chunk.
-            slot.store(chunk, Release);
-        }
-        // SAFETY: a non-null chunk pointer was published by the writer above and is freed only
-        // in `drop`, which has `&mut self`.
+        let octave = index / SUB_BUCKETS;
+        let chunk = match self.octaves[octave].load(Relaxed) {
+            0 => self.new_chunk(octave),
+            FAR => self.far_chunk(octave),
+            slot => self.near[usize::from(slot - 1)].load(Relaxed),
+        };
+        // SAFETY: chunk pointers are published (with Release) before the octave points to them,
+        // and freed only in `drop`, which has `&mut self`.
         unsafe { &(*chunk).0[index % SUB_BUCKETS] }
+    }
+
+    /// Allocates the chunk of a power of two and publishes it. Writer only.
+    #[cold]
+    #[inline(never)]
+    fn new_chunk(&self, octave: usize) -> *mut Chunk {
+        let chunk = Box::into_raw(Box::new(Chunk([const { AtomicU32::new(0) }; SUB_BUCKETS])));
+        let used = self.used.load(Relaxed);
+        if usize::from(used) < NEAR {
+            self.near[usize::from(used)].store(chunk, Release);
+            self.used.store(used + 1, Relaxed);
+            // Release: a reader that sees the slot number sees the slot's pointer.
+            self.octaves[octave].store(used + 1, Release);
+        } else {
+            let mut far = self.far.load(Relaxed);
+            if far.is_null() {
+                far = Box::into_raw(Box::new(
+                    [const { AtomicPtr::new(ptr::null_mut()) }; CHUNKS],
+                ));
+                self.far.store(far, Release);
+            }
+            // SAFETY: `far` is published above and freed only in `drop`.
+            unsafe { &(*far)[octave] }.store(chunk, Release);
+            self.octaves[octave].store(FAR, Release);
+        }
+        chunk
+    }
+
+    /// The chunk of a power of two kept in the full table.
+    fn far_chunk(&self, octave: usize) -> *mut Chunk {
+        // SAFETY: an octave is `FAR` only once `far` was published (the Acquire load of the
+        // octave orders this one); freed only in `drop`.
+        unsafe { self.far.load(Acquire).as_ref() }
+            .map_or(ptr::null_mut(), |far| far[octave].load(Acquire))
+    }
+
+    /// The chunk of a power of two, for readers.
+    fn chunk(&self, octave: usize) -> Option<&Chunk> {
+        let chunk = match self.octaves[octave].load(Acquire) {
+            0 => return None,
+            FAR => self.far_chunk(octave),
+            slot => self.near[usize::from(slot - 1)].load(Acquire),
+        };
+        // SAFETY: see `bucket_at`.
+        unsafe { chunk.as_ref() }
     }
 
     /// Adds one to `bucket`, which `bucket_at(index)` returned. Writer only.
@@ -100,13 +161,10 @@ impl TaskHistogram {
     fn for_each_bucket(&self, mut f: impl FnMut(usize, u64)) {
         // SAFETY: as for chunks.
         let carries = unsafe { self.carries.load(Acquire).as_ref() };
-        for (c, slot) in self.chunks.iter().enumerate() {
-            let chunk = slot.load(Acquire);
-            if chunk.is_null() {
+        for c in 0..CHUNKS {
+            let Some(chunk) = self.chunk(c) else {
                 continue;
-            }
-            // SAFETY: see `bucket_at`.
-            let chunk = unsafe { &*chunk };
+            };
             for (s, bucket) in chunk.0.iter().enumerate() {
                 let index = c * SUB_BUCKETS + s;
                 let n = u64::from(bucket.load(Relaxed))
@@ -159,11 +217,22 @@ impl TaskHistogram {
 
 impl Drop for TaskHistogram {
     fn drop(&mut self) {
-        for slot in &mut self.chunks {
-            let chunk = *slot.get_mut();
+        let free = |chunk: *mut Chunk| {
             if !chunk.is_null() {
-                // SAFETY: allocated with `Box` in `bucket_at`; `&mut self` is exclusive.
+                // SAFETY: allocated with `Box` in `new_chunk`; `&mut self` is exclusive, and
+                // each chunk is in one slot only.
                 drop(unsafe { Box::from_raw(chunk) });
+            }
+        };
+        for slot in &mut self.near {
+            free(*slot.get_mut());
+        }
+        let far = *self.far.get_mut();
+        if !far.is_null() {
+            // SAFETY: allocated with `Box` in `new_chunk`.
+            let far = unsafe { Box::from_raw(far) };
+            for slot in far.iter() {
+                free(slot.load(Relaxed));
             }
         }
         let carries = *self.carries.get_mut();
@@ -207,5 +276,22 @@ mod tests {
         let got = h.to_wire();
         let n = got.buckets.iter().find(|b| b.0 as usize == i).unwrap().1;
         assert_eq!(n, u64::from(u32::MAX) + 2);
+    }
+
+    #[test]
+    fn every_power_of_two_past_the_small_table_is_kept() {
+        let h = TaskHistogram::default();
+        let mut expected = Histogram::default();
+        for shift in 0..50 {
+            for v in [1u64 << shift, (1u64 << shift) + (1u64 << shift) / 3] {
+                h.bump_index(bucket_index(v));
+                expected.record(v);
+            }
+        }
+        assert!(
+            !h.far.load(Relaxed).is_null(),
+            "past eight powers of two: the full table"
+        );
+        assert_eq!(h.to_wire().buckets, expected.buckets);
     }
 }
