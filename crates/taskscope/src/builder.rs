@@ -588,7 +588,7 @@ impl Guard {
         crate::stacks::stop_symbolizer();
         let snapshot = {
             let mut registry = shared.registry();
-            registry.retire_finished(shared);
+            registry.retire_all_finished(shared);
             alive_at_exit(shared, &mut registry);
             // The last frames: streamed, and flushed and synced to the recording.
             if let Some(mut exporter) = exporter {

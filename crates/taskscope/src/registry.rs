@@ -92,18 +92,7 @@ pub(crate) static BLOCKED_NS: AtomicU64 = AtomicU64::new(u64::MAX);
 pub(crate) static LONG_WAIT_NS: AtomicU64 = AtomicU64::new(u64::MAX);
 
 pub(crate) fn shared() -> &'static Shared {
-    SHARED.get_or_init(|| Shared {
-        enabled: AtomicBool::new(false),
-        queue: ArrayQueue::new(QUEUE_CAPACITY),
-        dropped: AtomicU64::new(0),
-        dropped_done: AtomicU64::new(0),
-        next_id: AtomicU64::new(1),
-        epoch: AtomicU64::new(0),
-        start_unix_ms: AtomicU64::new(0),
-        registry: Mutex::new(Registry::default()),
-        collector: Mutex::new(None),
-        pool: ArrayQueue::new(POOL_CAPACITY),
-    })
+    SHARED.get_or_init(Shared::new)
 }
 
 /// The shared state when a Guard is alive; `None` makes every wrapper a plain tokio call.
@@ -114,6 +103,21 @@ pub(crate) fn active() -> Option<&'static Shared> {
 }
 
 impl Shared {
+    fn new() -> Shared {
+        Shared {
+            enabled: AtomicBool::new(false),
+            queue: ArrayQueue::new(QUEUE_CAPACITY),
+            dropped: AtomicU64::new(0),
+            dropped_done: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+            epoch: AtomicU64::new(0),
+            start_unix_ms: AtomicU64::new(0),
+            registry: Mutex::new(Registry::default()),
+            collector: Mutex::new(None),
+            pool: ArrayQueue::new(POOL_CAPACITY),
+        }
+    }
+
     /// Queues an event, counting it as dropped when the queue is full. Never blocks.
     #[inline]
     pub(crate) fn push(&self, event: Event) -> Result<(), Event> {
@@ -314,6 +318,13 @@ impl Registry {
             ..TaskGroup::default()
         });
         index
+    }
+
+    /// Like `retire_finished`, and also every finished task whose `Done` event was shed (a full
+    /// scan of the live set): for the final snapshot, whose group counts must be exact.
+    pub(crate) fn retire_all_finished(&mut self, shared: &'static Shared) {
+        self.scans_skipped = u32::MAX;
+        self.retire_finished(shared);
     }
 
     /// Moves finished tasks out of the live set: folds them into their group, keeps the most
@@ -861,4 +872,50 @@ fn merge_semaphore(into: &mut Semaphore, from: &Semaphore) {
     into.max_waiters = into.max_waiters.max(from.max_waiters);
     into.saturated_ns += from.saturated_ns;
     into.wait_ns.merge(&from.wait_ns);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task whose `Done` event was shed is found by the scans: by a later regular retire,
+    /// and at once by the final one, whose group counts must be exact.
+    #[test]
+    fn finished_tasks_whose_done_was_shed_are_retired_by_the_final_scan() {
+        // A `Shared` of this test's own (the global one belongs to Guards of other tests).
+        let shared: &'static Shared = Box::leak(Box::new(Shared::new()));
+        let location = std::panic::Location::caller();
+        let tasks: Vec<Arc<TaskStats>> = (1..=3)
+            .map(|id| {
+                let stats = Arc::new(TaskStats::new(
+                    id,
+                    std::borrow::Cow::Borrowed("shed"),
+                    location,
+                    0,
+                    TaskKind::Async,
+                    clock::now(),
+                ));
+                shared.push(Event::Spawn(stats.clone())).unwrap();
+                stats
+            })
+            .collect();
+        let mut registry = shared.registry();
+        assert_eq!(registry.live.len(), 3);
+        for stats in &tasks {
+            // No Guard runs in unit tests, so finishing pushes no `Done`: as if it were shed.
+            stats.finish(crate::stats::task::OUTCOME_COMPLETED, clock::now());
+        }
+        shared.dropped_done.fetch_add(3, Relaxed);
+        drop(tasks);
+        registry.retire_finished(shared);
+        assert_eq!(registry.live.len(), 3, "a scan waits for ten calls");
+        registry.retire_all_finished(shared);
+        assert!(registry.live.is_empty());
+        let group = registry
+            .groups()
+            .into_iter()
+            .find(|g| g.name == "shed")
+            .unwrap();
+        assert_eq!((group.spawned, group.completed, group.alive), (3, 3, 0));
+    }
 }
