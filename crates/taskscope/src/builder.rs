@@ -616,8 +616,10 @@ impl Drop for Guard {
 }
 
 fn alive_at_exit(shared: &'static Shared, registry: &mut registry::Registry) {
+    // Retained finished tasks are done: only the live ones can be alive.
     let mut alive: Vec<_> = registry
-        .tasks(shared)
+        .view()
+        .live_tasks(shared)
         .into_iter()
         .filter(|t| t.state != TaskState::Done)
         .collect();

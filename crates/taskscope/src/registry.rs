@@ -454,13 +454,6 @@ impl Registry {
         }
     }
 
-    /// Live tasks then retained finished ones.
-    pub(crate) fn tasks(&self, shared: &'static Shared) -> Vec<Task> {
-        let mut tasks = self.view().live_tasks(shared);
-        tasks.extend(self.finished_tasks(shared));
-        tasks
-    }
-
     /// The retained finished tasks.
     pub(crate) fn finished_tasks(&self, shared: &Shared) -> Vec<Task> {
         self.finished

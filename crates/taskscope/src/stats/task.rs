@@ -320,14 +320,13 @@ impl TaskStats {
         }
     }
 
-    /// Records a poll whose buckets do not fit a sample (over about 67 s): bins the buffer, then
-    /// this poll. `scheduled` is the bucket + 1, or 0.
+    /// Records a poll whose buckets do not fit a sample (over about 67 s) straight into the
+    /// histograms; buffered and logged samples stay where they are (every reader adds them).
+    /// `scheduled` is the bucket + 1, or 0.
     #[cold]
     #[inline(never)]
     fn record_wide(&self, poll: usize, scheduled: usize) {
-        self.flush(self.hot.pending.load(Relaxed));
         let bins = self.bins_or_new();
-        bins.bin_log();
         bins.poll_ns.bump_index(poll);
         bins.polls.store(bins.polls.load(Relaxed) + 1, Relaxed);
         if scheduled != 0 {
@@ -670,7 +669,7 @@ mod tests {
     }
 
     #[test]
-    fn polls_and_delays_too_long_for_a_sample_are_binned_in_order_with_the_others() {
+    fn polls_and_delays_too_long_for_a_sample_are_binned_with_the_others() {
         let s = stats();
         let mut expected_poll = Histogram::default();
         let mut expected_sched = Histogram::default();

@@ -149,15 +149,13 @@ fn register(
     kind: TaskKind,
 ) -> Option<Arc<TaskStats>> {
     let (id, parent, created) = (shared.next_id(), worker::current_task(), clock::now());
-    let stats = match shared.pool.pop() {
-        // Pooled statistics are unique (see `registry::recycle`).
-        Some(mut stats) => match Arc::get_mut(&mut stats) {
-            Some(reused) => {
-                reused.reuse(id, name, location, parent, kind, created);
-                stats
-            }
-            None => Arc::new(TaskStats::new(id, name, location, parent, kind, created)),
-        },
+    // Pooled statistics are unique (see `registry::recycle`).
+    let mut pooled = shared.pool.pop();
+    let stats = match pooled.as_mut().and_then(Arc::get_mut) {
+        Some(reused) => {
+            reused.reuse(id, name, location, parent, kind, created);
+            pooled.expect("just reused")
+        }
         None => Arc::new(TaskStats::new(id, name, location, parent, kind, created)),
     };
     // A full queue sheds the task's instrumentation (counted as a drop), never the task.
