@@ -19,14 +19,16 @@ enum Variant {
     TokioMetrics,
     TaskscopeOff,
     Taskscope,
+    TaskscopeEveryWake,
 }
 
 impl Variant {
-    const ALL: [Variant; 4] = [
+    const ALL: [Variant; 5] = [
         Variant::Bare,
         Variant::TokioMetrics,
         Variant::TaskscopeOff,
         Variant::Taskscope,
+        Variant::TaskscopeEveryWake,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -34,6 +36,7 @@ impl Variant {
             Variant::TokioMetrics => "tokio-metrics TaskMonitor",
             Variant::TaskscopeOff => "taskscope::spawn, no Guard",
             Variant::Taskscope => "taskscope::spawn, all on",
+            Variant::TaskscopeEveryWake => "taskscope::spawn, all on, every wake stamped",
         }
     }
 }
@@ -70,13 +73,21 @@ fn spawn_all<F: Future<Output = ()> + Send + 'static>(
 /// Nanoseconds per poll for one variant.
 fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let rt = runtime(multi);
-    let guard = (variant == Variant::Taskscope).then(|| {
+    let instrumented = matches!(variant, Variant::Taskscope | Variant::TaskscopeEveryWake);
+    let guard = instrumented.then(|| {
         // `--no-stacks` (for comparing): stack sampling of blocked workers off; it is on by
         // default and costs nothing on polls that do not block.
         let stacks = !std::env::args().any(|a| a == "--no-stacks");
         taskscope::Builder::new()
             .retained_tasks(0)
             .stacks(stacks)
+            // `--wake-sample-us N` (for profiling under valgrind, whose clock runs ~50x slow):
+            // the stamping interval of "all on" (default 1,000).
+            .wake_sample_interval(if variant == Variant::TaskscopeEveryWake {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(u64::from(arg("--wake-sample-us", 1000)))
+            })
             .init()
     });
     let monitor = tokio_metrics::TaskMonitor::new();
@@ -93,7 +104,7 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
                     .collect();
                 handles
             }
-            Variant::TaskscopeOff | Variant::Taskscope => {
+            Variant::TaskscopeOff | Variant::Taskscope | Variant::TaskscopeEveryWake => {
                 spawn_all(tasks, || yielder(yields), |f| taskscope::spawn(f))
             }
         };

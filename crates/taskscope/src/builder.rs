@@ -18,6 +18,7 @@ use crate::{clock, collector, probe, watchdog};
 const DEFAULT_BLOCKED: Duration = Duration::from_millis(10);
 const DEFAULT_LONG_WAIT: Duration = Duration::from_millis(1000);
 const DEFAULT_RETAINED: usize = 1000;
+const DEFAULT_WAKE_SAMPLE: Duration = Duration::from_millis(1);
 
 /// What can go wrong when starting taskscope.
 #[derive(Debug)]
@@ -122,6 +123,7 @@ pub struct Builder {
     record_max_bytes: Option<u64>,
     prometheus: Option<String>,
     stacks: bool,
+    wake_sample_interval: Duration,
 }
 
 /// The live stream's default address.
@@ -140,6 +142,7 @@ impl Default for Builder {
             record_max_bytes: None,
             prometheus: None,
             stacks: crate::stacks::SUPPORTED,
+            wake_sample_interval: DEFAULT_WAKE_SAMPLE,
         }
     }
 }
@@ -153,8 +156,9 @@ impl Builder {
     }
 
     /// The defaults overridden by `TASKSCOPE_BIND`, `TASKSCOPE_TOKEN`, `TASKSCOPE_RECORD`,
-    /// `TASKSCOPE_REPORT`, `TASKSCOPE_BLOCKED_MS` and `TASKSCOPE_LONG_WAIT_MS`. Returns the first
-    /// invalid variable as an error.
+    /// `TASKSCOPE_REPORT`, `TASKSCOPE_BLOCKED_MS`, `TASKSCOPE_LONG_WAIT_MS`,
+    /// `TASKSCOPE_WAKE_SAMPLE_US`, `TASKSCOPE_STACKS` and `TASKSCOPE_PROMETHEUS`. Returns the
+    /// first invalid variable as an error.
     pub fn from_env() -> Result<Self, Error> {
         let (builder, mut errors) = Builder::from_env_lenient();
         match errors.is_empty() {
@@ -176,6 +180,16 @@ impl Builder {
             Ok(Some(d)) => builder.long_wait_threshold = d,
             Ok(None) => {}
             Err(e) => errors.push(e),
+        }
+        if let Some(value) = env_string("TASKSCOPE_WAKE_SAMPLE_US") {
+            match value.trim().parse::<u64>() {
+                Ok(us) => builder.wake_sample_interval = Duration::from_micros(us),
+                Err(_) => errors.push(Error::InvalidEnv {
+                    var: "TASKSCOPE_WAKE_SAMPLE_US",
+                    value,
+                    expected: "a whole number of microseconds (0: stamp every wake)",
+                }),
+            }
         }
         if let Some(value) = env_string("TASKSCOPE_BIND") {
             match parse_bind(&value) {
@@ -265,6 +279,19 @@ impl Builder {
     /// A poll longer than this is a `blocked_worker` (default 10 ms).
     pub fn blocked_threshold(mut self, threshold: Duration) -> Self {
         self.blocked_threshold = threshold;
+        self
+    }
+
+    /// How often a task's wakes are stamped, for its scheduled-delay histogram (default 1 ms).
+    ///
+    /// Stamping a wake costs a clock read and a reference-counted waker: about a third of the
+    /// per-poll overhead of a task that yields in a loop. So a task stamps the first wake after
+    /// a poll that starts at least this long after the last poll that did: a task polled less
+    /// often than once per interval has every wake measured; a busier one about one per
+    /// interval, a sample that does not depend on the delays themselves. Polls, wakes,
+    /// self-wakes and busy time stay exact. `Duration::ZERO` stamps every wake.
+    pub fn wake_sample_interval(mut self, interval: Duration) -> Self {
+        self.wake_sample_interval = interval;
         self
     }
 
@@ -362,6 +389,8 @@ impl Builder {
             .unwrap_or(u64::MAX)
             .max(1);
         crate::registry::LONG_WAIT_NS.store(long_wait_ns, Relaxed);
+        crate::registry::WAKE_SAMPLE_TICKS
+            .store(clock::ticks_for(self.wake_sample_interval), Relaxed);
         if let Err(why) = crate::stacks::set_enabled(self.stacks) {
             log_error(&format!(
                 "{why}; blocked_worker warnings will not carry stacks"

@@ -75,6 +75,12 @@ pub(crate) fn delta_ns(start: u64, end: u64) -> u64 {
     ((u128::from(end - start) * u128::from(SCALE.load(Relaxed))) >> 32) as u64
 }
 
+/// Clock ticks in `d` (after calibration; saturates).
+pub(crate) fn ticks_for(d: std::time::Duration) -> u64 {
+    let ticks = (d.as_nanos() << 32) / u128::from(SCALE.load(Relaxed).max(1));
+    u64::try_from(ticks).unwrap_or(u64::MAX)
+}
+
 /// Calibrates the clock before the first poll needs it.
 pub(crate) fn warm_up() {
     let _ = clock();
@@ -94,5 +100,8 @@ mod tests {
         let os = (i1 - i0).as_nanos() as f64;
         assert!((ours - os).abs() / os < 0.02, "ours {ours} ns, OS {os} ns");
         assert_eq!(delta_ns(t1, t0), 0);
+        let ticks = ticks_for(std::time::Duration::from_millis(3));
+        let back = delta_ns(t0, t0 + ticks) as f64;
+        assert!((back - 3e6).abs() < 3e6 * 0.001, "{back} ns");
     }
 }

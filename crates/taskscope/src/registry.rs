@@ -90,6 +90,9 @@ static SHARED: OnceLock<Shared> = OnceLock::new();
 pub(crate) static BLOCKED_NS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// The long-wait threshold.
 pub(crate) static LONG_WAIT_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Clock ticks between a task's stamping windows (`Builder::wake_sample_interval`; 0: every
+/// poll opens one, so every wake is stamped).
+pub(crate) static WAKE_SAMPLE_TICKS: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn shared() -> &'static Shared {
     SHARED.get_or_init(Shared::new)
@@ -604,7 +607,7 @@ pub(crate) fn task_to_wire(stats: &TaskStats, shared: &Shared) -> Task {
             .clone(),
         polls: poll_ns.count(),
         busy_ns: poll_ns.sum,
-        wakes: scheduled_ns.count(),
+        wakes: poll_ns.count().saturating_sub(1),
         self_wakes,
         first_poll_delay_ns: (first_poll != 0).then(|| clock::delta_ns(stats.created, first_poll)),
         created_ms: shared.ms_at(stats.created),

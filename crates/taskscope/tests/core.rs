@@ -11,8 +11,11 @@ use taskscope::{Outcome, Snapshot, TaskState, Warning, WarningKind};
 fn guard() {
     static GUARD: OnceLock<taskscope::Guard> = OnceLock::new();
     GUARD.get_or_init(|| {
+        // Every wake stamped, so scheduled delays can be counted exactly; sampling has its own
+        // tests (wake_sampling.rs).
         taskscope::Builder::new()
             .blocked_threshold(Duration::from_millis(10))
+            .wake_sample_interval(Duration::ZERO)
             .init()
     });
 }

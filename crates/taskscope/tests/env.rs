@@ -26,4 +26,14 @@ fn bad_environment_values_are_errors_and_init_falls_back() {
     let guard = taskscope::try_init().expect("valid environment");
     drop(guard);
     std::env::remove_var("TASKSCOPE_BLOCKED_MS");
+
+    std::env::set_var("TASKSCOPE_WAKE_SAMPLE_US", "1ms");
+    let text = taskscope::try_init().unwrap_err().to_string();
+    assert!(
+        text.contains("TASKSCOPE_WAKE_SAMPLE_US") && text.contains("microseconds"),
+        "{text}"
+    );
+    std::env::set_var("TASKSCOPE_WAKE_SAMPLE_US", "0");
+    drop(taskscope::try_init().expect("0 stamps every wake"));
+    std::env::remove_var("TASKSCOPE_WAKE_SAMPLE_US");
 }

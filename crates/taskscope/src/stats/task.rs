@@ -105,9 +105,8 @@ struct Bins {
     log_len: AtomicU32,
     /// Samples: poll bucket (low 16 bits), scheduled-delay bucket + 1 (high 16; 0: no wake).
     log: [AtomicU32; LOG],
-    /// Polls and wakes binned into the histograms.
+    /// Polls binned into the histograms.
     polls: AtomicU64,
-    wakes: AtomicU64,
     poll_ns: TaskHistogram,
     scheduled_ns: TaskHistogram,
 }
@@ -118,7 +117,6 @@ impl Default for Bins {
             log_len: AtomicU32::new(0),
             log: [const { AtomicU32::new(0) }; LOG],
             polls: AtomicU64::new(0),
-            wakes: AtomicU64::new(0),
             poll_ns: TaskHistogram::default(),
             scheduled_ns: TaskHistogram::default(),
         }
@@ -130,7 +128,6 @@ impl std::fmt::Debug for Bins {
         f.debug_struct("Bins")
             .field("log_len", &self.log_len)
             .field("polls", &self.polls)
-            .field("wakes", &self.wakes)
             .finish_non_exhaustive()
     }
 }
@@ -149,14 +146,12 @@ impl Bins {
         // (bucket, its index) for the poll and, if any, the scheduled delay of each sample.
         type Found = (*const AtomicU32, usize);
         let mut buckets: [(Found, Found); LOG] = [((ptr::null(), 0), (ptr::null(), 0)); LOG];
-        let mut wakes = 0;
         for (entry, found) in self.log[..len].iter().zip(&mut buckets) {
             let (poll, scheduled) = decode_logged(entry.load(Relaxed));
             let poll_bucket = self.poll_ns.bucket_at(poll);
             prefetch(poll_bucket);
             found.0 = (poll_bucket, poll);
             if let Some(index) = scheduled {
-                wakes += 1;
                 let bucket = self.scheduled_ns.bucket_at(index);
                 prefetch(bucket);
                 found.1 = (bucket, index);
@@ -174,7 +169,6 @@ impl Bins {
         }
         self.polls
             .store(self.polls.load(Relaxed) + len as u64, Relaxed);
-        self.wakes.store(self.wakes.load(Relaxed) + wakes, Relaxed);
         self.log_len.store(0, Release);
     }
 }
@@ -331,7 +325,6 @@ impl TaskStats {
         bins.polls.store(bins.polls.load(Relaxed) + 1, Relaxed);
         if scheduled != 0 {
             bins.scheduled_ns.bump_index(scheduled - 1);
-            bins.wakes.store(bins.wakes.load(Relaxed) + 1, Relaxed);
         }
     }
 
@@ -382,15 +375,14 @@ impl TaskStats {
     }
 
     /// Polls and wakes so far, read without walking the histograms.
+    ///
+    /// Wakes are those that made the task run: tokio polls a task only when it was woken, so
+    /// every poll but the first had one (repeated wakes before a poll count once). The
+    /// scheduled-delay histogram holds the stamped ones among them (see `task::waker`).
     pub(crate) fn counts(&self) -> (u64, u64) {
-        let (mut polls, mut wakes) = self
-            .bins()
-            .map_or((0, 0), |b| (b.polls.load(Relaxed), b.wakes.load(Relaxed)));
-        self.for_each_unbinned(|_, scheduled| {
-            polls += 1;
-            wakes += u64::from(scheduled.is_some());
-        });
-        (polls, wakes)
+        let mut polls = self.bins().map_or(0, |b| b.polls.load(Relaxed));
+        self.for_each_unbinned(|_, _| polls += 1);
+        (polls, polls.saturating_sub(1))
     }
 
     /// Busy time so far.
@@ -421,7 +413,7 @@ impl TaskStats {
         h
     }
 
-    /// Scheduled delays (bucket precision for sum and max); its count is the number of wakes.
+    /// Scheduled delays of the stamped wakes (bucket precision for sum and max).
     pub(crate) fn scheduled_histogram(&self) -> Histogram {
         let mut h = Histogram::default();
         if let Some(bins) = self.bins() {
@@ -487,9 +479,11 @@ impl TaskStats {
         for_each_sample(&self.hot.samples, self.hot.pending.load(Acquire), &mut f);
     }
 
-    /// Woken since its last poll started.
+    /// Woken since its last poll started, as far as a stamp tells (wakes outside a stamping
+    /// window leave none).
     fn woken(&self) -> bool {
-        self.wake.cell().woken_at.load(Relaxed) != 0
+        let stamp = self.wake.cell().woken_at.load(Relaxed);
+        stamp != 0 && stamp != crate::stats::wake::UNARMED
     }
 
     pub(crate) fn is_done(&self) -> bool {
@@ -647,7 +641,8 @@ mod tests {
         s.finish(OUTCOME_COMPLETED, 2);
         assert!(s.bins().is_none(), "no histogram memory for a short task");
         let n = u64::from(SAMPLES) - 1;
-        assert_eq!(s.counts(), (n, n));
+        // Every poll but the first followed a wake.
+        assert_eq!(s.counts(), (n, n - 1));
         let (mut poll, mut scheduled) = (Histogram::default(), Histogram::default());
         poll.record(7);
         s.merge_finished_into(&mut poll, &mut scheduled);
@@ -665,7 +660,7 @@ mod tests {
             s.record_poll(1_000, None);
         }
         assert!(s.bins().is_some());
-        assert_eq!(s.counts(), (n + 1, 0));
+        assert_eq!(s.counts(), (n + 1, n));
     }
 
     #[test]
@@ -688,7 +683,7 @@ mod tests {
                 expected_sched.record(d);
             }
         }
-        assert_eq!(s.counts(), (5, 3));
+        assert_eq!(s.counts(), (5, 4));
         let poll = s.poll_histogram();
         assert_eq!(poll.buckets, expected_poll.buckets);
         assert_eq!((poll.sum, poll.max), (expected_poll.sum, long));

@@ -32,13 +32,18 @@ const MAX_REFS: usize = isize::MAX as usize;
 #[repr(C, align(64))]
 pub(crate) struct WakeCell {
     refs: AtomicUsize,
-    /// Ticks of the first wake since the last poll started (0: not woken).
+    /// The stamping window (see `task::waker`): [`UNARMED`] while closed; 0 while open and not
+    /// woken yet; the ticks of the window's first wake once woken.
     pub(crate) woken_at: AtomicU64,
     /// The runtime waker to forward to and the address of the task's `TaskStats` (its identity
     /// for the self-wake check). Written once, by the task's first poll, before the first proxy
     /// waker exists; read-only afterwards.
     target: UnsafeCell<Option<(Waker, usize)>>,
 }
+
+/// `woken_at` of a cell whose stamping window is closed (never a clock reading: those are odd and
+/// far below it).
+pub(crate) const UNARMED: u64 = u64::MAX;
 
 /// A counted reference to a [`WakeCell`].
 pub(crate) struct WakeRef(NonNull<WakeCell>);
@@ -63,7 +68,7 @@ impl WakeRef {
     pub(crate) fn new() -> Self {
         let cell = Box::new(WakeCell {
             refs: AtomicUsize::new(1),
-            woken_at: AtomicU64::new(0),
+            woken_at: AtomicU64::new(UNARMED),
             target: UnsafeCell::new(None),
         });
         WakeRef(NonNull::from(Box::leak(cell)))
@@ -90,12 +95,12 @@ impl WakeRef {
         self.cell().refs.load(Acquire) == 1
     }
 
-    /// Clears a cell nothing else refers to, for a new task: no stamp, no target (the runtime
+    /// Clears a cell nothing else refers to, for a new task: window closed, no target (the runtime
     /// waker it held is dropped here).
     pub(crate) fn reset_unique(&mut self) {
         assert!(self.is_unique(), "a wake line in use cannot be reset");
         let cell = self.cell();
-        cell.woken_at.store(0, Relaxed);
+        cell.woken_at.store(UNARMED, Relaxed);
         // SAFETY: the only reference, held mutably: nobody reads the target concurrently.
         unsafe { *cell.target.get() = None };
     }

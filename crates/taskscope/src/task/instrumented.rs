@@ -1,8 +1,10 @@
 //! `Instrumented<F>`: times every poll of a spawned future.
 //!
 //! Per poll: two clock reads, a handful of relaxed loads and stores on lines only this thread
-//! writes (single-writer stats, the thread's worker slot), one histogram bucket increment, and a
-//! compare against the blocked threshold. Nothing allocates after the first poll; nothing locks.
+//! writes (single-writer stats, the thread's worker slot), a sample buffered for the task's
+//! histograms, and a compare against the blocked threshold. Nothing allocates after the first
+//! poll; nothing locks. A poll that opens or closes a stamping window (see `task::waker`) also
+//! writes the task's wake line.
 
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -16,6 +18,7 @@ use pin_project_lite::pin_project;
 use crate::clock;
 use crate::registry::{self, Event};
 use crate::stats::task::*;
+use crate::stats::wake::UNARMED;
 use crate::task::waker::{cell_of, proxy_waker};
 use crate::worker;
 
@@ -33,6 +36,13 @@ pin_project! {
         proxy: Option<Waker>,
         // Poll-end ticks of a poll during which the task woke itself (0: none).
         self_woken_at: u64,
+        // Start ticks of the poll that opened the stamping window now open (0: closed).
+        window: u64,
+        // Ticks from which the next poll opens a window.
+        next_window: u64,
+        // The runtime waker the proxy forwards to (data and vtable addresses): while tokio
+        // polls with it, the proxy stands in for it.
+        runtime: (usize, usize),
     }
 
     impl<F> PinnedDrop for Instrumented<F> {
@@ -51,6 +61,9 @@ impl<F> Instrumented<F> {
             stats,
             proxy: None,
             self_woken_at: 0,
+            window: 0,
+            next_window: 0,
+            runtime: (0, 0),
         }
     }
 }
@@ -77,35 +90,43 @@ impl<F: Future> Future for Instrumented<F> {
 
         let proxy = match this.proxy {
             Some(proxy) => &*proxy,
-            none => first_poll(none, stats, cx, start),
+            none => first_poll(none, this.runtime, stats, cx, start),
         };
         // SAFETY: `proxy` was made by `proxy_waker`.
         let cell = unsafe { cell_of(proxy) };
 
-        // The wake that made this poll happen: a self-wake in the last poll, or a waker's stamp.
-        let woken = match *this.self_woken_at {
-            0 => cell.woken_at.load(Relaxed),
-            at => at,
-        };
-        let scheduled = if woken != 0 {
-            *this.self_woken_at = 0;
-            // A plain store, not a swap: a wake landing between the load and this store is a wake
-            // during this poll, already served by it.
+        // The wake that made this poll happen: a self-wake in the last poll (stamped with that
+        // poll's end), or the stamp of the window the last poll opened. A stamp older than the
+        // window is a late store of a wake from before it.
+        let mut woken = std::mem::take(this.self_woken_at);
+        if *this.window != 0 {
+            let stamp = cell.woken_at.load(Relaxed);
+            if woken == 0 && stamp != UNARMED && stamp >= *this.window {
+                woken = stamp;
+            }
+        }
+        // Open a window for the next wake (plain stores: a wake landing between the load above
+        // and this store is a wake during this poll, already served by it), or close this one.
+        if start >= *this.next_window {
+            *this.window = start;
+            *this.next_window = start.saturating_add(registry::WAKE_SAMPLE_TICKS.load(Relaxed));
             cell.woken_at.store(0, Relaxed);
-            Some(clock::delta_ns(woken, start))
-        } else {
-            None
-        };
+        } else if *this.window != 0 {
+            *this.window = 0;
+            cell.woken_at.store(UNARMED, Relaxed);
+        }
+        let scheduled = (woken != 0).then(|| clock::delta_ns(woken, start));
 
         // tokio gives a task the same waker on every poll; if a caller ever polls us with another
         // one, pass it through rather than wake the wrong one.
-        let result = match cell.target() {
-            Some((inner, _)) if inner.will_wake(cx.waker()) => {
+        let waker = cx.waker();
+        let result =
+            if (waker.data() as usize, waker.vtable() as *const _ as usize) == *this.runtime {
                 let mut proxied = Context::from_waker(proxy);
                 catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)))
-            }
-            _ => catch_unwind(AssertUnwindSafe(|| this.future.poll(cx))),
-        };
+            } else {
+                catch_unwind(AssertUnwindSafe(|| this.future.poll(cx)))
+            };
 
         let end = clock::now();
         // `task` and `stats` mean nothing while `start` is 0: only the outer poll, if any, puts
@@ -158,11 +179,14 @@ impl<F: Future> Future for Instrumented<F> {
 #[inline(never)]
 fn first_poll<'a>(
     slot: &'a mut Option<Waker>,
+    runtime: &mut (usize, usize),
     stats: &TaskStats,
     cx: &Context<'_>,
     start: u64,
 ) -> &'a Waker {
     stats.first_poll.store(start, Relaxed);
+    let waker = cx.waker();
+    *runtime = (waker.data() as usize, waker.vtable() as *const _ as usize);
     // SAFETY: no proxy waker for this wake line exists before this one, so nothing reads the
     // target concurrently; the first poll happens once.
     unsafe {

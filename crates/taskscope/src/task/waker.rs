@@ -5,22 +5,31 @@
 //! counts a reference on that line, waking it stamps that line and forwards to the runtime waker
 //! stored there. A whole wake cycle touches that one line of the task and nothing else.
 //!
-//! A wake costs one clock read and plain loads and stores — no read-modify-write besides the
-//! reference count tokio's own wakers pay too: only the first wake since the last poll is stamped
-//! (later ones find the stamp set), and wakes are counted by the poller, which consumes the stamp.
-//! Two racing first wakes may both store; the later stamp wins, shortening that one delay by the
-//! race window.
+//! Stamping windows. A stamp costs a clock read, and a proxy clone two reference-count updates
+//! on top of the runtime's own: together about a third of the per-poll overhead of a task that
+//! yields in a loop. So a task stamps its wakes in windows: a poll opens one when at least
+//! `Builder::wake_sample_interval` (default 1 ms; 0: every poll) has passed since the poll that
+//! opened the last, and the next poll closes it. While a window is open the proxy works as above;
+//! while it is closed, cloning the proxy hands out a clone of the runtime's own waker, whose wake
+//! never comes back through taskscope. A task polled less often than once per interval thus has
+//! every wake stamped; a busier one about one wake per interval — a sample, unbiased by what the
+//! delays are, since windows open on poll start times. A task's first poll always opens one.
 //!
-//! A self-wake (the task waking itself during its own poll) only sets a flag in the thread's
-//! worker slot: the poll wrapper then reuses its poll-end clock read as the wake time. (tokio's
-//! `yield_now` defers its wake until the worker has run the rest of its batch, so it arrives after
-//! the poll and counts as an ordinary wake, stamped when it really happens.)
+//! An open window's stamp costs one clock read and plain loads and stores, plus one
+//! compare-and-swap, which keeps a late wake from overwriting the mark of a closed window; only
+//! the first wake since the window opened is stamped (later ones find the stamp set).
+//!
+//! A self-wake (the task waking itself during its own poll through the proxy in its context)
+//! only sets a flag in the thread's worker slot, in or out of a window: the poll wrapper counts
+//! it and reuses its poll-end clock read as the wake time. (tokio's `yield_now` defers its wake
+//! until the worker has run the rest of its batch, so it arrives after the poll and counts as an
+//! ordinary wake.)
 
 use std::sync::atomic::Ordering::*;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use crate::clock;
-use crate::stats::wake::{WakeCell, WakeRef};
+use crate::stats::wake::{WakeCell, WakeRef, UNARMED};
 use crate::worker;
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
@@ -44,6 +53,15 @@ pub(crate) unsafe fn cell_of(waker: &Waker) -> &WakeCell {
 }
 
 unsafe fn clone(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is a live cell: the waker being cloned holds a reference.
+    let cell = unsafe { &*data.cast::<WakeCell>() };
+    if cell.woken_at.load(Relaxed) == UNARMED {
+        if let Some((inner, _)) = cell.target() {
+            // Window closed: a clone of the runtime's waker, which owns its own reference.
+            let inner = std::mem::ManuallyDrop::new(inner.clone());
+            return RawWaker::new(inner.data(), inner.vtable());
+        }
+    }
     // SAFETY: `data` is a counted reference held by the waker being cloned.
     unsafe { WakeRef::clone_raw(data.cast()) };
     RawWaker::new(data, &VTABLE)
@@ -72,7 +90,10 @@ unsafe fn wake_by_ref(data: *const ()) {
         }
     }
     if cell.woken_at.load(Relaxed) == 0 {
-        cell.woken_at.store(clock::now(), Relaxed);
+        // Fails when another wake stamped first or the window closed meanwhile.
+        let _ = cell
+            .woken_at
+            .compare_exchange(0, clock::now(), Relaxed, Relaxed);
     }
     inner.wake_by_ref();
 }

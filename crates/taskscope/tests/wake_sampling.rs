@@ -1,0 +1,160 @@
+//! Stamping windows (`Builder::wake_sample_interval`): with the default interval a task polled
+//! less often than once per interval has every wake's scheduled delay measured, a busier one
+//! about one per interval; polls, wakes, self-wakes and busy time stay exact either way.
+//! (Every test here runs under one Guard with the default interval, 1 ms.)
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn guard() {
+    static GUARD: OnceLock<taskscope::Guard> = OnceLock::new();
+    GUARD.get_or_init(|| {
+        // The environment cannot change the interval under test.
+        std::env::remove_var("TASKSCOPE_WAKE_SAMPLE_US");
+        taskscope::Builder::new().no_server().init()
+    });
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn task(name: &str) -> taskscope::Task {
+    taskscope::snapshot()
+        .tasks
+        .iter()
+        .find(|t| t.name == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no task {name}"))
+}
+
+#[test]
+fn a_task_woken_less_often_than_the_interval_has_every_wake_measured() {
+    guard();
+    let rt = current_thread();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
+        let consumer = taskscope::spawn_named("slow-consumer", async move {
+            let mut n = 0;
+            while rx.recv().await.is_some() {
+                n += 1;
+            }
+            n
+        });
+        for i in 0..20 {
+            // Each message comes at least 3 ms after the last: every poll opens a window.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            tx.send(i).await.unwrap();
+        }
+        drop(tx);
+        assert_eq!(consumer.await.unwrap(), 20);
+    });
+    let t = task("slow-consumer");
+    // A wake per message (the last one may also see the channel closed), each measured.
+    assert!(t.wakes >= 20 && t.wakes == t.polls - 1, "{t:?}");
+    assert_eq!(t.scheduled_ns.count(), t.wakes, "{t:?}");
+}
+
+#[test]
+fn a_busy_task_samples_its_wakes_and_keeps_exact_counts() {
+    guard();
+    let rt = current_thread();
+    let started = Instant::now();
+    let yields = 200_000;
+    rt.block_on(async {
+        taskscope::spawn_named("busy-yielder", async move {
+            for _ in 0..yields {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+    });
+    let elapsed = started.elapsed();
+    let t = task("busy-yielder");
+    assert_eq!((t.polls, t.wakes), (yields + 1, yields), "{t:?}");
+    assert_eq!(t.poll_ns.count(), yields + 1);
+    let stamped = t.scheduled_ns.count();
+    // The first poll opens a window; later ones open one at least 1 ms after the last did.
+    let most = elapsed.as_millis() as u64 + 1;
+    assert!(
+        (1..=most).contains(&stamped),
+        "{stamped} stamped wakes in {elapsed:?} ({} polls)",
+        t.polls
+    );
+    // Each measured delay is a real wake-to-poll time: never more than the whole run.
+    assert!(t.scheduled_ns.max <= elapsed.as_nanos() as u64);
+}
+
+/// Wakes itself through its context's waker `n` times, then finishes.
+struct SelfWaking(u32);
+
+impl std::future::Future for SelfWaking {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 -= 1;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+#[test]
+fn self_wakes_are_counted_outside_windows_too() {
+    guard();
+    let rt = current_thread();
+    rt.block_on(async {
+        taskscope::spawn_named("busy-self-waker", SelfWaking(100_000))
+            .await
+            .unwrap();
+    });
+    let t = task("busy-self-waker");
+    assert_eq!(
+        (t.polls, t.wakes, t.self_wakes),
+        (100_001, 100_000, 100_000)
+    );
+    // A self-wake's delay reuses the poll's end stamp, so every one is measured.
+    assert_eq!(t.scheduled_ns.count(), 100_000);
+}
+
+#[test]
+fn a_waker_cloned_outside_a_window_still_wakes_the_task() {
+    guard();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+        let waiter = {
+            let notify = notify.clone();
+            taskscope::spawn_named("waiter", async move {
+                // Busy first, so that later polls fall outside windows, then wait on clones of
+                // the waker made in those polls; each notification must still arrive.
+                for _ in 0..10_000 {
+                    tokio::task::yield_now().await;
+                }
+                for _ in 0..100 {
+                    notify.notified().await;
+                }
+            })
+        };
+        while !waiter.is_finished() {
+            notify.notify_one();
+            tokio::task::yield_now().await;
+        }
+        waiter.await.unwrap();
+    });
+    let t = task("waiter");
+    assert_eq!(t.outcome, Some(taskscope::Outcome::Completed));
+    assert_eq!(t.wakes, t.polls - 1);
+}
