@@ -706,6 +706,7 @@ mod tests {
         // SAFETY: the wake line is not shared yet.
         unsafe {
             s.wake
+                .cell()
                 .set_target(std::task::Waker::from(runtime_waker.clone()), 1)
         };
         for _ in 0..(2 * LOG) {

@@ -80,15 +80,6 @@ impl WakeRef {
         unsafe { self.0.as_ref() }
     }
 
-    /// Sets the waker to forward to and the task's identity.
-    ///
-    /// # Safety
-    /// Only before any other reference to this cell has been handed to another thread, and only
-    /// once: readers of `target` do not synchronise with this write.
-    pub(crate) unsafe fn set_target(&self, inner: Waker, task: usize) {
-        // SAFETY: the caller guarantees no concurrent reader or writer.
-        unsafe { *self.cell().target.get() = Some((inner, task)) };
-    }
 
     /// Whether this is the only reference: no waker of the cell exists, and none can be made.
     pub(crate) fn is_unique(&self) -> bool {
@@ -105,7 +96,9 @@ impl WakeRef {
         unsafe { *cell.target.get() = None };
     }
 
-    /// Gives up this reference as a raw pointer (for a `RawWaker`).
+    /// Gives up this reference as a raw pointer (proxy wakers count their references on the
+    /// cell this way; tests check the count with it).
+    #[cfg(test)]
     pub(crate) fn into_raw(self) -> *const WakeCell {
         let ptr = self.0.as_ptr();
         std::mem::forget(self);
@@ -137,6 +130,16 @@ impl WakeRef {
 }
 
 impl WakeCell {
+    /// Sets the waker to forward to and the task's identity.
+    ///
+    /// # Safety
+    /// Only before any proxy waker of this cell exists, and only once: readers of `target` do
+    /// not synchronise with this write.
+    pub(crate) unsafe fn set_target(&self, inner: Waker, task: usize) {
+        // SAFETY: the caller guarantees no concurrent reader or writer.
+        unsafe { *self.target.get() = Some((inner, task)) };
+    }
+
     /// The waker to forward to and the task's identity (`None` before the first poll).
     #[inline(always)]
     pub(crate) fn target(&self) -> Option<&(Waker, usize)> {
@@ -183,7 +186,7 @@ mod tests {
         let count = Arc::new(Count(Default::default()));
         let a = WakeRef::new();
         // SAFETY: not shared yet.
-        unsafe { a.set_target(Waker::from(count.clone()), 7) };
+        unsafe { a.cell().set_target(Waker::from(count.clone()), 7) };
         assert_eq!(Arc::strong_count(&count), 2);
         let b = a.clone();
         let raw = b.clone().into_raw();
@@ -233,7 +236,7 @@ mod loom_tests {
             FREED.store(0, std::sync::atomic::Ordering::SeqCst);
             let cell = WakeRef::new();
             // SAFETY: not shared yet.
-            unsafe { cell.set_target(std::task::Waker::noop().clone(), 1) };
+            unsafe { cell.cell().set_target(std::task::Waker::noop().clone(), 1) };
             let handles: Vec<_> = (0..2)
                 .map(|i| {
                     let r = cell.clone();

@@ -8,41 +8,47 @@
 
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
 use crate::clock;
 use crate::registry::{self, Event};
 use crate::stats::task::*;
-use crate::stats::wake::UNARMED;
-use crate::task::waker::{cell_of, proxy_waker};
+use crate::stats::wake::{WakeCell, UNARMED};
+use crate::task::waker::proxy_waker_borrowed;
 use crate::worker;
 
 pin_project! {
     /// A future whose polls are recorded in a [`TaskStats`].
+    ///
+    /// Only ever spawned on tokio (`task::spawn`), which polls a task with the same waker every
+    /// time: the proxy forwards to the waker of the first poll.
+    ///
+    /// Field order is layout: this struct sits in tokio's task cell right after the header, and
+    /// every field is read or written by every poll. `repr(C)` keeps them together in front of
+    /// the future (40 bytes; the order Rust picked put them on a line of their own, one more
+    /// cache miss per poll with a thousand tasks).
+    #[repr(C)]
     pub(crate) struct Instrumented<F> {
-        #[pin]
-        future: F,
         stats: Arc<TaskStats>,
         // `stats.id`, kept here: this struct's line is hot anyway (tokio's task cell), while
         // `TaskStats`' second line would be one more cache miss per poll.
         id: u64,
-        // The waker proxy, made at the first poll; the runtime waker it forwards to is on the
-        // task's wake line.
-        proxy: Option<Waker>,
+        // The task's wake line (kept alive by `stats`), which proxy wakers point to.
+        cell: NonNull<WakeCell>,
         // Poll-end ticks of a poll during which the task woke itself (0: none).
         self_woken_at: u64,
-        // Start ticks of the poll that opened the stamping window now open (0: closed).
-        window: u64,
-        // Ticks from which the next poll opens a window.
+        // Ticks from which the next poll opens a stamping window, with the low bit set while a
+        // window is open (0: not polled yet).
         next_window: u64,
-        // The runtime waker the proxy forwards to (data and vtable addresses): while tokio
-        // polls with it, the proxy stands in for it.
-        runtime: (usize, usize),
+        #[pin]
+        future: F,
     }
 
     impl<F> PinnedDrop for Instrumented<F> {
@@ -53,20 +59,25 @@ pin_project! {
     }
 }
 
+// SAFETY: `cell` points into the task's statistics, which `stats` (an `Arc` of `Send + Sync`
+// data) keeps alive; the cell is `Sync` (see `WakeRef`). Everything else is as the future.
+unsafe impl<F: Send> Send for Instrumented<F> {}
+
 impl<F> Instrumented<F> {
     pub(crate) fn new(future: F, stats: Arc<TaskStats>) -> Self {
         Instrumented {
-            future,
             id: stats.id,
+            cell: NonNull::from(stats.wake.cell()),
             stats,
-            proxy: None,
             self_woken_at: 0,
-            window: 0,
             next_window: 0,
-            runtime: (0, 0),
+            future,
         }
     }
 }
+
+/// In `Instrumented::next_window`: a window is open.
+const OPEN: u64 = 1;
 
 impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
@@ -88,45 +99,40 @@ impl<F: Future> Future for Instrumented<F> {
         let hot = &stats.hot;
         hot.state.store(STATE_RUNNING, Relaxed);
 
-        let proxy = match this.proxy {
-            Some(proxy) => &*proxy,
-            none => first_poll(none, this.runtime, stats, cx, start),
-        };
-        // SAFETY: `proxy` was made by `proxy_waker`.
-        let cell = unsafe { cell_of(proxy) };
-
+        // SAFETY: `stats` keeps the cell alive.
+        let cell = unsafe { this.cell.as_ref() };
+        if *this.next_window == 0 {
+            first_poll(stats, cell, cx, start);
+        }
         // The wake that made this poll happen: a self-wake in the last poll (stamped with that
         // poll's end), or the stamp of the window the last poll opened. A stamp older than the
         // window is a late store of a wake from before it.
+        let interval = registry::WAKE_SAMPLE_TICKS.load(Relaxed);
         let mut woken = std::mem::take(this.self_woken_at);
-        if *this.window != 0 {
+        let open = *this.next_window & OPEN != 0;
+        if open {
             let stamp = cell.woken_at.load(Relaxed);
-            if woken == 0 && stamp != UNARMED && stamp >= *this.window {
+            let opened = (*this.next_window & !OPEN).saturating_sub(interval);
+            if woken == 0 && stamp != UNARMED && stamp >= opened {
                 woken = stamp;
             }
         }
         // Open a window for the next wake (plain stores: a wake landing between the load above
         // and this store is a wake during this poll, already served by it), or close this one.
-        if start >= *this.next_window {
-            *this.window = start;
-            *this.next_window = start.saturating_add(registry::WAKE_SAMPLE_TICKS.load(Relaxed));
+        if start >= *this.next_window & !OPEN {
+            *this.next_window = start.saturating_add(interval) | OPEN;
             cell.woken_at.store(0, Relaxed);
-        } else if *this.window != 0 {
-            *this.window = 0;
+        } else if open {
+            *this.next_window &= !OPEN;
             cell.woken_at.store(UNARMED, Relaxed);
         }
         let scheduled = (woken != 0).then(|| clock::delta_ns(woken, start));
 
-        // tokio gives a task the same waker on every poll; if a caller ever polls us with another
-        // one, pass it through rather than wake the wrong one.
-        let waker = cx.waker();
-        let result =
-            if (waker.data() as usize, waker.vtable() as *const _ as usize) == *this.runtime {
-                let mut proxied = Context::from_waker(proxy);
-                catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)))
-            } else {
-                catch_unwind(AssertUnwindSafe(|| this.future.poll(cx)))
-            };
+        // The proxy borrows the reference `stats` holds: not counted, never dropped.
+        // SAFETY: the cell's target was set by the first poll.
+        let proxy = ManuallyDrop::new(unsafe { proxy_waker_borrowed(cell) });
+        let mut proxied = Context::from_waker(&proxy);
+        let result = catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)));
 
         let end = clock::now();
         // `task` and `stats` mean nothing while `start` is 0: only the outer poll, if any, puts
@@ -177,24 +183,11 @@ impl<F: Future> Future for Instrumented<F> {
 
 #[cold]
 #[inline(never)]
-fn first_poll<'a>(
-    slot: &'a mut Option<Waker>,
-    runtime: &mut (usize, usize),
-    stats: &TaskStats,
-    cx: &Context<'_>,
-    start: u64,
-) -> &'a Waker {
+fn first_poll(stats: &TaskStats, cell: &WakeCell, cx: &Context<'_>, start: u64) {
     stats.first_poll.store(start, Relaxed);
-    let waker = cx.waker();
-    *runtime = (waker.data() as usize, waker.vtable() as *const _ as usize);
-    // SAFETY: no proxy waker for this wake line exists before this one, so nothing reads the
-    // target concurrently; the first poll happens once.
-    unsafe {
-        stats
-            .wake
-            .set_target(cx.waker().clone(), stats as *const TaskStats as usize)
-    };
-    slot.insert(proxy_waker(stats.wake.clone()))
+    // SAFETY: no proxy waker for this wake line exists before the first poll, so nothing reads
+    // the target concurrently; the first poll happens once.
+    unsafe { cell.set_target(cx.waker().clone(), stats as *const TaskStats as usize) };
 }
 
 #[cold]

@@ -34,22 +34,17 @@ use crate::worker;
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
 
-/// The proxy waker for a wake line whose target is set; it owns the given reference.
-pub(crate) fn proxy_waker(cell: WakeRef) -> Waker {
-    let raw = RawWaker::new(cell.into_raw().cast(), &VTABLE);
-    // SAFETY: the vtable's functions treat the data pointer as a counted `WakeCell` reference,
-    // which `into_raw` just gave up.
-    unsafe { Waker::from_raw(raw) }
-}
-
-/// The wake line behind a proxy waker made by [`proxy_waker`].
+/// A proxy waker for `cell` that borrows a reference held elsewhere: it must not be dropped
+/// (wrap it in `ManuallyDrop`) nor outlive that reference. Its clones count their own.
 ///
 /// # Safety
-/// `waker` was made by `proxy_waker`.
+/// The cell's target is set, and the caller keeps a counted reference for the waker's life.
 #[inline(always)]
-pub(crate) unsafe fn cell_of(waker: &Waker) -> &WakeCell {
-    // SAFETY: the data pointer of a proxy waker is a live cell while the waker lives.
-    unsafe { &*waker.data().cast::<WakeCell>() }
+pub(crate) unsafe fn proxy_waker_borrowed(cell: &WakeCell) -> Waker {
+    let raw = RawWaker::new((cell as *const WakeCell).cast(), &VTABLE);
+    // SAFETY: the vtable's functions treat the data pointer as a live `WakeCell`, which the
+    // caller's reference keeps alive; `clone` counts a new reference for every clone.
+    unsafe { Waker::from_raw(raw) }
 }
 
 unsafe fn clone(data: *const ()) -> RawWaker {
