@@ -188,11 +188,16 @@ struct Edge {
     task: u64,
 }
 
+/// Maps keyed by task id: every spawn inserts, every retire removes, every stream update looks
+/// up each live task, so they hash with foldhash rather than std's DoS-resistant SipHash (ids
+/// are ours, not a peer's).
+pub(crate) type IdMap<V> = HashMap<u64, V, foldhash::fast::RandomState>;
+
 /// Live objects, aggregates of finished ones, and the warnings.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     /// Live tasks, each with the index of its group in `groups` (resolved once, at spawn).
-    pub(crate) live: HashMap<u64, (Arc<TaskStats>, u32)>,
+    pub(crate) live: IdMap<(Arc<TaskStats>, u32)>,
     /// Tasks that announced they finished, not yet retired.
     done: Vec<u64>,
     dropped_at_scan: u64,
@@ -403,7 +408,10 @@ impl Registry {
         sent.pass = sent.pass.wrapping_add(1);
         let pass = sent.pass;
         let (mut new, mut changes) = (Vec::new(), Vec::new());
+        // Every task's hot line is a miss here (the workers write them): ask for them ahead.
+        let mut stats_ahead = self.live.values().skip(4).map(|(s, _)| s);
         for (&id, (stats, _)) in &self.live {
+            stats_ahead.next().inspect(|s| s.prefetch_stats());
             let stamp = stats.change_stamp();
             match sent.tasks.get_mut(&id) {
                 None => {
@@ -521,7 +529,13 @@ impl LiveView {
         // Live tasks' buckets are summed into dense arrays per group first (an index, not a
         // search, per bucket), then merged once into each group's sparse histogram.
         let mut dense: HashMap<u32, (DenseHistogram, DenseHistogram)> = HashMap::new();
+        // Three stages of prefetching, a few tasks apart (see `TaskStats::prefetch_stats`).
+        let ahead = |n: usize| self.live.iter().skip(n).map(|(s, _)| s);
+        let (mut stats_ahead, mut bins_ahead, mut buckets_ahead) = (ahead(6), ahead(4), ahead(2));
         for (stats, index) in &self.live {
+            stats_ahead.next().inspect(|s| s.prefetch_stats());
+            bins_ahead.next().inspect(|s| s.prefetch_bins());
+            buckets_ahead.next().inspect(|s| s.prefetch_buckets());
             if stats.is_done() {
                 continue; // counted when retired
             }
@@ -563,7 +577,7 @@ type ChangeStamp = (u64, u8, u8, bool);
 /// What the stream remembers of the tasks it sent: change stamp and the pass that last saw each.
 #[derive(Debug, Default)]
 pub(crate) struct SentTasks {
-    tasks: HashMap<u64, (ChangeStamp, u64)>,
+    tasks: IdMap<(ChangeStamp, u64)>,
     pass: u64,
 }
 

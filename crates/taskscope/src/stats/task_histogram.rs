@@ -125,6 +125,27 @@ impl TaskHistogram {
         unsafe { chunk.as_ref() }
     }
 
+    /// Asks for the lines of the chunk table (readers, ahead of reading the buckets).
+    pub(crate) fn prefetch_header(&self) {
+        super::task::prefetch(self.octaves.as_ptr().cast());
+        super::task::prefetch(self.near.as_ptr().cast());
+    }
+
+    /// Asks for both lines of every chunk in the small table (readers; the header must be
+    /// cached, see `prefetch_header`).
+    pub(crate) fn prefetch_chunks(&self) {
+        let used = usize::from(self.used.load(Acquire)).min(NEAR);
+        for slot in &self.near[..used] {
+            let chunk = slot.load(Acquire);
+            if !chunk.is_null() {
+                // SAFETY: only the addresses are computed (a prefetch never faults).
+                let buckets = unsafe { ptr::addr_of!((*chunk).0) }.cast::<AtomicU32>();
+                super::task::prefetch(buckets);
+                super::task::prefetch(buckets.wrapping_add(SUB_BUCKETS / 2));
+            }
+        }
+    }
+
     /// Adds one to `bucket`, which `bucket_at(index)` returned. Writer only.
     #[inline(always)]
     pub(crate) fn bump(&self, bucket: &AtomicU32, index: usize) {
@@ -200,18 +221,50 @@ impl TaskHistogram {
     }
 
     /// Adds every bucket into a dense histogram (sum and max untouched).
+    ///
+    /// Straight over each allocated chunk, with no test per bucket: these run for every live
+    /// task when the stream computes task groups, and a branch per bucket (most are empty) cost
+    /// more than the adds (`perf`, `examples/stream_cost.rs`).
     pub(crate) fn add_into(&self, h: &mut DenseHistogram) {
-        self.for_each_bucket(|i, n| h.counts[i] += n);
+        self.add_chunks(h, |_, _, _| {});
     }
 
     /// Like `add_into`, with lower bounds for sum and max (see `merge_into_wire_at_lower_bounds`).
     pub(crate) fn add_into_at_lower_bounds(&self, h: &mut DenseHistogram) {
-        self.for_each_bucket(|i, n| {
-            h.counts[i] += n;
-            let low = bucket_range(i).0;
-            h.sum = h.sum.saturating_add(low.saturating_mul(n));
-            h.max = h.max.max(low);
+        let (mut sum, mut max) = (h.sum, h.max);
+        self.add_chunks(h, |index, n, low| {
+            sum = sum.saturating_add(low.saturating_mul(n));
+            if n > 0 {
+                max = max.max(low);
+            }
+            let _ = index;
         });
+        (h.sum, h.max) = (sum, max);
+    }
+
+    /// Adds every chunk's counts into `h`, calling `per_bucket(index, count, lower bound)` for
+    /// every bucket of an allocated chunk, empty ones included.
+    #[inline(always)]
+    fn add_chunks(&self, h: &mut DenseHistogram, mut per_bucket: impl FnMut(usize, u64, u64)) {
+        // SAFETY: as for chunks.
+        let carries = unsafe { self.carries.load(Acquire).as_ref() };
+        for c in 0..CHUNKS {
+            let Some(chunk) = self.chunk(c) else {
+                continue;
+            };
+            let base = c * SUB_BUCKETS;
+            let counts = &mut h.counts[base..base + SUB_BUCKETS];
+            let (first_low, _) = bucket_range(base);
+            let width = bucket_range(base + 1).0 - first_low;
+            for (s, (count, bucket)) in counts.iter_mut().zip(&chunk.0).enumerate() {
+                let mut n = u64::from(bucket.load(Relaxed));
+                if let Some(carries) = carries {
+                    n += carries.0[base + s].load(Relaxed);
+                }
+                *count += n;
+                per_bucket(base + s, n, first_low + s as u64 * width);
+            }
+        }
     }
 }
 
