@@ -515,8 +515,7 @@ impl TaskStats {
     /// Woken since its last poll started, as far as a stamp tells (wakes outside a stamping
     /// window leave none).
     fn woken(&self) -> bool {
-        let stamp = self.wake.cell().woken_at.load(Relaxed);
-        stamp != 0 && stamp != crate::stats::wake::UNARMED
+        self.wake.cell().stamp().is_some()
     }
 
     pub(crate) fn is_done(&self) -> bool {

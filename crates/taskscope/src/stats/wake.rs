@@ -43,7 +43,7 @@ pub(crate) struct WakeCell {
 
 /// `woken_at` of a cell whose stamping window is closed (never a clock reading: those are odd and
 /// far below it).
-pub(crate) const UNARMED: u64 = u64::MAX;
+const UNARMED: u64 = u64::MAX;
 
 /// A counted reference to a [`WakeCell`].
 pub(crate) struct WakeRef(NonNull<WakeCell>);
@@ -79,7 +79,6 @@ impl WakeRef {
         // SAFETY: a `WakeRef` holds a reference, so the cell is alive.
         unsafe { self.0.as_ref() }
     }
-
 
     /// Whether this is the only reference: no waker of the cell exists, and none can be made.
     pub(crate) fn is_unique(&self) -> bool {
@@ -130,6 +129,41 @@ impl WakeRef {
 }
 
 impl WakeCell {
+    /// Opens the stamping window (poller only): the next wake will be stamped.
+    #[inline(always)]
+    pub(crate) fn open_window(&self) {
+        self.woken_at.store(0, Relaxed);
+    }
+
+    /// Closes the stamping window (poller only): wakes leave no stamp until it opens again.
+    #[inline(always)]
+    pub(crate) fn close_window(&self) {
+        self.woken_at.store(UNARMED, Relaxed);
+    }
+
+    /// The stamp of the window's first wake, if any (poller only).
+    #[inline(always)]
+    pub(crate) fn stamp(&self) -> Option<u64> {
+        let stamp = self.woken_at.load(Relaxed);
+        (stamp != 0 && stamp != UNARMED).then_some(stamp)
+    }
+
+    /// Whether the stamping window is closed (proxy clones then hand out the runtime's waker).
+    #[inline(always)]
+    pub(crate) fn window_closed(&self) -> bool {
+        self.woken_at.load(Relaxed) == UNARMED
+    }
+
+    /// A wake: stamps it with `now()` if the window is open and not stamped yet. A
+    /// compare-and-swap, not a store: a wake that read an open window and stamps after the poller
+    /// closed it must not reopen it (model-checked below).
+    #[inline(always)]
+    pub(crate) fn stamp_wake(&self, now: impl FnOnce() -> u64) {
+        if self.woken_at.load(Relaxed) == 0 {
+            let _ = self.woken_at.compare_exchange(0, now(), Relaxed, Relaxed);
+        }
+    }
+
     /// Sets the waker to forward to and the task's identity.
     ///
     /// # Safety
@@ -227,6 +261,36 @@ impl Drop for WakeCell {
 #[cfg(all(test, taskscope_loom))]
 mod loom_tests {
     use super::*;
+
+    /// A wake racing with the poller's closing of the window: whichever runs first, the window
+    /// ends closed, and a stamp the poller read before closing is the waker's.
+    #[test]
+    fn loom_a_late_wake_never_reopens_a_closed_window() {
+        loom::model(|| {
+            let cell = WakeRef::new();
+            cell.cell().open_window();
+            let waker = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || {
+                    // Without a yield first, loom 0.7 builds histories in which a store and a
+                    // concurrent read-modify-write are not atomic (tokio-rs/loom#254): it fails
+                    // this test even with every operation SeqCst. The mutant with a plain store
+                    // instead of the compare-and-swap still fails it with the yield.
+                    loom::thread::yield_now();
+                    cell.cell().stamp_wake(|| 7)
+                })
+            };
+            let read = cell.cell().stamp();
+            cell.cell().close_window();
+            waker.join().unwrap();
+            assert!(matches!(read, None | Some(7)));
+            assert!(
+                cell.cell().window_closed(),
+                "a late stamp reopened the window"
+            );
+            assert_eq!(cell.cell().stamp(), None);
+        });
+    }
 
     /// References cloned, used and dropped on several threads: the cell is freed exactly once,
     /// after the last use, whichever thread drops last.

@@ -7,8 +7,8 @@
 //! writes the task's wake line.
 
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::*;
@@ -20,7 +20,7 @@ use pin_project_lite::pin_project;
 use crate::clock;
 use crate::registry::{self, Event};
 use crate::stats::task::*;
-use crate::stats::wake::{WakeCell, UNARMED};
+use crate::stats::wake::WakeCell;
 use crate::task::waker::proxy_waker_borrowed;
 use crate::worker;
 
@@ -111,9 +111,8 @@ impl<F: Future> Future for Instrumented<F> {
         let mut woken = std::mem::take(this.self_woken_at);
         let open = *this.next_window & OPEN != 0;
         if open {
-            let stamp = cell.woken_at.load(Relaxed);
             let opened = (*this.next_window & !OPEN).saturating_sub(interval);
-            if woken == 0 && stamp != UNARMED && stamp >= opened {
+            if let Some(stamp) = cell.stamp().filter(|&s| woken == 0 && s >= opened) {
                 woken = stamp;
             }
         }
@@ -121,10 +120,10 @@ impl<F: Future> Future for Instrumented<F> {
         // and this store is a wake during this poll, already served by it), or close this one.
         if start >= *this.next_window & !OPEN {
             *this.next_window = start.saturating_add(interval) | OPEN;
-            cell.woken_at.store(0, Relaxed);
+            cell.open_window();
         } else if open {
             *this.next_window &= !OPEN;
-            cell.woken_at.store(UNARMED, Relaxed);
+            cell.close_window();
         }
         let scheduled = (woken != 0).then(|| clock::delta_ns(woken, start));
 

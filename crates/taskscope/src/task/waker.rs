@@ -29,7 +29,7 @@ use std::sync::atomic::Ordering::*;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use crate::clock;
-use crate::stats::wake::{WakeCell, WakeRef, UNARMED};
+use crate::stats::wake::{WakeCell, WakeRef};
 use crate::worker;
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
@@ -50,7 +50,7 @@ pub(crate) unsafe fn proxy_waker_borrowed(cell: &WakeCell) -> Waker {
 unsafe fn clone(data: *const ()) -> RawWaker {
     // SAFETY: `data` is a live cell: the waker being cloned holds a reference.
     let cell = unsafe { &*data.cast::<WakeCell>() };
-    if cell.woken_at.load(Relaxed) == UNARMED {
+    if cell.window_closed() {
         if let Some((inner, _)) = cell.target() {
             // Window closed: a clone of the runtime's waker, which owns its own reference.
             let inner = std::mem::ManuallyDrop::new(inner.clone());
@@ -84,12 +84,7 @@ unsafe fn wake_by_ref(data: *const ()) {
             return;
         }
     }
-    if cell.woken_at.load(Relaxed) == 0 {
-        // Fails when another wake stamped first or the window closed meanwhile.
-        let _ = cell
-            .woken_at
-            .compare_exchange(0, clock::now(), Relaxed, Relaxed);
-    }
+    cell.stamp_wake(clock::now);
     inner.wake_by_ref();
 }
 
