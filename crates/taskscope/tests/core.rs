@@ -2,6 +2,9 @@
 //! are blocked, exact counts, outcomes. All tests share one Guard (taskscope observes a process
 //! once) and tell their tasks apart by name.
 
+mod common;
+use common::SelfWaking;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -396,25 +399,6 @@ fn runtime_probe_measures_event_loop_lag_and_busy_workers() {
     let runtime = runtime.expect("a probed multi-thread runtime with heartbeats");
     assert_eq!(runtime.workers, 2);
     assert_eq!(runtime.worker_busy.len(), 2);
-}
-
-/// Wakes its task from inside its own poll, `n` times (what hand-written yield futures and many
-/// stream adapters do).
-struct SelfWaking(u32);
-
-impl std::future::Future for SelfWaking {
-    type Output = ();
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if self.0 == 0 {
-            return std::task::Poll::Ready(());
-        }
-        self.0 -= 1;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    }
 }
 
 #[test]

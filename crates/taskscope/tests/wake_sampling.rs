@@ -3,6 +3,9 @@
 //! about one per interval; polls, wakes, self-wakes and busy time stay exact either way.
 //! (Every test here runs under one Guard with the default interval, 1 ms.)
 
+mod common;
+use common::SelfWaking;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -87,24 +90,6 @@ fn a_busy_task_samples_its_wakes_and_keeps_exact_counts() {
     );
     // Each measured delay is a real wake-to-poll time: never more than the whole run.
     assert!(t.scheduled_ns.max <= elapsed.as_nanos() as u64);
-}
-
-/// Wakes itself through its context's waker `n` times, then finishes.
-struct SelfWaking(u32);
-
-impl std::future::Future for SelfWaking {
-    type Output = ();
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if self.0 == 0 {
-            return std::task::Poll::Ready(());
-        }
-        self.0 -= 1;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    }
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Shared by the integration tests that watch taskscope's `tracing` events.
+//! Shared by the integration tests: a layer that captures taskscope's `tracing` events, and a
+//! future that wakes itself.
 #![allow(dead_code)] // each test file uses a part of it
 
 use std::sync::{Arc, Mutex};
@@ -43,5 +44,23 @@ impl<S: tracing::Subscriber> Layer<S> for Captured {
             target: event.metadata().target().to_string(),
             message: msg.0,
         });
+    }
+}
+
+/// Wakes itself through its context's waker `n` times (returning `Pending`), then finishes.
+pub struct SelfWaking(pub u32);
+
+impl std::future::Future for SelfWaking {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 -= 1;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
