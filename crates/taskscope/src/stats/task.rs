@@ -23,8 +23,8 @@ pub(crate) const OUTCOME_COMPLETED: u8 = 1;
 pub(crate) const OUTCOME_CANCELLED: u8 = 2;
 pub(crate) const OUTCOME_PANICKED: u8 = 3;
 
-/// Polls buffered in the hot line before they are binned into the histograms.
-const SAMPLES: u8 = 15;
+/// Polls buffered in the hot line before they move to the log.
+const SAMPLES: u8 = 12;
 /// Samples per word of the buffer, 20 bits each.
 const PER_WORD: u8 = 3;
 const SAMPLE_WORDS: usize = (SAMPLES / PER_WORD) as usize;
@@ -37,23 +37,33 @@ const SAMPLE_BUCKETS: usize = 1024;
 /// Tasks migrate between workers, so every line a poll writes is a cross-core miss on the next
 /// poll elsewhere (measured with `perf annotate`: the histogram bucket increments dominated the
 /// wrapper's cost). So a poll writes only this line: the state, the exact busy time and maximum,
-/// and the poll's histogram buckets appended to a small buffer (fifteen samples of 20 bits).
-/// Every fifteenth poll moves the buffer to the log in `Bins`, which every fourth move bins into
-/// the histograms. (The wake stamp is on the task's wake line, `stats::wake`, which the poll
-/// reads and the wakers write.)
+/// and the poll's histogram buckets appended to a small buffer (twelve samples of 20 bits).
+/// Every twelfth poll moves the buffer to the log in `Bins`, which every fifth move bins into
+/// the histograms. The line also holds where the log is and how full, so that the poll before a
+/// move can ask for the log's lines without a miss of its own (`prefetch_for_flush`). (The wake
+/// stamp is on the task's wake line, `stats::wake`, which the poll reads and the wakers write.)
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub(crate) struct Hot {
     pub(crate) state: AtomicU8,
     pub(crate) outcome: AtomicU8,
-    /// Samples in `samples` (0..=15).
+    /// Samples in `samples` (0..=12).
     pending: AtomicU8,
+    /// Entries of the log in `bins` in use (0..=60).
+    log_len: AtomicU8,
     busy_ns: AtomicU64,
     max_poll_ns: AtomicU64,
-    /// Fifteen samples of 20 bits, three a word: poll bucket (low 10 bits), scheduled-delay
+    /// The histograms and the log, allocated by the first move of the buffer (the twelfth
+    /// poll): a short task's samples never leave this line, so it costs no histogram memory at
+    /// all (a spawn storm of a million one-poll tasks, `examples/app_overhead.rs`). Null until
+    /// then; written by the poller only.
+    bins: AtomicPtr<Bins>,
+    /// Twelve samples of 20 bits, three a word: poll bucket (low 10 bits), scheduled-delay
     /// bucket + 1 (high 10; 0 when the poll was not preceded by a wake).
     samples: [AtomicU64; SAMPLE_WORDS],
 }
+
+const _: () = assert!(std::mem::size_of::<Hot>() == 64, "the hot line is one line");
 
 /// Statistics of one task. Only the poller writes them (one poll at a time), with plain loads
 /// and stores, except the wake line, which wakers write.
@@ -69,10 +79,6 @@ pub(crate) struct TaskStats {
     pub(crate) kind: TaskKind,
     /// Spawn time, clock ticks.
     pub(crate) created: u64,
-    /// The histograms, allocated by the first flush (the fifteenth poll): a short task's samples
-    /// never leave `hot`, so it costs no histogram memory at all (a spawn storm of a million
-    /// one-poll tasks, `examples/app_overhead.rs`). Null until then; written by the poller only.
-    bins: AtomicPtr<Bins>,
     pub(crate) first_poll: AtomicU64,
     pub(crate) self_wakes: AtomicU64,
     pub(crate) ended: AtomicU64,
@@ -90,19 +96,19 @@ pub(crate) struct TaskStats {
 pub(crate) const HELD_LOCKS: usize = 8;
 const _: () = assert!(HELD_LOCKS <= 8, "held_mask is a u8");
 
-/// Samples the log in `Bins` holds: four flushes of the hot line's buffer.
-const LOG: usize = 4 * SAMPLES as usize;
+/// Samples the log in `Bins` holds: five moves of the hot line's buffer.
+const LOG: usize = 5 * SAMPLES as usize;
+const _: () = assert!(LOG <= u8::MAX as usize, "Hot::log_len is a u8");
 
 /// A task's histograms, and a log of samples waiting to be binned into them.
 ///
 /// Binning touches a histogram line per distinct bucket (and the lines of the chunk pointers):
 /// done at every flush of the hot line's buffer, those misses were a fifth of all cycles on the
 /// current-thread overhead workload (`perf report`). So a flush appends its samples to the log —
-/// one or two lines written in sequence — and only every fourth flush bins the log.
+/// one or two lines written in sequence — and only every fifth flush bins the log. (How many
+/// entries are in use is `Hot::log_len`.)
 #[repr(C, align(64))]
 struct Bins {
-    /// Entries of `log` in use.
-    log_len: AtomicU32,
     /// Samples: poll bucket (low 16 bits), scheduled-delay bucket + 1 (high 16; 0: no wake).
     log: [AtomicU32; LOG],
     /// Polls binned into the histograms.
@@ -114,7 +120,6 @@ struct Bins {
 impl Default for Bins {
     fn default() -> Self {
         Bins {
-            log_len: AtomicU32::new(0),
             log: [const { AtomicU32::new(0) }; LOG],
             polls: AtomicU64::new(0),
             poll_ns: TaskHistogram::default(),
@@ -126,14 +131,14 @@ impl Default for Bins {
 impl std::fmt::Debug for Bins {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bins")
-            .field("log_len", &self.log_len)
             .field("polls", &self.polls)
             .finish_non_exhaustive()
     }
 }
 
 impl Bins {
-    /// Bins the logged samples into the histograms. Poller only.
+    /// Bins the first `len` logged samples into the histograms; the caller then empties the
+    /// log. Poller only.
     ///
     /// In two passes: the first finds every sample's buckets and prefetches their lines, the
     /// second counts. The lines are cold (a task's buckets are touched once per 60 of its polls),
@@ -141,8 +146,8 @@ impl Bins {
     /// bucket's chunk-pointer load.
     #[cold]
     #[inline(never)]
-    fn bin_log(&self) {
-        let len = (self.log_len.load(Relaxed) as usize).min(LOG);
+    fn bin_log(&self, len: usize) {
+        let len = len.min(LOG);
         // (bucket, its index) for the poll and, if any, the scheduled delay of each sample.
         type Found = (*const AtomicU32, usize);
         let mut buckets: [(Found, Found); LOG] = [((ptr::null(), 0), (ptr::null(), 0)); LOG];
@@ -169,7 +174,6 @@ impl Bins {
         }
         self.polls
             .store(self.polls.load(Relaxed) + len as u64, Relaxed);
-        self.log_len.store(0, Release);
     }
 }
 
@@ -195,7 +199,7 @@ fn decode_logged(entry: u32) -> (usize, Option<usize>) {
 
 impl Drop for TaskStats {
     fn drop(&mut self) {
-        let bins = *self.bins.get_mut();
+        let bins = *self.hot.bins.get_mut();
         if !bins.is_null() {
             // SAFETY: made by `Box::into_raw` in `flush`, freed only here (`&mut self`).
             drop(unsafe { Box::from_raw(bins) });
@@ -221,7 +225,6 @@ impl TaskStats {
             parent,
             kind,
             created,
-            bins: AtomicPtr::new(ptr::null_mut()),
             first_poll: AtomicU64::new(0),
             self_wakes: AtomicU64::new(0),
             ended: AtomicU64::new(0),
@@ -258,7 +261,6 @@ impl TaskStats {
             parent: old_parent,
             kind: old_kind,
             created: old_created,
-            bins,
             first_poll,
             self_wakes,
             ended,
@@ -266,15 +268,15 @@ impl TaskStats {
             held,
             held_mask,
         } = self;
-        *hot = Hot::default();
-        wake.reset_unique();
-        (*old_id, *old_name, *old_location) = (id, name, location);
-        (*old_parent, *old_kind, *old_created) = (parent, kind, created);
-        let bins = std::mem::replace(bins.get_mut(), ptr::null_mut());
+        let bins = std::mem::replace(hot.bins.get_mut(), ptr::null_mut());
         if !bins.is_null() {
             // SAFETY: made by `Box::into_raw` in `bins_or_new`; `&mut self` is exclusive.
             drop(unsafe { Box::from_raw(bins) });
         }
+        *hot = Hot::default();
+        wake.reset_unique();
+        (*old_id, *old_name, *old_location) = (id, name, location);
+        (*old_parent, *old_kind, *old_created) = (parent, kind, created);
         *first_poll.get_mut() = 0;
         *self_wakes.get_mut() = 0;
         *ended.get_mut() = 0;
@@ -284,6 +286,30 @@ impl TaskStats {
             *at.get_mut() = 0;
         }
         *held_mask.get_mut() = 0;
+    }
+
+    /// Called at poll start, when the poller has the hot line anyway: if this poll's sample
+    /// fills the buffer, asks for the log lines the move will write — and, if the log is full,
+    /// for the poll histogram's chunk table that binning it reads first — so that they arrive
+    /// while the task's future runs. (`perf annotate` of `flush`: two thirds of its samples were
+    /// the loads of the `Bins` pointer and the log length, then on other lines.) Poller only.
+    #[inline(always)]
+    pub(crate) fn prefetch_for_flush(&self) {
+        let hot = &self.hot;
+        if hot.pending.load(Relaxed) + 1 != SAMPLES {
+            return;
+        }
+        // SAFETY: as in `bins`; the poller is the only writer of the pointer.
+        let Some(bins) = (unsafe { hot.bins.load(Relaxed).as_ref() }) else {
+            return;
+        };
+        let len = usize::from(hot.log_len.load(Relaxed));
+        if len + usize::from(SAMPLES) > LOG {
+            bins.poll_ns.prefetch_header();
+        } else {
+            prefetch(&bins.log[len]);
+            prefetch(&bins.log[len + usize::from(SAMPLES) - 1]);
+        }
     }
 
     /// Records one poll and, if a wake preceded it, its scheduled delay. Poller only.
@@ -335,7 +361,7 @@ impl TaskStats {
             None => {
                 let fresh = Box::into_raw(Box::default());
                 // Release: readers that see the pointer see an initialised `Bins`.
-                self.bins.store(fresh, Release);
+                self.hot.bins.store(fresh, Release);
                 // SAFETY: just made; freed only when the stats drop.
                 unsafe { &*fresh }
             }
@@ -349,9 +375,10 @@ impl TaskStats {
     fn flush(&self, count: u8) {
         let hot = &self.hot;
         let bins = self.bins_or_new();
-        let mut len = bins.log_len.load(Relaxed) as usize;
+        let mut len = usize::from(hot.log_len.load(Relaxed));
         if len + usize::from(count) > LOG {
-            bins.bin_log();
+            bins.bin_log(len);
+            hot.log_len.store(0, Release);
             len = 0;
         }
         let mut at = len;
@@ -360,7 +387,7 @@ impl TaskStats {
             bins.log[at].store(entry, Relaxed);
             at += 1;
         });
-        bins.log_len.store(at as u32, Release);
+        hot.log_len.store(at as u8, Release);
         for word in &hot.samples {
             word.store(0, Relaxed);
         }
@@ -371,7 +398,7 @@ impl TaskStats {
     fn bins(&self) -> Option<&Bins> {
         // SAFETY: non-null only once `flush` published an initialised `Bins`, which lives as
         // long as `self`.
-        unsafe { self.bins.load(Acquire).as_ref() }
+        unsafe { self.hot.bins.load(Acquire).as_ref() }
     }
 
     /// Polls and wakes so far, read without walking the histograms.
@@ -387,7 +414,7 @@ impl TaskStats {
         let pending = u64::from(self.hot.pending.load(Acquire));
         let polls = pending
             + self.bins().map_or(0, |b| {
-                let logged = u64::from(b.log_len.load(Acquire)).min(LOG as u64);
+                let logged = u64::from(self.hot.log_len.load(Acquire)).min(LOG as u64);
                 logged + b.polls.load(Relaxed)
             });
         (polls, polls.saturating_sub(1))
@@ -451,7 +478,6 @@ impl TaskStats {
     /// task's statistics, histogram headers and buckets arrive in parallel instead of one miss
     /// after another (10,000 tasks' histograms are megabytes: every line is a miss).
     pub(crate) fn prefetch_stats(&self) {
-        prefetch(ptr::addr_of!(self.bins).cast());
         prefetch(ptr::addr_of!(self.hot).cast());
     }
 
@@ -503,7 +529,7 @@ impl TaskStats {
     /// then the hot line's.
     fn for_each_unbinned(&self, mut f: impl FnMut(usize, Option<usize>)) {
         if let Some(bins) = self.bins() {
-            let len = (bins.log_len.load(Acquire) as usize).min(LOG);
+            let len = usize::from(self.hot.log_len.load(Acquire)).min(LOG);
             for entry in &bins.log[..len] {
                 let (poll, scheduled) = decode_logged(entry.load(Relaxed));
                 f(poll, scheduled);
@@ -686,7 +712,7 @@ mod tests {
         );
         assert_eq!(poll.max, expected_poll.max);
         assert_eq!(scheduled.count(), n);
-        // The fifteenth poll bins the buffer.
+        // The twelfth poll moves the buffer to the log (and allocates the histograms).
         let s = stats();
         for _ in 0..SAMPLES {
             s.record_poll(1_000, None);

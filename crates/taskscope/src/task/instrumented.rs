@@ -98,6 +98,7 @@ impl<F: Future> Future for Instrumented<F> {
         slot.start.store(start, Release);
         let hot = &stats.hot;
         hot.state.store(STATE_RUNNING, Relaxed);
+        stats.prefetch_for_flush();
 
         // SAFETY: `stats` keeps the cell alive.
         let cell = unsafe { this.cell.as_ref() };
