@@ -59,11 +59,12 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             fmt_ns(p.max)
         )),
         Line::from(format!(
-            "scheduled p50 {}  p90 {}  p99 {}  max {}",
+            "scheduled p50 {}  p90 {}  p99 {}  max {}{}",
             fmt_ns(s.p50),
             fmt_ns(s.p90),
             fmt_ns(s.p99),
-            fmt_ns(s.max)
+            fmt_ns(s.max),
+            sampled_note(task.scheduled_ns.count(), task.wakes)
         )),
         Line::from(format!(
             "first poll after {}",
@@ -150,4 +151,13 @@ fn chart<'a>(title: &'a str, h: &Histogram, width: u16) -> BarChart<'a> {
         .bar_width(6)
         .bar_gap(1)
         .bar_style(Style::new().cyan())
+}
+
+/// Says how many wakes the scheduled delays come from when taskscope stamped only some of them
+/// (a busy task's wakes are sampled: `Builder::wake_sample_interval`).
+fn sampled_note(stamped: u64, wakes: u64) -> String {
+    if stamped >= wakes {
+        return String::new();
+    }
+    format!("   ({stamped} of {wakes} wakes, sampled)")
 }
