@@ -37,7 +37,7 @@ pub(crate) fn run(
         }
         last_tick = Instant::now();
         registry.retire_finished(shared);
-        registry.retire_locks();
+        registry.retire_locks(shared);
         registry.runtimes.retain(|p| p.alive.load(Acquire));
         for probe in &registry.runtimes {
             probe.sample_busy();

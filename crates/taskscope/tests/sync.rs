@@ -569,3 +569,25 @@ fn works_on_a_current_thread_runtime() {
     // Permits are meant to be held across `.await`s (a connection pool): not a warning.
     assert!(warnings_naming(&snap, WarningKind::LockHeldAcrossAwait, "ct-sem").is_empty());
 }
+
+#[test]
+fn dropped_locks_fold_into_one_entry_with_exact_counts() {
+    guard();
+    let rt = runtime();
+    rt.block_on(async {
+        for _ in 0..200 {
+            // One creation site: 200 locks of one group.
+            let lock = Mutex::named("short-lived", 0u32);
+            for _ in 0..3 {
+                *lock.lock().await += 1;
+            }
+        }
+    });
+    // Each dropped lock announces itself; the collector folds it into its group within a tick.
+    let folded = wait_for(Duration::from_secs(5), |s| {
+        let entries: Vec<_> = s.locks.iter().filter(|l| l.name == "short-lived").collect();
+        (entries.len() == 1).then(|| entries[0].clone())
+    })
+    .expect("the 200 dropped locks end up as one entry");
+    assert_eq!(folded.acquisitions, 600);
+}

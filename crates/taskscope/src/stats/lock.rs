@@ -122,13 +122,14 @@ impl LockStats {
         false
     }
 
-    /// Lists a waiter and counts it; returns its table slot, if one was free.
-    pub(crate) fn start_waiting(&self, waiter: Waiter) -> Option<usize> {
+    /// Lists a waiter and counts it; returns its table slot, if one was free, and whether it is
+    /// the only waiter now.
+    pub(crate) fn start_waiting(&self, waiter: Waiter) -> (Option<usize>, bool) {
         let n = self.waiting.fetch_add(1, Relaxed) + 1;
         if n > self.max_waiters.load(Relaxed) {
             self.max_waiters.fetch_max(n, Relaxed);
         }
-        self.waiters.insert(waiter)
+        (self.waiters.insert(waiter), n == 1)
     }
 
     /// Unlists a waiter (acquired, or its wait was cancelled).

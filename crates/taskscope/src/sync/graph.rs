@@ -67,12 +67,28 @@ pub(crate) fn cycles(edges: &HashMap<u64, WaitEdge>) -> Vec<Vec<u64>> {
 }
 
 pub(crate) fn scan(shared: &Shared, registry: &mut Registry, now: u64) {
-    let waited: Vec<Arc<LockStats>> = registry
-        .locks
-        .values()
-        .filter(|l| l.waiting.load(Relaxed) > 0)
-        .cloned()
-        .collect();
+    let waited: Vec<Arc<LockStats>> = {
+        let mut ids = shared
+            .waited_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Pruned under the list's lock, which a first waiter takes after counting itself: a
+        // lock seen here without waiters that gets one now is added back after this.
+        ids.retain(|id| {
+            registry
+                .locks
+                .get(id)
+                .is_some_and(|l| l.waiting.load(Relaxed) > 0)
+        });
+        ids.sort_unstable();
+        ids.dedup();
+        ids.iter()
+            .filter_map(|id| registry.locks.get(id).cloned())
+            .collect()
+    };
+    if waited.is_empty() && registry.long_waits.is_empty() && registry.deadlocks.is_empty() {
+        return;
+    }
     let long_wait = LONG_WAIT_NS.load(Relaxed);
     let mut waits_seen = HashSet::new();
     let mut edges: HashMap<u64, WaitEdge> = HashMap::new();

@@ -139,7 +139,17 @@ impl<'a> Waiting<'a> {
             since: clock::now(),
             location,
         };
-        let slot = stats.start_waiting(waiter);
+        let (slot, first) = stats.start_waiting(waiter);
+        if first {
+            // After the count went up: see `Shared::waited_locks` and `graph::scan`.
+            if let Some(shared) = crate::registry::active() {
+                shared
+                    .waited_locks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(stats.id);
+            }
+        }
         Waiting {
             stats,
             since: waiter.since,

@@ -44,9 +44,32 @@ pub(crate) fn register(
     name: Cow<'static, str>,
     location: &'static Location<'static>,
     kind: LockKind,
-) -> Option<Arc<LockStats>> {
+) -> Option<Registered> {
     let shared = registry::active()?;
     let stats = Arc::new(LockStats::new(shared.next_id(), name, location, kind));
     shared.push(Event::Lock(stats.clone())).ok()?;
-    Some(stats)
+    Some(Registered(stats))
+}
+
+/// A lock's reference to its registered statistics; dropping it (the lock was dropped) tells
+/// the collector, which then retires the statistics instead of looking for dropped locks among
+/// all of them every tick.
+#[derive(Debug)]
+pub(crate) struct Registered(Arc<LockStats>);
+
+impl std::ops::Deref for Registered {
+    type Target = Arc<LockStats>;
+    fn deref(&self) -> &Arc<LockStats> {
+        &self.0
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(shared) = registry::active() {
+            // If the queue is full the drop is shed and counted; the collector then looks at
+            // every lock (`Registry::retire_locks`).
+            let _ = shared.push(Event::LockDropped(self.0.id));
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::clock;
-use crate::stats::lock::{LockKind, LockStats};
+use crate::stats::lock::LockKind;
 use crate::sync::held::{Ctx, Held, Waiting};
 use crate::sync::{register, TryLockError};
 
@@ -25,7 +25,7 @@ use crate::sync::{register, TryLockError};
 /// # }
 /// ```
 pub struct Mutex<T: ?Sized> {
-    stats: Option<Arc<LockStats>>,
+    stats: Option<super::Registered>,
     inner: tokio::sync::Mutex<T>,
 }
 

@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::clock;
-use crate::stats::lock::{LockKind, LockStats};
+use crate::stats::lock::LockKind;
 use crate::sync::held::{Ctx, Held, Waiting};
 use crate::sync::mutex::deref_guard;
 use crate::sync::{register, TryLockError};
@@ -25,8 +25,8 @@ use crate::sync::{register, TryLockError};
 /// # }
 /// ```
 pub struct RwLock<T: ?Sized> {
-    read_stats: Option<Arc<LockStats>>,
-    write_stats: Option<Arc<LockStats>>,
+    read_stats: Option<super::Registered>,
+    write_stats: Option<super::Registered>,
     inner: tokio::sync::RwLock<T>,
 }
 
@@ -137,7 +137,7 @@ impl<T> RwLock<T> {
 }
 
 fn acquired(
-    stats: &Option<Arc<LockStats>>,
+    stats: &Option<super::Registered>,
     location: &'static Location<'static>,
     wait_ns: u64,
     contended: bool,

@@ -27,7 +27,7 @@ use crate::sync::{register, AcquireError, TryAcquireError};
 /// # }
 /// ```
 pub struct Semaphore {
-    stats: Option<Arc<LockStats>>,
+    stats: Option<super::Registered>,
     inner: tokio::sync::Semaphore,
 }
 
