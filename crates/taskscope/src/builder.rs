@@ -613,7 +613,7 @@ impl Guard {
         }
         let exporter = inner.collector.join().ok();
         let shared = inner.shared;
-        watchdog::scan(shared);
+        let _ = watchdog::scan(shared);
         crate::stacks::stop_symbolizer();
         let snapshot = {
             let mut registry = shared.registry();

@@ -17,26 +17,46 @@ use crate::registry::{Registry, Shared};
 use crate::warnings::fmt_ns;
 use crate::worker::{self, WorkerSlot};
 
-/// Scan period: a fifth of the threshold, between 1 and 5 ms, so a block is reported within
-/// threshold + 5 ms (DESIGN.md §10).
+/// Period of the scans that discover polls: half the threshold, between 1 and 5 ms.
+///
+/// A block is still reported at the threshold, not up to a period after it: a scan that sees a
+/// poll running asks for the next scan no later than the moment that poll crosses the threshold
+/// (`run`), so a blocked poll is reported within threshold + the watchdog's own scheduling delay
+/// (DESIGN.md §10: threshold + 5 ms). Only polls shorter than a period can pass unseen, and those
+/// are not blocked. (Scans used to run every fifth of the threshold, 2 ms by default, which made
+/// the watchdog's wake-ups most of taskscope's cost on an idle application.)
 pub(crate) fn scan_period(threshold_ns: u64) -> Duration {
-    Duration::from_nanos((threshold_ns / 5).clamp(1_000_000, 5_000_000))
+    Duration::from_nanos((threshold_ns / 2).clamp(1_000_000, 5_000_000))
 }
 
 pub(crate) fn run(shared: &'static Shared, stop: Arc<AtomicBool>) {
-    let period = scan_period(crate::registry::BLOCKED_NS.load(Relaxed));
+    let threshold = crate::registry::BLOCKED_NS.load(Relaxed);
+    let period = scan_period(threshold);
+    let mut wait = period;
     while !stop.load(Acquire) {
-        std::thread::park_timeout(period);
-        scan(shared);
+        std::thread::park_timeout(wait);
+        let deadline = scan(shared);
+        wait = match deadline {
+            Some(at) => {
+                let now = clock::now();
+                let until = Duration::from_nanos(clock::delta_ns(now, at));
+                // A little past the deadline, so the poll has crossed it when looked at.
+                (until + Duration::from_micros(100)).min(period)
+            }
+            None => period,
+        };
     }
 }
 
-static PINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-/// Scans are every 2 ms at the default threshold: ping the lag probes every fifth.
-const PING_EVERY_SCANS: u64 = 5;
+/// Clock ticks of the last lag-probe ping.
+static LAST_PING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The lag heartbeat wakes a worker thread (a futex wake): every 10 ms is plenty for a lag
+/// histogram.
+const PING_EVERY: Duration = Duration::from_millis(10);
 
-/// One pass over slots, ongoing warnings and runtime probes.
-pub(crate) fn scan(shared: &'static Shared) {
+/// One pass over slots, ongoing warnings and runtime probes. Returns the earliest moment (clock
+/// ticks) at which a poll seen running but not yet blocked crosses the threshold.
+pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
     let threshold = crate::registry::BLOCKED_NS.load(Relaxed);
     let mut registry = shared.registry();
     let now = clock::now();
@@ -47,6 +67,7 @@ pub(crate) fn scan(shared: &'static Shared) {
     }
 
     let mut running = HashSet::new();
+    let mut deadline: Option<u64> = None;
     let mut to_sample: Vec<(u64, &'static WorkerSlot, u64)> = Vec::new();
     let slots = worker::all();
     for &slot in &slots {
@@ -67,6 +88,9 @@ pub(crate) fn scan(shared: &'static Shared) {
         registry.timeline.seen(shared, slot.index, task, start, now);
         let elapsed = clock::delta_ns(start, now);
         if elapsed < threshold {
+            let at =
+                now.saturating_add(clock::ticks_for(Duration::from_nanos(threshold - elapsed)));
+            deadline = Some(deadline.map_or(at, |d| d.min(at)));
             continue;
         }
         let id = match registry.warnings.blocked.get(&(task, start)).copied() {
@@ -118,9 +142,11 @@ pub(crate) fn scan(shared: &'static Shared) {
     crate::sync::graph::scan(shared, &mut registry, now);
 
     let probes: Vec<Arc<RuntimeProbe>> = registry.runtimes.clone();
-    // The lag heartbeat wakes a worker thread (a futex wake): every 10 ms is plenty for a lag
-    // histogram and costs a fifth of pinging on every scan.
-    let ping = PINGS.fetch_add(1, Relaxed).is_multiple_of(PING_EVERY_SCANS);
+    let last_ping = LAST_PING.load(Relaxed);
+    let ping = clock::delta_ns(last_ping, now) >= PING_EVERY.as_nanos() as u64 || last_ping > now;
+    if ping {
+        LAST_PING.store(now, Relaxed);
+    }
     for probe in probes.iter().filter(|p| p.alive.load(Acquire)) {
         if ping {
             probe.ping();
@@ -131,6 +157,7 @@ pub(crate) fn scan(shared: &'static Shared) {
     }
     drop(registry);
     sample_stacks(shared, to_sample);
+    deadline
 }
 
 /// Samples the stacks of blocked workers, outside the registry lock (a sample waits for the
