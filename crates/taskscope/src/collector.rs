@@ -42,11 +42,18 @@ pub(crate) fn run(
         for probe in &registry.runtimes {
             probe.sample_busy();
         }
-        if exporter.groups_due() {
-            // Every live task is read for the groups: not under the lock (see `Registry::view`).
+        let (groups, tasks) = (exporter.groups_due(), exporter.tasks_due());
+        if groups || tasks {
+            // Every live task is read for the groups and the task counters: not under the lock
+            // (see `Registry::view`).
             let view = registry.view();
             drop(registry);
-            exporter.groups = Some(view.groups());
+            if groups {
+                exporter.groups = Some(view.groups());
+            }
+            if tasks {
+                exporter.prepare_tasks(shared, &view);
+            }
             registry = shared.registry();
         }
         exporter.tick(shared, &mut registry);

@@ -409,37 +409,38 @@ impl Registry {
         }
     }
 
-    /// What changed since `sent` was last updated: tasks new to the receiver (in full), the
-    /// changing fields of known tasks that changed (with histograms when `histograms`), and the
-    /// ids no longer kept. Updates `sent`.
+    /// Tasks new to the stream (in full) and changed ones (counters), and the ids of those it
+    /// sent that are gone: what `sent` remembers is brought up to date.
     pub(crate) fn changed_tasks(
         &self,
         shared: &'static Shared,
         sent: &mut SentTasks,
         histograms: bool,
     ) -> (Vec<Task>, Vec<TaskChange>, Vec<u64>) {
-        sent.pass = sent.pass.wrapping_add(1);
-        let pass = sent.pass;
-        let (mut new, mut changes) = (Vec::new(), Vec::new());
-        // Every task's hot line is a miss here (the workers write them): ask for them ahead.
-        let mut stats_ahead = self.live.values().skip(4).map(|(s, _)| s);
-        for (&id, (stats, _)) in &self.live {
-            stats_ahead.next().inspect(|s| s.prefetch_stats());
-            let stamp = stats.change_stamp();
-            match sent.tasks.get_mut(&id) {
-                None => {
-                    sent.tasks.insert(id, (stamp, pass));
-                    new.push(task_to_wire(stats, shared));
-                }
-                Some(entry) => {
-                    entry.1 = pass;
-                    if entry.0 != stamp {
-                        entry.0 = stamp;
-                        changes.push(task_change(stats, shared, histograms));
-                    }
-                }
-            }
-        }
+        let mut changed = sent.begin_pass();
+        live_task_changes(
+            self.live.values().map(|(s, _)| s),
+            shared,
+            sent,
+            histograms,
+            &mut changed,
+        );
+        self.finish_task_changes(shared, sent, changed)
+    }
+
+    /// The second half of `changed_tasks`, for changes of live tasks found outside the registry
+    /// lock (`LiveView::task_changes`): retained finished tasks, and the tasks gone.
+    pub(crate) fn finish_task_changes(
+        &self,
+        shared: &'static Shared,
+        sent: &mut SentTasks,
+        changed: TaskChanges,
+    ) -> (Vec<Task>, Vec<TaskChange>, Vec<u64>) {
+        let TaskChanges {
+            pass,
+            mut new,
+            changes,
+        } = changed;
         for task in &self.finished {
             // A finished task is sent in full once more, with its final numbers; then it no
             // longer changes. A stamp no live task can have marks it.
@@ -523,6 +524,25 @@ pub(crate) struct LiveView {
 }
 
 impl LiveView {
+    /// Changes of the live tasks for the stream, found without the registry lock (with 100,000
+    /// tasks this takes ~10 ms, which the watchdog used to wait out when it came at the moment
+    /// a worker blocked). Finished by `Registry::finish_task_changes` under the lock.
+    pub(crate) fn task_changes(
+        &self,
+        shared: &'static Shared,
+        sent: &mut SentTasks,
+    ) -> TaskChanges {
+        let mut changed = sent.begin_pass();
+        live_task_changes(
+            self.live.iter().map(|(s, _)| s),
+            shared,
+            sent,
+            false,
+            &mut changed,
+        );
+        changed
+    }
+
     /// The live tasks, by id.
     pub(crate) fn live_tasks(&self, shared: &Shared) -> Vec<Task> {
         let mut tasks: Vec<Task> = self
@@ -592,6 +612,55 @@ type ChangeStamp = (u64, u8, u8, bool);
 pub(crate) struct SentTasks {
     tasks: IdMap<(ChangeStamp, u64)>,
     pass: u64,
+}
+
+impl SentTasks {
+    /// Starts a pass over the tasks: those not seen in it are gone.
+    pub(crate) fn begin_pass(&mut self) -> TaskChanges {
+        self.pass = self.pass.wrapping_add(1);
+        TaskChanges {
+            pass: self.pass,
+            new: Vec::new(),
+            changes: Vec::new(),
+        }
+    }
+}
+
+/// What a pass over the tasks found so far (see `Registry::changed_tasks`).
+#[derive(Debug, Default)]
+pub(crate) struct TaskChanges {
+    pass: u64,
+    new: Vec<Task>,
+    changes: Vec<TaskChange>,
+}
+
+/// Live tasks new to the stream or changed since it last saw them, added to `changed`.
+fn live_task_changes<'a>(
+    live: impl Iterator<Item = &'a Arc<TaskStats>> + Clone,
+    shared: &'static Shared,
+    sent: &mut SentTasks,
+    histograms: bool,
+    changed: &mut TaskChanges,
+) {
+    // Every task's hot line is a miss here (the workers write them): ask for them ahead.
+    let mut stats_ahead = live.clone().skip(4);
+    for stats in live {
+        stats_ahead.next().inspect(|s| s.prefetch_stats());
+        let stamp = stats.change_stamp();
+        match sent.tasks.get_mut(&stats.id) {
+            None => {
+                sent.tasks.insert(stats.id, (stamp, changed.pass));
+                changed.new.push(task_to_wire(stats, shared));
+            }
+            Some(entry) => {
+                entry.1 = changed.pass;
+                if entry.0 != stamp {
+                    entry.0 = stamp;
+                    changed.changes.push(task_change(stats, shared, histograms));
+                }
+            }
+        }
+    }
 }
 
 /// The changing fields of a task, without names or (unless asked) histograms.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use taskscope_wire::{encode, Frame, Hello, TaskGroup, Update, Warning, WIRE_VERSION};
 
 use crate::collector;
-use crate::registry::{Registry, SentTasks, Shared};
+use crate::registry::{LiveView, Registry, SentTasks, Shared, TaskChanges};
 
 pub(crate) mod prometheus;
 pub(crate) mod recorder;
@@ -28,6 +28,9 @@ pub(crate) struct Exporter {
     /// Task groups computed by the collector for the coming tick outside the registry lock
     /// (they read every live task); see `groups_due`.
     pub(crate) groups: Option<Vec<TaskGroup>>,
+    /// Changes of live tasks found for the coming tick outside the registry lock; see
+    /// `tasks_due`.
+    live_changes: Option<TaskChanges>,
 }
 
 /// Every collector tick (100 ms) sends new warnings, workers and runtimes; every `TASKS_EVERY`
@@ -51,11 +54,24 @@ impl Exporter {
                 || self.server.as_ref().is_some_and(|s| s.needs_key_frame()))
     }
 
+    /// Whether the next tick sends task counters: then the collector finds the live tasks'
+    /// changes first, without holding the registry lock (`prepare_tasks`).
+    pub(crate) fn tasks_due(&self) -> bool {
+        let next = self.ticks + 1;
+        self.active() && (next % TASKS_EVERY == 1 || next % GROUPS_EVERY == 1)
+    }
+
+    /// Finds the changes of the live tasks in `view` for the next tick (see `tasks_due`).
+    pub(crate) fn prepare_tasks(&mut self, shared: &'static Shared, view: &LiveView) {
+        self.live_changes = Some(view.task_changes(shared, &mut self.sent_tasks));
+    }
+
     /// One tick: sends changes to every sink; a client that just connected (or fell behind) gets
     /// the hello and a full key frame first.
     pub(crate) fn tick(&mut self, shared: &'static Shared, registry: &mut Registry) {
         self.tick_with(shared, registry, false);
         self.groups = None;
+        self.live_changes = None;
     }
 
     fn tick_with(&mut self, shared: &'static Shared, registry: &mut Registry, all_groups: bool) {
@@ -100,7 +116,8 @@ impl Exporter {
 
         self.ticks += 1;
         let mut sent = std::mem::take(&mut self.sent_tasks);
-        let update = self.update_with(shared, registry, &mut sent, false, all_groups);
+        let live_changes = self.live_changes.take();
+        let update = self.update_with(shared, registry, &mut sent, false, all_groups, live_changes);
         self.sent_tasks = sent;
         let mut frames = vec![update];
         // Up to 10,000 warnings are compared every tick: copy only the changed ones.
@@ -152,7 +169,7 @@ impl Exporter {
         sent: &mut SentTasks,
         full: bool,
     ) -> Frame {
-        self.update_with(shared, registry, sent, full, full)
+        self.update_with(shared, registry, sent, full, full, None)
     }
 
     fn update_with(
@@ -162,13 +179,17 @@ impl Exporter {
         sent: &mut SentTasks,
         full: bool,
         all_groups: bool,
+        live_changes: Option<TaskChanges>,
     ) -> Frame {
         let now = crate::clock::now();
         let groups_tick = full || all_groups || self.ticks % GROUPS_EVERY == 1;
         let tasks_tick = groups_tick || self.ticks % TASKS_EVERY == 1;
         let (tasks, task_changes, removed_tasks) = if tasks_tick {
             // Histograms of tasks travel only as details, to clients that watch them.
-            registry.changed_tasks(shared, sent, false)
+            match live_changes {
+                Some(changed) => registry.finish_task_changes(shared, sent, changed),
+                None => registry.changed_tasks(shared, sent, false),
+            }
         } else {
             Default::default()
         };
