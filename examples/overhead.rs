@@ -1,6 +1,12 @@
 //! Per-poll overhead, side by side in one run: bare `tokio::spawn`, tokio-metrics' `TaskMonitor`,
 //! `taskscope::spawn` with no Guard, and `taskscope::spawn` with everything on (poll timing,
-//! scheduled delay, watchdog, collector).
+//! scheduled delay, watchdog, collector) — with the default stamping windows (a busy task's wakes
+//! are stamped about once a millisecond) and with every wake stamped.
+//!
+//! For pairs of fresh processes (steadier on a noisy machine than one table): `--only bare
+//! --rounds 1`, then `--only "taskscope::spawn, all on" --rounds 1`; `--current-thread` for the
+//! current-thread runtime; `--wake-sample-us N` changes the stamping interval of "all on" (under
+//! valgrind, whose clock runs ~50× slow, 50000 keeps windows as rare as in a real run).
 //!
 //! Workload (DESIGN.md §10): 1,000 tasks × 1,000 `yield_now`, on a 2-worker multi-thread runtime
 //! and on a current-thread runtime. Prints a Markdown table of medians over several rounds, the
