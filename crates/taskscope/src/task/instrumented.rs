@@ -21,7 +21,7 @@ use crate::clock;
 use crate::registry::{self, Event};
 use crate::stats::task::*;
 use crate::stats::wake::WakeCell;
-use crate::task::waker::proxy_waker_borrowed;
+use crate::task::waker::{poll_waker, proxy_waker_borrowed, PollWaker};
 use crate::worker;
 
 pin_project! {
@@ -128,9 +128,22 @@ impl<F: Future> Future for Instrumented<F> {
         }
         let scheduled = (woken != 0).then(|| clock::delta_ns(woken, start));
 
-        // The proxy borrows the reference `stats` holds: not counted, never dropped.
-        // SAFETY: the cell's target was set by the first poll.
-        let proxy = ManuallyDrop::new(unsafe { proxy_waker_borrowed(cell) });
+        // In a window the proxy stamps wakes: it borrows the reference `stats` holds (not
+        // counted, never dropped). Outside one the future gets the runtime's waker wrapped for
+        // this poll only, which only notes self-wakes.
+        let runtime_waker = PollWaker {
+            inner: cx.waker(),
+            task: stats as *const TaskStats as usize,
+        };
+        // SAFETY: the cell's target was set by the first poll; the poll waker outlives the
+        // context it is lent to.
+        let proxy = ManuallyDrop::new(unsafe {
+            if *this.next_window & OPEN != 0 {
+                proxy_waker_borrowed(cell)
+            } else {
+                poll_waker(&runtime_waker)
+            }
+        });
         let mut proxied = Context::from_waker(&proxy);
         let result = catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)));
 
