@@ -58,6 +58,7 @@ const PING_EVERY: Duration = Duration::from_millis(10);
 /// ticks) at which a poll seen running but not yet blocked crosses the threshold.
 pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
     let threshold = crate::registry::BLOCKED_NS.load(Relaxed);
+    let threshold_ticks = clock::ticks_for(Duration::from_nanos(threshold));
     let mut registry = shared.registry();
     let now = clock::now();
 
@@ -88,8 +89,7 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
         registry.timeline.seen(shared, slot.index, task, start, now);
         let elapsed = clock::delta_ns(start, now);
         if elapsed < threshold {
-            let at =
-                now.saturating_add(clock::ticks_for(Duration::from_nanos(threshold - elapsed)));
+            let at = start.saturating_add(threshold_ticks);
             deadline = Some(deadline.map_or(at, |d| d.min(at)));
             continue;
         }

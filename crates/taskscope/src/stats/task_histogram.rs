@@ -226,26 +226,25 @@ impl TaskHistogram {
     /// task when the stream computes task groups, and a branch per bucket (most are empty) cost
     /// more than the adds (`perf`, `examples/stream_cost.rs`).
     pub(crate) fn add_into(&self, h: &mut DenseHistogram) {
-        self.add_chunks(h, |_, _, _| {});
+        self.add_chunks(h, |_, _| {});
     }
 
     /// Like `add_into`, with lower bounds for sum and max (see `merge_into_wire_at_lower_bounds`).
     pub(crate) fn add_into_at_lower_bounds(&self, h: &mut DenseHistogram) {
         let (mut sum, mut max) = (h.sum, h.max);
-        self.add_chunks(h, |index, n, low| {
+        self.add_chunks(h, |n, low| {
             sum = sum.saturating_add(low.saturating_mul(n));
             if n > 0 {
                 max = max.max(low);
             }
-            let _ = index;
         });
         (h.sum, h.max) = (sum, max);
     }
 
-    /// Adds every chunk's counts into `h`, calling `per_bucket(index, count, lower bound)` for
+    /// Adds every chunk's counts into `h`, calling `per_bucket(count, lower bound)` for
     /// every bucket of an allocated chunk, empty ones included.
     #[inline(always)]
-    fn add_chunks(&self, h: &mut DenseHistogram, mut per_bucket: impl FnMut(usize, u64, u64)) {
+    fn add_chunks(&self, h: &mut DenseHistogram, mut per_bucket: impl FnMut(u64, u64)) {
         // SAFETY: as for chunks.
         let carries = unsafe { self.carries.load(Acquire).as_ref() };
         for c in 0..CHUNKS {
@@ -262,7 +261,7 @@ impl TaskHistogram {
                     n += carries.0[base + s].load(Relaxed);
                 }
                 *count += n;
-                per_bucket(base + s, n, first_low + s as u64 * width);
+                per_bucket(n, first_low + s as u64 * width);
             }
         }
     }

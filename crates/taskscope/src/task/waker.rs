@@ -10,8 +10,9 @@
 //! yields in a loop. So a task stamps its wakes in windows: a poll opens one when at least
 //! `Builder::wake_sample_interval` (default 1 ms; 0: every poll) has passed since the poll that
 //! opened the last, and the next poll closes it. While a window is open the proxy works as above;
-//! while it is closed, cloning the proxy hands out a clone of the runtime's own waker, whose wake
-//! never comes back through taskscope. A task polled less often than once per interval thus has
+//! while it is closed, the poll gives its future a `PollWaker` instead (the runtime's waker
+//! wrapped for that poll), and cloning either hands out a clone of the runtime's own waker, whose
+//! wake never comes back through taskscope. A task polled less often than once per interval thus has
 //! every wake stamped; a busier one about one wake per interval — a sample, unbiased by what the
 //! delays are, since windows open on poll start times. A task's first poll always opens one.
 //!
@@ -19,8 +20,8 @@
 //! compare-and-swap, which keeps a late wake from overwriting the mark of a closed window; only
 //! the first wake since the window opened is stamped (later ones find the stamp set).
 //!
-//! A self-wake (the task waking itself during its own poll through the proxy in its context)
-//! only sets a flag in the thread's worker slot, in or out of a window: the poll wrapper counts
+//! A self-wake (the task waking itself during its own poll through its context's waker) only
+//! sets a flag in the thread's worker slot, in or out of a window: the poll wrapper counts
 //! it and reuses its poll-end clock read as the wake time. (tokio's `yield_now` defers its wake
 //! until the worker has run the rest of its batch, so it arrives after the poll and counts as an
 //! ordinary wake.)
@@ -78,8 +79,7 @@ pub(crate) unsafe fn poll_waker(poll_waker: &PollWaker<'_>) -> Waker {
 unsafe fn poll_clone(data: *const ()) -> RawWaker {
     // SAFETY: `data` is the live `PollWaker` of the current poll (see `poll_waker`).
     let poll_waker = unsafe { &*data.cast::<PollWaker<'_>>() };
-    let inner = std::mem::ManuallyDrop::new(poll_waker.inner.clone());
-    RawWaker::new(inner.data(), inner.vtable())
+    runtime_clone(poll_waker.inner)
 }
 
 unsafe fn poll_wake(data: *const ()) {
@@ -92,11 +92,7 @@ unsafe fn poll_wake(data: *const ()) {
 unsafe fn poll_wake_by_ref(data: *const ()) {
     // SAFETY: as in `poll_clone`.
     let poll_waker = unsafe { &*data.cast::<PollWaker<'_>>() };
-    if let Some(slot) = worker::current_if_any() {
-        if slot.stats.load(Relaxed) as usize == poll_waker.task && slot.start.load(Relaxed) != 0 {
-            slot.self_woken.store(true, Relaxed);
-        }
-    }
+    note_self_wake(poll_waker.task);
     poll_waker.inner.wake_by_ref();
 }
 
@@ -107,9 +103,7 @@ unsafe fn clone(data: *const ()) -> RawWaker {
     let cell = unsafe { &*data.cast::<WakeCell>() };
     if cell.window_closed() {
         if let Some((inner, _)) = cell.target() {
-            // Window closed: a clone of the runtime's waker, which owns its own reference.
-            let inner = std::mem::ManuallyDrop::new(inner.clone());
-            return RawWaker::new(inner.data(), inner.vtable());
+            return runtime_clone(inner);
         }
     }
     // SAFETY: `data` is a counted reference held by the waker being cloned.
@@ -131,16 +125,31 @@ unsafe fn wake_by_ref(data: *const ()) {
     let Some((inner, task)) = cell.target() else {
         return;
     };
-    if let Some(slot) = worker::current_if_any() {
-        // Compare addresses, not task ids: the id lives on another line than the wake line.
-        if slot.stats.load(Relaxed) as usize == *task && slot.start.load(Relaxed) != 0 {
-            slot.self_woken.store(true, Relaxed);
-            inner.wake_by_ref();
-            return;
-        }
+    if !note_self_wake(*task) {
+        cell.stamp_wake(clock::now);
     }
-    cell.stamp_wake(clock::now);
     inner.wake_by_ref();
+}
+
+/// A clone of the runtime's waker, as a `RawWaker` (it owns its own reference): what a proxy
+/// hands out outside a stamping window.
+fn runtime_clone(inner: &Waker) -> RawWaker {
+    let inner = std::mem::ManuallyDrop::new(inner.clone());
+    RawWaker::new(inner.data(), inner.vtable())
+}
+
+/// If the task whose statistics are at `task` is being polled on this thread, notes a
+/// self-wake in the thread's worker slot (the poll wrapper counts it) and returns true.
+fn note_self_wake(task: usize) -> bool {
+    let Some(slot) = worker::current_if_any() else {
+        return false;
+    };
+    // Compare addresses, not task ids: the id lives on another line than the wake line.
+    let own = slot.stats.load(Relaxed) as usize == task && slot.start.load(Relaxed) != 0;
+    if own {
+        slot.self_woken.store(true, Relaxed);
+    }
+    own
 }
 
 unsafe fn drop_waker(data: *const ()) {
