@@ -259,6 +259,12 @@ impl Registry {
         };
     }
 
+    /// Folds in the events queued since the registry was locked (the watchdog, after reading
+    /// the worker slots).
+    pub(crate) fn sync_events(&mut self, shared: &'static Shared) {
+        self.sync(shared);
+    }
+
     fn sync(&mut self, shared: &'static Shared) {
         while let Some(event) = shared.queue.pop() {
             match event {

@@ -62,11 +62,6 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
     let mut registry = shared.registry();
     let now = clock::now();
 
-    for (task, start, end) in std::mem::take(&mut registry.long_polls) {
-        registry.timeline.exact_end(task, start, end);
-        poll_ended(shared, &mut registry, task, start, end);
-    }
-
     let mut running = HashSet::new();
     let mut deadline: Option<u64> = None;
     let mut to_sample: Vec<(u64, &'static WorkerSlot, u64)> = Vec::new();
@@ -95,7 +90,9 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
         }
         let id = match registry.warnings.blocked.get(&(task, start)).copied() {
             Some(id) => {
-                if let Some(w) = registry.warnings.get_mut(id) {
+                // Not once completed: the poll's exact end can arrive a moment before its slot
+                // shows it over.
+                if let Some(w) = registry.warnings.get_mut(id).filter(|w| w.ongoing) {
                     w.duration_ns = Some(elapsed);
                     w.message = blocked_message(w, elapsed, true);
                 }
@@ -113,8 +110,17 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
         }
     }
 
-    // A poll we saw blocked that no slot shows any more has ended; its exact duration arrives
-    // with its long-poll event, if that was not dropped.
+    // Long polls' exact ends. Taken after reading the slots: a poll queues its event before its
+    // slot shows it over, so a blocked poll found ended above has its exact end here (unless
+    // the event was shed) and is not completed with the last scan's duration.
+    registry.sync_events(shared);
+    for (task, start, end) in std::mem::take(&mut registry.long_polls) {
+        registry.timeline.exact_end(task, start, end);
+        poll_ended(shared, &mut registry, task, start, end);
+    }
+
+    // A poll we saw blocked that no slot shows any more has ended; its exact duration arrived
+    // above with its long-poll event, if that was not dropped.
     let ended: Vec<(u64, u64)> = registry
         .warnings
         .blocked

@@ -148,6 +148,12 @@ impl<F: Future> Future for Instrumented<F> {
         let result = catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)));
 
         let end = clock::now();
+        let duration = clock::delta_ns(start, end);
+        // A long poll's exact end is queued before the slot shows the poll over: a watchdog scan
+        // that finds the slot free then finds the event too (`watchdog::scan`).
+        if duration >= registry::BLOCKED_NS.load(Relaxed) {
+            long_poll(*this.id, start, end);
+        }
         // `task` and `stats` mean nothing while `start` is 0: only the outer poll, if any, puts
         // them back.
         if let Some((outer_task, outer_stats)) = outer {
@@ -155,7 +161,6 @@ impl<F: Future> Future for Instrumented<F> {
             slot.stats.store(outer_stats, Relaxed);
         }
         slot.start.store(outer_start, Release);
-        let duration = clock::delta_ns(start, end);
         stats.record_poll(duration, scheduled);
         let self_woken = slot.self_woken.load(Relaxed);
         if self_woken {
@@ -164,9 +169,6 @@ impl<F: Future> Future for Instrumented<F> {
             stats
                 .self_wakes
                 .store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
-        }
-        if duration >= registry::BLOCKED_NS.load(Relaxed) {
-            long_poll(*this.id, start, end);
         }
 
         match result {
