@@ -62,6 +62,10 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
     let mut registry = shared.registry();
     let now = clock::now();
 
+    // Long polls that ended since the last scan, before the slots are read (the timeline
+    // closes their slices at their measured ends).
+    fold_long_polls(shared, &mut registry);
+
     let mut running = HashSet::new();
     let mut deadline: Option<u64> = None;
     let mut to_sample: Vec<(u64, &'static WorkerSlot, u64)> = Vec::new();
@@ -110,14 +114,11 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
         }
     }
 
-    // Long polls' exact ends. Taken after reading the slots: a poll queues its event before its
-    // slot shows it over, so a blocked poll found ended above has its exact end here (unless
-    // the event was shed) and is not completed with the last scan's duration.
+    // Long polls that ended while the slots were read: a poll queues its event before its slot
+    // shows it over, so a blocked poll found ended above has its exact end here (unless the
+    // event was shed) and is not completed with the last scan's duration.
     registry.sync_events(shared);
-    for (task, start, end) in std::mem::take(&mut registry.long_polls) {
-        registry.timeline.exact_end(task, start, end);
-        poll_ended(shared, &mut registry, task, start, end);
-    }
+    fold_long_polls(shared, &mut registry);
 
     // A poll we saw blocked that no slot shows any more has ended; its exact duration arrived
     // above with its long-poll event, if that was not dropped.
@@ -194,6 +195,14 @@ fn sample_stacks(shared: &'static Shared, to_sample: Vec<(u64, &'static WorkerSl
         for id in unanswered {
             registry.stacks.give_up(id);
         }
+    }
+}
+
+/// Completes the warnings (and timeline slices) of the long polls whose ends were queued.
+fn fold_long_polls(shared: &Shared, registry: &mut Registry) {
+    for (task, start, end) in std::mem::take(&mut registry.long_polls) {
+        registry.timeline.exact_end(task, start, end);
+        poll_ended(shared, registry, task, start, end);
     }
 }
 
