@@ -109,7 +109,7 @@ const _: () = assert!(LOG <= u8::MAX as usize, "Hot::log_len is a u8");
 /// entries are in use is `Hot::log_len`.)
 #[repr(C, align(64))]
 struct Bins {
-    /// Samples: poll bucket (low 16 bits), scheduled-delay bucket + 1 (high 16; 0: no wake).
+    /// Samples as the hot line buffered them (`decode_logged`).
     log: [AtomicU32; LOG],
     /// Polls binned into the histograms.
     polls: AtomicU64,
@@ -189,10 +189,12 @@ pub(crate) fn prefetch(at: *const AtomicU32) {
     let _ = at;
 }
 
+/// A logged sample is a buffered one as it was: poll bucket (low 10 bits), scheduled-delay
+/// bucket + 1 (next 10; 0: no wake).
 fn decode_logged(entry: u32) -> (usize, Option<usize>) {
-    let scheduled = (entry >> 16) as usize;
+    let scheduled = (entry as usize >> 10) & (SAMPLE_BUCKETS - 1);
     (
-        (entry & 0xffff) as usize,
+        entry as usize & (SAMPLE_BUCKETS - 1),
         (scheduled != 0).then(|| scheduled - 1),
     )
 }
@@ -334,7 +336,7 @@ impl TaskStats {
             Relaxed,
         );
         if pending + 1 == SAMPLES {
-            self.flush(SAMPLES);
+            self.flush();
         } else {
             hot.pending.store(pending + 1, Release);
         }
@@ -368,26 +370,27 @@ impl TaskStats {
         }
     }
 
-    /// Moves the first `count` buffered samples to the log (binning the log first if they do
-    /// not fit). Poller only.
+    /// Moves the full buffer to the log (binning the log first if it does not fit), each
+    /// sample as it is. Poller only.
     #[cold]
     #[inline(never)]
-    fn flush(&self, count: u8) {
+    fn flush(&self) {
         let hot = &self.hot;
         let bins = self.bins_or_new();
         let mut len = usize::from(hot.log_len.load(Relaxed));
-        if len + usize::from(count) > LOG {
+        if len + usize::from(SAMPLES) > LOG {
             bins.bin_log(len);
             hot.log_len.store(0, Release);
             len = 0;
         }
-        let mut at = len;
-        for_each_sample(&hot.samples, count, |poll, scheduled| {
-            let entry = poll as u32 | (scheduled.map_or(0, |s| s as u32 + 1) << 16);
-            bins.log[at].store(entry, Relaxed);
-            at += 1;
-        });
-        hot.log_len.store(at as u8, Release);
+        let log = &bins.log[len..len + usize::from(SAMPLES)];
+        for (word, entries) in hot.samples.iter().zip(log.chunks_exact(PER_WORD.into())) {
+            let word = word.load(Relaxed);
+            for (i, entry) in entries.iter().enumerate() {
+                entry.store((word >> (20 * i)) as u32 & 0xfffff, Relaxed);
+            }
+        }
+        hot.log_len.store(len as u8 + SAMPLES, Release);
         for word in &hot.samples {
             word.store(0, Relaxed);
         }
