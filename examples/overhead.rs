@@ -5,8 +5,10 @@
 //!
 //! For pairs of fresh processes (steadier on a noisy machine than one table): `--only bare
 //! --rounds 1`, then `--only "taskscope::spawn, all on" --rounds 1`; `--current-thread` for the
-//! current-thread runtime; `--wake-sample-us N` changes the stamping interval of "all on" (under
-//! valgrind, whose clock runs ~50× slow, 50000 keeps windows as rare as in a real run).
+//! current-thread runtime; `--wake-sample-us N` changes the stamping interval of "all on". Under
+//! callgrind use 5000000: the run is so much slower that with 50000 a stamping window still
+//! opened at most polls (measured: a build that published its per-task tallies at window opens
+//! did so at 83 % of polls with 50000, 26 % with 5000000).
 //!
 //! Workload (DESIGN.md §10): 1,000 tasks × 1,000 `yield_now`, on a 2-worker multi-thread runtime
 //! and on a current-thread runtime. Prints a Markdown table of medians over several rounds, the
@@ -87,7 +89,7 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         taskscope::Builder::new()
             .retained_tasks(0)
             .stacks(stacks)
-            // `--wake-sample-us N` (for profiling under valgrind, whose clock runs ~50x slow):
+            // `--wake-sample-us N` (for profiling under callgrind: 5000000, see the top):
             // the stamping interval of "all on" (default 1,000).
             .wake_sample_interval(if variant == Variant::TaskscopeEveryWake {
                 Duration::ZERO
