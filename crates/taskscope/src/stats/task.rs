@@ -25,7 +25,9 @@ pub(crate) const OUTCOME_PANICKED: u8 = 3;
 
 /// Polls buffered in the hot line before they move to the log.
 const SAMPLES: u8 = 12;
-/// Samples per word of the buffer, 20 bits each.
+/// Bits of one sample, in the buffer and in the log.
+const SAMPLE_BITS: u32 = 20;
+/// Samples per word of the buffer.
 const PER_WORD: u8 = 3;
 const SAMPLE_WORDS: usize = (SAMPLES / PER_WORD) as usize;
 /// A sample holds bucket indexes below this (10 bits each): polls and scheduled delays under
@@ -109,7 +111,7 @@ const _: () = assert!(LOG <= u8::MAX as usize, "Hot::log_len is a u8");
 /// entries are in use is `Hot::log_len`.)
 #[repr(C, align(64))]
 struct Bins {
-    /// Samples as the hot line buffered them (`decode_logged`).
+    /// Samples as the hot line buffered them (`decode_sample`).
     log: [AtomicU32; LOG],
     /// Polls binned into the histograms.
     polls: AtomicU64,
@@ -152,7 +154,7 @@ impl Bins {
         type Found = (*const AtomicU32, usize);
         let mut buckets: [(Found, Found); LOG] = [((ptr::null(), 0), (ptr::null(), 0)); LOG];
         for (entry, found) in self.log[..len].iter().zip(&mut buckets) {
-            let (poll, scheduled) = decode_logged(entry.load(Relaxed));
+            let (poll, scheduled) = decode_sample(entry.load(Relaxed));
             let poll_bucket = self.poll_ns.bucket_at(poll);
             prefetch(poll_bucket);
             found.0 = (poll_bucket, poll);
@@ -189,9 +191,9 @@ pub(crate) fn prefetch(at: *const AtomicU32) {
     let _ = at;
 }
 
-/// A logged sample is a buffered one as it was: poll bucket (low 10 bits), scheduled-delay
-/// bucket + 1 (next 10; 0: no wake).
-fn decode_logged(entry: u32) -> (usize, Option<usize>) {
+/// A sample, buffered or logged (bits above `SAMPLE_BITS` are ignored): poll bucket (low 10
+/// bits), scheduled-delay bucket + 1 (next 10; 0: no wake).
+fn decode_sample(entry: u32) -> (usize, Option<usize>) {
     let scheduled = (entry as usize >> 10) & (SAMPLE_BUCKETS - 1);
     (
         entry as usize & (SAMPLE_BUCKETS - 1),
@@ -332,7 +334,7 @@ impl TaskStats {
         let pending = hot.pending.load(Relaxed);
         let word = &hot.samples[usize::from(pending / PER_WORD)];
         word.store(
-            word.load(Relaxed) | sample << (20 * u32::from(pending % PER_WORD)),
+            word.load(Relaxed) | sample << (SAMPLE_BITS * u32::from(pending % PER_WORD)),
             Relaxed,
         );
         if pending + 1 == SAMPLES {
@@ -387,7 +389,10 @@ impl TaskStats {
         for (word, entries) in hot.samples.iter().zip(log.chunks_exact(PER_WORD.into())) {
             let word = word.load(Relaxed);
             for (i, entry) in entries.iter().enumerate() {
-                entry.store((word >> (20 * i)) as u32 & 0xfffff, Relaxed);
+                entry.store(
+                    (word >> (SAMPLE_BITS as usize * i)) as u32 & ((1 << SAMPLE_BITS) - 1),
+                    Relaxed,
+                );
             }
         }
         hot.log_len.store(len as u8 + SAMPLES, Release);
@@ -534,7 +539,7 @@ impl TaskStats {
         if let Some(bins) = self.bins() {
             let len = usize::from(self.hot.log_len.load(Acquire)).min(LOG);
             for entry in &bins.log[..len] {
-                let (poll, scheduled) = decode_logged(entry.load(Relaxed));
+                let (poll, scheduled) = decode_sample(entry.load(Relaxed));
                 f(poll, scheduled);
             }
         }
@@ -626,12 +631,9 @@ fn for_each_sample(
 ) {
     for i in 0..count.min(SAMPLES) {
         let word = words[usize::from(i / PER_WORD)].load(Relaxed);
-        let sample = (word >> (20 * u32::from(i % PER_WORD))) as usize;
-        let scheduled = (sample >> 10) & (SAMPLE_BUCKETS - 1);
-        f(
-            sample & (SAMPLE_BUCKETS - 1),
-            (scheduled != 0).then(|| scheduled - 1),
-        );
+        let (poll, scheduled) =
+            decode_sample((word >> (SAMPLE_BITS * u32::from(i % PER_WORD))) as u32);
+        f(poll, scheduled);
     }
 }
 
