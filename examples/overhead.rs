@@ -1,12 +1,14 @@
 //! Per-poll overhead, side by side in one run: bare `tokio::spawn`, tokio-metrics' `TaskMonitor`,
 //! `taskscope::spawn` with no Guard, and `taskscope::spawn` with everything on (poll timing,
-//! scheduled delay, watchdog, collector) — with the default stamping windows (a busy task's wakes
-//! are stamped about once a millisecond) and with every wake stamped.
+//! scheduled delay, watchdog, collector, and the live server with a client reading the stream;
+//! `--no-client` leaves the client out) — with the default sampling windows (a busy task's polls
+//! are timed and its wakes stamped about once a millisecond, every poll counted) and with every
+//! poll timed and every wake stamped (`wake_sample_interval(Duration::ZERO)`).
 //!
 //! For pairs of fresh processes (steadier on a noisy machine than one table): `--only bare
 //! --rounds 1`, then `--only "taskscope::spawn, all on" --rounds 1`; `--current-thread` for the
 //! current-thread runtime; `--wake-sample-us N` changes the stamping interval of "all on". Under
-//! callgrind use 5000000: the run is so much slower that with 50000 a stamping window still
+//! callgrind use 5000000 (`--show-timed` prints how many polls were timed): the run is so much slower that with 50000 a stamping window still
 //! opened at most polls (measured: a build that published its per-task tallies at window opens
 //! did so at 83 % of polls with 50000, 26 % with 5000000).
 //!
@@ -44,7 +46,7 @@ impl Variant {
             Variant::TokioMetrics => "tokio-metrics TaskMonitor",
             Variant::TaskscopeOff => "taskscope::spawn, no Guard",
             Variant::Taskscope => "taskscope::spawn, all on",
-            Variant::TaskscopeEveryWake => "taskscope::spawn, all on, every wake stamped",
+            Variant::TaskscopeEveryWake => "taskscope::spawn, all on, every poll timed",
         }
     }
 }
@@ -78,6 +80,64 @@ fn spawn_all<F: Future<Output = ()> + Send + 'static>(
     (0..tasks).map(|_| spawn(make())).collect()
 }
 
+/// A thread reading the live stream as the dashboard would (it decodes no frames: the cost to
+/// the application is in producing and sending them).
+struct Client {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+fn connect_client(addr: std::net::SocketAddr) -> Client {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let mut conn = std::net::TcpStream::connect(addr).expect("connects to the stream");
+    taskscope_wire::write_frame(
+        &mut conn,
+        &taskscope_wire::ClientFrame::Hello {
+            version: taskscope_wire::WIRE_VERSION,
+            token: None,
+        },
+    )
+    .expect("hello sent");
+    conn.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let flag = stop.clone();
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut bytes = 0u64;
+        while !flag.load(Ordering::Relaxed) {
+            match conn.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if bytes == 0 {
+                        let _ = first_tx.send(());
+                    }
+                    bytes += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
+            }
+        }
+        bytes
+    });
+    // The workload starts once the stream is flowing.
+    first_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the stream sends its first frame");
+    Client { stop, thread }
+}
+
+impl Client {
+    /// Stops reading; the bytes read.
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("client thread")
+    }
+}
+
 /// Nanoseconds per poll for one variant.
 fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let rt = runtime(multi);
@@ -89,6 +149,7 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         taskscope::Builder::new()
             .retained_tasks(0)
             .stacks(stacks)
+            .bind("127.0.0.1:0")
             // `--wake-sample-us N` (for profiling under callgrind: 5000000, see the top):
             // the stamping interval of "all on" (default 1,000).
             .wake_sample_interval(if variant == Variant::TaskscopeEveryWake {
@@ -98,6 +159,11 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
             })
             .init()
     });
+    // A dashboard client reads the live stream through the run (`--no-client`: none).
+    let client = guard
+        .as_ref()
+        .filter(|_| !std::env::args().any(|a| a == "--no-client"))
+        .map(|g| connect_client(g.local_addr().expect("the stream is on")));
     let monitor = tokio_metrics::TaskMonitor::new();
     let elapsed = rt.block_on(async {
         // Warm up: first spawns attach probes and calibrate the clock.
@@ -121,9 +187,18 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         }
         start.elapsed()
     });
+    if let Some(client) = client {
+        let frames = client.stop();
+        assert!(frames > 0, "the client read nothing");
+    }
     if let Some(guard) = guard {
         let snap = guard.finish().expect("active guard");
         let polls: u64 = snap.task_groups.iter().map(|g| g.polls).sum();
+        // `--show-timed`: how many polls were timed (the rest were counted only).
+        if std::env::args().any(|a| a == "--show-timed") {
+            let timed: u64 = snap.task_groups.iter().map(|g| g.poll_ns.count()).sum();
+            eprintln!("{}: {timed} of {polls} polls timed", variant.name());
+        }
         // The instrumented run really recorded every poll.
         assert!(
             polls >= u64::from(tasks) * u64::from(yields + 1),

@@ -111,7 +111,7 @@ fn build_without_live(shared: &'static Shared, registry: &Registry) -> Snapshot 
         dropped_events: shared.dropped.load(Relaxed),
         tasks: registry.finished_tasks(shared),
         task_groups: Vec::new(),
-        workers: workers(now),
+        workers: workers(now, &registry.untimed),
         runtimes: runtimes(registry),
         locks,
         semaphores,
@@ -122,7 +122,9 @@ fn build_without_live(shared: &'static Shared, registry: &Registry) -> Snapshot 
     }
 }
 
-pub(crate) fn workers(now: u64) -> Vec<Worker> {
+/// The worker slots now. An untimed poll's running time is counted from the watchdog's first
+/// sight of it (0 before that: it started less than a scan period ago).
+pub(crate) fn workers(now: u64, untimed: &crate::watchdog::UntimedPolls) -> Vec<Worker> {
     worker::all()
         .into_iter()
         .filter(|s| s.alive.load(Acquire))
@@ -138,7 +140,13 @@ pub(crate) fn workers(now: u64) -> Vec<Worker> {
                     .clone(),
                 runtime: Some(s.runtime.load(Relaxed)).filter(|&r| r != 0),
                 current_task: (start != 0 && task != 0).then_some(task),
-                current_poll_ns: (start != 0).then(|| clock::delta_ns(start, now)),
+                current_poll_ns: (start != 0).then(|| {
+                    let start = match worker::is_marker(start) {
+                        true => untimed.seen_start(s.index, start).unwrap_or(now),
+                        false => start,
+                    };
+                    clock::delta_ns(start, now)
+                }),
             }
         })
         .collect()

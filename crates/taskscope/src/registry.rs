@@ -224,6 +224,8 @@ pub(crate) struct Registry {
     pub(crate) runtimes: Vec<Arc<RuntimeProbe>>,
     /// Long polls reported by the hot path, for the watchdog to match with what it saw.
     pub(crate) long_polls: Vec<(u64, u64, u64)>,
+    /// Untimed polls the watchdog is timing itself.
+    pub(crate) untimed: crate::watchdog::UntimedPolls,
     /// The sampled poll timeline, fed by the watchdog's scans.
     pub(crate) timeline: crate::timeline::Timeline,
     /// Stacks sampled from blocked workers.
@@ -689,6 +691,7 @@ fn task_change(stats: &TaskStats, shared: &Shared, histograms: bool) -> TaskChan
 
 /// Reads a task's atomics into the wire model.
 pub(crate) fn task_to_wire(stats: &TaskStats, shared: &Shared) -> Task {
+    let (polls, wakes) = stats.counts();
     let poll_ns = stats.poll_histogram();
     let scheduled_ns = stats.scheduled_histogram();
     let self_wakes = stats.self_wakes.load(Relaxed);
@@ -707,9 +710,9 @@ pub(crate) fn task_to_wire(stats: &TaskStats, shared: &Shared) -> Task {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
-        polls: poll_ns.count(),
-        busy_ns: poll_ns.sum,
-        wakes: poll_ns.count().saturating_sub(1),
+        polls,
+        busy_ns: stats.busy_ns(),
+        wakes,
         self_wakes,
         first_poll_delay_ns: (first_poll != 0).then(|| clock::delta_ns(stats.created, first_poll)),
         created_ms: shared.ms_at(stats.created),

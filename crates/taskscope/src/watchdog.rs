@@ -75,15 +75,20 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
             registry.timeline.idle(shared, slot.index);
             continue;
         }
-        let start = slot.start.load(Acquire);
-        if start == 0 {
+        let raw = slot.start.load(Acquire);
+        if raw == 0 {
             registry.timeline.idle(shared, slot.index);
             continue;
         }
         let task = slot.task.load(Relaxed);
-        if slot.start.load(Acquire) != start {
+        if slot.start.load(Acquire) != raw {
             continue; // the poll changed under us; look again next scan
         }
+        let start = if worker::is_marker(raw) {
+            registry.untimed.start(slot.index, raw, now)
+        } else {
+            raw
+        };
         running.insert((task, start));
         registry.timeline.seen(shared, slot.index, task, start, now);
         let elapsed = clock::delta_ns(start, now);
@@ -106,11 +111,16 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
                 let w = blocked_warning(shared, &registry, slot, task, start, elapsed);
                 let id = registry.warnings.raise(w);
                 registry.warnings.blocked.insert((task, start), id);
+                if worker::is_marker(raw) {
+                    // The poll times its own end from now on.
+                    registry.untimed.flagged.insert(raw, (start, now));
+                    slot.long_marker.store(raw, Relaxed);
+                }
                 id
             }
         };
         if registry.stacks.take_due(id, now, threshold) {
-            to_sample.push((id, slot, start));
+            to_sample.push((id, slot, raw));
         }
     }
 
@@ -119,6 +129,7 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
     // event was shed) and is not completed with the last scan's duration.
     registry.sync_events(shared);
     fold_long_polls(shared, &mut registry);
+    registry.untimed.forget_ended(&slots, now);
 
     // A poll we saw blocked that no slot shows any more has ended; its exact duration arrived
     // above with its long-poll event, if that was not dropped.
@@ -198,9 +209,64 @@ fn sample_stacks(shared: &'static Shared, to_sample: Vec<(u64, &'static WorkerSl
     }
 }
 
+/// Untimed polls (`task::instrumented`) show a marker in their worker slot instead of a start
+/// time. The watchdog times them from the first scan that sees the marker: a lower bound of the
+/// poll's start, at most a scan period late, so an untimed poll is reported blocked only when it
+/// certainly is, within threshold + one scan period of its start, and its duration is short by
+/// at most that period. A poll found blocked then times its own end (`WorkerSlot::long_marker`).
+#[derive(Debug, Default)]
+pub(crate) struct UntimedPolls {
+    /// Per slot index: the marker last seen there and the scan that first saw it.
+    seen: std::collections::HashMap<u64, (u64, u64)>,
+    /// Markers of polls found blocked → the start the watchdog gave them, and the last scan
+    /// that saw them running.
+    flagged: std::collections::HashMap<u64, (u64, u64)>,
+}
+
+impl UntimedPolls {
+    /// The start of the untimed poll showing `marker` on slot `index`, as first seen.
+    fn start(&mut self, index: u64, marker: u64, now: u64) -> u64 {
+        let entry = self.seen.entry(index).or_insert((marker, now));
+        if entry.0 != marker {
+            *entry = (marker, now);
+        }
+        entry.1
+    }
+
+    /// When the watchdog first saw the untimed poll showing `marker` on slot `index`, if it did.
+    pub(crate) fn seen_start(&self, index: u64, marker: u64) -> Option<u64> {
+        self.seen
+            .get(&index)
+            .filter(|(seen, _)| *seen == marker)
+            .map(|&(_, at)| at)
+    }
+
+    /// Forgets flagged polls no slot has shown for a second (their ends were folded, or shed;
+    /// an end queued just after a scan is folded by the next).
+    fn forget_ended(&mut self, slots: &[&'static WorkerSlot], now: u64) {
+        if self.flagged.is_empty() {
+            return;
+        }
+        let showing: HashSet<u64> = slots.iter().map(|s| s.start.load(Acquire)).collect();
+        self.flagged.retain(|marker, (_, seen)| {
+            if showing.contains(marker) {
+                *seen = now;
+            }
+            clock::delta_ns(*seen, now) < 1_000_000_000
+        });
+    }
+}
+
 /// Completes the warnings (and timeline slices) of the long polls whose ends were queued.
 fn fold_long_polls(shared: &Shared, registry: &mut Registry) {
     for (task, start, end) in std::mem::take(&mut registry.long_polls) {
+        let start = match worker::is_marker(start) {
+            true => match registry.untimed.flagged.remove(&start) {
+                Some((seen, _)) => seen,
+                None => continue,
+            },
+            false => start,
+        };
         registry.timeline.exact_end(task, start, end);
         poll_ended(shared, registry, task, start, end);
     }

@@ -20,8 +20,20 @@ pub(crate) struct WorkerSlot {
     pub(crate) index: u64,
     /// Task being polled; meaningful only while `start != 0`.
     pub(crate) task: AtomicU64,
-    /// Clock ticks when the current poll started (0: not polling).
+    /// Clock ticks when the current poll started (odd: `clock::now` sets the low bit), or the
+    /// marker of an untimed poll (even, unique per slot: `next_marker`), or 0: not polling.
     pub(crate) start: AtomicU64,
+    /// This thread's last clock reading in a poll: how a poll knows, without reading the
+    /// clock, whether its task is due a timed poll (`task::instrumented`). At most
+    /// `UNTIMED_RUN` polls old while the thread is busy.
+    pub(crate) tick: AtomicU64,
+    /// Untimed polls this thread may still run before it times one to refresh `tick`.
+    pub(crate) untimed_left: AtomicU32,
+    /// The marker of this thread's last untimed poll.
+    pub(crate) marker: AtomicU64,
+    /// Written by the watchdog: the marker of an untimed poll it found blocked, which then
+    /// times its end (`watchdog::scan`).
+    pub(crate) long_marker: AtomicU64,
     /// The polled task's statistics, valid while `start != 0` (the poll holds an `Arc` to them).
     pub(crate) stats: AtomicPtr<TaskStats>,
     /// Counts lock acquisitions on this thread, to time one in `HOLD_SAMPLE` holds.
@@ -37,6 +49,28 @@ pub(crate) struct WorkerSlot {
     pub(crate) thread_name: Mutex<String>,
     /// The innermost `tracing` span entered on this thread (set by `taskscope::layer()`).
     pub(crate) span: Mutex<Option<Arc<str>>>,
+}
+
+/// Untimed polls a thread runs at most between two timed ones.
+pub(crate) const UNTIMED_RUN: u32 = 64;
+
+/// Where a slot's index sits in its untimed-poll markers (below: a per-slot count, times two).
+const MARKER_INDEX_SHIFT: u32 = 44;
+
+/// Whether a slot's `start` is an untimed poll's marker rather than clock ticks.
+#[inline(always)]
+pub(crate) fn is_marker(start: u64) -> bool {
+    start != 0 && start & 1 == 0
+}
+
+impl WorkerSlot {
+    /// A fresh marker for an untimed poll on this slot's thread (owner only).
+    #[inline(always)]
+    pub(crate) fn next_marker(&self) -> u64 {
+        let marker = self.marker.load(Relaxed) + 2;
+        self.marker.store(marker, Relaxed);
+        marker
+    }
 }
 
 static SLOTS: Mutex<Vec<&'static WorkerSlot>> = Mutex::new(Vec::new());
@@ -91,6 +125,11 @@ fn register() -> &'static WorkerSlot {
                 index: slots.len() as u64,
                 task: AtomicU64::new(0),
                 start: AtomicU64::new(0),
+                tick: AtomicU64::new(0),
+                untimed_left: AtomicU32::new(0),
+                // Markers of different slots never meet: the slot index is in the high bits.
+                marker: AtomicU64::new((slots.len() as u64) << MARKER_INDEX_SHIFT),
+                long_marker: AtomicU64::new(0),
                 stats: AtomicPtr::new(ptr::null_mut()),
                 lock_ops: AtomicU32::new(0),
                 self_woken: AtomicBool::new(false),

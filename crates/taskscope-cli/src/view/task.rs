@@ -45,18 +45,25 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             task.location, task.kind
         )),
         Line::from(format!(
-            "polls {}   busy {}   wakes {} ({} self)",
+            "polls {}   busy {}{}   wakes {} ({} self)",
             task.polls,
+            // Scaled from the timed polls when not every poll was timed.
+            if task.poll_ns.count() < task.polls {
+                "~"
+            } else {
+                ""
+            },
             fmt_ns(task.busy_ns),
             task.wakes,
             task.self_wakes
         )),
         Line::from(format!(
-            "poll      p50 {}  p90 {}  p99 {}  max {}",
+            "poll      p50 {}  p90 {}  p99 {}  max {}{}",
             fmt_ns(p.p50),
             fmt_ns(p.p90),
             fmt_ns(p.p99),
-            fmt_ns(p.max)
+            fmt_ns(p.max),
+            sampled_note(task.poll_ns.count(), task.polls, "polls timed")
         )),
         Line::from(format!(
             "scheduled p50 {}  p90 {}  p99 {}  max {}{}",
@@ -64,7 +71,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             fmt_ns(s.p90),
             fmt_ns(s.p99),
             fmt_ns(s.max),
-            sampled_note(task.scheduled_ns.count(), task.wakes)
+            sampled_note(task.scheduled_ns.count(), task.wakes, "wakes, sampled")
         )),
         Line::from(format!(
             "first poll after {}",
@@ -153,11 +160,11 @@ fn chart<'a>(title: &'a str, h: &Histogram, width: u16) -> BarChart<'a> {
         .bar_style(Style::new().cyan())
 }
 
-/// Says how many wakes the scheduled delays come from when taskscope stamped only some of them
-/// (a busy task's wakes are sampled: `Builder::wake_sample_interval`).
-fn sampled_note(stamped: u64, wakes: u64) -> String {
-    if stamped >= wakes {
+/// Says how many polls or wakes a histogram comes from when taskscope measured only some of
+/// them (a busy task's polls and wakes are sampled: `Builder::wake_sample_interval`).
+fn sampled_note(measured: u64, all: u64, what: &str) -> String {
+    if measured >= all {
         return String::new();
     }
-    format!("   ({stamped} of {wakes} wakes, sampled)")
+    format!("   ({measured} of {all} {what})")
 }

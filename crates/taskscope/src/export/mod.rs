@@ -208,7 +208,7 @@ impl Exporter {
             task_changes,
             removed_tasks: if full { Vec::new() } else { removed_tasks },
             task_groups,
-            workers: collector::workers(now),
+            workers: collector::workers(now, &registry.untimed),
             runtimes: collector::runtimes(registry),
             locks,
             semaphores,

@@ -53,6 +53,8 @@ pub(crate) struct Hot {
     pending: AtomicU8,
     /// Entries of the log in `bins` in use (0..=60).
     log_len: AtomicU8,
+    /// Untimed polls, modulo 2^32 (`TaskStats::untimed_high` holds the rest).
+    untimed: AtomicU32,
     busy_ns: AtomicU64,
     max_poll_ns: AtomicU64,
     /// The histograms and the log, allocated by the first move of the buffer (the twelfth
@@ -83,6 +85,8 @@ pub(crate) struct TaskStats {
     pub(crate) created: u64,
     pub(crate) first_poll: AtomicU64,
     pub(crate) self_wakes: AtomicU64,
+    /// Untimed polls / 2^32 (see `Hot::untimed`).
+    untimed_high: AtomicU64,
     pub(crate) ended: AtomicU64,
     pub(crate) panic_message: Mutex<Option<String>>,
     /// Locks this task holds now: (lock id, acquire location address). Written by the task's own
@@ -231,6 +235,7 @@ impl TaskStats {
             created,
             first_poll: AtomicU64::new(0),
             self_wakes: AtomicU64::new(0),
+            untimed_high: AtomicU64::new(0),
             ended: AtomicU64::new(0),
             panic_message: Mutex::new(None),
             held: [const { (AtomicU64::new(0), AtomicUsize::new(0)) }; HELD_LOCKS],
@@ -267,6 +272,7 @@ impl TaskStats {
             created: old_created,
             first_poll,
             self_wakes,
+            untimed_high,
             ended,
             panic_message,
             held,
@@ -283,6 +289,7 @@ impl TaskStats {
         (*old_parent, *old_kind, *old_created) = (parent, kind, created);
         *first_poll.get_mut() = 0;
         *self_wakes.get_mut() = 0;
+        *untimed_high.get_mut() = 0;
         *ended.get_mut() = 0;
         *panic_message.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         for (lock, at) in held.iter_mut() {
@@ -414,23 +421,65 @@ impl TaskStats {
     /// Wakes are those that made the task run: tokio polls a task only when it was woken, so
     /// every poll but the first had one (repeated wakes before a poll count once). The
     /// scheduled-delay histogram holds the stamped ones among them (see `task::waker`).
-    ///
-    /// Every sample is one poll, so this adds the binned count and the two buffers' lengths,
-    /// without decoding them: it runs for every task on every stream update. (While the poller
-    /// moves samples between them a live task's count can be off by one buffer for an instant.)
     pub(crate) fn counts(&self) -> (u64, u64) {
-        let pending = u64::from(self.hot.pending.load(Acquire));
-        let polls = pending
-            + self.bins().map_or(0, |b| {
-                let logged = u64::from(self.hot.log_len.load(Acquire)).min(LOG as u64);
-                logged + b.polls.load(Relaxed)
-            });
+        let polls = self.timed_polls() + self.untimed_polls();
         (polls, polls.saturating_sub(1))
     }
 
-    /// Busy time so far.
+    /// Timed polls so far.
+    ///
+    /// Every sample is one timed poll, so this adds the binned count and the two buffers'
+    /// lengths, without decoding them: it runs for every task on every stream update. (While the
+    /// poller moves samples between them a live task's count can be off by one buffer for an
+    /// instant.)
+    fn timed_polls(&self) -> u64 {
+        let pending = u64::from(self.hot.pending.load(Acquire));
+        pending
+            + self.bins().map_or(0, |b| {
+                let logged = u64::from(self.hot.log_len.load(Acquire)).min(LOG as u64);
+                logged + b.polls.load(Relaxed)
+            })
+    }
+
+    /// Polls that were not timed (see `task::instrumented`).
+    fn untimed_polls(&self) -> u64 {
+        loop {
+            let high = self.untimed_high.load(Acquire);
+            let low = self.hot.untimed.load(Acquire);
+            if self.untimed_high.load(Acquire) == high {
+                return high << 32 | u64::from(low);
+            }
+        }
+    }
+
+    /// Publishes the task's count of untimed polls, which its poll wrapper keeps. Stores only:
+    /// the hot line is not read, so an untimed poll does not wait for it. Poller only.
+    #[inline(always)]
+    pub(crate) fn publish_untimed(&self, total: u64) {
+        if total as u32 == 0 {
+            self.carry_untimed(total);
+        }
+        self.hot.untimed.store(total as u32, Release);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn carry_untimed(&self, total: u64) {
+        self.untimed_high.store(total >> 32, Release);
+    }
+
+    /// Busy time so far: the exact sum of the timed polls, scaled to all polls when some were
+    /// not timed. The timed polls of a busy task are a sample taken by time, about one per
+    /// sampling interval, whatever their durations; the scaled sum is an estimate of the whole.
     pub(crate) fn busy_ns(&self) -> u64 {
-        self.hot.busy_ns.load(Relaxed)
+        let busy = self.hot.busy_ns.load(Relaxed);
+        let untimed = self.untimed_polls();
+        if untimed == 0 {
+            return busy;
+        }
+        let timed = self.timed_polls().max(1);
+        (u128::from(busy) * u128::from(timed + untimed) / u128::from(timed)).min(u64::MAX.into())
+            as u64
     }
 
     /// Changes whenever the task is polled, woken or finished: lets the stream send only the
@@ -438,7 +487,9 @@ impl TaskStats {
     pub(crate) fn change_stamp(&self) -> (u64, u8, u8, bool) {
         let hot = &self.hot;
         (
-            hot.busy_ns.load(Relaxed) ^ u64::from(hot.pending.load(Relaxed)) << 56,
+            hot.busy_ns.load(Relaxed)
+                ^ u64::from(hot.pending.load(Relaxed)) << 56
+                ^ u64::from(hot.untimed.load(Relaxed)).rotate_left(24),
             hot.state.load(Relaxed),
             hot.outcome.load(Relaxed),
             self.woken(),

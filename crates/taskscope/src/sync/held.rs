@@ -304,13 +304,14 @@ impl Drop for Held {
         };
         let across_await = ctx.is_some_and(|ctx| ctx.poll != self.poll);
         // Timed: sampled (or contended) holds, and every hold across an `.await`, from the start
-        // of the poll that acquired it when it was not sampled.
+        // of the poll that acquired it when it was not sampled (if that poll was timed: an
+        // untimed one has a marker, not a start, in its worker slot).
         let (hold_ns, weight) = if self.acquired_at != 0 {
             (
                 Some(clock::delta_ns(self.acquired_at, clock::now())),
                 self.weight,
             )
-        } else if across_await {
+        } else if across_await && !worker::is_marker(self.poll) {
             (Some(clock::delta_ns(self.poll, clock::now())), 1)
         } else {
             (None, 0)

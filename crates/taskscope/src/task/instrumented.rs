@@ -1,16 +1,27 @@
-//! `Instrumented<F>`: times every poll of a spawned future.
+//! `Instrumented<F>`: counts every poll of a spawned future and times a sample of them.
 //!
-//! Per poll: two clock reads, a handful of relaxed loads and stores on lines only this thread
-//! writes (single-writer stats, the thread's worker slot), a sample buffered for the task's
-//! histograms, and a compare against the blocked threshold. Nothing allocates after the first
-//! poll; nothing locks. A poll that opens or closes a stamping window (see `task::waker`) also
-//! writes the task's wake line.
+//! A timed poll: two clock reads, a handful of relaxed loads and stores on lines only this
+//! thread writes (single-writer stats, the thread's worker slot), a sample buffered for the
+//! task's histograms, and a compare against the blocked threshold. A poll that opens or closes a
+//! sampling window (see `task::waker`) also writes the task's wake line.
+//!
+//! An untimed poll: no clock read. It puts a marker in the worker slot (the watchdog times the
+//! poll from when it first sees the marker, so a blocked worker is still caught while blocked),
+//! counts the poll and notes a self-wake. Which polls are timed: a task's first; the one that
+//! closes a window (it measures the window's wake; a window opens at the first poll at least the
+//! sampling interval after the last one opened, by the thread's last clock reading,
+//! `WorkerSlot::tick`, so the opening poll needs no clock); and one in `UNTIMED_RUN + 1` on each
+//! thread, which keeps `tick` fresh (and opens a window if one is due, by its own reading). So a
+//! task polled less often than once per interval has every poll timed, a busy one about one per
+//! interval. Two `rdtsc`s cost 25–27 ns on the AMD EPYC VM this was measured on, about
+//! all of DESIGN.md §10's +30 ns budget for a poll; the untimed poll is what meets it.
+//!
+//! Nothing allocates after the first poll; nothing locks.
 
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::ptr::NonNull;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,9 +33,10 @@ use crate::registry::{self, Event};
 use crate::stats::task::*;
 use crate::stats::wake::WakeCell;
 use crate::task::waker::{poll_waker, proxy_waker_borrowed, PollWaker};
-use crate::worker;
+use crate::worker::{self, WorkerSlot, UNTIMED_RUN};
 
 pin_project! {
+    #[project = InstrumentedProj]
     /// A future whose polls are recorded in a [`TaskStats`].
     ///
     /// Only ever spawned on tokio (`task::spawn`), which polls a task with the same waker every
@@ -32,18 +44,18 @@ pin_project! {
     ///
     /// Field order is layout: this struct sits in tokio's task cell right after the header, and
     /// every field is read or written by every poll. `repr(C)` keeps them together in front of
-    /// the future (40 bytes; the order Rust picked put them on a line of their own, one more
-    /// cache miss per poll with a thousand tasks).
+    /// the future (32 bytes; the order Rust picked once put them on a line of their own, one
+    /// more cache miss per poll with a thousand tasks, and so did a 48-byte version). What only
+    /// window polls need (the wake line, a self-wake's time) is reached through `stats`.
     #[repr(C)]
     pub(crate) struct Instrumented<F> {
         stats: Arc<TaskStats>,
         // `stats.id`, kept here: this struct's line is hot anyway (tokio's task cell), while
         // `TaskStats`' second line would be one more cache miss per poll.
         id: u64,
-        // The task's wake line (kept alive by `stats`), which proxy wakers point to.
-        cell: NonNull<WakeCell>,
-        // Poll-end ticks of a poll during which the task woke itself (0: none).
-        self_woken_at: u64,
+        // Untimed polls so far. The hot line gets a copy with a plain store, never a load, so
+        // an untimed poll does not wait for that line.
+        untimed: u64,
         // Ticks from which the next poll opens a stamping window, with the low bit set while a
         // window is open (0: not polled yet).
         next_window: u64,
@@ -59,17 +71,12 @@ pin_project! {
     }
 }
 
-// SAFETY: `cell` points into the task's statistics, which `stats` (an `Arc` of `Send + Sync`
-// data) keeps alive; the cell is `Sync` (see `WakeRef`). Everything else is as the future.
-unsafe impl<F: Send> Send for Instrumented<F> {}
-
 impl<F> Instrumented<F> {
     pub(crate) fn new(future: F, stats: Arc<TaskStats>) -> Self {
         Instrumented {
             id: stats.id,
-            cell: NonNull::from(stats.wake.cell()),
             stats,
-            self_woken_at: 0,
+            untimed: 0,
             next_window: 0,
             future,
         }
@@ -88,6 +95,24 @@ impl<F: Future> Future for Instrumented<F> {
         let stats: &TaskStats = this.stats;
         let slot = worker::current();
 
+        // Untimed unless this task has a window open (whose wake this poll measures), or the
+        // thread must refresh its clock reading; and a task's first poll (`next_window` is 0
+        // until then) is timed.
+        let untimed_left = slot.untimed_left.load(Relaxed);
+        let next_window = *this.next_window;
+        if untimed_left != 0 && next_window & OPEN == 0 && next_window != 0 {
+            slot.untimed_left.store(untimed_left - 1, Relaxed);
+            let tick = slot.tick.load(Relaxed);
+            let opens = tick >= next_window;
+            if opens {
+                // Opens a window (the next poll, timed, closes it), by the thread's clock.
+                let interval = registry::WAKE_SAMPLE_TICKS.load(Relaxed);
+                *this.next_window = tick.saturating_add(interval) | OPEN;
+            }
+            return untimed_poll(this, slot, cx, opens);
+        }
+        slot.untimed_left.store(UNTIMED_RUN, Relaxed);
+
         let start = clock::now();
         // A poll inside another instrumented poll (a `block_on` in a task) saves the outer one.
         let outer_start = slot.start.load(Relaxed);
@@ -100,23 +125,22 @@ impl<F: Future> Future for Instrumented<F> {
         hot.state.store(STATE_RUNNING, Relaxed);
         stats.prefetch_for_flush();
 
-        // SAFETY: `stats` keeps the cell alive.
-        let cell = unsafe { this.cell.as_ref() };
+        let cell = stats.wake.cell();
         if *this.next_window == 0 {
             first_poll(stats, cell, cx, start);
         }
-        // The wake that made this poll happen: a self-wake in the last poll (stamped with that
-        // poll's end), or the stamp of the window the last poll opened. A stamp older than the
-        // window is a late store of a wake from before it.
+        // The wake that made this poll happen: the stamp of the window the last poll opened (a
+        // wake through the proxy, or that poll's self-wake, stamped with its end). A stamp
+        // older than the window is a late store of a wake from before it.
         let interval = registry::WAKE_SAMPLE_TICKS.load(Relaxed);
-        let mut woken = std::mem::take(this.self_woken_at);
         let open = *this.next_window & OPEN != 0;
-        if open {
-            let opened = (*this.next_window & !OPEN).saturating_sub(interval);
-            if let Some(stamp) = cell.stamp().filter(|&s| woken == 0 && s >= opened) {
-                woken = stamp;
+        let woken = match open {
+            true => {
+                let opened = (*this.next_window & !OPEN).saturating_sub(interval);
+                cell.stamp().filter(|&s| s >= opened)
             }
-        }
+            false => None,
+        };
         // Open a window for the next wake (plain stores: a wake landing between the load above
         // and this store is a wake during this poll, already served by it), or close this one.
         if start >= *this.next_window & !OPEN {
@@ -126,7 +150,7 @@ impl<F: Future> Future for Instrumented<F> {
             *this.next_window &= !OPEN;
             cell.close_window();
         }
-        let scheduled = (woken != 0).then(|| clock::delta_ns(woken, start));
+        let scheduled = woken.map(|woken| clock::delta_ns(woken, start));
 
         // In a window the proxy stamps wakes: it borrows the reference `stats` holds (not
         // counted, never dropped). Outside one the future gets the runtime's waker wrapped for
@@ -148,6 +172,7 @@ impl<F: Future> Future for Instrumented<F> {
         let result = catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)));
 
         let end = clock::now();
+        slot.tick.store(end, Relaxed);
         let duration = clock::delta_ns(start, end);
         // A long poll's exact end is queued before the slot shows the poll over: a watchdog scan
         // that finds the slot free then finds the event too (`watchdog::scan`).
@@ -165,7 +190,11 @@ impl<F: Future> Future for Instrumented<F> {
         let self_woken = slot.self_woken.load(Relaxed);
         if self_woken {
             slot.self_woken.store(false, Relaxed);
-            *this.self_woken_at = end;
+            // The window's wake, if this poll opened one (unless a wake came first): a task
+            // that wakes itself at every poll is sampled like any other busy task.
+            if *this.next_window & OPEN != 0 {
+                cell.stamp_wake(|| end);
+            }
             stats
                 .self_wakes
                 .store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
@@ -192,6 +221,94 @@ impl<F: Future> Future for Instrumented<F> {
                 stats.finish(OUTCOME_PANICKED, end);
                 resume_unwind(panic)
             }
+        }
+    }
+}
+
+/// A poll that is not timed: the task's busy periods are sampled by its timed polls, so this
+/// one only counts, keeps the worker slot current for the watchdog (with a marker in place of a
+/// start time, which the watchdog times from when it first sees it) and notes self-wakes. No
+/// clock read unless the watchdog found it blocked.
+#[inline(always)]
+fn untimed_poll<F: Future>(
+    this: InstrumentedProj<'_, F>,
+    slot: &WorkerSlot,
+    cx: &mut Context<'_>,
+    opens_window: bool,
+) -> Poll<F::Output> {
+    let stats: &TaskStats = this.stats;
+    let id = *this.id;
+    let opened = opens_window.then(|| stats.wake.cell());
+    if let Some(cell) = opened {
+        cell.open_window();
+    }
+    let outer_start = slot.start.load(Relaxed);
+    let outer = (outer_start != 0).then(|| (slot.task.load(Relaxed), slot.stats.load(Relaxed)));
+    let marker = slot.next_marker();
+    slot.task.store(id, Relaxed);
+    slot.stats
+        .store(stats as *const TaskStats as *mut TaskStats, Relaxed);
+    slot.start.store(marker, Release);
+    let hot = &stats.hot;
+    hot.state.store(STATE_RUNNING, Relaxed);
+
+    let runtime_waker = PollWaker {
+        inner: cx.waker(),
+        task: stats as *const TaskStats as usize,
+    };
+    // SAFETY: as in the timed poll.
+    let proxy = ManuallyDrop::new(unsafe {
+        match opened {
+            Some(cell) => proxy_waker_borrowed(cell),
+            None => poll_waker(&runtime_waker),
+        }
+    });
+    let mut proxied = Context::from_waker(&proxy);
+    let result = catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)));
+
+    // As in a timed poll, the end of a poll the watchdog found blocked is queued before the
+    // slot shows the poll over.
+    if slot.long_marker.load(Relaxed) == marker {
+        long_poll(id, marker, clock::now());
+    }
+    if let Some((outer_task, outer_stats)) = outer {
+        slot.task.store(outer_task, Relaxed);
+        slot.stats.store(outer_stats, Relaxed);
+    }
+    slot.start.store(outer_start, Release);
+    *this.untimed += 1;
+    stats.publish_untimed(*this.untimed);
+    let self_woken = slot.self_woken.load(Relaxed);
+    if self_woken {
+        slot.self_woken.store(false, Relaxed);
+        stats
+            .self_wakes
+            .store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
+        // The window's wake (unless a wake came first): the next poll measures its delay.
+        if let Some(cell) = opened {
+            cell.stamp_wake(clock::now);
+        }
+    }
+    match result {
+        Ok(Poll::Pending) => {
+            hot.state.store(
+                if self_woken {
+                    STATE_SCHEDULED
+                } else {
+                    STATE_IDLE
+                },
+                Relaxed,
+            );
+            Poll::Pending
+        }
+        Ok(Poll::Ready(output)) => {
+            stats.finish(OUTCOME_COMPLETED, clock::now());
+            Poll::Ready(output)
+        }
+        Err(panic) => {
+            record_panic(stats, panic.as_ref());
+            stats.finish(OUTCOME_PANICKED, clock::now());
+            resume_unwind(panic)
         }
     }
 }

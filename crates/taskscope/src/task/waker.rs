@@ -14,7 +14,9 @@
 //! wrapped for that poll), and cloning either hands out a clone of the runtime's own waker, whose
 //! wake never comes back through taskscope. A task polled less often than once per interval thus has
 //! every wake stamped; a busier one about one wake per interval — a sample, unbiased by what the
-//! delays are, since windows open on poll start times. A task's first poll always opens one.
+//! delays are, since windows open by time (the thread's last clock reading, which is at most a
+//! few dozen polls old: `task::instrumented`). A task's first poll always opens one. The polls
+//! that open and close a window are also the task's timed polls.
 //!
 //! An open window's stamp costs one clock read and plain loads and stores, plus one
 //! compare-and-swap, which keeps a late wake from overwriting the mark of a closed window; only
@@ -22,7 +24,7 @@
 //!
 //! A self-wake (the task waking itself during its own poll through its context's waker) only
 //! sets a flag in the thread's worker slot, in or out of a window: the poll wrapper counts
-//! it and reuses its poll-end clock read as the wake time. (tokio's `yield_now` defers its wake
+//! it and, if the poll opened a window, reuses its poll-end clock read as the wake time. (tokio's `yield_now` defers its wake
 //! until the worker has run the rest of its batch, so it arrives after the poll and counts as an
 //! ordinary wake.)
 
