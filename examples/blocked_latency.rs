@@ -6,7 +6,7 @@
 //! median time from a block's start to its `blocked_worker` event (threshold: 10 ms).
 //!
 //! ```text
-//! cargo run --release --example blocked_latency [-- --tasks 100000 --blocks 20]
+//! cargo run --release --example blocked_latency [-- --tasks 100000 --blocks 20 --yields-first 10]
 //! ```
 
 use std::sync::{Arc, Mutex};
@@ -49,6 +49,9 @@ fn arg(name: &str, default: usize) -> usize {
 
 fn main() {
     let (tasks, blocks) = (arg("--tasks", 100_000), arg("--blocks", 20).max(1));
+    // `--yields-first 10`: each blocker yields that many times first, so that its blocking poll
+    // is (most likely) an untimed one, which the watchdog times from when it first sees it.
+    let yields_first = arg("--yields-first", 0);
     let events = Events::default();
     tracing_subscriber::registry().with(events.clone()).init();
     let recording =
@@ -79,7 +82,10 @@ fn main() {
     for i in 0..blocks {
         let name = format!("blocker-{i}");
         let started = rt.block_on(async {
-            taskscope::spawn_named(name, async {
+            taskscope::spawn_named(name, async move {
+                for _ in 0..yields_first {
+                    tokio::task::yield_now().await;
+                }
                 let started = Instant::now();
                 std::thread::sleep(Duration::from_millis(120));
                 started
@@ -103,8 +109,8 @@ fn main() {
     }
     latencies.sort();
     println!(
-        "{tasks} live tasks, recording on, {} blocks of 120 ms (threshold 10 ms): \
-         blocked_worker logged after {:?} (median), {:?} (worst)",
+        "{tasks} live tasks, recording on, {} blocks of 120 ms (threshold 10 ms) after {yields_first} \
+         yields: blocked_worker logged after {:?} (median), {:?} (worst)",
         latencies.len(),
         latencies
             .get(latencies.len() / 2)

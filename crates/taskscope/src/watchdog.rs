@@ -78,14 +78,22 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
         let raw = slot.start.load(Acquire);
         if raw == 0 {
             registry.timeline.idle(shared, slot.index);
+            // The thread's clock reading may grow old while it idles: its next poll refreshes
+            // it (see `UntimedPolls`).
+            if slot.untimed_left.load(Relaxed) != 0 {
+                slot.untimed_left.store(0, Relaxed);
+            }
             continue;
         }
         let task = slot.task.load(Relaxed);
+        // The thread's last clock reading: while the same untimed poll runs, the one from
+        // before it started.
+        let tick = slot.tick.load(Acquire);
         if slot.start.load(Acquire) != raw {
             continue; // the poll changed under us; look again next scan
         }
         let start = if worker::is_marker(raw) {
-            registry.untimed.start(slot.index, raw, now)
+            registry.untimed.start(slot.index, raw, tick)
         } else {
             raw
         };
@@ -210,25 +218,34 @@ fn sample_stacks(shared: &'static Shared, to_sample: Vec<(u64, &'static WorkerSl
 }
 
 /// Untimed polls (`task::instrumented`) show a marker in their worker slot instead of a start
-/// time. The watchdog times them from the first scan that sees the marker: a lower bound of the
-/// poll's start, at most a scan period late, so an untimed poll is reported blocked only when it
-/// certainly is, within threshold + one scan period of its start, and its duration is short by
-/// at most that period. A poll found blocked then times its own end (`WorkerSlot::long_marker`).
+/// time. The watchdog gives such a poll, when it first sees it, the later of two moments before
+/// its start: the thread's last clock reading (`WorkerSlot::tick`, taken by the thread's last
+/// timed poll) and the previous scan (which did not see the poll). The first is µs before the
+/// start on a busy worker (a thread times one poll in 65, and its first after the watchdog saw
+/// it idle); it is older only by what the worker ran outside instrumented polls in between,
+/// and the second caps that at a scan period. So a block is reported about when it crosses the
+/// threshold, as a timed one is (DESIGN.md §10: threshold + 5 ms; measured with
+/// `examples/blocked_latency.rs --yields-first 10`), and its duration is long by that gap. A
+/// poll found blocked then times its own end (`WorkerSlot::long_marker`).
 #[derive(Debug, Default)]
 pub(crate) struct UntimedPolls {
-    /// Per slot index: the marker last seen there and the scan that first saw it.
+    /// Per slot index: the marker last seen there and the start given to it.
     seen: std::collections::HashMap<u64, (u64, u64)>,
+    /// When the last scan read the slots.
+    last_scan: u64,
     /// Markers of polls found blocked → the start the watchdog gave them, and the last scan
     /// that saw them running.
     flagged: std::collections::HashMap<u64, (u64, u64)>,
 }
 
 impl UntimedPolls {
-    /// The start of the untimed poll showing `marker` on slot `index`, as first seen.
-    fn start(&mut self, index: u64, marker: u64, now: u64) -> u64 {
-        let entry = self.seen.entry(index).or_insert((marker, now));
+    /// The start given to the untimed poll showing `marker` on slot `index`, whose thread's
+    /// last clock reading is `tick`.
+    fn start(&mut self, index: u64, marker: u64, tick: u64) -> u64 {
+        let start = tick.max(self.last_scan);
+        let entry = self.seen.entry(index).or_insert((marker, start));
         if entry.0 != marker {
-            *entry = (marker, now);
+            *entry = (marker, start);
         }
         entry.1
     }
@@ -244,6 +261,7 @@ impl UntimedPolls {
     /// Forgets flagged polls no slot has shown for a second (their ends were folded, or shed;
     /// an end queued just after a scan is folded by the next).
     fn forget_ended(&mut self, slots: &[&'static WorkerSlot], now: u64) {
+        self.last_scan = now;
         if self.flagged.is_empty() {
             return;
         }

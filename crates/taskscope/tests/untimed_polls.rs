@@ -51,7 +51,8 @@ fn spin_200ms() {
 /// On a current-thread runtime of its own, a task named `name` yields 10 times and blocks in its
 /// 11th poll — untimed: polls 1 and 2 are timed (first poll, window close), the thread then
 /// runs 64 untimed ones. The warning must be in a snapshot taken while the poll runs, and be
-/// completed with the poll's duration, short by at most a scan period (5 ms here).
+/// completed with the poll's duration: the watchdog dates the poll's start from the thread's
+/// last clock reading (the end of poll 2, microseconds before), its end is timed.
 fn check_untimed_block(name: &'static str, block: fn()) {
     guard();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -96,7 +97,8 @@ fn check_untimed_block(name: &'static str, block: fn()) {
     })
     .expect("warning completed after the poll ended");
     let ms = done.duration_ns.unwrap() / 1_000_000;
-    assert!((190..1_000).contains(&ms), "final duration {ms} ms");
+    // As in core.rs: the TSC against `Instant`, 199 ms is a correct reading.
+    assert!((196..1_000).contains(&ms), "final duration {ms} ms");
     assert!(done.message.contains("was blocked for"), "{}", done.message);
 
     let snap = taskscope::snapshot();
