@@ -22,6 +22,7 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -44,9 +45,9 @@ pin_project! {
     ///
     /// Field order is layout: this struct sits in tokio's task cell right after the header, and
     /// every field is read or written by every poll. `repr(C)` keeps them together in front of
-    /// the future (32 bytes; the order Rust picked once put them on a line of their own, one
-    /// more cache miss per poll with a thousand tasks, and so did a 48-byte version). What only
-    /// window polls need (the wake line, a self-wake's time) is reached through `stats`.
+    /// the future (40 bytes; the order Rust picked once put them on a line of their own, one
+    /// more cache miss per poll with a thousand tasks, and so did a 48-byte version, which kept
+    /// a self-wake's time here: that is now the window's wake stamp, on the wake line).
     #[repr(C)]
     pub(crate) struct Instrumented<F> {
         stats: Arc<TaskStats>,
@@ -56,6 +57,9 @@ pin_project! {
         // Untimed polls so far. The hot line gets a copy with a plain store, never a load, so
         // an untimed poll does not wait for that line.
         untimed: u64,
+        // The task's wake line (kept alive by `stats`), which proxy wakers point to: reached
+        // through `stats` it would cost window polls a miss on the statistics' second line.
+        cell: NonNull<WakeCell>,
         // Ticks from which the next poll opens a stamping window, with the low bit set while a
         // window is open (0: not polled yet).
         next_window: u64,
@@ -75,6 +79,7 @@ impl<F> Instrumented<F> {
     pub(crate) fn new(future: F, stats: Arc<TaskStats>) -> Self {
         Instrumented {
             id: stats.id,
+            cell: NonNull::from(stats.wake.cell()),
             stats,
             untimed: 0,
             next_window: 0,
@@ -82,6 +87,10 @@ impl<F> Instrumented<F> {
         }
     }
 }
+
+// SAFETY: `cell` points into the task's statistics, which `stats` (an `Arc` of `Send + Sync`
+// data) keeps alive; the cell is `Sync` (see `WakeRef`). Everything else is as the future.
+unsafe impl<F: Send> Send for Instrumented<F> {}
 
 /// In `Instrumented::next_window`: a window is open.
 const OPEN: u64 = 1;
@@ -125,7 +134,8 @@ impl<F: Future> Future for Instrumented<F> {
         hot.state.store(STATE_RUNNING, Relaxed);
         stats.prefetch_for_flush();
 
-        let cell = stats.wake.cell();
+        // SAFETY: `stats` keeps the cell alive.
+        let cell = unsafe { this.cell.as_ref() };
         if *this.next_window == 0 {
             first_poll(stats, cell, cx, start);
         }
@@ -238,7 +248,8 @@ fn untimed_poll<F: Future>(
 ) -> Poll<F::Output> {
     let stats: &TaskStats = this.stats;
     let id = *this.id;
-    let opened = opens_window.then(|| stats.wake.cell());
+    // SAFETY: `stats` keeps the cell alive.
+    let opened = opens_window.then(|| unsafe { this.cell.as_ref() });
     if let Some(cell) = opened {
         cell.open_window();
     }
