@@ -249,7 +249,7 @@ fn untimed_poll<F: Future>(
     let stats: &TaskStats = this.stats;
     let id = *this.id;
     // SAFETY: `stats` keeps the cell alive.
-    let opened = opens_window.then(|| unsafe { this.cell.as_ref() });
+    let opened = opens_window.then_some(unsafe { this.cell.as_ref() });
     if let Some(cell) = opened {
         cell.open_window();
     }
