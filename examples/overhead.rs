@@ -254,37 +254,41 @@ fn measure_lock(taskscope: bool, semaphore: bool, ops: u32) -> f64 {
     elapsed.as_nanos() as f64 / f64::from(ops)
 }
 
-/// Nanoseconds per lock+unlock with 8 tasks contending on a 2-worker runtime.
-fn measure_contended(taskscope: bool, ops_per_task: u32) -> f64 {
+/// Nanoseconds per lock+unlock (or acquire+release of a 2-permit semaphore) with 8 tasks
+/// contending on a 2-worker runtime.
+fn measure_contended(taskscope: bool, semaphore: bool, ops_per_task: u32) -> f64 {
+    use std::sync::Arc;
     let rt = runtime(true);
     let guard = taskscope.then(|| taskscope::Builder::new().retained_tasks(0).init());
     let elapsed = rt.block_on(async move {
         let start = Instant::now();
-        let handles: Vec<tokio::task::JoinHandle<()>> = if taskscope {
-            let m = std::sync::Arc::new(taskscope::sync::Mutex::new(0u64));
-            (0..8)
-                .map(|_| {
-                    let m = m.clone();
-                    taskscope::spawn(async move {
-                        for _ in 0..ops_per_task {
-                            *m.lock().await += 1;
+        let tokio_mutex = Arc::new(tokio::sync::Mutex::new(0u64));
+        let our_mutex = Arc::new(taskscope::sync::Mutex::new(0u64));
+        let tokio_semaphore = Arc::new(tokio::sync::Semaphore::new(2));
+        let our_semaphore = Arc::new(taskscope::sync::Semaphore::new(2));
+        let handles: Vec<tokio::task::JoinHandle<()>> = (0..8)
+            .map(|_| {
+                let (tm, om) = (tokio_mutex.clone(), our_mutex.clone());
+                let (ts, os) = (tokio_semaphore.clone(), our_semaphore.clone());
+                let body = async move {
+                    for _ in 0..ops_per_task {
+                        match (taskscope, semaphore) {
+                            (false, false) => *tm.lock().await += 1,
+                            (true, false) => *om.lock().await += 1,
+                            (false, true) => {
+                                drop(std::hint::black_box(ts.acquire().await.unwrap()))
+                            }
+                            (true, true) => drop(std::hint::black_box(os.acquire().await.unwrap())),
                         }
-                    })
-                })
-                .collect()
-        } else {
-            let m = std::sync::Arc::new(tokio::sync::Mutex::new(0u64));
-            (0..8)
-                .map(|_| {
-                    let m = m.clone();
-                    tokio::spawn(async move {
-                        for _ in 0..ops_per_task {
-                            *m.lock().await += 1;
-                        }
-                    })
-                })
-                .collect()
-        };
+                    }
+                };
+                if taskscope {
+                    taskscope::spawn(body)
+                } else {
+                    tokio::spawn(body)
+                }
+            })
+            .collect();
         for h in handles {
             h.await.unwrap();
         }
@@ -381,7 +385,7 @@ fn main() {
     println!("|---|---:|---:|---:|");
     let ops = 1_000_000;
     type Run = Box<dyn Fn(bool) -> f64>;
-    let rows: [(&str, Run); 3] = [
+    let rows: [(&str, Run); 4] = [
         (
             "Mutex lock+unlock, uncontended",
             Box::new(move |t| measure_lock(t, false, ops)),
@@ -392,7 +396,11 @@ fn main() {
         ),
         (
             "Mutex lock+unlock, 8 tasks contending",
-            Box::new(|t| measure_contended(t, 20_000)),
+            Box::new(|t| measure_contended(t, false, 20_000)),
+        ),
+        (
+            "Semaphore (2 permits) acquire+release, 8 tasks contending",
+            Box::new(|t| measure_contended(t, true, 20_000)),
         ),
     ];
     // `--lock-row N` (for profiling) runs one row, taskscope's side (`--tokio`: tokio's).

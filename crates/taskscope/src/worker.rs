@@ -38,6 +38,8 @@ pub(crate) struct WorkerSlot {
     pub(crate) stats: AtomicPtr<TaskStats>,
     /// Counts lock acquisitions on this thread, to time one in `HOLD_SAMPLE` holds.
     pub(crate) lock_ops: AtomicU32,
+    /// Lock attempts left on this thread before one spends cooperative budget (`sync`).
+    pub(crate) coop_left: AtomicU32,
     /// Set by a task's waker when the task wakes itself during its own poll on this thread.
     pub(crate) self_woken: AtomicBool,
     /// Whether a thread owns this slot now.
@@ -132,6 +134,7 @@ fn register() -> &'static WorkerSlot {
                 long_marker: AtomicU64::new(0),
                 stats: AtomicPtr::new(ptr::null_mut()),
                 lock_ops: AtomicU32::new(0),
+                coop_left: AtomicU32::new(0),
                 self_woken: AtomicBool::new(false),
                 alive: AtomicBool::new(false),
                 tid: AtomicI32::new(0),

@@ -191,3 +191,66 @@ fn locks_created_without_a_guard_work_as_plain_tokio_locks() {
         assert_eq!(*M.lock().await, 1);
     });
 }
+
+/// Runs `$op` (an uncontended acquire and release) in a loop in an instrumented task, and
+/// returns after how many iterations another task on the same current-thread runtime ran.
+macro_rules! iterations_until_other_task_runs {
+    ($op:expr) => {{
+        guard();
+        let runtime = rt();
+        let _entered = runtime.enter();
+        runtime
+            .block_on(taskscope::spawn(async move {
+                let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = ran.clone();
+                // Queued behind the running task: it runs only when that task yields.
+                let other = tokio::spawn(async move {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
+                let mut seen = None;
+                for i in 0..10_000u32 {
+                    $op;
+                    if ran.load(std::sync::atomic::Ordering::SeqCst) {
+                        seen = Some(i);
+                        break;
+                    }
+                }
+                other.await.unwrap();
+                seen
+            }))
+            .unwrap()
+    }};
+}
+
+/// tokio's locks and semaphores spend the task's cooperative budget (`task::coop`): a loop that
+/// only ever takes free locks still yields to the other tasks of its worker every so often
+/// (tokio's budget is 128 units). The wrappers take a free lock with a `try_` call first, which
+/// alone spends no budget: they must spend it themselves (one attempt in 8 per thread takes a
+/// unit), or such a loop starves its worker.
+#[test]
+fn loops_of_uncontended_acquires_still_yield_to_other_tasks() {
+    guard(); // before the locks are made: instrumented ones
+    let mutex = Arc::new(Mutex::new(0u64));
+    let seen = iterations_until_other_task_runs!(*mutex.lock().await += 1);
+    assert!(seen.is_some_and(|i| i <= 2 * 8 * 128), "Mutex: {seen:?}");
+
+    let rwlock = Arc::new(RwLock::new(0u64));
+    let r = rwlock.clone();
+    let seen = iterations_until_other_task_runs!(drop(r.read().await));
+    assert!(
+        seen.is_some_and(|i| i <= 2 * 8 * 128),
+        "RwLock::read: {seen:?}"
+    );
+    let seen = iterations_until_other_task_runs!(*rwlock.write().await += 1);
+    assert!(
+        seen.is_some_and(|i| i <= 2 * 8 * 128),
+        "RwLock::write: {seen:?}"
+    );
+
+    let semaphore = Arc::new(Semaphore::new(2));
+    let seen = iterations_until_other_task_runs!(drop(semaphore.acquire().await.unwrap()));
+    assert!(
+        seen.is_some_and(|i| i <= 2 * 8 * 128),
+        "Semaphore: {seen:?}"
+    );
+}
