@@ -6,6 +6,9 @@
 //! cd benches/console-overhead && cargo run --release [-- --rounds 5]
 //! ```
 //!
+//! taskscope runs with its live server and a client reading the stream (`--no-client`: none),
+//! as in the main `overhead` example.
+//!
 //! console-subscriber installs a global `tracing` subscriber that every later runtime reports
 //! to, so its rounds run last, after the interleaved rounds of the other variants.
 
@@ -60,10 +63,16 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let rt = runtime(multi);
     let guard = (variant == Variant::Taskscope).then(|| {
         taskscope::Builder::new()
-            .no_server()
+            .bind("127.0.0.1:0")
             .retained_tasks(0)
             .init()
     });
+    // As in the main `overhead` example: a client reads taskscope's stream through the run
+    // (`--no-client`: none).
+    let client = guard
+        .as_ref()
+        .filter(|_| !std::env::args().any(|a| a == "--no-client"))
+        .map(|g| Client::connect(g.local_addr().expect("the stream is on")));
     let monitor = tokio_metrics::TaskMonitor::new();
     let elapsed = rt.block_on(async {
         tokio::spawn(async {}).await.unwrap();
@@ -80,8 +89,71 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         }
         start.elapsed()
     });
+    if let Some(client) = client {
+        assert!(client.stop() > 0, "the client read nothing");
+    }
     drop(guard);
     elapsed.as_nanos() as f64 / (f64::from(tasks) * f64::from(yields + 1))
+}
+
+/// A thread reading taskscope's live stream, as a dashboard would (without decoding it).
+struct Client {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Client {
+    /// Connects, and returns once the stream's first bytes arrived.
+    fn connect(addr: std::net::SocketAddr) -> Client {
+        use std::io::Read;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let mut conn = std::net::TcpStream::connect(addr).expect("connects to the stream");
+        taskscope_wire::write_frame(
+            &mut conn,
+            &taskscope_wire::ClientFrame::Hello {
+                version: taskscope_wire::WIRE_VERSION,
+                token: None,
+            },
+        )
+        .expect("hello sent");
+        conn.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+            .unwrap();
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut bytes = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                match conn.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if bytes == 0 {
+                            let _ = first_tx.send(());
+                        }
+                        bytes += n as u64;
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+            bytes
+        });
+        first_rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the stream sends its first frame");
+        Client { stop, thread }
+    }
+
+    /// Stops reading; the bytes read.
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("client thread")
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
