@@ -176,7 +176,7 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
             r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="l"><code>{}</code></td></tr>"#,
             esc(&g.name),
             g.spawned,
-            g.polls,
+            crate::polls_cell(g),
             ns(g.busy_ns),
             ns(pc.p50),
             ns(pc.p99),
@@ -187,6 +187,9 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
         );
     }
     out.push_str("</table>");
+    if crate::any_sampled(snapshot) {
+        let _ = write!(out, r#"<p class="legend">{}</p>"#, crate::SAMPLED_NOTE);
+    }
     if !snapshot.locks.is_empty() {
         out.push_str("<h2>Locks (most waited-on first)</h2><table><tr><th>lock</th><th>kind</th><th>acquisitions</th><th>contended</th><th>wait p99</th><th>wait</th><th>hold p99</th><th>hold</th><th>location</th></tr>");
         for l in &snapshot.locks {

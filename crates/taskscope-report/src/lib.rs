@@ -78,6 +78,29 @@ impl Format {
     }
 }
 
+/// A group's poll count for a table, saying how many were timed when not all were (a busy
+/// task's polls are sampled: `taskscope::Builder::wake_sample_interval`), e.g. `37534 (3824
+/// timed)`.
+pub(crate) fn polls_cell(group: &taskscope_wire::TaskGroup) -> String {
+    let timed = group.poll_ns.count();
+    if timed >= group.polls {
+        return group.polls.to_string();
+    }
+    format!("{} ({timed} timed)", group.polls)
+}
+
+/// What a table of groups says under it when some groups' polls were sampled.
+pub(crate) const SAMPLED_NOTE: &str = "Where only some polls were timed, the poll percentiles \
+and max are those of the timed polls, and busy time is their sum scaled to all polls.";
+
+/// Whether any group's polls were sampled.
+pub(crate) fn any_sampled(snapshot: &Snapshot) -> bool {
+    snapshot
+        .task_groups
+        .iter()
+        .any(|g| g.poll_ns.count() < g.polls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +120,39 @@ mod tests {
         assert_eq!(Format::from_path(Path::new("r.pdf")), None);
         assert_eq!(Format::from_path(Path::new("noext")), None);
         assert_eq!(Format::from_name("prom"), Some(Format::Prometheus));
+    }
+
+    /// A group whose polls were sampled says so in the Markdown and HTML tables; one whose
+    /// polls were all timed does not.
+    #[test]
+    fn sampled_polls_are_marked_in_tables() {
+        let mut busy = taskscope_wire::TaskGroup {
+            name: "busy-loop".into(),
+            polls: 37_534,
+            ..Default::default()
+        };
+        busy.poll_ns.record_n(20_000, 3_824);
+        let mut quiet = taskscope_wire::TaskGroup {
+            name: "quiet".into(),
+            polls: 12,
+            ..Default::default()
+        };
+        quiet.poll_ns.record_n(5_000_000, 12);
+        assert_eq!(polls_cell(&busy), "37534 (3824 timed)");
+        assert_eq!(polls_cell(&quiet), "12");
+
+        let mut snapshot = Snapshot {
+            task_groups: vec![quiet.clone()],
+            ..Default::default()
+        };
+        for format in [Format::Markdown, Format::Html] {
+            assert!(!format.render(&snapshot).contains(SAMPLED_NOTE));
+        }
+        snapshot.task_groups.push(busy);
+        for format in [Format::Markdown, Format::Html] {
+            let out = format.render(&snapshot);
+            assert!(out.contains("37534 (3824 timed)"), "{format:?}");
+            assert!(out.contains(SAMPLED_NOTE), "{format:?}");
+        }
     }
 }

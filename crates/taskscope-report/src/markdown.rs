@@ -109,12 +109,15 @@ pub fn render(snapshot: &Snapshot) -> String {
             g.completed,
             g.cancelled,
             g.panicked,
-            g.polls,
+            crate::polls_cell(g),
             ns(g.busy_ns),
             cells(&g.poll_ns.percentiles()),
             ns(g.scheduled_ns.percentiles().p99),
             g.location
         );
+    }
+    if crate::any_sampled(snapshot) {
+        let _ = writeln!(out, "\n{}", crate::SAMPLED_NOTE);
     }
     if !snapshot.locks.is_empty() {
         let _ = writeln!(out, "\n## Locks (most waited-on first)\n");
