@@ -115,12 +115,12 @@ pub fn render(snapshot: &Snapshot) -> String {
         out.declare(
             "taskscope_busy_seconds_total",
             "counter",
-            "Time spent in polls.",
+            "Time spent in polls (scaled from the timed polls when a busy task's polls are sampled).",
         );
         out.sample("taskscope_busy_seconds_total", &l, g.busy_ns as f64 / 1e9);
         out.histogram(
             "taskscope_poll_duration_seconds",
-            "Duration of each poll.",
+            "Duration of the timed polls (every poll of a task polled less often than the sampling interval, a sample of a busier one's; taskscope_polls_total counts them all).",
             &l,
             &g.poll_ns,
         );
