@@ -123,6 +123,46 @@ fn a_busy_loop_in_an_untimed_poll_is_reported_while_blocked() {
     check_untimed_block("untimed-spin", spin_200ms);
 }
 
+/// On 2 workers the blocking poll is most likely untimed too (a worker times one poll in 65 of
+/// its own, and the task may move): reported while blocked and completed either way.
+#[test]
+fn a_block_after_yields_is_reported_while_blocked_on_multi_thread() {
+    guard();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let name = "untimed-multi";
+    let finished = Arc::new(AtomicBool::new(false));
+    let flag = finished.clone();
+    let task = rt.spawn(async move {
+        taskscope::spawn_named(name, async move {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            sleep_200ms();
+            flag.store(true, Ordering::SeqCst);
+        })
+        .await
+        .unwrap()
+    });
+    let warning = wait_for(Duration::from_secs(2), |s| blocked_of(s, name).cloned())
+        .expect("no blocked_worker warning");
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "seen only after: {warning:?}"
+    );
+    assert!(warning.ongoing, "{warning:?}");
+    rt.block_on(task).unwrap();
+    let done = wait_for(Duration::from_secs(2), |s| {
+        blocked_of(s, name).filter(|w| !w.ongoing).cloned()
+    })
+    .expect("warning completed after the poll ended");
+    let ms = done.duration_ns.unwrap() / 1_000_000;
+    assert!((196..1_000).contains(&ms), "final duration {ms} ms");
+}
+
 #[test]
 fn counts_stay_exact_when_most_polls_are_untimed() {
     guard();
