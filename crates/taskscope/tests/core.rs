@@ -3,13 +3,13 @@
 //! once) and tell their tasks apart by name.
 
 mod common;
-use common::SelfWaking;
+use common::{blocked_of, multi_thread, sleep_200ms, spin_200ms, wait_for, SelfWaking};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use taskscope::{Outcome, Snapshot, TaskState, Warning, WarningKind};
+use taskscope::{Outcome, TaskState, WarningKind};
 
 fn guard() {
     static GUARD: OnceLock<taskscope::Guard> = OnceLock::new();
@@ -21,30 +21,6 @@ fn guard() {
             .wake_sample_interval(Duration::ZERO)
             .init()
     });
-}
-
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn wait_for<T>(timeout: Duration, mut f: impl FnMut(&Snapshot) -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some(found) = f(&taskscope::snapshot()) {
-            return Some(found);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    None
-}
-
-fn blocked_of<'a>(snap: &'a Snapshot, task: &str) -> Option<&'a Warning> {
-    snap.warnings_of(WarningKind::BlockedWorker)
-        .find(|w| w.task_name.as_deref() == Some(task))
 }
 
 /// Runs `block` in a task named `name` on `rt` and checks the warning is in a snapshot taken while
@@ -101,18 +77,6 @@ fn futures_block_on(rt: &tokio::runtime::Handle, task: tokio::task::JoinHandle<(
         let _ = tx.send(task.await);
     });
     rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
-}
-
-fn sleep_200ms() {
-    std::thread::sleep(Duration::from_millis(200));
-}
-
-fn spin_200ms() {
-    let start = Instant::now();
-    let mut x = 0u64;
-    while start.elapsed() < Duration::from_millis(200) {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-    }
 }
 
 #[test]

@@ -5,9 +5,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use taskscope::{Outcome, Snapshot, Warning, WarningKind};
+use taskscope::Outcome;
+
+mod common;
+use common::{blocked_of, current_thread, multi_thread, sleep_200ms, spin_200ms, wait_for};
 
 fn guard() {
     static GUARD: OnceLock<taskscope::Guard> = OnceLock::new();
@@ -20,34 +23,6 @@ fn guard() {
     });
 }
 
-fn wait_for<T>(timeout: Duration, mut f: impl FnMut(&Snapshot) -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some(found) = f(&taskscope::snapshot()) {
-            return Some(found);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    None
-}
-
-fn blocked_of<'a>(snap: &'a Snapshot, task: &str) -> Option<&'a Warning> {
-    snap.warnings_of(WarningKind::BlockedWorker)
-        .find(|w| w.task_name.as_deref() == Some(task))
-}
-
-fn sleep_200ms() {
-    std::thread::sleep(Duration::from_millis(200));
-}
-
-fn spin_200ms() {
-    let start = Instant::now();
-    let mut x = 0u64;
-    while start.elapsed() < Duration::from_millis(200) {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-    }
-}
-
 /// On a current-thread runtime of its own, a task named `name` yields 10 times and blocks in its
 /// 11th poll — untimed: polls 1 and 2 are timed (first poll, window close), the thread then
 /// runs 64 untimed ones. The warning must be in a snapshot taken while the poll runs, and be
@@ -55,10 +30,7 @@ fn spin_200ms() {
 /// last clock reading (the end of poll 2, microseconds before), its end is timed.
 fn check_untimed_block(name: &'static str, block: fn()) {
     guard();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread();
     let finished = Arc::new(AtomicBool::new(false));
     let flag = finished.clone();
     let watcher = std::thread::spawn(move || {
@@ -128,11 +100,7 @@ fn a_busy_loop_in_an_untimed_poll_is_reported_while_blocked() {
 #[test]
 fn a_block_after_yields_is_reported_while_blocked_on_multi_thread() {
     guard();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = multi_thread();
     let name = "untimed-multi";
     let finished = Arc::new(AtomicBool::new(false));
     let flag = finished.clone();
@@ -166,11 +134,7 @@ fn a_block_after_yields_is_reported_while_blocked_on_multi_thread() {
 #[test]
 fn counts_stay_exact_when_most_polls_are_untimed() {
     guard();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = multi_thread();
     rt.block_on(async {
         let tasks: Vec<_> = (0..1000)
             .map(|_| {

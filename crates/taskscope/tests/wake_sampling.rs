@@ -5,7 +5,7 @@
 //! Guard with the default interval, 1 ms.)
 
 mod common;
-use common::SelfWaking;
+use common::{current_thread, multi_thread, SelfWaking};
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -17,13 +17,6 @@ fn guard() {
         std::env::remove_var("TASKSCOPE_WAKE_SAMPLE_US");
         taskscope::Builder::new().no_server().init()
     });
-}
-
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn task(name: &str) -> taskscope::Task {
@@ -132,11 +125,7 @@ fn self_wakes_are_counted_outside_windows_too() {
 #[test]
 fn a_waker_cloned_outside_a_window_still_wakes_the_task() {
     guard();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = multi_thread();
     rt.block_on(async {
         let notify = std::sync::Arc::new(tokio::sync::Notify::new());
         let waiter = {

@@ -210,28 +210,7 @@ impl<F: Future> Future for Instrumented<F> {
                 .store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
         }
 
-        match result {
-            Ok(Poll::Pending) => {
-                hot.state.store(
-                    if self_woken {
-                        STATE_SCHEDULED
-                    } else {
-                        STATE_IDLE
-                    },
-                    Relaxed,
-                );
-                Poll::Pending
-            }
-            Ok(Poll::Ready(output)) => {
-                stats.finish(OUTCOME_COMPLETED, end);
-                Poll::Ready(output)
-            }
-            Err(panic) => {
-                record_panic(stats, panic.as_ref());
-                stats.finish(OUTCOME_PANICKED, end);
-                resume_unwind(panic)
-            }
-        }
+        conclude(stats, result, self_woken, || end)
     }
 }
 
@@ -300,9 +279,21 @@ fn untimed_poll<F: Future>(
             cell.stamp_wake(clock::now);
         }
     }
+    conclude(stats, result, self_woken, clock::now)
+}
+
+/// The end of a poll, timed or not: the task's state, or its outcome (`end` gives the time it
+/// ended), or the panic resumed.
+#[inline(always)]
+fn conclude<T>(
+    stats: &TaskStats,
+    result: std::thread::Result<Poll<T>>,
+    self_woken: bool,
+    end: impl FnOnce() -> u64,
+) -> Poll<T> {
     match result {
         Ok(Poll::Pending) => {
-            hot.state.store(
+            stats.hot.state.store(
                 if self_woken {
                     STATE_SCHEDULED
                 } else {
@@ -313,12 +304,12 @@ fn untimed_poll<F: Future>(
             Poll::Pending
         }
         Ok(Poll::Ready(output)) => {
-            stats.finish(OUTCOME_COMPLETED, clock::now());
+            stats.finish(OUTCOME_COMPLETED, end());
             Poll::Ready(output)
         }
         Err(panic) => {
             record_panic(stats, panic.as_ref());
-            stats.finish(OUTCOME_PANICKED, clock::now());
+            stats.finish(OUTCOME_PANICKED, end());
             resume_unwind(panic)
         }
     }

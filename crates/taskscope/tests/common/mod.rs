@@ -1,9 +1,12 @@
-//! Shared by the integration tests: a layer that captures taskscope's `tracing` events, and a
-//! future that wakes itself.
+//! Shared by the integration tests: a layer that captures taskscope's `tracing` events, a
+//! future that wakes itself, runtimes, snapshot polling and the blocking calls of the
+//! blocked-worker tests.
 #![allow(dead_code)] // each test file uses a part of it
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use taskscope::{Snapshot, Warning, WarningKind};
 
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
@@ -62,5 +65,54 @@ impl std::future::Future for SelfWaking {
         self.0 -= 1;
         cx.waker().wake_by_ref();
         std::task::Poll::Pending
+    }
+}
+
+/// A 2-worker multi-thread runtime.
+pub fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A current-thread runtime.
+pub fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Takes snapshots until `f` finds something in one, for at most `timeout`.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut(&Snapshot) -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(found) = f(&taskscope::snapshot()) {
+            return Some(found);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    None
+}
+
+/// The `blocked_worker` warning of the task named `task`, if any.
+pub fn blocked_of<'a>(snap: &'a Snapshot, task: &str) -> Option<&'a Warning> {
+    snap.warnings_of(WarningKind::BlockedWorker)
+        .find(|w| w.task_name.as_deref() == Some(task))
+}
+
+/// Blocks the calling thread in a sleep for 200 ms.
+pub fn sleep_200ms() {
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// Blocks the calling thread in a busy loop for 200 ms.
+pub fn spin_200ms() {
+    let start = Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < Duration::from_millis(200) {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
     }
 }
