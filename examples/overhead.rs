@@ -3,14 +3,14 @@
 //! scheduled delay, watchdog, collector, and the live server with a client reading the stream;
 //! `--no-client` leaves the client out) — with the default sampling windows (a busy task's polls
 //! are timed and its wakes stamped about once a millisecond, every poll counted) and with every
-//! poll timed and every wake stamped (`wake_sample_interval(Duration::ZERO)`).
+//! poll timed and every wake stamped (`sample_interval(Duration::ZERO)`).
 //!
 //! For pairs of fresh processes (steadier on a noisy machine than one table): `--only bare
 //! --rounds 1`, then `--only "taskscope::spawn, all on" --rounds 1`; `--current-thread` for the
-//! current-thread runtime; `--wake-sample-us N` changes the stamping interval of "all on". Under
-//! callgrind use 5000000 (`--show-timed` prints how many polls were timed): the run is so much slower that with 50000 a stamping window still
-//! opened at most polls (measured: a build that published its per-task tallies at window opens
-//! did so at 83 % of polls with 50000, 26 % with 5000000).
+//! current-thread runtime; `--sample-us N` (formerly `--wake-sample-us`) changes the sampling
+//! interval of "all on". Under callgrind use 5000000 to keep windows out of the way: the run is
+//! so much slower that with 50000 still 28 % of polls are timed (`--show-timed` prints
+//! how many polls were timed).
 //!
 //! Workload (DESIGN.md §10): 1,000 tasks × 1,000 `yield_now`, on a 2-worker multi-thread runtime
 //! and on a current-thread runtime. Prints a Markdown table of medians over several rounds, the
@@ -150,12 +150,12 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
             .retained_tasks(0)
             .stacks(stacks)
             .bind("127.0.0.1:0")
-            // `--wake-sample-us N` (for profiling under callgrind: 5000000, see the top):
-            // the stamping interval of "all on" (default 1,000).
-            .wake_sample_interval(if variant == Variant::TaskscopeEveryWake {
+            // `--sample-us N` (for profiling under callgrind: 5000000, see the top): the
+            // sampling interval of "all on" (default 1,000).
+            .sample_interval(if variant == Variant::TaskscopeEveryWake {
                 Duration::ZERO
             } else {
-                Duration::from_micros(u64::from(arg("--wake-sample-us", 1000)))
+                Duration::from_micros(u64::from(arg("--sample-us", arg("--wake-sample-us", 1000))))
             })
             .init()
     });

@@ -79,7 +79,7 @@ impl Format {
 }
 
 /// A group's poll count for a table, saying how many were timed when not all were (a busy
-/// task's polls are sampled: `taskscope::Builder::wake_sample_interval`), e.g. `37534 (3824
+/// task's polls are sampled: `taskscope::Builder::sample_interval`), e.g. `37534 (3824
 /// timed)`.
 pub(crate) fn polls_cell(group: &taskscope_wire::TaskGroup) -> String {
     let timed = group.poll_ns.count();

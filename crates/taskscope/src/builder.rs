@@ -18,7 +18,7 @@ use crate::{clock, collector, probe, watchdog};
 const DEFAULT_BLOCKED: Duration = Duration::from_millis(10);
 const DEFAULT_LONG_WAIT: Duration = Duration::from_millis(1000);
 const DEFAULT_RETAINED: usize = 1000;
-const DEFAULT_WAKE_SAMPLE: Duration = Duration::from_millis(1);
+const DEFAULT_SAMPLE: Duration = Duration::from_millis(1);
 
 /// What can go wrong when starting taskscope.
 #[derive(Debug)]
@@ -123,7 +123,7 @@ pub struct Builder {
     record_max_bytes: Option<u64>,
     prometheus: Option<String>,
     stacks: bool,
-    wake_sample_interval: Duration,
+    sample_interval: Duration,
 }
 
 /// The live stream's default address.
@@ -142,7 +142,7 @@ impl Default for Builder {
             record_max_bytes: None,
             prometheus: None,
             stacks: crate::stacks::SUPPORTED,
-            wake_sample_interval: DEFAULT_WAKE_SAMPLE,
+            sample_interval: DEFAULT_SAMPLE,
         }
     }
 }
@@ -157,7 +157,8 @@ impl Builder {
 
     /// The defaults overridden by `TASKSCOPE_BIND`, `TASKSCOPE_TOKEN`, `TASKSCOPE_RECORD`,
     /// `TASKSCOPE_REPORT`, `TASKSCOPE_BLOCKED_MS`, `TASKSCOPE_LONG_WAIT_MS`,
-    /// `TASKSCOPE_WAKE_SAMPLE_US`, `TASKSCOPE_STACKS` and `TASKSCOPE_PROMETHEUS`. Returns the
+    /// `TASKSCOPE_SAMPLE_US` (or its old name `TASKSCOPE_WAKE_SAMPLE_US`), `TASKSCOPE_STACKS` and
+    /// `TASKSCOPE_PROMETHEUS`. Returns the
     /// first invalid variable as an error.
     pub fn from_env() -> Result<Self, Error> {
         let (builder, mut errors) = Builder::from_env_lenient();
@@ -181,11 +182,15 @@ impl Builder {
             Ok(None) => {}
             Err(e) => errors.push(e),
         }
-        if let Some(value) = env_string("TASKSCOPE_WAKE_SAMPLE_US") {
+        // The variable's name until 0.1.6, when the interval began to sample poll timing too.
+        let sample_var = ["TASKSCOPE_SAMPLE_US", "TASKSCOPE_WAKE_SAMPLE_US"]
+            .into_iter()
+            .find_map(|var| env_string(var).map(|value| (var, value)));
+        if let Some((var, value)) = sample_var {
             match value.trim().parse::<u64>() {
-                Ok(us) => builder.wake_sample_interval = Duration::from_micros(us),
+                Ok(us) => builder.sample_interval = Duration::from_micros(us),
                 Err(_) => errors.push(Error::InvalidEnv {
-                    var: "TASKSCOPE_WAKE_SAMPLE_US",
+                    var,
                     value,
                     expected:
                         "a whole number of microseconds (0: time every poll and stamp every wake)",
@@ -283,23 +288,41 @@ impl Builder {
         self
     }
 
-    /// How often a busy task's wakes and polls are measured (default 1 ms).
+    /// How often a busy task's polls are timed and its wakes measured (default 1 ms;
+    /// `TASKSCOPE_SAMPLE_US`).
     ///
-    /// Timing a poll costs two clock reads (12–14 ns each on an AMD EPYC VM) and binning the
-    /// sample; stamping a wake, a third read and a reference-counted waker. So a task measures
-    /// in windows: a poll that starts at least this long after the last window opened one, and
-    /// the next poll (which measures the first wake in the window as its scheduled delay)
-    /// closes it. Both are timed; the task's other polls are counted but not timed. A task
-    /// polled less often than once per interval thus has every poll timed and every wake
-    /// measured; a busier one one or two polls and one wake per interval, a sample taken by
-    /// time, whatever the durations. Polls, wakes and self-wakes stay exact; busy time is the
-    /// timed polls' sum scaled to all polls; the poll-duration histogram holds the timed polls.
-    /// Blocked workers are caught whether the poll was timed or not (an untimed poll is timed
-    /// by the watchdog from when it first sees it, at most a scan period late).
-    /// `Duration::ZERO` times every poll and stamps every wake.
-    pub fn wake_sample_interval(mut self, interval: Duration) -> Self {
-        self.wake_sample_interval = interval;
+    /// Timing a poll costs two clock reads (12–14 ns each on the AMD EPYC VM taskscope is
+    /// measured on) and binning the sample; measuring a wake, a third read and a
+    /// reference-counted waker. So a task measures in windows: the first poll at least this
+    /// long after the last window opened opens one, and the next poll — timed — closes it and
+    /// takes the first wake in between as its scheduled delay. A task's first poll is timed too,
+    /// and so is one poll in 65 on each worker thread; the others are counted but read no clock.
+    /// A task polled less often than once per interval thus has every poll timed and every wake
+    /// measured; a busier one about one of each per interval, a sample taken by time, whatever
+    /// the durations. Polls, wakes and self-wakes stay exact; busy time is the timed polls' sum
+    /// scaled to all polls; the poll-duration histogram holds the timed polls. Blocked workers
+    /// are caught whether the poll was timed or not. `Duration::ZERO` times every poll and
+    /// measures every wake.
+    ///
+    /// ```
+    /// let _guard = taskscope::Builder::new()
+    ///     .no_server()
+    ///     .sample_interval(std::time::Duration::ZERO) // every poll timed
+    ///     .init();
+    /// ```
+    pub fn sample_interval(mut self, interval: Duration) -> Self {
+        self.sample_interval = interval;
         self
+    }
+
+    /// The name of [`sample_interval`](Builder::sample_interval) until 0.1.6, when it began to
+    /// sample poll timing too.
+    #[deprecated(
+        since = "0.1.6",
+        note = "renamed `sample_interval`: it samples poll timing too"
+    )]
+    pub fn wake_sample_interval(self, interval: Duration) -> Self {
+        self.sample_interval(interval)
     }
 
     /// A lock or semaphore wait longer than this is a `long_wait` (default 1 s).
@@ -396,8 +419,7 @@ impl Builder {
             .unwrap_or(u64::MAX)
             .max(1);
         crate::registry::LONG_WAIT_NS.store(long_wait_ns, Relaxed);
-        crate::registry::WAKE_SAMPLE_TICKS
-            .store(clock::ticks_for(self.wake_sample_interval), Relaxed);
+        crate::registry::WAKE_SAMPLE_TICKS.store(clock::ticks_for(self.sample_interval), Relaxed);
         if let Err(why) = crate::stacks::set_enabled(self.stacks) {
             log_error(&format!(
                 "{why}; blocked_worker warnings will not carry stacks"

@@ -97,7 +97,7 @@ static SHARED: OnceLock<Shared> = OnceLock::new();
 pub(crate) static BLOCKED_NS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// The long-wait threshold.
 pub(crate) static LONG_WAIT_NS: AtomicU64 = AtomicU64::new(u64::MAX);
-/// Clock ticks between a task's stamping windows (`Builder::wake_sample_interval`; 0: every
+/// Clock ticks between a task's stamping windows (`Builder::sample_interval`; 0: every
 /// poll opens one, so every wake is stamped).
 pub(crate) static WAKE_SAMPLE_TICKS: AtomicU64 = AtomicU64::new(0);
 

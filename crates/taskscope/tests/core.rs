@@ -18,7 +18,7 @@ fn guard() {
         // tests (wake_sampling.rs).
         taskscope::Builder::new()
             .blocked_threshold(Duration::from_millis(10))
-            .wake_sample_interval(Duration::ZERO)
+            .sample_interval(Duration::ZERO)
             .init()
     });
 }

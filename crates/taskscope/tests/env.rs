@@ -27,13 +27,21 @@ fn bad_environment_values_are_errors_and_init_falls_back() {
     drop(guard);
     std::env::remove_var("TASKSCOPE_BLOCKED_MS");
 
+    // The sampling interval, under its name and its name before 0.1.6 (the new one wins).
+    for var in ["TASKSCOPE_SAMPLE_US", "TASKSCOPE_WAKE_SAMPLE_US"] {
+        std::env::set_var(var, "1ms");
+        let text = taskscope::try_init().unwrap_err().to_string();
+        assert!(
+            text.contains(var) && text.contains("microseconds"),
+            "{text}"
+        );
+        std::env::set_var(var, "0");
+        drop(taskscope::try_init().expect("0 times every poll"));
+        std::env::remove_var(var);
+    }
+    std::env::set_var("TASKSCOPE_SAMPLE_US", "500");
     std::env::set_var("TASKSCOPE_WAKE_SAMPLE_US", "1ms");
-    let text = taskscope::try_init().unwrap_err().to_string();
-    assert!(
-        text.contains("TASKSCOPE_WAKE_SAMPLE_US") && text.contains("microseconds"),
-        "{text}"
-    );
-    std::env::set_var("TASKSCOPE_WAKE_SAMPLE_US", "0");
-    drop(taskscope::try_init().expect("0 stamps every wake"));
+    drop(taskscope::try_init().expect("the old name is not read when the new one is set"));
+    std::env::remove_var("TASKSCOPE_SAMPLE_US");
     std::env::remove_var("TASKSCOPE_WAKE_SAMPLE_US");
 }

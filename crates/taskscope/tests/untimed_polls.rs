@@ -18,7 +18,7 @@ fn guard() {
         taskscope::Builder::new()
             .no_server()
             .blocked_threshold(Duration::from_millis(10))
-            .wake_sample_interval(Duration::from_secs(3600))
+            .sample_interval(Duration::from_secs(3600))
             .init()
     });
 }

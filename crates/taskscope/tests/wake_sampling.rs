@@ -1,4 +1,4 @@
-//! Sampling windows (`Builder::wake_sample_interval`): with the default interval a task polled
+//! Sampling windows (`Builder::sample_interval`): with the default interval a task polled
 //! less often than once per interval has every wake's scheduled delay and every poll measured, a
 //! busier one about one wake and one or two polls per interval; polls, wakes and self-wakes stay
 //! exact either way, busy time is scaled from the timed polls. (Every test here runs under one
@@ -14,6 +14,7 @@ fn guard() {
     static GUARD: OnceLock<taskscope::Guard> = OnceLock::new();
     GUARD.get_or_init(|| {
         // The environment cannot change the interval under test.
+        std::env::remove_var("TASKSCOPE_SAMPLE_US");
         std::env::remove_var("TASKSCOPE_WAKE_SAMPLE_US");
         taskscope::Builder::new().no_server().init()
     });

@@ -161,7 +161,7 @@ fn chart<'a>(title: &'a str, h: &Histogram, width: u16) -> BarChart<'a> {
 }
 
 /// Says how many polls or wakes a histogram comes from when taskscope measured only some of
-/// them (a busy task's polls and wakes are sampled: `Builder::wake_sample_interval`).
+/// them (a busy task's polls and wakes are sampled: `Builder::sample_interval`).
 fn sampled_note(measured: u64, all: u64, what: &str) -> String {
     if measured >= all {
         return String::new();

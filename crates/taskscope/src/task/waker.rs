@@ -8,7 +8,7 @@
 //! Stamping windows. A stamp costs a clock read, and a proxy clone two reference-count updates
 //! on top of the runtime's own: together about a third of the per-poll overhead of a task that
 //! yields in a loop. So a task stamps its wakes in windows: a poll opens one when at least
-//! `Builder::wake_sample_interval` (default 1 ms; 0: every poll) has passed since the poll that
+//! `Builder::sample_interval` (default 1 ms; 0: every poll) has passed since the poll that
 //! opened the last, and the next poll closes it. While a window is open the proxy works as above;
 //! while it is closed, the poll gives its future a `PollWaker` instead (the runtime's waker
 //! wrapped for that poll), and cloning either hands out a clone of the runtime's own waker, whose
