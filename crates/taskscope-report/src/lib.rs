@@ -91,7 +91,7 @@ pub(crate) fn polls_cell(group: &taskscope_wire::TaskGroup) -> String {
 
 /// What a table of groups says under it when some groups' polls were sampled.
 pub(crate) const SAMPLED_NOTE: &str = "Where only some polls were timed, the poll percentiles \
-and max are those of the timed polls, and busy time is their sum scaled to all polls.";
+are those of the timed polls, and busy time is an estimate scaled from them.";
 
 /// Whether any group's polls were sampled.
 pub(crate) fn any_sampled(snapshot: &Snapshot) -> bool {

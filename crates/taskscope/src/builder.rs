@@ -299,8 +299,10 @@ impl Builder {
     /// and so is one poll in 65 on each worker thread; the others are counted but read no clock.
     /// A task polled less often than once per interval thus has every poll timed and every wake
     /// measured; a busier one about one of each per interval, a sample taken by time, whatever
-    /// the durations. Polls, wakes and self-wakes stay exact; busy time is the timed polls' sum
-    /// scaled to all polls; the poll-duration histogram holds the timed polls. Blocked workers
+    /// the durations. Polls, wakes and self-wakes stay exact; busy time is then an estimate
+    /// (the sampled polls' sum scaled to the polls they stand for, plus the first poll and
+    /// blocked untimed polls as measured); the poll-duration histogram holds the timed polls.
+    /// Blocked workers
     /// are caught whether the poll was timed or not. `Duration::ZERO` times every poll and
     /// measures every wake.
     ///

@@ -122,7 +122,8 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
                 if worker::is_marker(raw) {
                     // The poll times its own end from now on.
                     registry.untimed.flagged.insert(raw, (start, now));
-                    slot.long_marker.store(raw, Relaxed);
+                    slot.long_start.store(start, Relaxed);
+                    slot.long_marker.store(raw, Release);
                 }
                 id
             }

@@ -34,6 +34,8 @@ pub(crate) struct WorkerSlot {
     /// Written by the watchdog: the marker of an untimed poll it found blocked, which then
     /// times its end (`watchdog::scan`).
     pub(crate) long_marker: AtomicU64,
+    /// Written by the watchdog before `long_marker`: the start it gave that poll.
+    pub(crate) long_start: AtomicU64,
     /// The polled task's statistics, valid while `start != 0` (the poll holds an `Arc` to them).
     pub(crate) stats: AtomicPtr<TaskStats>,
     /// Counts lock acquisitions on this thread, to time one in `HOLD_SAMPLE` holds.
@@ -132,6 +134,7 @@ fn register() -> &'static WorkerSlot {
                 // Markers of different slots never meet: the slot index is in the high bits.
                 marker: AtomicU64::new((slots.len() as u64) << MARKER_INDEX_SHIFT),
                 long_marker: AtomicU64::new(0),
+                long_start: AtomicU64::new(0),
                 stats: AtomicPtr::new(ptr::null_mut()),
                 lock_ops: AtomicU32::new(0),
                 coop_left: AtomicU32::new(0),

@@ -87,6 +87,12 @@ pub(crate) struct TaskStats {
     pub(crate) self_wakes: AtomicU64,
     /// Untimed polls / 2^32 (see `Hot::untimed`).
     untimed_high: AtomicU64,
+    /// Poll time measured for a reason other than sampling — the first poll, and untimed polls
+    /// the watchdog found blocked — which `busy_ns` adds as it is instead of scaling it.
+    exact_busy_ns: AtomicU64,
+    /// How many of those were timed polls (the first poll) and untimed ones (blocked).
+    exact_timed: AtomicU32,
+    exact_untimed: AtomicU32,
     pub(crate) ended: AtomicU64,
     pub(crate) panic_message: Mutex<Option<String>>,
     /// Locks this task holds now: (lock id, acquire location address). Written by the task's own
@@ -236,6 +242,9 @@ impl TaskStats {
             first_poll: AtomicU64::new(0),
             self_wakes: AtomicU64::new(0),
             untimed_high: AtomicU64::new(0),
+            exact_busy_ns: AtomicU64::new(0),
+            exact_timed: AtomicU32::new(0),
+            exact_untimed: AtomicU32::new(0),
             ended: AtomicU64::new(0),
             panic_message: Mutex::new(None),
             held: [const { (AtomicU64::new(0), AtomicUsize::new(0)) }; HELD_LOCKS],
@@ -273,6 +282,9 @@ impl TaskStats {
             first_poll,
             self_wakes,
             untimed_high,
+            exact_busy_ns,
+            exact_timed,
+            exact_untimed,
             ended,
             panic_message,
             held,
@@ -290,6 +302,9 @@ impl TaskStats {
         *first_poll.get_mut() = 0;
         *self_wakes.get_mut() = 0;
         *untimed_high.get_mut() = 0;
+        *exact_busy_ns.get_mut() = 0;
+        *exact_timed.get_mut() = 0;
+        *exact_untimed.get_mut() = 0;
         *ended.get_mut() = 0;
         *panic_message.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         for (lock, at) in held.iter_mut() {
@@ -468,18 +483,49 @@ impl TaskStats {
         self.untimed_high.store(total >> 32, Release);
     }
 
-    /// Busy time so far: the exact sum of the timed polls, scaled to all polls when some were
-    /// not timed. The timed polls of a busy task are a sample taken by time, about one per
-    /// sampling interval, whatever their durations; the scaled sum is an estimate of the whole.
+    /// Notes poll time measured for a reason other than sampling: the first poll (`timed`: it is
+    /// also among the timed polls' samples) or an untimed poll the watchdog found blocked (which
+    /// this adds to the busy time and maximum). Poller only.
+    #[cold]
+    pub(crate) fn record_exact(&self, poll_ns: u64, timed: bool) {
+        let add = |n: &AtomicU64, v: u64| n.store(n.load(Relaxed).saturating_add(v), Relaxed);
+        add(&self.exact_busy_ns, poll_ns);
+        let count = match timed {
+            true => &self.exact_timed,
+            false => {
+                let hot = &self.hot;
+                add(&hot.busy_ns, poll_ns);
+                if poll_ns > hot.max_poll_ns.load(Relaxed) {
+                    hot.max_poll_ns.store(poll_ns, Relaxed);
+                }
+                &self.exact_untimed
+            }
+        };
+        count.store(count.load(Relaxed).saturating_add(1), Relaxed);
+    }
+
+    /// Busy time so far. Exact when every poll was timed. Otherwise the polls timed as samples
+    /// (about one per sampling interval, chosen by time, whatever their durations) stand for
+    /// every untimed poll too: their sum is scaled to all of them; the polls measured for
+    /// another reason (the first, which is often a task's longest, and blocked ones) are added
+    /// as they are.
     pub(crate) fn busy_ns(&self) -> u64 {
         let busy = self.hot.busy_ns.load(Relaxed);
         let untimed = self.untimed_polls();
         if untimed == 0 {
             return busy;
         }
-        let timed = self.timed_polls().max(1);
-        (u128::from(busy) * u128::from(timed + untimed) / u128::from(timed)).min(u64::MAX.into())
-            as u64
+        let exact = self.exact_busy_ns.load(Relaxed).min(busy);
+        let samples = self
+            .timed_polls()
+            .saturating_sub(u64::from(self.exact_timed.load(Relaxed)));
+        if samples == 0 {
+            return busy;
+        }
+        let unmeasured = untimed.saturating_sub(u64::from(self.exact_untimed.load(Relaxed)));
+        let scaled =
+            u128::from(busy - exact) * u128::from(samples + unmeasured) / u128::from(samples);
+        (u128::from(exact) + scaled).min(u64::MAX.into()) as u64
     }
 
     /// Changes whenever the task is polled, woken or finished: lets the stream send only the
@@ -701,6 +747,42 @@ mod tests {
             TaskKind::Async,
             1,
         )
+    }
+
+    /// Busy time when most polls were not timed: the sampled polls' sum is scaled to the polls
+    /// they stand for; the first poll and a blocked untimed poll count as measured, once.
+    #[test]
+    fn busy_time_scales_the_samples_only() {
+        let s = stats();
+        // A 5 ms first poll (setup), then 100 sampled polls of 1 µs among 9,900 untimed ones.
+        s.record_poll(5_000_000, None);
+        s.record_exact(5_000_000, true);
+        for _ in 0..100 {
+            s.record_poll(1_000, None);
+        }
+        s.publish_untimed(9_900);
+        assert_eq!(s.counts().0, 10_001);
+        // 5 ms + 100 µs × (100 + 9,900) / 100; scaling the first poll too would give ~500 ms.
+        assert_eq!(s.busy_ns(), 15_000_000);
+        // One more untimed poll, blocked 200 ms and measured: added as it is, and the maximum.
+        s.publish_untimed(9_901);
+        s.record_exact(200_000_000, false);
+        assert_eq!(s.busy_ns(), 215_000_000);
+        assert_eq!(s.poll_histogram().max, 200_000_000);
+        // The histogram holds the timed polls only.
+        assert_eq!(s.poll_histogram().count(), 101);
+    }
+
+    /// With every poll timed, busy time is their exact sum, first poll included.
+    #[test]
+    fn busy_time_is_exact_when_every_poll_was_timed() {
+        let s = stats();
+        s.record_poll(5_000_000, None);
+        s.record_exact(5_000_000, true);
+        for _ in 0..100 {
+            s.record_poll(1_000, None);
+        }
+        assert_eq!(s.busy_ns(), 5_100_000);
     }
 
     #[test]

@@ -136,7 +136,8 @@ impl<F: Future> Future for Instrumented<F> {
 
         // SAFETY: `stats` keeps the cell alive.
         let cell = unsafe { this.cell.as_ref() };
-        if *this.next_window == 0 {
+        let first = *this.next_window == 0;
+        if first {
             first_poll(stats, cell, cx, start);
         }
         // The wake that made this poll happen: the stamp of the window the last poll opened (a
@@ -197,6 +198,10 @@ impl<F: Future> Future for Instrumented<F> {
         }
         slot.start.store(outer_start, Release);
         stats.record_poll(duration, scheduled);
+        if first {
+            // Timed because it is the first, not as a sample: not scaled with the samples.
+            stats.record_exact(duration, true);
+        }
         let self_woken = slot.self_woken.load(Relaxed);
         if self_woken {
             slot.self_woken.store(false, Relaxed);
@@ -258,8 +263,8 @@ fn untimed_poll<F: Future>(
 
     // As in a timed poll, the end of a poll the watchdog found blocked is queued before the
     // slot shows the poll over.
-    if slot.long_marker.load(Relaxed) == marker {
-        long_poll(id, marker, clock::now());
+    if slot.long_marker.load(Acquire) == marker {
+        long_untimed_poll(stats, id, marker, slot.long_start.load(Relaxed));
     }
     if let Some((outer_task, outer_stats)) = outer {
         slot.task.store(outer_task, Relaxed);
@@ -322,6 +327,17 @@ fn first_poll(stats: &TaskStats, cell: &WakeCell, cx: &Context<'_>, start: u64) 
     // SAFETY: no proxy waker for this wake line exists before the first poll, so nothing reads
     // the target concurrently; the first poll happens once.
     unsafe { cell.set_target(cx.waker().clone(), stats as *const TaskStats as usize) };
+}
+
+/// The end of an untimed poll the watchdog found blocked, which gave it `start`: queued for
+/// the watchdog (`marker` identifies the poll there), and counted in the task's busy time and
+/// maximum as measured, not as a sample.
+#[cold]
+#[inline(never)]
+fn long_untimed_poll(stats: &TaskStats, task: u64, marker: u64, start: u64) {
+    let end = clock::now();
+    long_poll(task, marker, end);
+    stats.record_exact(clock::delta_ns(start, end), false);
 }
 
 #[cold]
