@@ -67,7 +67,54 @@ pub(crate) fn is_marker(start: u64) -> bool {
     start != 0 && start & 1 == 0
 }
 
+/// What a poll found in its thread's slot: a poll inside another instrumented poll (a
+/// `block_on` in a task) saves the outer one's and puts it back when it ends.
+pub(crate) struct OuterPoll {
+    start: u64,
+    task: Option<(u64, *mut TaskStats)>,
+}
+
 impl WorkerSlot {
+    /// Shows a poll of `task` (whose statistics are `stats`) starting at `start` (clock ticks,
+    /// or an untimed poll's marker). Owner only.
+    #[inline(always)]
+    pub(crate) fn enter_poll(&self, task: u64, stats: &TaskStats, start: u64) -> OuterPoll {
+        let outer_start = self.start.load(Relaxed);
+        let outer = OuterPoll {
+            start: outer_start,
+            task: (outer_start != 0).then(|| (self.task.load(Relaxed), self.stats.load(Relaxed))),
+        };
+        self.task.store(task, Relaxed);
+        self.stats
+            .store(stats as *const TaskStats as *mut TaskStats, Relaxed);
+        self.start.store(start, Release);
+        outer
+    }
+
+    /// Shows the poll over: the outer poll again, if any. Owner only.
+    #[inline(always)]
+    pub(crate) fn leave_poll(&self, outer: OuterPoll) {
+        // `task` and `stats` mean nothing while `start` is 0: only an outer poll puts them back.
+        if let Some((task, stats)) = outer.task {
+            self.task.store(task, Relaxed);
+            self.stats.store(stats, Relaxed);
+        }
+        self.start.store(outer.start, Release);
+    }
+
+    /// Whether the poll that just ended woke its own task (then counted in `stats`). Owner only.
+    #[inline(always)]
+    pub(crate) fn take_self_wake(&self, stats: &TaskStats) -> bool {
+        let woken = self.self_woken.load(Relaxed);
+        if woken {
+            self.self_woken.store(false, Relaxed);
+            stats
+                .self_wakes
+                .store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
+        }
+        woken
+    }
+
     /// A fresh marker for an untimed poll on this slot's thread (owner only).
     #[inline(always)]
     pub(crate) fn next_marker(&self) -> u64 {

@@ -5,9 +5,9 @@
 //! task's histograms, and a compare against the blocked threshold. A poll that opens or closes a
 //! sampling window (see `task::waker`) also writes the task's wake line.
 //!
-//! An untimed poll: no clock read. It puts a marker in the worker slot (the watchdog times the
-//! poll from when it first sees the marker, so a blocked worker is still caught while blocked),
-//! counts the poll and notes a self-wake. Which polls are timed: a task's first; the one that
+//! An untimed poll: no clock read. It puts a marker in the worker slot (the watchdog dates the
+//! poll's start from the thread's last clock reading, so a blocked worker is still caught while
+//! blocked; see `watchdog::UntimedPolls`), counts the poll and notes a self-wake. Which polls are timed: a task's first; the one that
 //! closes a window (it measures the window's wake; a window opens at the first poll at least the
 //! sampling interval after the last one opened, by the thread's last clock reading,
 //! `WorkerSlot::tick`, so the opening poll needs no clock); and one in `UNTIMED_RUN + 1` on each
@@ -123,15 +123,8 @@ impl<F: Future> Future for Instrumented<F> {
         slot.untimed_left.store(UNTIMED_RUN, Relaxed);
 
         let start = clock::now();
-        // A poll inside another instrumented poll (a `block_on` in a task) saves the outer one.
-        let outer_start = slot.start.load(Relaxed);
-        let outer = (outer_start != 0).then(|| (slot.task.load(Relaxed), slot.stats.load(Relaxed)));
-        slot.task.store(*this.id, Relaxed);
-        slot.stats
-            .store(stats as *const TaskStats as *mut TaskStats, Relaxed);
-        slot.start.store(start, Release);
-        let hot = &stats.hot;
-        hot.state.store(STATE_RUNNING, Relaxed);
+        let outer = slot.enter_poll(*this.id, stats, start);
+        stats.hot.state.store(STATE_RUNNING, Relaxed);
         stats.prefetch_for_flush();
 
         // SAFETY: `stats` keeps the cell alive.
@@ -190,29 +183,17 @@ impl<F: Future> Future for Instrumented<F> {
         if duration >= registry::BLOCKED_NS.load(Relaxed) {
             long_poll(*this.id, start, end);
         }
-        // `task` and `stats` mean nothing while `start` is 0: only the outer poll, if any, puts
-        // them back.
-        if let Some((outer_task, outer_stats)) = outer {
-            slot.task.store(outer_task, Relaxed);
-            slot.stats.store(outer_stats, Relaxed);
-        }
-        slot.start.store(outer_start, Release);
+        slot.leave_poll(outer);
         stats.record_poll(duration, scheduled);
         if first {
             // Timed because it is the first, not as a sample: not scaled with the samples.
             stats.record_exact(duration, true);
         }
-        let self_woken = slot.self_woken.load(Relaxed);
-        if self_woken {
-            slot.self_woken.store(false, Relaxed);
-            // The window's wake, if this poll opened one (unless a wake came first): a task
-            // that wakes itself at every poll is sampled like any other busy task.
-            if *this.next_window & OPEN != 0 {
-                cell.stamp_wake(|| end);
-            }
-            stats
-                .self_wakes
-                .store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
+        let self_woken = slot.take_self_wake(stats);
+        // The window's wake, if this poll opened one (unless a wake came first): a task that
+        // wakes itself at every poll is sampled like any other busy task.
+        if self_woken && *this.next_window & OPEN != 0 {
+            cell.stamp_wake(|| end);
         }
 
         conclude(stats, result, self_woken, || end)
@@ -221,8 +202,8 @@ impl<F: Future> Future for Instrumented<F> {
 
 /// A poll that is not timed: the task's busy periods are sampled by its timed polls, so this
 /// one only counts, keeps the worker slot current for the watchdog (with a marker in place of a
-/// start time, which the watchdog times from when it first sees it) and notes self-wakes. No
-/// clock read unless the watchdog found it blocked.
+/// start time, which the watchdog dates) and notes self-wakes. No clock read unless the
+/// watchdog found it blocked, or it opened a window and woke itself.
 #[inline(always)]
 fn untimed_poll<F: Future>(
     this: InstrumentedProj<'_, F>,
@@ -237,15 +218,9 @@ fn untimed_poll<F: Future>(
     if let Some(cell) = opened {
         cell.open_window();
     }
-    let outer_start = slot.start.load(Relaxed);
-    let outer = (outer_start != 0).then(|| (slot.task.load(Relaxed), slot.stats.load(Relaxed)));
     let marker = slot.next_marker();
-    slot.task.store(id, Relaxed);
-    slot.stats
-        .store(stats as *const TaskStats as *mut TaskStats, Relaxed);
-    slot.start.store(marker, Release);
-    let hot = &stats.hot;
-    hot.state.store(STATE_RUNNING, Relaxed);
+    let outer = slot.enter_poll(id, stats, marker);
+    stats.hot.state.store(STATE_RUNNING, Relaxed);
 
     let runtime_waker = PollWaker {
         inner: cx.waker(),
@@ -266,23 +241,13 @@ fn untimed_poll<F: Future>(
     if slot.long_marker.load(Acquire) == marker {
         long_untimed_poll(stats, id, marker, slot.long_start.load(Relaxed));
     }
-    if let Some((outer_task, outer_stats)) = outer {
-        slot.task.store(outer_task, Relaxed);
-        slot.stats.store(outer_stats, Relaxed);
-    }
-    slot.start.store(outer_start, Release);
+    slot.leave_poll(outer);
     *this.untimed += 1;
     stats.publish_untimed(*this.untimed);
-    let self_woken = slot.self_woken.load(Relaxed);
-    if self_woken {
-        slot.self_woken.store(false, Relaxed);
-        stats
-            .self_wakes
-            .store(stats.self_wakes.load(Relaxed) + 1, Relaxed);
-        // The window's wake (unless a wake came first): the next poll measures its delay.
-        if let Some(cell) = opened {
-            cell.stamp_wake(clock::now);
-        }
+    let self_woken = slot.take_self_wake(stats);
+    // The window's wake (unless a wake came first): the next poll measures its delay.
+    if let Some(cell) = opened.filter(|_| self_woken) {
+        cell.stamp_wake(clock::now);
     }
     conclude(stats, result, self_woken, clock::now)
 }
