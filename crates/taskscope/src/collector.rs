@@ -122,8 +122,8 @@ fn build_without_live(shared: &'static Shared, registry: &Registry) -> Snapshot 
     }
 }
 
-/// The worker slots now. An untimed poll's running time is counted from the watchdog's first
-/// sight of it (0 before that: it started less than a scan period ago).
+/// The worker slots now. An untimed poll's running time is counted from the start the watchdog
+/// gave it (0 before the watchdog saw it: it started less than a scan period ago).
 pub(crate) fn workers(now: u64, untimed: &crate::watchdog::UntimedPolls) -> Vec<Worker> {
     worker::all()
         .into_iter()

@@ -33,8 +33,9 @@ use crate::stats::lock::{LockKind, LockStats};
 /// `COOP_EVERY` × 128 acquisitions instead of tokio's 128. On failure the unit is given back (the
 /// caller then waits in tokio's own future, which spends its own).
 ///
-/// Callers test `coop_due()` first and call `attempt` directly when it is false: an `.await` of
-/// this function on every attempt measured as a third of an uncontended semaphore's cost.
+/// Called through `try_spending_budget!`, which tests `coop_due()` first and makes the attempt
+/// directly when it is false: an `.await` of this function on every attempt measured as a third
+/// of an uncontended semaphore's cost.
 async fn try_with_budget<T, E>(attempt: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
     let budget = std::future::poll_fn(tokio::task::coop::poll_proceed).await;
     let result = attempt();
@@ -62,6 +63,18 @@ fn coop_due() -> bool {
     slot.coop_left
         .store(next, std::sync::atomic::Ordering::Relaxed);
     due
+}
+
+/// `$attempt` (a `try_` call), spending a unit of cooperative budget first when one is due
+/// (`coop_due`, `try_with_budget`).
+macro_rules! try_spending_budget {
+    ($attempt:expr) => {
+        if $crate::sync::coop_due() {
+            $crate::sync::try_with_budget(|| $attempt).await
+        } else {
+            $attempt
+        }
+    };
 }
 
 pub(crate) mod graph;

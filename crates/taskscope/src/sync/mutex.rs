@@ -167,11 +167,7 @@ impl<T: ?Sized> Mutex<T> {
     async fn lock_at(&self, location: &'static Location<'static>) -> MutexGuard<'_, T> {
         let (inner, wait, contended) = match &self.stats {
             None => (self.inner.lock().await, 0, false),
-            Some(stats) => match if super::coop_due() {
-                super::try_with_budget(|| self.inner.try_lock()).await
-            } else {
-                self.inner.try_lock()
-            } {
+            Some(stats) => match try_spending_budget!(self.inner.try_lock()) {
                 Ok(inner) => (inner, 0, false),
                 Err(_) => {
                     // Unmarked on drop, so a cancelled wait leaves no phantom waiter.

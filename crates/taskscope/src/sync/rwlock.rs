@@ -239,11 +239,7 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     async fn read_at(&self, at: &'static Location<'static>) -> RwLockReadGuard<'_, T> {
-        let (inner, wait, contended) = match if super::coop_due() {
-            super::try_with_budget(|| self.inner.try_read()).await
-        } else {
-            self.inner.try_read()
-        } {
+        let (inner, wait, contended) = match try_spending_budget!(self.inner.try_read()) {
             Ok(inner) => (inner, 0, false),
             Err(_) => {
                 // Unmarked on drop, so a cancelled wait leaves no phantom waiter.
@@ -265,11 +261,7 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     async fn write_at(&self, at: &'static Location<'static>) -> RwLockWriteGuard<'_, T> {
-        let (inner, wait, contended) = match if super::coop_due() {
-            super::try_with_budget(|| self.inner.try_write()).await
-        } else {
-            self.inner.try_write()
-        } {
+        let (inner, wait, contended) = match try_spending_budget!(self.inner.try_write()) {
             Ok(inner) => (inner, 0, false),
             Err(_) => {
                 let waiting = self

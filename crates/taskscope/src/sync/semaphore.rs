@@ -149,11 +149,7 @@ impl Semaphore {
                 sem: self,
             });
         };
-        let (inner, wait, contended) = match if super::coop_due() {
-            super::try_with_budget(|| self.inner.try_acquire_many(n)).await
-        } else {
-            self.inner.try_acquire_many(n)
-        } {
+        let (inner, wait, contended) = match try_spending_budget!(self.inner.try_acquire_many(n)) {
             Ok(inner) => (inner, 0, false),
             // Closed for good: tokio's acquire returns its error at once.
             Err(TryAcquireError::Closed) => match self.inner.acquire_many(n).await {
