@@ -1,4 +1,4 @@
-//! Latency reports from a taskscope [`Snapshot`](taskscope_wire::Snapshot): per task group, the
+//! Latency reports from a taskscope [`Snapshot`]: per task group, the
 //! count and percentiles of poll time and scheduled delay, totals, and every warning.
 #![deny(missing_docs)]
 
