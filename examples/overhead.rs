@@ -23,6 +23,10 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+#[path = "common/stream_client.rs"]
+mod stream_client;
+use stream_client::Client;
+
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
     Bare,
@@ -80,64 +84,6 @@ fn spawn_all<F: Future<Output = ()> + Send + 'static>(
     (0..tasks).map(|_| spawn(make())).collect()
 }
 
-/// A thread reading the live stream as the dashboard would (it decodes no frames: the cost to
-/// the application is in producing and sending them).
-struct Client {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<u64>,
-}
-
-fn connect_client(addr: std::net::SocketAddr) -> Client {
-    use std::io::Read;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let mut conn = std::net::TcpStream::connect(addr).expect("connects to the stream");
-    taskscope_wire::write_frame(
-        &mut conn,
-        &taskscope_wire::ClientFrame::Hello {
-            version: taskscope_wire::WIRE_VERSION,
-            token: None,
-        },
-    )
-    .expect("hello sent");
-    conn.set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    let flag = stop.clone();
-    let (first_tx, first_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let mut buf = vec![0u8; 1 << 16];
-        let mut bytes = 0u64;
-        while !flag.load(Ordering::Relaxed) {
-            match conn.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if bytes == 0 {
-                        let _ = first_tx.send(());
-                    }
-                    bytes += n as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(_) => break,
-            }
-        }
-        bytes
-    });
-    // The workload starts once the stream is flowing.
-    first_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("the stream sends its first frame");
-    Client { stop, thread }
-}
-
-impl Client {
-    /// Stops reading; the bytes read.
-    fn stop(self) -> u64 {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().expect("client thread")
-    }
-}
-
 /// Nanoseconds per poll for one variant.
 fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let rt = runtime(multi);
@@ -163,7 +109,7 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let client = guard
         .as_ref()
         .filter(|_| !std::env::args().any(|a| a == "--no-client"))
-        .map(|g| connect_client(g.local_addr().expect("the stream is on")));
+        .map(|g| Client::connect(g.local_addr().expect("the stream is on")));
     let monitor = tokio_metrics::TaskMonitor::new();
     let elapsed = rt.block_on(async {
         // Warm up: first spawns attach probes and calibrate the clock.
@@ -188,8 +134,7 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         start.elapsed()
     });
     if let Some(client) = client {
-        let frames = client.stop();
-        assert!(frames > 0, "the client read nothing");
+        assert!(client.stop() > 0, "the client read nothing");
     }
     if let Some(guard) = guard {
         let snap = guard.finish().expect("active guard");

@@ -15,6 +15,10 @@
 use std::future::Future;
 use std::time::Instant;
 
+#[path = "../../../examples/common/stream_client.rs"]
+mod stream_client;
+use stream_client::Client;
+
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
     Bare,
@@ -94,66 +98,6 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     }
     drop(guard);
     elapsed.as_nanos() as f64 / (f64::from(tasks) * f64::from(yields + 1))
-}
-
-/// A thread reading taskscope's live stream, as a dashboard would (without decoding it).
-struct Client {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<u64>,
-}
-
-impl Client {
-    /// Connects, and returns once the stream's first bytes arrived.
-    fn connect(addr: std::net::SocketAddr) -> Client {
-        use std::io::Read;
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let mut conn = std::net::TcpStream::connect(addr).expect("connects to the stream");
-        taskscope_wire::write_frame(
-            &mut conn,
-            &taskscope_wire::ClientFrame::Hello {
-                version: taskscope_wire::WIRE_VERSION,
-                token: None,
-            },
-        )
-        .expect("hello sent");
-        conn.set_read_timeout(Some(std::time::Duration::from_millis(20)))
-            .unwrap();
-        let (first_tx, first_rx) = std::sync::mpsc::channel();
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 1 << 16];
-            let mut bytes = 0u64;
-            while !flag.load(Ordering::Relaxed) {
-                match conn.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        if bytes == 0 {
-                            let _ = first_tx.send(());
-                        }
-                        bytes += n as u64;
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(_) => break,
-                }
-            }
-            bytes
-        });
-        first_rx
-            .recv_timeout(std::time::Duration::from_secs(5))
-            .expect("the stream sends its first frame");
-        Client { stop, thread }
-    }
-
-    /// Stops reading; the bytes read.
-    fn stop(self) -> u64 {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().expect("client thread")
-    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
