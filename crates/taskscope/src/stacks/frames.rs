@@ -1,0 +1,88 @@
+//! Which frames are the application's, where its code ends, and how samples fold.
+
+use taskscope_wire::{StackFrame, StackSample};
+
+use super::{MAX_APP_FRAMES, MAX_STACKS};
+/// taskscope's own sources: where the application's frames end (the poll wrapper).
+pub(super) const OWN_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
+
+/// Frames of libraries (the system's C code, std, crates from a registry) rather than of the
+/// application. Judged by source path first: in optimised builds inlined frames carry short
+/// names (`sleep`, `{closure#0}`) but still their file.
+fn is_library(frame: &StackFrame) -> bool {
+    let Some(file) = frame.file.as_deref() else {
+        return true; // no debug info: the system's, or stripped
+    };
+    file.starts_with("/rustc/")
+        || file.contains("/library/std/")
+        || file.contains("/library/core/")
+        || file.contains("/library/alloc/")
+        || file.contains("/.cargo/registry/")
+        || file.contains("/.cargo/git/")
+        // glibc and other system libraries are built with relative paths
+        || (file.starts_with("./") && !frame.function.contains("::"))
+        || file.starts_with(OWN_SOURCES)
+}
+
+/// Where the application's code ends: taskscope's poll wrapper, or the runtime.
+fn is_boundary(frame: &StackFrame) -> bool {
+    frame.file.as_deref().is_some_and(|f| {
+        f.starts_with(OWN_SOURCES) || (f.contains("/tokio-") && f.contains("/src/runtime/"))
+    }) || frame.function.contains("taskscope::task::instrumented")
+        || frame.function.starts_with("tokio::runtime::")
+        || frame.function.starts_with("<tokio::runtime::")
+}
+
+/// Keeps the application's frames, from the first one outward up to the poll boundary, and
+/// names the library call it was blocked in.
+pub(super) fn split_app_frames(frames: Vec<StackFrame>) -> StackSample {
+    let first_app = frames
+        .iter()
+        .take_while(|f| !is_boundary(f))
+        .position(|f| !is_library(f));
+    let Some(first_app) = first_app else {
+        // No frame of the application's with a source file: either the sample landed in
+        // library code around its calls (taskscope's poll wrapper, std's `catch_unwind`), or the
+        // binary has no debug info. Keep the Rust functions of unknown source (the
+        // application's, without debug info), not std's or the system's.
+        let blocked_in = frames.first().map(|f| f.function.clone());
+        return StackSample {
+            count: 1,
+            blocked_in,
+            frames: frames
+                .into_iter()
+                .take_while(|f| !is_boundary(f))
+                .filter(|f| f.file.is_none() && f.function.contains("::"))
+                .take(MAX_APP_FRAMES)
+                .collect(),
+        };
+    };
+    // The call the application made: the outermost library frame below its own (for a sleep:
+    // `std::thread::sleep`, not the libc wrapper under it).
+    let blocked_in = (first_app > 0).then(|| frames[first_app - 1].function.clone());
+    let app = frames
+        .into_iter()
+        .skip(first_app)
+        .take_while(|f| !is_boundary(f))
+        .filter(|f| !is_library(f))
+        .take(MAX_APP_FRAMES)
+        .collect();
+    StackSample {
+        count: 1,
+        blocked_in,
+        frames: app,
+    }
+}
+
+/// Adds a sample to a warning's folded stacks, most frequent first, at most `MAX_STACKS`.
+pub(crate) fn fold(stacks: &mut Vec<StackSample>, sample: StackSample) {
+    match stacks
+        .iter_mut()
+        .find(|s| s.frames == sample.frames && s.blocked_in == sample.blocked_in)
+    {
+        Some(s) => s.count += sample.count,
+        None => stacks.push(sample),
+    }
+    stacks.sort_by_key(|s| std::cmp::Reverse(s.count));
+    stacks.truncate(MAX_STACKS);
+}

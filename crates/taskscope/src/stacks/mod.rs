@@ -1,0 +1,263 @@
+//! Stacks of blocked workers, sampled while they are blocked (Linux, x86_64 and aarch64).
+//!
+//! When the watchdog has a `blocked_worker` to report, it sends a real-time signal to that
+//! worker thread. The handler, running on the blocked thread, only walks its stack into a
+//! preallocated buffer: raw return addresses, no allocation, no lock of ours (libgcc's unwinder
+//! finds unwind tables through glibc's lock-free `_dl_find_object` on current systems). The
+//! collector thread turns addresses into functions and lines later, off every hot path, keeps
+//! the frames of the application's own code and folds repeated samples into counts.
+//!
+//! Safety rules:
+//! - one sample at a time (a state machine in `SLOT`); a handler that finds no request for its
+//!   thread, or a request for another thread, returns at once;
+//! - the signal is a real-time one that nobody handles: taskscope never replaces an
+//!   application's handler, and checks before each sample that its own is still installed;
+//! - `errno` is saved and restored by the handler;
+//! - a blocking system call interrupted by the signal is restarted (`SA_RESTART`) when the
+//!   kernel can; `nanosleep`, `poll` and a few others return `EINTR`, which std's wrappers retry,
+//!   as they must for any profiler's signals.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+
+use taskscope_wire::StackSample;
+
+mod frames;
+mod symbolizer;
+
+pub(crate) use frames::fold;
+pub(crate) use symbolizer::{start_symbolizer, stop_symbolizer, submit};
+
+/// Frames kept per sample (innermost first, before filtering).
+const MAX_FRAMES: usize = 128;
+/// Application frames kept per folded stack.
+const MAX_APP_FRAMES: usize = 24;
+/// Distinct stacks kept per warning (the rarest are dropped first).
+pub(crate) const MAX_STACKS: usize = 8;
+/// Samples taken per blocked poll at most.
+pub(crate) const MAX_SAMPLES: u32 = 32;
+
+/// Whether the Builder (or `TASKSCOPE_STACKS`) asked for stacks and the handler is installed.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// One raw sample: the interrupted instruction and the return addresses above it.
+#[derive(Debug, Clone)]
+pub(crate) struct RawStack {
+    pub(crate) pc: usize,
+    pub(crate) ips: Vec<usize>,
+}
+
+/// Stacks can be sampled on this platform.
+pub(crate) const SUPPORTED: bool = cfg!(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+));
+
+/// Installs the signal handler (once per process) and turns sampling on or off.
+pub(crate) fn set_enabled(on: bool) -> Result<(), String> {
+    if !on {
+        ACTIVE.store(false, Release);
+        return Ok(());
+    }
+    imp::install()?;
+    ACTIVE.store(true, Release);
+    Ok(())
+}
+
+pub(crate) fn enabled() -> bool {
+    ACTIVE.load(Acquire)
+}
+
+/// Samples the stack of thread `tid` (a kernel thread id), waiting a few milliseconds at most.
+pub(crate) fn capture(tid: i32) -> Option<RawStack> {
+    if !enabled() || tid <= 0 {
+        return None;
+    }
+    imp::capture(tid)
+}
+
+/// Whether thread `tid` blocks the sampling signal (then asking again is pointless).
+pub(crate) fn blocks_signal(tid: i32) -> bool {
+    imp::blocks_signal(tid)
+}
+
+/// The kernel id of the calling thread (0 where there is none to signal).
+pub(crate) fn current_tid() -> i32 {
+    imp::current_tid()
+}
+
+/// Stack sampling state kept in the registry.
+#[derive(Debug, Default)]
+pub(crate) struct Stacks {
+    /// Folded stacks per warning.
+    pub(crate) folded: std::collections::BTreeMap<u64, Vec<StackSample>>,
+    /// Warnings whose stacks changed since the exporter last sent them.
+    pub(crate) changed: std::collections::BTreeSet<u64>,
+    /// Per warning: samples taken and when the last one was (clock ticks).
+    sampled: HashMap<u64, (u32, u64)>,
+}
+
+impl Stacks {
+    /// Whether the blocked poll of warning `id` is due for a sample at `now` (at once, then
+    /// every `every_ns` while it lasts, `MAX_SAMPLES` at most); if so, counts the attempt.
+    pub(crate) fn take_due(&mut self, id: u64, now: u64, every_ns: u64) -> bool {
+        if !enabled() {
+            return false;
+        }
+        let due = match self.sampled.get(&id) {
+            None => true,
+            Some(&(n, last)) => n < MAX_SAMPLES && crate::clock::delta_ns(last, now) >= every_ns,
+        };
+        if !due {
+            return false;
+        }
+        let entry = self.sampled.entry(id).or_insert((0, now));
+        *entry = (entry.0 + 1, now);
+        if self.sampled.len() > 4096 {
+            // Old warnings' counters: keep the newest ids.
+            let mut ids: Vec<u64> = self.sampled.keys().copied().collect();
+            ids.sort_unstable();
+            for old in &ids[..ids.len() - 2048] {
+                self.sampled.remove(old);
+            }
+        }
+        true
+    }
+
+    /// Takes no more samples for warning `id`.
+    pub(crate) fn give_up(&mut self, id: u64) {
+        self.sampled.entry(id).or_insert((0, 0)).0 = MAX_SAMPLES;
+    }
+
+    /// Folds symbolised samples in.
+    pub(crate) fn add(&mut self, id: u64, sample: StackSample) {
+        fold(self.folded.entry(id).or_default(), sample);
+        self.changed.insert(id);
+        if self.folded.len() > 10_000 {
+            let oldest = *self.folded.keys().next().expect("not empty");
+            self.folded.remove(&oldest);
+        }
+    }
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[path = "capture_linux.rs"]
+mod imp;
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+#[path = "capture_other.rs"]
+mod imp;
+
+#[cfg(test)]
+mod tests {
+    use super::frames::{split_app_frames, OWN_SOURCES};
+    use super::symbolizer::Symbolizer;
+    use super::*;
+    use taskscope_wire::StackFrame;
+
+    fn frame(function: &str, file: Option<&str>) -> StackFrame {
+        StackFrame {
+            function: function.into(),
+            file: file.map(Into::into),
+            line: file.map(|_| 7),
+        }
+    }
+
+    #[test]
+    fn the_first_frame_is_the_applications_and_the_call_it_made_is_named() {
+        let own = format!("{OWN_SOURCES}task/instrumented.rs");
+        let frames = vec![
+            frame(
+                "clock_nanosleep",
+                Some("./time/../sysdeps/unix/clock_nanosleep.c"),
+            ),
+            frame(
+                "std::thread::sleep",
+                Some("/rustc/abc/library/std/src/thread/mod.rs"),
+            ),
+            frame("app::nap", Some("src/main.rs")),
+            frame("app::handler::{{closure}}", Some("src/main.rs")),
+            frame(
+                "{closure#0}<app::handler::{async_block_env#0}>",
+                Some(own.as_str()),
+            ),
+            frame(
+                "tokio::runtime::task::harness::poll",
+                Some("/h/.cargo/registry/src/x/tokio-1.0.0/src/runtime/task/harness.rs"),
+            ),
+        ];
+        let s = split_app_frames(frames);
+        assert_eq!(s.blocked_in.as_deref(), Some("std::thread::sleep"));
+        let names: Vec<_> = s.frames.iter().map(|f| f.function.as_str()).collect();
+        assert_eq!(names, ["app::nap", "app::handler::{{closure}}"]);
+    }
+
+    #[test]
+    fn folding_counts_equal_stacks_and_keeps_the_commonest() {
+        let mut stacks = Vec::new();
+        let a = split_app_frames(vec![frame("app::a", Some("a.rs"))]);
+        let b = split_app_frames(vec![frame("app::b", Some("b.rs"))]);
+        fold(&mut stacks, a.clone());
+        fold(&mut stacks, b.clone());
+        fold(&mut stacks, b);
+        assert_eq!(stacks.len(), 2);
+        assert_eq!(
+            (stacks[0].count, stacks[0].frames[0].function.as_str()),
+            (2, "app::b")
+        );
+        for i in 0..20 {
+            fold(
+                &mut stacks,
+                split_app_frames(vec![frame(&format!("app::f{i}"), Some("f.rs"))]),
+            );
+        }
+        assert_eq!(stacks.len(), MAX_STACKS);
+        assert_eq!(stacks[0].count, 2);
+    }
+
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    #[test]
+    fn samples_a_spinning_thread_in_its_own_function() {
+        set_enabled(true).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let spinner = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                tx.send(current_tid()).unwrap();
+                spin_here(&stop)
+            })
+        };
+        let tid = rx.recv().unwrap();
+        // Let it get past the channel's wake-up and into its loop.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let raw = capture(tid).expect("a sample");
+        stop.store(true, Relaxed);
+        spinner.join().unwrap();
+        // (This crate's own frames are not the application's, so look at every frame.)
+        let frames: Vec<StackFrame> = std::iter::once(raw.pc)
+            .chain(raw.ips.iter().map(|ip| ip.saturating_sub(1)))
+            .flat_map(imp::resolve)
+            .collect();
+        assert!(
+            frames.iter().any(|f| f.function.ends_with("spin_here")),
+            "{frames:#?}"
+        );
+        assert_eq!(Symbolizer::default().symbolize(&raw).count, 1);
+    }
+
+    #[inline(never)]
+    fn spin_here(stop: &AtomicBool) {
+        while !stop.load(Relaxed) {
+            std::hint::spin_loop();
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The symbolising thread and the address cache: raw samples become the application's frames.
+
+use std::collections::HashMap;
+
+use taskscope_wire::{StackFrame, StackSample};
+
+use super::frames::split_app_frames;
+use super::{enabled, imp, RawStack};
+
+/// The symbolising thread: resolving addresses reads the binary's debug info (seconds, the
+/// first time, for a large debug build), so it happens on a thread of its own, never on the
+/// watchdog's (which must keep scanning) or the collector's (which must keep streaming).
+static SYMBOLIZER: std::sync::Mutex<Option<SymbolizerThread>> = std::sync::Mutex::new(None);
+
+/// Where samples go, and the thread that takes them.
+type SymbolizerThread = (
+    std::sync::mpsc::SyncSender<(u64, RawStack)>,
+    std::thread::JoinHandle<()>,
+);
+
+/// Samples waiting for the symbolising thread at most (≈ 1 KiB each): while it reads debug
+/// info for the first time, a burst of blocked polls can outrun it; later samples are dropped.
+const PENDING_SAMPLES: usize = 256;
+
+/// Starts the symbolising thread (when sampling is on).
+pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
+    if !enabled() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, RawStack)>(PENDING_SAMPLES);
+    let thread = std::thread::Builder::new()
+        .name("taskscope-stacks".into())
+        .spawn(move || {
+            let mut symbolizer = Symbolizer::default();
+            while let Ok(first) = rx.recv() {
+                let batch: Vec<_> = std::iter::once(first)
+                    .chain(rx.try_iter())
+                    .map(|(id, raw)| (id, symbolizer.symbolize(&raw)))
+                    .collect();
+                let mut registry = shared.registry();
+                for (id, sample) in batch {
+                    registry.stacks.add(id, sample);
+                }
+            }
+        });
+    if let Ok(thread) = thread {
+        *SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner()) = Some((tx, thread));
+    }
+}
+
+/// Hands a sample to the symbolising thread; never waits (a sample it has no room for is
+/// dropped: the next one of a long block takes its place).
+pub(crate) fn submit(id: u64, raw: RawStack) {
+    if let Some((tx, _)) = &*SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner()) {
+        let _ = tx.try_send((id, raw));
+    }
+}
+
+/// Symbolises what was submitted and stops the thread.
+pub(crate) fn stop_symbolizer() {
+    let taken = SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((tx, thread)) = taken {
+        drop(tx);
+        let _ = thread.join();
+    }
+}
+
+/// Turns raw samples into application frames, with a cache of resolved addresses.
+#[derive(Debug, Default)]
+pub(super) struct Symbolizer {
+    cache: HashMap<(usize, bool), Vec<StackFrame>>,
+    /// The working directory, with a trailing `/`.
+    cwd: Option<String>,
+}
+
+impl Symbolizer {
+    /// The sample as a stack of the application's frames (count 1).
+    pub(super) fn symbolize(&mut self, raw: &RawStack) -> StackSample {
+        // The unwinder starts in the handler; the interrupted instruction is where the thread
+        // really was. Above it, return addresses (resolved one byte back, inside the call).
+        let start = raw.ips.iter().position(|&ip| ip == raw.pc);
+        let mut frames: Vec<StackFrame> = self.resolve(raw.pc, true);
+        if let Some(i) = start {
+            for &ip in raw.ips.iter().skip(i + 1) {
+                frames.extend(self.resolve(ip, false));
+            }
+        }
+        let mut sample = split_app_frames(frames);
+        self.relativize(&mut sample.frames);
+        sample
+    }
+
+    fn resolve(&mut self, ip: usize, exact: bool) -> Vec<StackFrame> {
+        self.cache
+            .entry((ip, exact))
+            .or_insert_with(|| imp::resolve(if exact { ip } else { ip.saturating_sub(1) }))
+            .clone()
+    }
+
+    /// Paths under the working directory are shown relative to it, as std's backtraces do
+    /// (after the frames are classified, which needs the full paths).
+    fn relativize(&mut self, frames: &mut [StackFrame]) {
+        let cwd = self.cwd.get_or_insert_with(|| {
+            std::env::current_dir()
+                .map(|d| format!("{}/", d.display()))
+                .unwrap_or_default()
+        });
+        if cwd.is_empty() {
+            return;
+        }
+        for f in frames {
+            if let Some(rel) = f.file.as_deref().and_then(|p| p.strip_prefix(cwd.as_str())) {
+                f.file = Some(rel.to_string());
+            }
+        }
+    }
+}
