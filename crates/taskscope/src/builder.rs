@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use taskscope_wire::{Snapshot, TaskState, Warning, WarningKind};
+use tokio::runtime::Handle;
 
 use crate::export::prometheus::Endpoint;
 use crate::export::recorder::Recorder;
@@ -124,6 +125,7 @@ pub struct Builder {
     prometheus: Option<String>,
     stacks: bool,
     sample_interval: Duration,
+    attach: Vec<tokio::runtime::Handle>,
 }
 
 /// The live stream's default address.
@@ -143,6 +145,7 @@ impl Default for Builder {
             prometheus: None,
             stacks: crate::stacks::SUPPORTED,
             sample_interval: DEFAULT_SAMPLE,
+            attach: Vec::new(),
         }
     }
 }
@@ -347,6 +350,26 @@ impl Builder {
         self
     }
 
+    /// Watches this runtime from the start, as the one `init` is called in is: its event-loop
+    /// lag, its workers' busy ratios and the workers blocked by tasks taskscope did not spawn
+    /// (a framework's own `tokio::spawn`), with their stacks. For a runtime built by hand and
+    /// entered after `init`; runtimes that later run [`spawn`](crate::spawn)ed tasks attach
+    /// by themselves.
+    ///
+    /// ```
+    /// let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// let guard = taskscope::Builder::new()
+    ///     .no_server()
+    ///     .attach(runtime.handle())
+    ///     .init();
+    /// assert_eq!(taskscope::snapshot().runtimes.len(), 1);
+    /// # drop(guard);
+    /// ```
+    pub fn attach(mut self, runtime: &tokio::runtime::Handle) -> Self {
+        self.attach.push(runtime.clone());
+        self
+    }
+
     /// Starts taskscope, or says why it cannot.
     pub fn try_init(self) -> Result<Guard, Error> {
         if let Some(path) = &self.report {
@@ -461,6 +484,16 @@ impl Builder {
                 return Err(Error::Io(e));
             }
         };
+        // The runtime `init` is called in, and those named with `attach`, are watched from now
+        // on, with nothing spawned through taskscope.
+        let runtimes = self
+            .attach
+            .iter()
+            .cloned()
+            .chain(Handle::try_current().ok());
+        for runtime in runtimes {
+            probe::ensure_attached(&runtime, shared);
+        }
         Ok(Guard {
             inner: Some(GuardInner {
                 shared,

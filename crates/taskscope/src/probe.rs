@@ -130,6 +130,9 @@ async fn heartbeat(probe: Arc<RuntimeProbe>) {
     let _detach = Detach(probe.clone());
     loop {
         probe.ping.notified().await;
+        // The worker threads this runs on become known (name, kernel id, runtime): where the
+        // watchdog looks for a worker stuck in a task taskscope did not spawn.
+        crate::worker::current();
         let sent = probe.ping_sent.swap(0, AcqRel);
         if sent != 0 {
             probe.lag_ns.record(clock::delta_ns(sent, clock::now()));

@@ -102,3 +102,19 @@ pub(crate) fn emit(w: &Warning) {
         w.message
     );
 }
+
+/// Where the task blocking a worker comes from when taskscope did not spawn it.
+pub(crate) const UNINSTRUMENTED_ORIGIN: &str =
+    "in a task not spawned through taskscope (e.g. a library's own tokio::spawn)";
+
+/// The text of a `blocked_worker` in a task taskscope did not spawn, once the worker's thread
+/// and the application frame it is blocked at are known (`worker`, `location`).
+pub(crate) fn uninstrumented_message(w: &Warning) -> Option<String> {
+    let (location, thread) = (w.location.as_deref()?, w.worker.as_deref()?);
+    let elapsed = fmt_ns(w.duration_ns.unwrap_or(0));
+    Some(if w.ongoing {
+        format!("worker {thread} has been blocked for {elapsed} at {location} {UNINSTRUMENTED_ORIGIN}; still blocked")
+    } else {
+        format!("worker {thread} was blocked for {elapsed} at {location} {UNINSTRUMENTED_ORIGIN}")
+    })
+}

@@ -174,16 +174,19 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
     if ping {
         LAST_PING.store(now, Relaxed);
     }
+    let mut foreign = Vec::new();
     for probe in probes.iter().filter(|p| p.alive.load(Acquire)) {
         if ping {
             probe.ping();
         }
         if probe.multi_thread {
-            watch_uninstrumented(shared, &mut registry, probe, &slots, threshold, now);
+            let due = watch_uninstrumented(shared, &mut registry, probe, &slots, threshold, now);
+            foreign.extend(due);
         }
     }
     drop(registry);
     sample_stacks(shared, to_sample);
+    sample_foreign(foreign, &slots);
     deadline
 }
 
@@ -214,6 +217,50 @@ fn sample_stacks(shared: &'static Shared, to_sample: Vec<(u64, &'static WorkerSl
         let mut registry = shared.registry();
         for id in unanswered {
             registry.stacks.give_up(id);
+        }
+    }
+}
+
+/// A worker stuck in an uninstrumented task whose stack is due for a sample.
+struct ForeignDue {
+    warning: u64,
+    runtime: u64,
+    /// Its thread, once found.
+    thread: Option<crate::stacks::Thread>,
+}
+
+/// Samples the threads that may be workers stuck in uninstrumented tasks, outside the registry
+/// lock: the thread found for a warning, or else every worker thread of its runtime that is
+/// not in an instrumented poll (by the names of the threads seen running the runtime's tasks:
+/// its heartbeat visits them). The symbolising thread tells which one is stuck.
+fn sample_foreign(due: Vec<ForeignDue>, slots: &[&'static WorkerSlot]) {
+    for job in due {
+        let candidates = match job.thread {
+            Some(thread) => vec![thread],
+            None => {
+                let mut names: Vec<String> = Vec::new();
+                let mut exclude: Vec<i32> = Vec::new();
+                for slot in slots.iter().filter(|s| s.alive.load(Acquire)) {
+                    let runtime = slot.runtime.load(Relaxed);
+                    let tid = slot.tid.load(Relaxed);
+                    if runtime == job.runtime && slot.start.load(Acquire) == 0 {
+                        let name = slot.thread_name.lock().unwrap_or_else(|e| e.into_inner());
+                        if !names.contains(&name) {
+                            names.push(name.clone());
+                        }
+                    } else {
+                        exclude.push(tid);
+                    }
+                }
+                crate::stacks::threads_named(&names, &exclude)
+            }
+        };
+        let samples: Vec<_> = candidates
+            .into_iter()
+            .filter_map(|thread| Some((thread.clone(), crate::stacks::capture(thread.tid)?)))
+            .collect();
+        if !samples.is_empty() {
+            crate::stacks::submit_foreign(job.warning, samples);
         }
     }
 }
@@ -407,7 +454,7 @@ fn watch_uninstrumented(
     slots: &[&'static WorkerSlot],
     threshold: u64,
     now: u64,
-) {
+) -> Vec<ForeignDue> {
     let instrumented_polling = slots
         .iter()
         .filter(|s| {
@@ -429,6 +476,8 @@ fn watch_uninstrumented(
             if let Some(id) = w.warning.take() {
                 if let Some(warning) = registry.warnings.get_mut(id) {
                     warning.ongoing = false;
+                    let elapsed = warning.duration_ns.unwrap_or(0);
+                    warning.message = uninstrumented_message(warning, probe.id, worker, elapsed);
                 }
             }
             continue;
@@ -445,34 +494,57 @@ fn watch_uninstrumented(
         .filter(|&i| watch[i].suspect_scans >= 2)
         .take(unexplained)
         .collect();
+    let mut due = Vec::new();
     for worker in confirmed {
         let w = &mut watch[worker];
         let elapsed = clock::delta_ns(w.changed_at, now);
-        match w.warning.and_then(|id| registry.warnings.get_mut(id)) {
+        let id = match w.warning.and_then(|id| registry.warnings.get_mut(id)) {
             Some(warning) => {
                 warning.duration_ns = Some(elapsed);
-                warning.message = uninstrumented_message(probe.id, worker, elapsed);
+                warning.message = uninstrumented_message(warning, probe.id, worker, elapsed);
+                warning.id
             }
             None => {
                 let mut warning = Warning::new(
                     0,
                     WarningKind::BlockedWorker,
                     shared.ms_at(w.changed_at),
-                    uninstrumented_message(probe.id, worker, elapsed),
+                    String::new(),
                 );
-                warning.task_name = Some("(uninstrumented task)".into());
+                warning.task_name = Some(UNINSTRUMENTED.into());
                 warning.worker = Some(format!("runtime {} worker {worker}", probe.id));
                 warning.duration_ns = Some(elapsed);
                 warning.ongoing = true;
-                w.warning = Some(registry.warnings.raise(warning));
+                warning.message = uninstrumented_message(&warning, probe.id, worker, elapsed);
+                let id = registry.warnings.raise(warning);
+                w.warning = Some(id);
+                id
             }
+        };
+        if registry.stacks.take_due(id, now, threshold) {
+            due.push(ForeignDue {
+                warning: id,
+                runtime: probe.id,
+                thread: registry.stacks.foreign_thread(id).cloned(),
+            });
         }
     }
+    due
 }
 
-fn uninstrumented_message(runtime: u64, worker: usize, elapsed: u64) -> String {
+/// The task name of a worker stuck in a task taskscope did not spawn.
+const UNINSTRUMENTED: &str = "(uninstrumented task)";
+
+/// What tokio's counters tell of a stuck worker, until its stack was sampled
+/// (`warnings::uninstrumented_message` then says where it is).
+fn uninstrumented_message(w: &Warning, runtime: u64, worker: usize, elapsed: u64) -> String {
+    if let Some(located) = crate::warnings::uninstrumented_message(w) {
+        return located;
+    }
+    let tense = if w.ongoing { "has been" } else { "was" };
     format!(
-        "a worker of runtime {runtime} (tokio worker index {worker} or a sibling) has been inside one poll for {} in a task not spawned through taskscope (e.g. a library's own tokio::spawn)",
-        fmt_ns(elapsed)
+        "a worker of runtime {runtime} (tokio worker index {worker} or a sibling) {tense} inside one poll for {} {}",
+        fmt_ns(elapsed),
+        crate::warnings::UNINSTRUMENTED_ORIGIN,
     )
 }

@@ -33,6 +33,31 @@ fn is_boundary(frame: &StackFrame) -> bool {
         || frame.function.starts_with("<tokio::runtime::")
 }
 
+/// A frame of tokio's runtime (scheduler, task harness, drivers), by file or by name.
+fn is_runtime(frame: &StackFrame) -> bool {
+    frame
+        .file
+        .as_deref()
+        .is_some_and(|f| f.contains("/tokio-") && f.contains("/src/runtime/"))
+        || frame.function.starts_with("tokio::runtime::")
+        || frame.function.starts_with("<tokio::runtime::")
+}
+
+/// Whether a thread's stack is inside the poll of an async task: the innermost frame of
+/// tokio's runtime is its task harness. A parked worker's innermost runtime frame is the
+/// parker or a driver; a blocking-pool thread's is its blocking task (`runtime/blocking/`),
+/// though all of them run inside a task harness further out (tokio's workers are themselves
+/// blocking tasks).
+pub(super) fn in_task_poll(frames: &[StackFrame]) -> bool {
+    frames.iter().find(|f| is_runtime(f)).is_some_and(|f| {
+        f.file
+            .as_deref()
+            .map_or(f.function.contains("runtime::task::"), |file| {
+                file.contains("/src/runtime/task/")
+            })
+    })
+}
+
 /// Keeps the application's frames, from the first one outward up to the poll boundary, and
 /// names the library call it was blocked in.
 pub(super) fn split_app_frames(frames: Vec<StackFrame>) -> StackSample {

@@ -22,11 +22,14 @@ use std::sync::atomic::{AtomicBool, Ordering::*};
 
 use taskscope_wire::StackSample;
 
+mod foreign;
 mod frames;
 mod symbolizer;
+mod threads;
 
 pub(crate) use frames::fold;
-pub(crate) use symbolizer::{start_symbolizer, stop_symbolizer, submit};
+pub(crate) use symbolizer::{start_symbolizer, stop_symbolizer, submit, submit_foreign};
+pub(crate) use threads::{named as threads_named, Thread};
 
 /// Frames kept per sample (innermost first, before filtering).
 const MAX_FRAMES: usize = 128;
@@ -95,6 +98,8 @@ pub(crate) struct Stacks {
     pub(crate) changed: std::collections::BTreeSet<u64>,
     /// Per warning: samples taken and when the last one was (clock ticks).
     sampled: HashMap<u64, (u32, u64)>,
+    /// The threads of workers stuck in uninstrumented tasks, per warning.
+    foreign: foreign::ForeignWorkers,
 }
 
 impl Stacks {
@@ -127,6 +132,34 @@ impl Stacks {
     /// Takes no more samples for warning `id`.
     pub(crate) fn give_up(&mut self, id: u64) {
         self.sampled.entry(id).or_insert((0, 0)).0 = MAX_SAMPLES;
+    }
+
+    /// The thread found for the warning of a worker stuck in an uninstrumented task.
+    pub(crate) fn foreign_thread(&self, id: u64) -> Option<&Thread> {
+        self.foreign.thread(id)
+    }
+
+    /// Takes a round of samples of the threads that may be the stuck worker of warning `id`
+    /// (those found inside a task poll), folding in the stuck thread's. Returns the thread and
+    /// where it is stuck when this round found it.
+    pub(crate) fn add_foreign(
+        &mut self,
+        id: u64,
+        in_poll: Vec<(Thread, StackSample)>,
+    ) -> Option<(Thread, Option<taskscope_wire::StackFrame>)> {
+        match self.foreign.round(id, in_poll) {
+            foreign::Found::Nothing => None,
+            foreign::Found::Again(sample) => {
+                self.add(id, sample);
+                None
+            }
+            foreign::Found::Now(thread, samples, top) => {
+                for sample in samples {
+                    self.add(id, sample);
+                }
+                Some((thread, top))
+            }
+        }
     }
 
     /// Folds symbolised samples in.

@@ -4,8 +4,19 @@ use std::collections::HashMap;
 
 use taskscope_wire::{StackFrame, StackSample};
 
-use super::frames::split_app_frames;
+use super::frames::{in_task_poll, split_app_frames};
+use super::threads::Thread;
 use super::{enabled, imp, RawStack};
+
+/// What the symbolising thread is given.
+#[derive(Debug)]
+enum Job {
+    /// A sample of the worker running the blocked instrumented poll of warning `.0`.
+    Blocked(u64, RawStack),
+    /// Samples of the threads that may be the worker stuck in an uninstrumented task (warning
+    /// `.0`): the one that stays inside one task poll is found here (`Stacks::add_foreign`).
+    Foreign(u64, Vec<(Thread, RawStack)>),
+}
 
 /// The symbolising thread: resolving addresses reads the binary's debug info (seconds, the
 /// first time, for a large debug build), so it happens on a thread of its own, never on the
@@ -14,7 +25,7 @@ static SYMBOLIZER: std::sync::Mutex<Option<SymbolizerThread>> = std::sync::Mutex
 
 /// Where samples go, and the thread that takes them.
 type SymbolizerThread = (
-    std::sync::mpsc::SyncSender<(u64, RawStack)>,
+    std::sync::mpsc::SyncSender<Job>,
     std::thread::JoinHandle<()>,
 );
 
@@ -27,7 +38,7 @@ pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
     if !enabled() {
         return;
     }
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, RawStack)>(PENDING_SAMPLES);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(PENDING_SAMPLES);
     let thread = std::thread::Builder::new()
         .name("taskscope-stacks".into())
         .spawn(move || {
@@ -35,11 +46,25 @@ pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
             while let Ok(first) = rx.recv() {
                 let batch: Vec<_> = std::iter::once(first)
                     .chain(rx.try_iter())
-                    .map(|(id, raw)| (id, symbolizer.symbolize(&raw)))
+                    .map(|job| symbolizer.symbolize_job(job))
                     .collect();
                 let mut registry = shared.registry();
-                for (id, sample) in batch {
-                    registry.stacks.add(id, sample);
+                for done in batch {
+                    match done {
+                        Symbolized::Blocked(id, sample) => registry.stacks.add(id, sample),
+                        Symbolized::Foreign(id, in_poll) => {
+                            if let Some((thread, top)) = registry.stacks.add_foreign(id, in_poll) {
+                                if let Some(w) = registry.warnings.get_mut(id) {
+                                    w.worker =
+                                        Some(format!("{} (thread {})", thread.name, thread.tid));
+                                    w.location = top.map(|f| f.to_string());
+                                    if let Some(m) = crate::warnings::uninstrumented_message(w) {
+                                        w.message = m;
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         });
@@ -51,9 +76,26 @@ pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
 /// Hands a sample to the symbolising thread; never waits (a sample it has no room for is
 /// dropped: the next one of a long block takes its place).
 pub(crate) fn submit(id: u64, raw: RawStack) {
+    send(Job::Blocked(id, raw));
+}
+
+/// Hands the samples of the threads that may be the worker stuck in an uninstrumented task of
+/// warning `id` to the symbolising thread; never waits.
+pub(crate) fn submit_foreign(id: u64, samples: Vec<(Thread, RawStack)>) {
+    send(Job::Foreign(id, samples));
+}
+
+fn send(job: Job) {
     if let Some((tx, _)) = &*SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner()) {
-        let _ = tx.try_send((id, raw));
+        let _ = tx.try_send(job);
     }
+}
+
+/// A job's result.
+enum Symbolized {
+    Blocked(u64, StackSample),
+    /// The threads found inside a task poll, with their application frames.
+    Foreign(u64, Vec<(Thread, StackSample)>),
 }
 
 /// Symbolises what was submitted and stops the thread.
@@ -74,8 +116,30 @@ pub(super) struct Symbolizer {
 }
 
 impl Symbolizer {
+    fn symbolize_job(&mut self, job: Job) -> Symbolized {
+        match job {
+            Job::Blocked(id, raw) => Symbolized::Blocked(id, self.symbolize(&raw)),
+            Job::Foreign(id, samples) => {
+                let in_poll = samples
+                    .into_iter()
+                    .filter_map(|(thread, raw)| {
+                        let frames = self.frames(&raw);
+                        in_task_poll(&frames).then(|| (thread, self.app_frames(frames)))
+                    })
+                    .collect();
+                Symbolized::Foreign(id, in_poll)
+            }
+        }
+    }
+
     /// The sample as a stack of the application's frames (count 1).
     pub(super) fn symbolize(&mut self, raw: &RawStack) -> StackSample {
+        let frames = self.frames(raw);
+        self.app_frames(frames)
+    }
+
+    /// Every frame of the sample, innermost first.
+    fn frames(&mut self, raw: &RawStack) -> Vec<StackFrame> {
         // The unwinder starts in the handler; the interrupted instruction is where the thread
         // really was. Above it, return addresses (resolved one byte back, inside the call).
         let start = raw.ips.iter().position(|&ip| ip == raw.pc);
@@ -85,6 +149,10 @@ impl Symbolizer {
                 frames.extend(self.resolve(ip, false));
             }
         }
+        frames
+    }
+
+    fn app_frames(&mut self, frames: Vec<StackFrame>) -> StackSample {
         let mut sample = split_app_frames(frames);
         self.relativize(&mut sample.frames);
         sample

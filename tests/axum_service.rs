@@ -1,0 +1,137 @@
+//! A real axum service over real HTTP on loopback, with nothing of taskscope's but `init`: axum
+//! and hyper spawn every task with `tokio::spawn`, so taskscope has to find a blocked worker
+//! without having spawned the task that blocks it, and name the handler's line.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use taskscope::{Snapshot, WarningKind};
+
+/// The handler line that blocks (asserted in the stack).
+const BLOCKING_LINE: u32 = line!() + 4;
+
+async fn report_handler() -> &'static str {
+    // A blocking call inside an async handler: the hazard.
+    std::thread::sleep(Duration::from_millis(150));
+    "report"
+}
+
+async fn fast_handler() -> &'static str {
+    "fast"
+}
+
+fn app() -> Router {
+    Router::new()
+        .route("/fast", get(fast_handler))
+        .route("/report", get(report_handler))
+}
+
+async fn serve() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // axum spawns each connection's task itself, with tokio::spawn.
+    tokio::spawn(async move { axum::serve(listener, app()).await.unwrap() });
+    addr
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+
+async fn get_body(client: &HttpClient, url: String) -> String {
+    let response = client.get(url.parse().unwrap()).await.unwrap();
+    assert!(response.status().is_success());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+fn blocked(snap: &Snapshot) -> Vec<&taskscope::Warning> {
+    snap.warnings_of(WarningKind::BlockedWorker).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_alone_reports_a_blocked_handler_while_it_blocks_with_its_line() {
+    let guard = common::exclusive(|| taskscope::Builder::new().no_server());
+    let addr = serve().await;
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+    for _ in 0..20 {
+        assert_eq!(
+            get_body(&client, format!("http://{addr}/fast")).await,
+            "fast"
+        );
+    }
+    let snap = taskscope::snapshot();
+    assert!(blocked(&snap).is_empty(), "{:#?}", blocked(&snap));
+
+    // One blocking request; the test's own future runs outside the runtime's workers.
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move { get_body(&client, format!("http://{addr}/report")).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let ongoing = loop {
+        let snap = taskscope::snapshot();
+        if let Some(w) = blocked(&snap).into_iter().find(|w| w.ongoing) {
+            break w.clone();
+        }
+        assert!(Instant::now() < deadline, "no ongoing blocked_worker");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(
+        !slow.is_finished(),
+        "reported while the request is still blocked"
+    );
+    assert_eq!(slow.await.unwrap(), "report");
+
+    // The worker's stack names the handler and its line, and the call it blocked in.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (warning, stack) = loop {
+        let snap = taskscope::snapshot();
+        let found = snap
+            .warnings_of(WarningKind::BlockedWorker)
+            .find(|w| w.id == ongoing.id)
+            .cloned()
+            .zip(snap.top_stack(ongoing.id).cloned());
+        if let Some(found) = found.filter(|(w, _)| !w.ongoing && w.location.is_some()) {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "no stack for {ongoing:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let summary = stack.summary();
+    let place = format!("axum_service.rs:{BLOCKING_LINE}");
+    assert!(
+        summary.contains("report_handler") && summary.contains(&place),
+        "{summary}"
+    );
+    // (std's path for it: `std::thread::sleep`, `std::thread::functions::sleep` since 1.9x)
+    assert!(
+        summary.contains(" in std::thread::") && summary.ends_with("sleep"),
+        "{summary}"
+    );
+    let location = warning.location.as_deref().unwrap();
+    assert!(
+        location.contains("report_handler") && location.contains(&place),
+        "{location}"
+    );
+    assert!(
+        warning.message.contains("report_handler"),
+        "{}",
+        warning.message
+    );
+    let duration = warning.duration_ns.unwrap();
+    assert!(duration >= 100_000_000, "{duration}");
+
+    // Fast requests after it are not blamed.
+    for _ in 0..20 {
+        get_body(&client, format!("http://{addr}/fast")).await;
+    }
+    let snap = guard.finish().expect("a final snapshot");
+    assert_eq!(blocked(&snap).len(), 1, "{:#?}", blocked(&snap));
+}
