@@ -134,4 +134,80 @@ async fn init_alone_reports_a_blocked_handler_while_it_blocks_with_its_line() {
     }
     let snap = guard.finish().expect("a final snapshot");
     assert_eq!(blocked(&snap).len(), 1, "{:#?}", blocked(&snap));
+
+    // The report says where, as for an instrumented task.
+    let markdown = taskscope_report::Format::Markdown.render(&snap);
+    let line = format!("blocked at `axum_service::report_handler::{{{{closure}}}} (tests/axum_service.rs:{BLOCKING_LINE}) in std::thread::");
+    assert!(markdown.contains(&line), "{markdown}");
+}
+
+async fn user_handler(axum::extract::Path(id): axum::extract::Path<u32>) -> String {
+    format!("user {id}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_blames_the_blocking_route_and_counts_every_route_exactly() {
+    let guard = common::exclusive(|| taskscope::Builder::new().no_server());
+    let app = app()
+        .route("/users/{id}", get(user_handler))
+        .layer(taskscope::tower::TaskscopeLayer::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+    let mut requests = Vec::new();
+    for i in 0..60u32 {
+        let client = client.clone();
+        let path = match i % 20 {
+            0 => "/report".to_string(),
+            1..=5 => format!("/users/{i}"),
+            6 => format!("/missing/{i}"),
+            _ => "/fast".to_string(),
+        };
+        requests.push(tokio::spawn(async move {
+            let response = client
+                .get(format!("http://{addr}{path}").parse().unwrap())
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|&&s| s == 404).count(), 3);
+
+    let snap = guard.finish().expect("a final snapshot");
+    let route = |name: &str| {
+        let group = snap
+            .group(name)
+            .unwrap_or_else(|| panic!("no group {name}: {:#?}", snap.task_groups));
+        let scope = snap.scope(name).unwrap();
+        assert_eq!(group.kind, taskscope::TaskKind::Scope);
+        (group.completed, scope.latency_ns.count(), scope.responses)
+    };
+    let (completed, latencies, responses) = route("GET /fast");
+    assert_eq!((completed, latencies, responses.success), (39, 39, 39));
+    let (completed, _, responses) = route("GET /report");
+    assert_eq!((completed, responses.success), (3, 3));
+    let (completed, _, responses) = route("GET /users/{id}");
+    assert_eq!((completed, responses.success), (15, 15));
+    let (_, _, responses) = route("GET /missing/:id");
+    assert_eq!((responses.client_error, responses.total()), (3, 3));
+    // A request takes at least its handler's blocking call.
+    let report = snap.scope("GET /report").unwrap();
+    assert!(
+        report.latency_ns.value_at_quantile(0.0) >= 150_000_000,
+        "{report:?}"
+    );
+
+    // Every blocked worker is blamed on the blocking route, none on the others.
+    let blocked = blocked(&snap);
+    assert!(!blocked.is_empty());
+    for w in &blocked {
+        assert_eq!(w.task_name.as_deref(), Some("GET /report"), "{w:#?}");
+        assert!(w.message.contains("GET /report"), "{}", w.message);
+    }
 }

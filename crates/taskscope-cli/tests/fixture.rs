@@ -136,5 +136,6 @@ pub fn snapshot() -> Snapshot {
         )]
         .into(),
         resources: Vec::new(),
+        scopes: Vec::new(),
     }
 }

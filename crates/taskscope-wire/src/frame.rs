@@ -11,13 +11,15 @@ use std::io::{self, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Histogram, Lock, Outcome, PollSample, Runtime, Semaphore, Snapshot, StackSample, Task,
-    TaskGroup, TaskState, Warning, Worker,
+    Histogram, Lock, Outcome, PollSample, Runtime, ScopeGroup, Semaphore, Snapshot, StackSample,
+    Task, TaskGroup, TaskState, Warning, Worker,
 };
 
 /// Version of the frame format this build writes. Version 2 added the `Polls` and `Stacks`
-/// frames; everything else is as in version 1.
-pub const WIRE_VERSION: u32 = 2;
+/// frames; version 3 the `Scopes` frame and tasks of kind [`TaskKind::Scope`](crate::TaskKind)
+/// (which [`Frame::for_version`] turns into `async` ones for older readers); everything else is
+/// as in version 1.
+pub const WIRE_VERSION: u32 = 3;
 
 /// The oldest version this build reads (recordings) and serves (clients, which are then sent
 /// only version-1 frames).
@@ -138,6 +140,49 @@ pub enum Frame {
         /// Its stacks, most frequent first.
         stacks: Vec<StackSample>,
     },
+    /// Every scope group's latency and responses, sent with the task groups (version 3).
+    Scopes(Vec<ScopeGroup>),
+}
+
+impl Frame {
+    /// This frame as a reader of wire `version` can decode it: `None` when it can be sent as it
+    /// is, `Some(None)` when such a reader must not get it at all (a frame of a later version),
+    /// `Some(Some(copy))` when it must get a copy (version 2 and older know no scope tasks: they
+    /// get them as `async` tasks).
+    pub fn for_version(&self, version: u32) -> Option<Option<Frame>> {
+        use crate::TaskKind;
+        if version >= 3 {
+            return None;
+        }
+        let scope = |kind: TaskKind| kind == TaskKind::Scope;
+        match self {
+            Frame::Scopes(_) => Some(None),
+            Frame::Polls(_) | Frame::Stacks { .. } if version < 2 => Some(None),
+            Frame::Update(update)
+                if update.tasks.iter().any(|t| scope(t.kind))
+                    || update.task_groups.iter().flatten().any(|g| scope(g.kind)) =>
+            {
+                let mut update = update.clone();
+                for task in &mut update.tasks {
+                    if scope(task.kind) {
+                        task.kind = TaskKind::Async;
+                    }
+                }
+                for group in update.task_groups.iter_mut().flatten() {
+                    if scope(group.kind) {
+                        group.kind = TaskKind::Async;
+                    }
+                }
+                Some(Some(Frame::Update(update)))
+            }
+            Frame::TaskDetail(task) if scope(task.kind) => {
+                let mut task = task.clone();
+                task.kind = TaskKind::Async;
+                Some(Some(Frame::TaskDetail(task)))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A frame a client sends to the server.
@@ -442,6 +487,7 @@ impl Assembler {
             Frame::Stacks { warning, stacks } => {
                 snap.warning_stacks.insert(warning, stacks);
             }
+            Frame::Scopes(scopes) => snap.scopes = scopes,
         }
     }
 

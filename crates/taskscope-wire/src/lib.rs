@@ -19,6 +19,7 @@ pub use histogram::{
     bucket_index, bucket_range, fmt_ns, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS,
 };
 pub use model::{
-    Lock, Outcome, PollSample, PollTimeline, ProcessInfo, Resource, Runtime, Semaphore, Snapshot,
-    StackFrame, StackSample, Task, TaskGroup, TaskKind, TaskState, Warning, WarningKind, Worker,
+    Lock, Outcome, PollSample, PollTimeline, ProcessInfo, Resource, Responses, Runtime, ScopeGroup,
+    Semaphore, Snapshot, StackFrame, StackSample, Task, TaskGroup, TaskKind, TaskState, Warning,
+    WarningKind, Worker,
 };

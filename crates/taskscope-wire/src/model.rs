@@ -43,6 +43,9 @@ pub struct Snapshot {
     /// in `locks` and `semaphores`.
     #[serde(default)]
     pub resources: Vec<Resource>,
+    /// Latency and responses of each scope group (see [`ScopeGroup`]).
+    #[serde(default)]
+    pub scopes: Vec<ScopeGroup>,
 }
 
 /// Resources other than locks and semaphores that share a type and a creation location, as
@@ -163,6 +166,9 @@ pub enum TaskKind {
     Async,
     /// Spawned with `taskscope::spawn_blocking`: a closure on the blocking pool.
     Blocking,
+    /// A future timed with `taskscope::scope` (or one request through the tower layer) inside a
+    /// task someone else spawned: its polls are part of the enclosing task's (wire version 3).
+    Scope,
 }
 
 /// Where a task is in its life.
@@ -259,6 +265,75 @@ pub struct TaskGroup {
     pub poll_ns: Histogram,
     /// Scheduled delays over all tasks.
     pub scheduled_ns: Histogram,
+}
+
+/// What only scopes have, per scope group (the group of the same name and location in
+/// [`Snapshot::task_groups`], kind [`TaskKind::Scope`], has the polls and outcomes).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScopeGroup {
+    /// Scope name (for the tower layer: `"{METHOD} {route}"`).
+    pub name: String,
+    /// Where the scope was created.
+    pub location: String,
+    /// Start → end of every scope that ended (for a request: its latency, until the response
+    /// was ready or the request was dropped).
+    pub latency_ns: Histogram,
+    /// Responses by status class, for scopes that carry one (the tower layer's requests).
+    pub responses: Responses,
+}
+
+/// Responses counted by HTTP status class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Responses {
+    /// 1xx.
+    pub informational: u64,
+    /// 2xx.
+    pub success: u64,
+    /// 3xx.
+    pub redirection: u64,
+    /// 4xx.
+    pub client_error: u64,
+    /// 5xx.
+    pub server_error: u64,
+}
+
+impl Responses {
+    /// Counts one response with this status code (codes outside 100–599 are not counted).
+    pub fn count(&mut self, status: u16) {
+        match status {
+            100..=199 => self.informational += 1,
+            200..=299 => self.success += 1,
+            300..=399 => self.redirection += 1,
+            400..=499 => self.client_error += 1,
+            500..=599 => self.server_error += 1,
+            _ => {}
+        }
+    }
+
+    /// Adds another's counts.
+    pub fn add(&mut self, other: &Responses) {
+        self.informational += other.informational;
+        self.success += other.success;
+        self.redirection += other.redirection;
+        self.client_error += other.client_error;
+        self.server_error += other.server_error;
+    }
+
+    /// All responses counted.
+    pub fn total(&self) -> u64 {
+        self.informational + self.success + self.redirection + self.client_error + self.server_error
+    }
+
+    /// `(class, count)` for each class, `"2xx"` etc.
+    pub fn classes(&self) -> [(&'static str, u64); 5] {
+        [
+            ("1xx", self.informational),
+            ("2xx", self.success),
+            ("3xx", self.redirection),
+            ("4xx", self.client_error),
+            ("5xx", self.server_error),
+        ]
+    }
 }
 
 /// A thread that has polled instrumented tasks.
@@ -500,5 +575,11 @@ impl Snapshot {
     /// The group of tasks with this name, if any.
     pub fn group(&self, name: &str) -> Option<&TaskGroup> {
         self.task_groups.iter().find(|g| g.name == name)
+    }
+
+    /// The latency and responses of the scope group with this name (the first, if several
+    /// locations use it).
+    pub fn scope(&self, name: &str) -> Option<&ScopeGroup> {
+        self.scopes.iter().find(|s| s.name == name)
     }
 }

@@ -119,6 +119,7 @@ fn build_without_live(shared: &'static Shared, registry: &Registry) -> Snapshot 
         poll_timeline: registry.timeline.all(shared),
         warning_stacks: registry.stacks.folded.clone(),
         resources: Vec::new(),
+        scopes: registry.scope_groups(),
     }
 }
 

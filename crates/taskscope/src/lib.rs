@@ -33,6 +33,8 @@ mod stats;
 pub mod sync;
 mod task;
 mod timeline;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod warnings;
 mod watchdog;
 mod worker;
@@ -40,8 +42,9 @@ mod worker;
 pub use builder::{init, try_init, Builder, Error, Guard, DEFAULT_BIND};
 pub use collector::snapshot;
 pub use layer::{layer, SpanLayer};
+pub use task::scope::{scope, Scope, MAX_SCOPE_NAME};
 pub use task::spawn::{spawn, spawn_blocking, spawn_named};
 pub use taskscope_wire::{
-    Histogram, Lock, Outcome, Percentiles, Runtime, Semaphore, Snapshot, Task, TaskGroup, TaskKind,
-    TaskState, Warning, WarningKind, Worker,
+    Histogram, Lock, Outcome, Percentiles, Responses, Runtime, ScopeGroup, Semaphore, Snapshot,
+    Task, TaskGroup, TaskKind, TaskState, Warning, WarningKind, Worker,
 };

@@ -35,6 +35,8 @@ pub(crate) struct WorkerWatch {
     pub(crate) changed_at: u64,
     pub(crate) warning: Option<u64>,
     pub(crate) suspect_scans: u32,
+    /// Times the counters moved: tells one stall of this worker from the next.
+    pub(crate) stalls: u32,
 }
 
 /// One runtime's probe.

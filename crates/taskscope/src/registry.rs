@@ -213,6 +213,8 @@ pub(crate) struct Registry {
     retire_asked: bool,
     scans_skipped: u32,
     groups: Vec<TaskGroup>,
+    /// Latency and responses of the scope groups, by index into `groups`.
+    scope_groups: std::collections::BTreeMap<u32, taskscope_wire::ScopeGroup>,
     /// Index into `groups` by spawn location, then by given name ("" for unnamed tasks, whose
     /// group is named after the location): finding a task's group formats and allocates
     /// nothing, which matters when a spawn storm brings hundreds of thousands a second.
@@ -384,10 +386,25 @@ impl Registry {
         // become wire tasks only when read.
         let keep_from = done.len().saturating_sub(self.retain_finished);
         for (i, id) in done.into_iter().enumerate() {
-            let Some((stats, group)) = self.live.remove(&id) else {
+            let Some((stats, index)) = self.live.remove(&id) else {
                 continue;
             };
-            let group = &mut self.groups[group as usize];
+            let group = &mut self.groups[index as usize];
+            if stats.kind == TaskKind::Scope {
+                let scope =
+                    self.scope_groups
+                        .entry(index)
+                        .or_insert_with(|| taskscope_wire::ScopeGroup {
+                            name: group.name.clone(),
+                            location: group.location.clone(),
+                            ..Default::default()
+                        });
+                let ended = stats.ended.load(Relaxed);
+                scope
+                    .latency_ns
+                    .record(crate::clock::delta_ns(stats.created, ended));
+                scope.responses.count(stats.response.load(Relaxed));
+            }
             match stats.outcome() {
                 Some(Outcome::Completed) => group.completed += 1,
                 Some(Outcome::Cancelled) => group.cancelled += 1,
@@ -493,6 +510,11 @@ impl Registry {
             .iter()
             .map(|t| t.wire(shared).clone())
             .collect()
+    }
+
+    /// Latency and responses of every scope group with an ended scope.
+    pub(crate) fn scope_groups(&self) -> Vec<taskscope_wire::ScopeGroup> {
+        self.scope_groups.values().cloned().collect()
     }
 
     /// Groups with live tasks' numbers added in, busiest first.

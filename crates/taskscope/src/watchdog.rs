@@ -340,7 +340,21 @@ fn fold_long_polls(shared: &Shared, registry: &mut Registry) {
 
 fn poll_ended(shared: &Shared, registry: &mut Registry, task: u64, start: u64, end: u64) {
     let duration = clock::delta_ns(start, end);
-    let existing = registry.warnings.blocked.get(&(task, start)).copied();
+    // A scope polled inside this poll shows the poll's start as its own (`task::scope`): the
+    // watchdog saw the scope, the innermost, blocked; this poll's end completes that warning.
+    let existing = registry
+        .warnings
+        .blocked
+        .get(&(task, start))
+        .copied()
+        .or_else(|| {
+            registry
+                .warnings
+                .blocked
+                .iter()
+                .find(|(&(_, seen), _)| seen == start)
+                .map(|(_, &id)| id)
+        });
     match existing.and_then(|id| registry.warnings.get_mut(id)) {
         Some(w) => {
             w.duration_ns = Some(duration);
@@ -473,7 +487,12 @@ fn watch_uninstrumented(
             w.busy_ns = busy_ns;
             w.changed_at = now;
             w.suspect_scans = 0;
+            registry
+                .stacks
+                .forget(pending_key(probe.id, worker, w.stalls));
+            w.stalls = w.stalls.wrapping_add(1);
             if let Some(id) = w.warning.take() {
+                registry.stacks.end_foreign(id);
                 if let Some(warning) = registry.warnings.get_mut(id) {
                     warning.ongoing = false;
                     let elapsed = warning.duration_ns.unwrap_or(0);
@@ -505,6 +524,24 @@ fn watch_uninstrumented(
                 warning.id
             }
             None => {
+                // With stacks, the warning waits until a thread is found stuck inside one task
+                // poll (`stacks::foreign`): tokio's counters alone also stall for a moment
+                // after a long instrumented poll (they are published at a park or every 61
+                // polls), which is no block. Without a thread found in `PENDING_ROUNDS`
+                // rounds of samples, it is raised as the counters tell it.
+                let key = pending_key(probe.id, worker, w.stalls);
+                let found = registry.stacks.foreign_thread(key).cloned();
+                let rounds = registry.stacks.rounds(key);
+                if crate::stacks::enabled() && found.is_none() && rounds < PENDING_ROUNDS {
+                    if registry.stacks.take_due(key, now, threshold / 2) {
+                        due.push(ForeignDue {
+                            warning: key,
+                            runtime: probe.id,
+                            thread: None,
+                        });
+                    }
+                    continue;
+                }
                 let mut warning = Warning::new(
                     0,
                     WarningKind::BlockedWorker,
@@ -512,11 +549,16 @@ fn watch_uninstrumented(
                     String::new(),
                 );
                 warning.task_name = Some(UNINSTRUMENTED.into());
-                warning.worker = Some(format!("runtime {} worker {worker}", probe.id));
+                warning.worker = Some(match &found {
+                    Some(thread) => format!("{} (thread {})", thread.name, thread.tid),
+                    None => format!("runtime {} worker {worker}", probe.id),
+                });
+                warning.location = registry.stacks.foreign_top(key).map(|f| f.to_string());
                 warning.duration_ns = Some(elapsed);
                 warning.ongoing = true;
                 warning.message = uninstrumented_message(&warning, probe.id, worker, elapsed);
                 let id = registry.warnings.raise(warning);
+                registry.stacks.rename(key, id);
                 w.warning = Some(id);
                 id
             }
@@ -530,6 +572,16 @@ fn watch_uninstrumented(
         }
     }
     due
+}
+
+/// Rounds of samples that look for the thread of a stuck worker before its warning is raised
+/// without one (half a threshold apart: 40 ms at the default 10 ms).
+const PENDING_ROUNDS: u32 = 8;
+
+/// The key of the samples of one stall of a worker, before its warning exists: above every
+/// warning id.
+fn pending_key(runtime: u64, worker: usize, stall: u32) -> u64 {
+    (1 << 63) | ((runtime & 0x7fff) << 48) | ((worker as u64 & 0xffff) << 32) | u64::from(stall)
 }
 
 /// The task name of a worker stuck in a task taskscope did not spawn.

@@ -3,9 +3,8 @@
 //! rate, not the poll rate, and it runs while the application's runtime is blocked.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use taskscope_wire::{encode, Frame, Hello, TaskGroup, Update, Warning, WIRE_VERSION};
+use taskscope_wire::{Frame, Hello, TaskGroup, Update, Warning, WIRE_VERSION};
 
 use crate::collector;
 use crate::registry::{LiveView, Registry, SentTasks, Shared, TaskChanges};
@@ -93,25 +92,21 @@ impl Exporter {
         let needs_key = self.server.as_ref().is_some_and(|s| s.needs_key_frame());
         let key_frames = needs_key.then(|| {
             let update = self.update(shared, registry, &mut SentTasks::default(), true);
-            let mut frames = vec![encode(&hello), encode(&update)];
+            let mut frames = vec![hello.clone(), update];
             frames.extend(
                 registry
                     .warnings
                     .all()
                     .into_iter()
-                    .map(|w| encode(&Frame::Warning(Box::new(w)))),
+                    .map(|w| Frame::Warning(Box::new(w))),
             );
-            let v2 = registry
+            let v2: Vec<Frame> = registry
                 .stacks
                 .folded
                 .keys()
                 .filter_map(|&id| stacks_frame(registry, id))
-                .map(|f| Arc::new(encode(&f)))
                 .collect();
-            Published {
-                v1: frames.into_iter().map(Arc::new).collect(),
-                v2,
-            }
+            Published::new(&frames, &v2, &[scopes_frame(registry)])
         });
 
         self.ticks += 1;
@@ -119,6 +114,11 @@ impl Exporter {
         let live_changes = self.live_changes.take();
         let update = self.update_with(shared, registry, &mut sent, false, all_groups, live_changes);
         self.sent_tasks = sent;
+        // Scope groups' latencies travel with the task groups.
+        let scopes: Vec<Frame> = match &update {
+            Frame::Update(u) if u.task_groups.is_some() => vec![scopes_frame(registry)],
+            _ => Vec::new(),
+        };
         let mut frames = vec![update];
         // Up to 10,000 warnings are compared every tick: copy only the changed ones.
         for w in registry.warnings.iter() {
@@ -129,11 +129,12 @@ impl Exporter {
         }
         let at_ms = shared.ms_at(crate::clock::now());
         if let Some(recorder) = &mut self.recorder {
-            if polls.is_empty() && changed_stacks.is_empty() {
+            if polls.is_empty() && changed_stacks.is_empty() && scopes.is_empty() {
                 recorder.write(shared, &hello, &frames, at_ms, registry);
             } else {
                 let mut all = frames.clone();
                 all.extend(changed_stacks.iter().cloned());
+                all.extend(scopes.iter().cloned());
                 if !polls.is_empty() {
                     all.push(Frame::Polls(polls));
                 }
@@ -142,19 +143,13 @@ impl Exporter {
         }
         if let Some(server) = &self.server {
             // Polls frames stay out of the live stream (dashboards draw no timeline); stacks go
-            // to clients that speak version 2.
-            let encoded = Published {
-                v1: frames.iter().map(|f| Arc::new(encode(f))).collect(),
-                v2: changed_stacks.iter().map(|f| Arc::new(encode(f))).collect(),
-            };
+            // to clients that speak version 2, scopes to those that speak version 3.
+            let encoded = Published::new(&frames, &changed_stacks, &scopes);
             server.publish(key_frames.as_ref(), &encoded);
             if self.ticks % TASKS_EVERY == 1 {
                 for id in server.watched() {
                     if let Some(task) = registry.task(shared, id) {
-                        server.publish_detail(
-                            id,
-                            &Arc::new(encode(&Frame::TaskDetail(Box::new(task)))),
-                        );
+                        server.publish_detail(id, &Frame::TaskDetail(Box::new(task)));
                     }
                 }
             }
@@ -226,6 +221,11 @@ impl Exporter {
             server.shutdown();
         }
     }
+}
+
+/// Every scope group's latency and responses, as a frame.
+pub(crate) fn scopes_frame(registry: &Registry) -> Frame {
+    Frame::Scopes(registry.scope_groups())
 }
 
 /// The folded stacks of a warning, as a frame.

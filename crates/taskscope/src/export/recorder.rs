@@ -71,6 +71,8 @@ impl Recorder {
                 };
                 result = result.and_then(|()| writer.write(at_ms, &frame));
             }
+            let scopes = super::scopes_frame(registry);
+            result = result.and_then(|()| writer.write(at_ms, &scopes));
             self.needs_key = false;
         }
         for frame in frames {

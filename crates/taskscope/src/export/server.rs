@@ -115,11 +115,49 @@ impl Conn for std::os::unix::net::UnixStream {
     }
 }
 
-/// Encoded frames for every client (`v1`) and for clients of version 2 or later (`v2`).
+/// Encoded frames for every client (`v1`), for clients of version 2 or later (`v2`) and of
+/// version 3 or later (`v3`).
 #[derive(Debug, Default)]
 pub(crate) struct Published {
     pub(crate) v1: Vec<Arc<Vec<u8>>>,
+    /// What clients older than version 3 get instead of `v1`, when it differs (scope tasks as
+    /// `async` ones: `Frame::for_version`).
+    pub(crate) v1_before_v3: Option<Vec<Arc<Vec<u8>>>>,
     pub(crate) v2: Vec<Arc<Vec<u8>>>,
+    pub(crate) v3: Vec<Arc<Vec<u8>>>,
+}
+
+impl Published {
+    /// `frames` encoded for every client, with a copy for older clients where they need one.
+    pub(crate) fn new(frames: &[Frame], v2: &[Frame], v3: &[Frame]) -> Published {
+        let v1: Vec<Arc<Vec<u8>>> = frames.iter().map(|f| Arc::new(encode(f))).collect();
+        let before_v3: Vec<Option<Option<Frame>>> =
+            frames.iter().map(|f| f.for_version(2)).collect();
+        let v1_before_v3 = before_v3.iter().any(Option::is_some).then(|| {
+            before_v3
+                .into_iter()
+                .zip(&v1)
+                .filter_map(|(copy, same)| match copy {
+                    None => Some(same.clone()),
+                    Some(None) => None,
+                    Some(Some(copy)) => Some(Arc::new(encode(&copy))),
+                })
+                .collect()
+        });
+        Published {
+            v1,
+            v1_before_v3,
+            v2: v2.iter().map(|f| Arc::new(encode(f))).collect(),
+            v3: v3.iter().map(|f| Arc::new(encode(f))).collect(),
+        }
+    }
+
+    fn for_version(&self, version: u32) -> &[Arc<Vec<u8>>] {
+        match &self.v1_before_v3 {
+            Some(older) if version < 3 => older,
+            _ => &self.v1,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -216,10 +254,13 @@ impl Server {
     }
 
     /// Queues a task's detail for the clients watching it (dropped for a client that is full).
-    pub(crate) fn publish_detail(&self, task: u64, frame: &Arc<Vec<u8>>) {
+    pub(crate) fn publish_detail(&self, task: u64, frame: &Frame) {
+        let detail = Published::new(std::slice::from_ref(frame), &[], &[]);
         for client in self.lock().iter_mut() {
             if client.watching.load(Relaxed) == task && !client.needs_key {
-                let _ = client.tx.try_send(frame.clone());
+                for encoded in detail.for_version(client.version) {
+                    let _ = client.tx.try_send(encoded.clone());
+                }
             }
         }
     }
@@ -232,7 +273,7 @@ impl Server {
         let mut clients = self.lock();
         clients.retain(|c| c.alive.load(Acquire));
         for client in clients.iter_mut() {
-            let v2 = client.version >= 2;
+            let (v2, v3) = (client.version >= 2, client.version >= 3);
             if client.needs_key {
                 let Some(key) = key else { continue };
                 let mut batch: Vec<Arc<Vec<u8>>> = Vec::with_capacity(key.v1.len() + 1);
@@ -241,16 +282,22 @@ impl Server {
                         count: client.dropped,
                     })));
                 }
-                batch.extend(key.v1.iter().cloned());
+                batch.extend(key.for_version(client.version).iter().cloned());
                 if v2 {
                     batch.extend(key.v2.iter().cloned());
+                }
+                if v3 {
+                    batch.extend(key.v3.iter().cloned());
                 }
                 if !send_all(client, &batch) {
                     continue;
                 }
                 client.needs_key = false;
             }
-            if !send_all(client, &frames.v1) || (v2 && !send_all(client, &frames.v2)) {
+            if !send_all(client, frames.for_version(client.version))
+                || (v2 && !send_all(client, &frames.v2))
+                || (v3 && !send_all(client, &frames.v3))
+            {
                 client.needs_key = true;
             }
         }

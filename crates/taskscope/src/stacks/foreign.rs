@@ -23,6 +23,10 @@ pub(super) struct ForeignWorkers {
 #[derive(Debug, Default)]
 struct Attribution {
     thread: Option<Thread>,
+    /// The application frame the thread found is stuck at.
+    top: Option<StackFrame>,
+    /// The worker moved on: its thread may be another warning's now.
+    ended: bool,
     last: Vec<(Thread, StackSample)>,
 }
 
@@ -57,12 +61,36 @@ impl ForeignWorkers {
         self.warnings.get(&id)?.thread.as_ref()
     }
 
+    /// Where the thread found for warning `id` is stuck.
+    pub(super) fn top(&self, id: u64) -> Option<&StackFrame> {
+        self.warnings.get(&id)?.top.as_ref()
+    }
+
+    /// What was found under `key` is warning `id`'s now.
+    pub(super) fn rename(&mut self, key: u64, id: u64) {
+        if let Some(attribution) = self.warnings.remove(&key) {
+            self.warnings.insert(id, attribution);
+        }
+    }
+
+    /// The worker of warning `id` moved on.
+    pub(super) fn end(&mut self, id: u64) {
+        if let Some(attribution) = self.warnings.get_mut(&id) {
+            attribution.ended = true;
+        }
+    }
+
+    /// Forgets what was found under `key`.
+    pub(super) fn forget(&mut self, key: u64) {
+        self.warnings.remove(&key);
+    }
+
     /// Takes a round of samples of the threads found inside a task poll.
     pub(super) fn round(&mut self, id: u64, in_poll: Vec<(Thread, StackSample)>) -> Found {
         let taken: Vec<i32> = self
             .warnings
             .iter()
-            .filter(|(&other, _)| other != id)
+            .filter(|(&other, a)| other != id && !a.ended)
             .filter_map(|(_, a)| a.thread.as_ref().map(|t| t.tid))
             .collect();
         let attribution = self.warnings.entry(id).or_default();
@@ -90,6 +118,7 @@ impl ForeignWorkers {
                 attribution.thread = Some(thread.clone());
                 attribution.last.clear();
                 let top = sample.frames.first().cloned();
+                attribution.top = top.clone();
                 Found::Now(thread, before.into_iter().chain([sample]).collect(), top)
             }
             None => {

@@ -100,6 +100,8 @@ pub(crate) struct Stacks {
     sampled: HashMap<u64, (u32, u64)>,
     /// The threads of workers stuck in uninstrumented tasks, per warning.
     foreign: foreign::ForeignWorkers,
+    /// Keys of stuck workers' samples from before their warning existed → the warning.
+    aliases: HashMap<u64, u64>,
 }
 
 impl Stacks {
@@ -136,17 +138,71 @@ impl Stacks {
 
     /// The thread found for the warning of a worker stuck in an uninstrumented task.
     pub(crate) fn foreign_thread(&self, id: u64) -> Option<&Thread> {
-        self.foreign.thread(id)
+        self.foreign.thread(self.resolve(id))
+    }
+
+    /// The application frame that thread is stuck at, if it has one.
+    pub(crate) fn foreign_top(&self, id: u64) -> Option<&taskscope_wire::StackFrame> {
+        self.foreign.top(self.resolve(id))
+    }
+
+    /// Rounds of samples taken for `id`.
+    pub(crate) fn rounds(&self, id: u64) -> u32 {
+        self.sampled.get(&id).map_or(0, |&(n, _)| n)
+    }
+
+    /// The samples taken under `key` (a stuck worker's, before its warning existed) become
+    /// warning `id`'s, and so do samples still on their way under `key`.
+    pub(crate) fn rename(&mut self, key: u64, id: u64) {
+        if let Some(sampled) = self.sampled.remove(&key) {
+            self.sampled.insert(id, sampled);
+        }
+        if let Some(folded) = self.folded.remove(&key) {
+            self.folded.insert(id, folded);
+            self.changed.insert(id);
+        }
+        self.changed.remove(&key);
+        self.foreign.rename(key, id);
+        self.aliases.insert(key, id);
+        if self.aliases.len() > 1024 {
+            // The oldest stalls' keys: their samples have long arrived.
+            let mut by_warning: Vec<(u64, u64)> =
+                self.aliases.iter().map(|(&k, &v)| (v, k)).collect();
+            by_warning.sort_unstable();
+            for (_, key) in &by_warning[..by_warning.len() - 512] {
+                self.aliases.remove(key);
+            }
+        }
+    }
+
+    /// The worker of warning `id` moved on: its thread is free to be found stuck again
+    /// (samples taken while it was stuck still count when they arrive).
+    pub(crate) fn end_foreign(&mut self, id: u64) {
+        self.foreign.end(id);
+    }
+
+    /// Forgets what was sampled under `key` if no warning came of it (its worker moved on).
+    pub(crate) fn forget(&mut self, key: u64) {
+        if !self.aliases.contains_key(&key) && self.sampled.remove(&key).is_some() {
+            self.folded.remove(&key);
+            self.changed.remove(&key);
+            self.foreign.forget(key);
+        }
+    }
+
+    fn resolve(&self, id: u64) -> u64 {
+        self.aliases.get(&id).copied().unwrap_or(id)
     }
 
     /// Takes a round of samples of the threads that may be the stuck worker of warning `id`
-    /// (those found inside a task poll), folding in the stuck thread's. Returns the thread and
-    /// where it is stuck when this round found it.
+    /// (those found inside a task poll), folding in the stuck thread's. Returns the warning
+    /// (or key) they count for, the thread and where it is stuck when this round found it.
     pub(crate) fn add_foreign(
         &mut self,
         id: u64,
         in_poll: Vec<(Thread, StackSample)>,
-    ) -> Option<(Thread, Option<taskscope_wire::StackFrame>)> {
+    ) -> Option<(u64, Thread, Option<taskscope_wire::StackFrame>)> {
+        let id = self.resolve(id);
         match self.foreign.round(id, in_poll) {
             foreign::Found::Nothing => None,
             foreign::Found::Again(sample) => {
@@ -157,7 +213,7 @@ impl Stacks {
                 for sample in samples {
                     self.add(id, sample);
                 }
-                Some((thread, top))
+                Some((id, thread, top))
             }
         }
     }

@@ -53,7 +53,9 @@ pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
                     match done {
                         Symbolized::Blocked(id, sample) => registry.stacks.add(id, sample),
                         Symbolized::Foreign(id, in_poll) => {
-                            if let Some((thread, top)) = registry.stacks.add_foreign(id, in_poll) {
+                            if let Some((id, thread, top)) =
+                                registry.stacks.add_foreign(id, in_poll)
+                            {
                                 if let Some(w) = registry.warnings.get_mut(id) {
                                     w.worker =
                                         Some(format!("{} (thread {})", thread.name, thread.tid));

@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 use std::panic::Location;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::atomic::{
+    AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*,
+};
 use std::sync::Mutex;
 
 use taskscope_wire::{bucket_index, bucket_range, Histogram, Outcome, TaskKind, TaskState};
@@ -101,6 +103,8 @@ pub(crate) struct TaskStats {
     /// Which entries of `held` are in use (bit i: entry i), so that taking a lock while holding
     /// none reads one byte instead of scanning every entry. Written by the task's own polls.
     pub(crate) held_mask: AtomicU8,
+    /// A scope's response status (HTTP, set by the tower layer; 0: none).
+    pub(crate) response: AtomicU16,
 }
 
 /// How many locks held at once a task tracks for the lock-order graph; deeper nesting is rare
@@ -249,6 +253,7 @@ impl TaskStats {
             panic_message: Mutex::new(None),
             held: [const { (AtomicU64::new(0), AtomicUsize::new(0)) }; HELD_LOCKS],
             held_mask: AtomicU8::new(0),
+            response: AtomicU16::new(0),
         }
     }
 
@@ -289,6 +294,7 @@ impl TaskStats {
             panic_message,
             held,
             held_mask,
+            response,
         } = self;
         let bins = std::mem::replace(hot.bins.get_mut(), ptr::null_mut());
         if !bins.is_null() {
@@ -312,6 +318,7 @@ impl TaskStats {
             *at.get_mut() = 0;
         }
         *held_mask.get_mut() = 0;
+        *response.get_mut() = 0;
     }
 
     /// Called at poll start, when the poller has the hot line anyway: if this poll's sample

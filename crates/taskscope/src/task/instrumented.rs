@@ -307,7 +307,7 @@ fn long_untimed_poll(stats: &TaskStats, task: u64, marker: u64, start: u64) {
 
 #[cold]
 #[inline(never)]
-fn long_poll(task: u64, start: u64, end: u64) {
+pub(crate) fn long_poll(task: u64, start: u64, end: u64) {
     if let Some(shared) = registry::active() {
         let _ = shared.push(Event::LongPoll { task, start, end });
     }

@@ -142,7 +142,7 @@ impl Drop for BlockingRun {
     }
 }
 
-fn register(
+pub(crate) fn register(
     shared: &'static Shared,
     name: Cow<'static, str>,
     location: &'static Location<'static>,
