@@ -208,6 +208,19 @@ async fn the_layer_blames_the_blocking_route_and_counts_every_route_exactly() {
     assert!(!blocked.is_empty());
     for w in &blocked {
         assert_eq!(w.task_name.as_deref(), Some("GET /report"), "{w:#?}");
-        assert!(w.message.contains("GET /report"), "{}", w.message);
+        assert!(
+            w.message
+                .contains("by one poll of scope `GET /report` (a request through the tower layer)"),
+            "{}",
+            w.message
+        );
     }
+    // And the stack names the handler's line, as without the layer.
+    let stack = snap.top_stack(blocked[0].id).expect("a stack").summary();
+    assert!(
+        stack.contains(&format!(
+            "report_handler::{{{{closure}}}} (tests/axum_service.rs:{BLOCKING_LINE})"
+        )),
+        "{stack}"
+    );
 }

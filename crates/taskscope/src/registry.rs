@@ -533,6 +533,14 @@ impl Registry {
     }
 
     /// Name and location of a task the registry knows.
+    /// The instrumented task a live task or scope was created in, if any.
+    pub(crate) fn parent_of(&self, id: u64) -> Option<u64> {
+        self.live
+            .get(&id)
+            .map(|(s, _)| s.parent)
+            .filter(|&p| p != 0)
+    }
+
     pub(crate) fn describe(&self, id: u64) -> Option<(String, String, TaskKind)> {
         self.live
             .get(&id)

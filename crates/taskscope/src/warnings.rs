@@ -21,6 +21,9 @@ pub(crate) struct Warnings {
     pub(crate) to_emit: Vec<Warning>,
     /// (task, poll start ticks) → warning id, for `blocked_worker` warnings.
     pub(crate) blocked: HashMap<(u64, u64), u64>,
+    /// What each `blocked_worker` in `blocked` calls the task or scope that blocked (its text
+    /// is rewritten as the block goes on).
+    pub(crate) subjects: HashMap<u64, String>,
     dropped_warning: Option<u64>,
 }
 
@@ -35,6 +38,14 @@ impl Warnings {
         }
         self.list.push_back(warning);
         self.next_id
+    }
+
+    /// What `blocked_worker` warning `id` calls the task or scope that blocked.
+    pub(crate) fn subject(&self, id: u64) -> String {
+        self.subjects
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| "?".into())
     }
 
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Warning> {

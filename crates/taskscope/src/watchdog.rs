@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
 use std::time::Duration;
 
-use taskscope_wire::{Warning, WarningKind};
+use taskscope_wire::{TaskKind, Warning, WarningKind};
 
 use crate::clock;
 use crate::probe::RuntimeProbe;
@@ -109,15 +109,17 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
             Some(id) => {
                 // Not once completed: the poll's exact end can arrive a moment before its slot
                 // shows it over.
+                let subject = registry.warnings.subject(id);
                 if let Some(w) = registry.warnings.get_mut(id).filter(|w| w.ongoing) {
                     w.duration_ns = Some(elapsed);
-                    w.message = blocked_message(w, elapsed, true);
+                    w.message = blocked_message(w, &subject, elapsed, true);
                 }
                 id
             }
             None => {
-                let w = blocked_warning(shared, &registry, slot, task, start, elapsed);
+                let (w, subject) = blocked_warning(shared, &registry, slot, task, start, elapsed);
                 let id = registry.warnings.raise(w);
+                registry.warnings.subjects.insert(id, subject);
                 registry.warnings.blocked.insert((task, start), id);
                 if worker::is_marker(raw) {
                     // The poll times its own end from now on.
@@ -153,17 +155,19 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
         let Some(&id) = registry.warnings.blocked.get(&key) else {
             continue;
         };
+        let subject = registry.warnings.subject(id);
         if let Some(w) = registry.warnings.get_mut(id) {
             if w.ongoing {
                 w.ongoing = false;
                 let elapsed = w.duration_ns.unwrap_or(0);
-                w.message = blocked_message(w, elapsed, false);
+                w.message = blocked_message(w, &subject, elapsed, false);
             }
         }
     }
     if registry.warnings.blocked.len() > 1024 {
         let keep: HashSet<u64> = registry.warnings.ongoing().map(|w| w.id).collect();
         registry.warnings.blocked.retain(|_, id| keep.contains(id));
+        registry.warnings.subjects.retain(|id, _| keep.contains(id));
     }
 
     crate::sync::graph::scan(shared, &mut registry, now);
@@ -355,17 +359,18 @@ fn poll_ended(shared: &Shared, registry: &mut Registry, task: u64, start: u64, e
                 .find(|(&(_, seen), _)| seen == start)
                 .map(|(_, &id)| id)
         });
+    let subject = existing.map(|id| registry.warnings.subject(id));
     match existing.and_then(|id| registry.warnings.get_mut(id)) {
         Some(w) => {
             w.duration_ns = Some(duration);
             w.ongoing = false;
-            w.message = blocked_message(w, duration, false);
+            w.message = blocked_message(w, subject.as_deref().unwrap_or("?"), duration, false);
             let done = w.clone();
             registry.warnings.to_emit.push(done);
         }
         None => {
             // Ended before a scan saw it (or the threshold is below the scan period).
-            let (name, location) = describe(registry, task);
+            let (name, location, subject) = describe(registry, task);
             let mut w = Warning::new(
                 0,
                 WarningKind::BlockedWorker,
@@ -376,17 +381,53 @@ fn poll_ended(shared: &Shared, registry: &mut Registry, task: u64, start: u64, e
             w.task_name = Some(name);
             w.location = Some(location);
             w.duration_ns = Some(duration);
-            w.message = blocked_message(&w, duration, false);
+            w.message = blocked_message(&w, &subject, duration, false);
             let id = registry.warnings.raise(w);
             registry.warnings.blocked.insert((task, start), id);
+            registry.warnings.subjects.insert(id, subject);
         }
     }
 }
 
-fn describe(registry: &Registry, task: u64) -> (String, String) {
+/// A blocking task's name and location, and what the warning's text calls it: a task and
+/// where it was spawned, or a scope, where it was created (the tower layer's requests are
+/// created inside taskscope: no location of the application's) and the task it runs in.
+fn describe(registry: &Registry, task: u64) -> (String, String, String) {
     match registry.describe(task) {
-        Some((name, location, _)) => (name, location),
-        None => (format!("task #{task}"), "(unknown location)".into()),
+        Some((name, location, TaskKind::Scope)) => {
+            let created = if location.contains("taskscope/src/tower.rs") {
+                "a request through the tower layer".to_string()
+            } else {
+                format!("created at {location}")
+            };
+            // The task it runs in: the first instrumented task up its scopes' parents.
+            let mut within = String::new();
+            let mut at = task;
+            for _ in 0..64 {
+                let Some(parent) = registry.parent_of(at) else {
+                    break;
+                };
+                match registry.describe(parent) {
+                    Some((_, _, TaskKind::Scope)) => at = parent,
+                    Some((parent, _, _)) => {
+                        within = format!(" in task `{parent}`");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let subject = format!("scope `{name}` ({created}){within}");
+            (name, location, subject)
+        }
+        Some((name, location, _)) => {
+            let subject = format!("task `{name}` (spawned at {location})");
+            (name, location, subject)
+        }
+        None => (
+            format!("task #{task}"),
+            "(unknown location)".into(),
+            format!("task #{task}"),
+        ),
     }
 }
 
@@ -397,8 +438,8 @@ fn blocked_warning(
     task: u64,
     start: u64,
     elapsed: u64,
-) -> Warning {
-    let (name, location) = describe(registry, task);
+) -> (Warning, String) {
+    let (name, location, subject) = describe(registry, task);
     let mut w = Warning::new(
         0,
         WarningKind::BlockedWorker,
@@ -418,8 +459,8 @@ fn blocked_warning(
         .as_deref()
         .map(str::to_owned);
     w.locks = registry.locks_held_by(task);
-    w.message = blocked_message(&w, elapsed, true);
-    w
+    w.message = blocked_message(&w, &subject, elapsed, true);
+    (w, subject)
 }
 
 fn worker_name(slot: &WorkerSlot) -> String {
@@ -427,9 +468,8 @@ fn worker_name(slot: &WorkerSlot) -> String {
     format!("{thread} (#{})", slot.index)
 }
 
-fn blocked_message(w: &Warning, elapsed: u64, ongoing: bool) -> String {
-    let task = w.task_name.as_deref().unwrap_or("?");
-    let location = w.location.as_deref().unwrap_or("?");
+/// The text of a `blocked_worker`; `subject` says what blocked (`describe`).
+fn blocked_message(w: &Warning, subject: &str, elapsed: u64, ongoing: bool) -> String {
     let worker = w
         .worker
         .as_deref()
@@ -447,10 +487,13 @@ fn blocked_message(w: &Warning, elapsed: u64, ongoing: bool) -> String {
         format!("{span}, holding {}", locks.join(", "))
     };
     if ongoing {
-        format!("{worker}has been blocked for {} by task `{task}` (spawned at {location}){span}; still blocked", fmt_ns(elapsed))
+        format!(
+            "{worker}has been blocked for {} by {subject}{span}; still blocked",
+            fmt_ns(elapsed)
+        )
     } else {
         format!(
-            "{worker}was blocked for {} by one poll of task `{task}` (spawned at {location}){span}",
+            "{worker}was blocked for {} by one poll of {subject}{span}",
             fmt_ns(elapsed)
         )
     }
