@@ -215,6 +215,55 @@ async fn the_layer_blames_the_blocking_route_and_counts_every_route_exactly() {
             w.message
         );
     }
+    // Every report has the routes, as a user reads them.
+    let json: serde_json::Value =
+        serde_json::from_str(&taskscope_report::Format::Json.render(&snap)).unwrap();
+    common::validate(taskscope_report::json::JSON_SCHEMA, &json).unwrap();
+    let fast = json["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "GET /fast")
+        .unwrap();
+    assert_eq!(
+        (fast["ended"].as_u64(), fast["responses"]["2xx"].as_u64()),
+        (Some(39), Some(39))
+    );
+    let markdown = taskscope_report::Format::Markdown.render(&snap);
+    let row = markdown
+        .lines()
+        .find(|l| l.starts_with("| GET /missing/:id | 3 |"))
+        .unwrap_or_else(|| panic!("{markdown}"));
+    assert!(row.contains("| 0 | 0 | 3 | 0 |"), "{row}");
+    let prometheus = taskscope_report::Format::Prometheus.render(&snap);
+    assert!(
+        prometheus.lines().any(|l| l
+            .starts_with("taskscope_scope_latency_seconds_count{scope=\"GET /fast\",")
+            && l.ends_with(" 39")),
+        "{prometheus}"
+    );
+    assert!(
+        prometheus.lines().any(|l| l
+            .starts_with("taskscope_scope_responses_total{scope=\"GET /report\",")
+            && l.contains("class=\"2xx\"")
+            && l.ends_with(" 3")),
+        "{prometheus}"
+    );
+    let hlog = taskscope_report::Format::Hlog.render(&snap);
+    let tags: Vec<String> =
+        hdrhistogram::serialization::interval_log::IntervalLogIterator::new(hlog.as_bytes())
+            .filter_map(|e| match e {
+                Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(h)) => {
+                    h.tag().map(|t| t.as_str().to_string())
+                }
+                _ => None,
+            })
+            .collect();
+    assert!(
+        tags.iter().any(|t| t == "scope_latency:GET_/users/{id}"),
+        "{tags:?}"
+    );
+
     // And the stack names the handler's line, as without the layer.
     let stack = snap.top_stack(blocked[0].id).expect("a stack").summary();
     assert!(

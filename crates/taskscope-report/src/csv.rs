@@ -1,4 +1,4 @@
-//! CSV: one row per task group, lock and semaphore, durations in nanoseconds, for spreadsheets
+//! CSV: one row per task group, scope group's latency, lock and semaphore, durations in nanoseconds, for spreadsheets
 //! and scripts.
 
 use std::fmt::Write;
@@ -25,12 +25,12 @@ fn stats(h: &Histogram) -> String {
 /// The snapshot as CSV with a header row.
 pub fn render(snapshot: &Snapshot) -> String {
     let mut out = String::from(
-        "type,name,kind,location,count,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,spawned,completed,cancelled,panicked,acquisitions,contended,busy_ns\n",
+        "type,name,kind,location,count,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,spawned,completed,cancelled,panicked,acquisitions,contended,busy_ns,responses_2xx,responses_4xx,responses_5xx\n",
     );
     for g in &snapshot.task_groups {
         let _ = writeln!(
             out,
-            "task_group,{},{:?},{},{},{},{},{},{},,,{}",
+            "task_group,{},{:?},{},{},{},{},{},{},,,{},,,",
             field(&g.name),
             g.kind,
             field(&g.location),
@@ -42,10 +42,24 @@ pub fn render(snapshot: &Snapshot) -> String {
             g.busy_ns
         );
     }
+    // A scope group's latency (its polls and outcomes are in its task_group row).
+    for s in &snapshot.scopes {
+        let r = &s.responses;
+        let _ = writeln!(
+            out,
+            "scope_latency,{},scope,{},{},,,,,,,,{},{},{}",
+            field(&s.name),
+            field(&s.location),
+            stats(&s.latency_ns),
+            r.success,
+            r.client_error,
+            r.server_error,
+        );
+    }
     for l in &snapshot.locks {
         let _ = writeln!(
             out,
-            "lock_wait,{},{},{},{},,,,,{},{},",
+            "lock_wait,{},{},{},{},,,,,{},{},,,,",
             field(&l.name),
             l.kind,
             field(&l.location),
@@ -57,7 +71,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     for s in &snapshot.semaphores {
         let _ = writeln!(
             out,
-            "semaphore_wait,{},semaphore,{},{},,,,,{},,",
+            "semaphore_wait,{},semaphore,{},{},,,,,{},,,,,",
             field(&s.name),
             field(&s.location),
             stats(&s.wait_ns),
@@ -83,22 +97,47 @@ mod tests {
                 spawned: 1,
                 ..TaskGroup::default()
             }],
+            locks: vec![taskscope_wire::Lock::default()],
+            semaphores: vec![taskscope_wire::Semaphore::default()],
+            scopes: vec![taskscope_wire::ScopeGroup {
+                name: "GET /users/{id}".into(),
+                responses: taskscope_wire::Responses {
+                    success: 7,
+                    server_error: 2,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
             ..Snapshot::default()
         };
         let text = render(&snap);
         let mut lines = text.lines();
-        let columns = lines.next().unwrap().split(',').count();
-        let row = lines.next().unwrap();
-        assert!(row.starts_with("task_group,\"a, \"\"b\"\"\","), "{row}");
-        // Count fields outside quotes.
-        let (mut n, mut quoted) = (1, false);
-        for c in row.chars() {
-            match c {
-                '"' => quoted = !quoted,
-                ',' if !quoted => n += 1,
-                _ => {}
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let rows: Vec<&str> = lines.collect();
+        assert_eq!(rows.len(), 4);
+        assert!(
+            rows[0].starts_with("task_group,\"a, \"\"b\"\"\","),
+            "{}",
+            rows[0]
+        );
+        for row in &rows {
+            // Split outside quotes.
+            let (mut fields, mut quoted, mut field) = (Vec::new(), false, String::new());
+            for c in row.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => fields.push(std::mem::take(&mut field)),
+                    c => field.push(c),
+                }
+            }
+            fields.push(field);
+            assert_eq!(fields.len(), header.len(), "{row}");
+            if fields[0] == "scope_latency" {
+                let column = |name: &str| &fields[header.iter().position(|h| *h == name).unwrap()];
+                assert_eq!(column("responses_2xx"), "7");
+                assert_eq!(column("responses_5xx"), "2");
+                assert_eq!(column("completed"), "");
             }
         }
-        assert_eq!(n, columns, "{row}");
     }
 }

@@ -1,6 +1,6 @@
 //! The histograms as an HdrHistogram interval log (`.hlog`): one interval per histogram, tagged
 //! `poll:<group>`, `scheduled:<group>`, `lock_wait:<lock>`, `lock_hold:<lock>` and
-//! `semaphore_wait:<semaphore>`, spanning the observed time. HdrHistogram's tools
+//! `semaphore_wait:<semaphore>` and `scope_latency:<scope>`, spanning the observed time. HdrHistogram's tools
 //! (`HistogramLogProcessor`, `hdrhistogram` readers in any language) merge logs of many
 //! processes by tag.
 
@@ -20,6 +20,9 @@ pub fn render(snapshot: &Snapshot) -> String {
     for g in &snapshot.task_groups {
         entries.push((format!("poll:{}", g.name), &g.poll_ns));
         entries.push((format!("scheduled:{}", g.name), &g.scheduled_ns));
+    }
+    for s in &snapshot.scopes {
+        entries.push((format!("scope_latency:{}", s.name), &s.latency_ns));
     }
     for l in &snapshot.locks {
         let side = match l.kind.as_str() {

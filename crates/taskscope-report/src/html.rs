@@ -167,6 +167,30 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
         );
     }
     out.push_str("</table>");
+    let scopes = crate::scopes_by_latency(snapshot);
+    if !scopes.is_empty() {
+        out.push_str(r##"<h2>Scopes and requests (slowest first)</h2><table><tr><th>scope</th><th>ended</th><th>p50</th><th>p99</th><th>max</th><th>latency</th><th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th><th>location</th></tr>"##);
+        for s in scopes {
+            let pc = s.latency_ns.percentiles();
+            let r = &s.responses;
+            let _ = write!(
+                out,
+                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="l"><code>{}</code></td></tr>"#,
+                esc(&s.name),
+                pc.count,
+                ns(pc.p50),
+                ns(pc.p99),
+                ns(pc.max),
+                histogram_svg(&s.latency_ns),
+                r.success,
+                r.redirection,
+                r.client_error,
+                r.server_error,
+                esc(&s.location)
+            );
+        }
+        out.push_str("</table>");
+    }
     out.push_str(r##"<h2>Task groups (most busy first)</h2><p class="legend">poll time on a log axis, 100 ns to 10 s:<span style="background:#36c"></span>p50<span style="background:#e58"></span>p99<span style="background:#f3c0c0"></span>max</p>
 <table><tr><th>group</th><th>spawned</th><th>polls</th><th>busy</th><th>p50</th><th>p99</th><th>max</th><th>percentiles</th><th>histogram</th><th>location</th></tr>"##);
     for g in &snapshot.task_groups {

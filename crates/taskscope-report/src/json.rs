@@ -24,6 +24,8 @@ pub struct Report<'a> {
     pub dropped_events: u64,
     /// Per task group, most busy first.
     pub tasks: Vec<TaskRow<'a>>,
+    /// Per scope group: latency and responses.
+    pub scopes: Vec<ScopeRow<'a>>,
     /// Per lock (and RwLock side), most waited-on first.
     pub locks: Vec<LockRow<'a>>,
     /// Per semaphore, most waited-on first.
@@ -84,6 +86,23 @@ pub struct TaskRow<'a> {
     pub poll_ns_hdr: String,
     /// `scheduled_ns` as a base64 HdrHistogram V2 serialisation.
     pub scheduled_ns_hdr: String,
+}
+
+/// What only a scope group has (its task row has the polls and outcomes).
+#[derive(Debug, Serialize)]
+pub struct ScopeRow<'a> {
+    /// Scope name.
+    pub name: &'a str,
+    /// Where the scopes were created.
+    pub location: &'a str,
+    /// Scopes that ended.
+    pub ended: u64,
+    /// Creation → end.
+    pub latency_ns: Percentiles,
+    /// `latency_ns` as a base64 HdrHistogram V2 serialisation.
+    pub latency_ns_hdr: String,
+    /// Responses per status class.
+    pub responses: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// One lock, or one side of an RwLock.
@@ -165,6 +184,18 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                 scheduled_ns: summary(&g.scheduled_ns),
                 poll_ns_hdr: crate::hdr::encode(&g.poll_ns),
                 scheduled_ns_hdr: crate::hdr::encode(&g.scheduled_ns),
+            })
+            .collect(),
+        scopes: snapshot
+            .scopes
+            .iter()
+            .map(|s| ScopeRow {
+                name: &s.name,
+                location: &s.location,
+                ended: s.latency_ns.count(),
+                latency_ns: summary(&s.latency_ns),
+                latency_ns_hdr: crate::hdr::encode(&s.latency_ns),
+                responses: s.responses.classes().into_iter().collect(),
             })
             .collect(),
         locks: snapshot

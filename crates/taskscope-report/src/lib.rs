@@ -89,6 +89,17 @@ pub(crate) fn polls_cell(group: &taskscope_wire::TaskGroup) -> String {
     format!("{} ({timed} timed)", group.polls)
 }
 
+/// The scope groups that have ended scopes, slowest p99 latency first.
+pub(crate) fn scopes_by_latency(snapshot: &Snapshot) -> Vec<&taskscope_wire::ScopeGroup> {
+    let mut scopes: Vec<_> = snapshot
+        .scopes
+        .iter()
+        .filter(|s| s.latency_ns.count() > 0)
+        .collect();
+    scopes.sort_by_key(|s| std::cmp::Reverse(s.latency_ns.percentiles().p99));
+    scopes
+}
+
 /// What a table of groups says under it when some groups' polls were sampled.
 pub(crate) const SAMPLED_NOTE: &str = "Where only some polls were timed, the poll percentiles \
 are those of the timed polls, and busy time is an estimate scaled from them.";

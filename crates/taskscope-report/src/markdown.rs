@@ -94,6 +94,32 @@ pub fn render(snapshot: &Snapshot) -> String {
         }
     }
 
+    let scopes = crate::scopes_by_latency(snapshot);
+    if !scopes.is_empty() {
+        let _ = writeln!(out, "## Scopes and requests (slowest first)\n");
+        let _ = writeln!(out, "| scope | ended | latency p50 | p90 | p99 | p99.9 | max | 2xx | 3xx | 4xx | 5xx | location |");
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        for s in scopes {
+            let r = &s.responses;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | `{}` |",
+                cell(&s.name),
+                s.latency_ns.count(),
+                cells(&s.latency_ns.percentiles()),
+                r.success,
+                r.redirection,
+                r.client_error,
+                r.server_error,
+                s.location
+            );
+        }
+        let _ = writeln!(out);
+    }
+
     let _ = writeln!(out, "## Task groups (most busy first)\n");
     let _ = writeln!(out, "| group | spawned | completed | cancelled | panicked | polls | busy | poll p50 | p90 | p99 | p99.9 | max | sched p99 | location |");
     let _ = writeln!(

@@ -131,6 +131,35 @@ pub fn render(snapshot: &Snapshot) -> String {
             &g.scheduled_ns,
         );
     }
+    // Per scope name (for the tower layer, per route), never per request.
+    for s in &snapshot.scopes {
+        let l = format!(
+            "scope=\"{}\",location=\"{}\"",
+            label(&s.name),
+            label(&s.location)
+        );
+        out.histogram(
+            "taskscope_scope_latency_seconds",
+            "Creation to end of each scope (for the tower layer: a request's latency).",
+            &l,
+            &s.latency_ns,
+        );
+    }
+    for s in snapshot.scopes.iter().filter(|s| s.responses.total() > 0) {
+        for (class, count) in s.responses.classes() {
+            out.declare(
+                "taskscope_scope_responses_total",
+                "counter",
+                "Responses of the tower layer's requests by status class.",
+            );
+            let l = format!(
+                "scope=\"{}\",location=\"{}\",class=\"{class}\"",
+                label(&s.name),
+                label(&s.location)
+            );
+            out.sample("taskscope_scope_responses_total", &l, count);
+        }
+    }
     for lock in &snapshot.locks {
         let l = format!(
             "lock=\"{}\",kind=\"{}\",location=\"{}\"",

@@ -9,7 +9,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use taskscope::WarningKind;
+use taskscope::{TaskKind, WarningKind};
 use taskscope_wire::recording::RecordingReader;
 use taskscope_wire::{write_frame, Assembler, ClientFrame, Frame, FrameReader, WIRE_VERSION};
 
@@ -625,4 +625,57 @@ fn a_version_2_client_gets_the_blocked_stack_while_blocked_and_a_version_1_clien
     });
     assert!(seen.is_some());
     drop(guard);
+}
+
+#[test]
+fn a_version_3_client_gets_scopes_and_an_older_one_gets_them_as_async_tasks() {
+    let dir = std::env::temp_dir().join(format!("taskscope-scopes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("scopes.tsrec");
+    let guard = exclusive(|| taskscope::Builder::new().bind("127.0.0.1:0").record(&path));
+    let addr = guard.local_addr().expect("bound");
+    let rt = runtime_thread();
+    let (done_tx, done_rx) = channel();
+    rt.spawn(async move {
+        for _ in 0..3 {
+            taskscope::scope("GET /streamed", tokio::task::yield_now()).await;
+        }
+        done_tx.send(()).unwrap();
+    });
+    done_rx.recv().unwrap();
+    // Retired (the collector's tick) before the clients' key frames are made.
+    std::thread::sleep(Duration::from_millis(400));
+    let (_new, rx3) = connect_with(addr, WIRE_VERSION, None);
+    let (_old, rx2) = connect_with(addr, 2, None);
+    let (mut asm3, mut asm2) = (Assembler::new(), Assembler::new());
+    let latency = wait_for(&rx3, &mut asm3, Duration::from_secs(3), |a, _| {
+        let snap = a.snapshot();
+        let group = snap.group("GET /streamed")?;
+        let scope = snap.scope("GET /streamed")?;
+        (group.kind == TaskKind::Scope).then(|| scope.latency_ns.count())
+    });
+    assert_eq!(latency, Some(3));
+    let seen = wait_for(&rx2, &mut asm2, Duration::from_secs(3), |a, frame| {
+        assert!(!matches!(frame, Frame::Scopes(_)), "a version-3 frame");
+        if let Frame::Update(update) = frame {
+            assert!(update.tasks.iter().all(|t| t.kind != TaskKind::Scope));
+        }
+        let group = a.snapshot().group("GET /streamed")?;
+        assert_eq!(group.kind, TaskKind::Async);
+        Some(group.completed)
+    });
+    assert_eq!(seen, Some(3));
+    drop(guard);
+    // The recording has them too.
+    let recording = RecordingReader::open(&path).unwrap().read_all();
+    let mut asm = Assembler::new();
+    for (_, frame) in recording.frames {
+        asm.apply(frame);
+    }
+    let scope = asm
+        .snapshot()
+        .scope("GET /streamed")
+        .expect("scopes recorded");
+    assert_eq!(scope.latency_ns.count(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
