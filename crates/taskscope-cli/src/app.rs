@@ -22,16 +22,19 @@ pub enum View {
     Semaphores,
     /// Warnings, newest first.
     Warnings,
+    /// Scopes and requests (the tower layer's routes), slowest first.
+    Requests,
 }
 
 impl View {
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 7] = [
         View::Overview,
         View::Tasks,
         View::Task,
         View::Locks,
         View::Semaphores,
         View::Warnings,
+        View::Requests,
     ];
 
     pub fn title(self) -> &'static str {
@@ -42,6 +45,7 @@ impl View {
             View::Locks => "Locks",
             View::Semaphores => "Semaphores",
             View::Warnings => "Warnings",
+            View::Requests => "Requests",
         }
     }
 }
@@ -136,7 +140,7 @@ pub struct App {
     pub paused: bool,
     pub help: bool,
     /// Selected row per table view.
-    pub selected: [usize; 6],
+    pub selected: [usize; 7],
     /// The task shown in the Task view.
     pub task: Option<u64>,
     pub history: VecDeque<Sample>,
@@ -159,7 +163,7 @@ impl App {
             editing_filter: false,
             paused: false,
             help: false,
-            selected: [0; 6],
+            selected: [0; 7],
             task: None,
             history: VecDeque::with_capacity(HISTORY),
             order: Vec::new(),
@@ -178,10 +182,17 @@ impl App {
             .map(|r| r.lag_ns.value_at_quantile(0.99))
             .max()
             .unwrap_or(0);
+        // Tasks only: scopes run inside tasks (the Requests view counts them).
+        let tasks = || {
+            snapshot
+                .task_groups
+                .iter()
+                .filter(|g| g.kind != taskscope_wire::TaskKind::Scope)
+        };
         let sample = Sample {
             at_ms: snapshot.taken_at_ms,
-            alive: snapshot.task_groups.iter().map(|g| g.alive).sum(),
-            spawned: snapshot.task_groups.iter().map(|g| g.spawned).sum(),
+            alive: tasks().map(|g| g.alive).sum(),
+            spawned: tasks().map(|g| g.spawned).sum(),
             lag_p99_ns: lag,
         };
         if self.history.back().is_none_or(|s| s.at_ms != sample.at_ms) {
@@ -254,6 +265,7 @@ impl App {
             View::Locks => self.snapshot.locks.len(),
             View::Semaphores => self.snapshot.semaphores.len(),
             View::Warnings => self.snapshot.warnings.len(),
+            View::Requests => self.snapshot.scopes.len(),
         }
     }
 
@@ -372,7 +384,7 @@ impl App {
             KeyCode::Char('?') => self.help = true,
             KeyCode::Tab => return self.next_tab(),
             KeyCode::BackTab => return self.previous_tab(),
-            KeyCode::Char(c @ '1'..='6') => return self.show(View::ALL[c as usize - '1' as usize]),
+            KeyCode::Char(c @ '1'..='7') => return self.show(View::ALL[c as usize - '1' as usize]),
             KeyCode::Down | KeyCode::Char('j') => self.select(self.selected() + 1),
             KeyCode::Up | KeyCode::Char('k') => self.select(self.selected().saturating_sub(1)),
             KeyCode::PageDown => self.select(self.selected() + 20),

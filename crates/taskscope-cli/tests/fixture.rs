@@ -71,19 +71,34 @@ pub fn snapshot() -> Snapshot {
         },
         taken_at_ms: 3_000,
         dropped_events: 0,
-        task_groups: vec![TaskGroup {
-            name: "handler".into(),
-            location: "src/server.rs:11:9".into(),
-            kind: TaskKind::Async,
-            spawned: 12,
-            alive: 9,
-            completed: 3,
-            polls: 234,
-            busy_ns: 900_000,
-            poll_ns: hist(&[1_000, 2_000, 3_000, 200_000_000]),
-            scheduled_ns: hist(&[2_000, 4_000]),
-            ..TaskGroup::default()
-        }],
+        task_groups: vec![
+            TaskGroup {
+                name: "handler".into(),
+                location: "src/server.rs:11:9".into(),
+                kind: TaskKind::Async,
+                spawned: 12,
+                alive: 9,
+                completed: 3,
+                polls: 234,
+                busy_ns: 900_000,
+                poll_ns: hist(&[1_000, 2_000, 3_000, 200_000_000]),
+                scheduled_ns: hist(&[2_000, 4_000]),
+                ..TaskGroup::default()
+            },
+            TaskGroup {
+                name: "GET /report".into(),
+                location: "(tower layer)".into(),
+                kind: TaskKind::Scope,
+                spawned: 40,
+                alive: 2,
+                completed: 37,
+                cancelled: 1,
+                polls: 120,
+                busy_ns: 3_100_000_000,
+                poll_ns: hist(&[20_000, 80_000_000]),
+                ..TaskGroup::default()
+            },
+        ],
         tasks,
         workers: Vec::new(),
         runtimes: vec![Runtime {
@@ -136,6 +151,27 @@ pub fn snapshot() -> Snapshot {
         )]
         .into(),
         resources: Vec::new(),
-        scopes: Vec::new(),
+        scopes: vec![
+            taskscope_wire::ScopeGroup {
+                name: "GET /report".into(),
+                location: "(tower layer)".into(),
+                latency_ns: hist(&[80_000_000, 81_000_000, 150_000_000]),
+                responses: taskscope_wire::Responses {
+                    success: 36,
+                    server_error: 1,
+                    ..Default::default()
+                },
+            },
+            taskscope_wire::ScopeGroup {
+                name: "GET /users/{id}".into(),
+                location: "(tower layer)".into(),
+                latency_ns: hist(&[40_000, 55_000, 90_000]),
+                responses: taskscope_wire::Responses {
+                    success: 210,
+                    client_error: 4,
+                    ..Default::default()
+                },
+            },
+        ],
     }
 }

@@ -43,7 +43,6 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::future::Future;
-use std::panic::Location;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
@@ -53,6 +52,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::stats::task::layer_location;
 use crate::task::scope::{scope_at, Scope};
 
 /// Distinct route names one layer keeps (see the module docs).
@@ -221,11 +221,6 @@ pub struct TaskscopeService<S, N = RouteName> {
     inner: S,
     namer: N,
     routes: Arc<Routes>,
-}
-
-/// Where the layer's scopes are created, for their groups.
-fn layer_location() -> &'static Location<'static> {
-    Location::caller()
 }
 
 impl<S, N, B, R> Service<Request<B>> for TaskscopeService<S, N>

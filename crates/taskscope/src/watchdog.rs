@@ -395,7 +395,7 @@ fn poll_ended(shared: &Shared, registry: &mut Registry, task: u64, start: u64, e
 fn describe(registry: &Registry, task: u64) -> (String, String, String) {
     match registry.describe(task) {
         Some((name, location, TaskKind::Scope)) => {
-            let created = if location.contains("taskscope/src/tower.rs") {
+            let created = if location == crate::stats::task::LAYER_LOCATION {
                 "a request through the tower layer".to_string()
             } else {
                 format!("created at {location}")

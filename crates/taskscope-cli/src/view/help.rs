@@ -12,7 +12,10 @@ pub const KEYS: [(&str, &str); 18] = [
     ("ctrl-l", "repaint the screen"),
     ("?", "this help (any key closes it)"),
     ("tab, shift-tab", "next, previous view"),
-    ("1-6", "Overview, Tasks, Task, Locks, Semaphores, Warnings"),
+    (
+        "1-7",
+        "Overview, Tasks, Task, Locks, Semaphores, Warnings, Requests",
+    ),
     ("j/k, down/up", "move the selection"),
     ("pgdn/pgup", "move by 20 rows"),
     ("gg, home", "first row"),
@@ -29,7 +32,7 @@ pub const KEYS: [(&str, &str); 18] = [
 ];
 
 pub fn render(frame: &mut Frame, area: Rect) {
-    let width = 76.min(area.width);
+    let width = 84.min(area.width);
     let height = (KEYS.len() as u16 + 2).min(area.height);
     let [area] = Layout::horizontal([Constraint::Length(width)])
         .flex(Flex::Center)

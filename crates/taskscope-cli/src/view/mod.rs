@@ -13,6 +13,7 @@ use crate::app::{App, View};
 mod help;
 mod locks;
 mod overview;
+mod requests;
 mod task;
 mod tasks;
 mod warnings;
@@ -38,6 +39,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         View::Locks => locks::render_locks(app, frame, body),
         View::Semaphores => locks::render_semaphores(app, frame, body),
         View::Warnings => warnings::render(app, frame, body),
+        View::Requests => requests::render(app, frame, body),
     }
     render_footer(app, frame, footer);
     if app.help {
@@ -96,7 +98,7 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
         } else {
             format!(" [filter: {}]", app.filter)
         };
-        format!(" q quit · ? help · tab/1-6 views · j/k move · enter open · h/l sort · i invert · / filter · p pause{filter}")
+        format!(" q quit · ? help · tab/1-7 views · j/k move · enter open · h/l sort · i invert · / filter · p pause{filter}")
     };
     frame.render_widget(Paragraph::new(text).dim(), area);
 }

@@ -718,7 +718,18 @@ impl TaskStats {
 }
 
 /// `file:line:column`, the form every view and report uses.
+/// Where the tower layer's requests are created (one location, inside taskscope).
+pub(crate) fn layer_location() -> &'static Location<'static> {
+    Location::caller()
+}
+
+/// How that location is shown: the application has no line of its own for it.
+pub(crate) const LAYER_LOCATION: &str = "(tower layer)";
+
 pub(crate) fn format_location(location: &Location<'_>) -> String {
+    if *location == *layer_location() {
+        return LAYER_LOCATION.to_string();
+    }
     format!(
         "{}:{}:{}",
         location.file(),
