@@ -25,6 +25,7 @@ mod builder;
 mod clock;
 mod collector;
 mod export;
+mod foreign;
 mod layer;
 mod probe;
 mod registry;
@@ -44,6 +45,7 @@ pub use collector::snapshot;
 pub use layer::{layer, SpanLayer};
 pub use task::scope::{scope, Scope, MAX_SCOPE_NAME};
 pub use task::spawn::{spawn, spawn_blocking, spawn_named};
+pub use taskscope_wire::fmt_ns;
 pub use taskscope_wire::{
     Histogram, Lock, Outcome, Percentiles, Responses, Runtime, ScopeGroup, Semaphore, Snapshot,
     Task, TaskGroup, TaskKind, TaskState, Warning, WarningKind, Worker,

@@ -37,6 +37,17 @@ pub(crate) struct WorkerWatch {
     pub(crate) suspect_scans: u32,
     /// Times the counters moved: tells one stall of this worker from the next.
     pub(crate) stalls: u32,
+    /// The last stall, if it ended before its thread was found (`foreign`).
+    pub(crate) closing: Option<StallEnded>,
+}
+
+/// A stall of a worker that ended before its thread was found: its samples' key and when it
+/// began and ended (clock ticks).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StallEnded {
+    pub(crate) key: u64,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
 }
 
 /// One runtime's probe.

@@ -218,7 +218,13 @@ pub(crate) struct Registry {
     /// Index into `groups` by spawn location, then by given name ("" for unnamed tasks, whose
     /// group is named after the location): finding a task's group formats and allocates
     /// nothing, which matters when a spawn storm brings hundreds of thousands a second.
-    group_index: HashMap<&'static Location<'static>, HashMap<Box<str>, u32>>,
+    /// (foldhash: names are the application's, and a peer's only through the tower layer,
+    /// which bounds them: `tower::MAX_ROUTES`; the table is bounded by `MAX_GROUPS`.)
+    group_index: HashMap<
+        &'static Location<'static>,
+        HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+        foldhash::fast::RandomState,
+    >,
     /// The most recently finished tasks, kept whole (`retain_finished` of them).
     finished: VecDeque<Retained>,
     pub(crate) retain_finished: usize,
@@ -418,7 +424,10 @@ impl Registry {
                 self.warnings
                     .task_panicked(shared, &task_to_wire(&stats, shared));
             }
-            if i >= keep_from && self.retain_finished > 0 {
+            // Scopes (requests) live on in their groups, not one by one among the finished
+            // tasks, which they would crowd out; unless they panicked.
+            let kept = stats.kind != TaskKind::Scope || stats.outcome() == Some(Outcome::Panicked);
+            if i >= keep_from && self.retain_finished > 0 && kept {
                 if self.finished.len() >= self.retain_finished {
                     if let Some(oldest) = self.finished.pop_front() {
                         recycle(shared, oldest.stats);

@@ -136,7 +136,7 @@ fn is_identifier(segment: &str) -> bool {
 
 /// The routes a layer (and every service it made) has named, bounded by `MAX_ROUTES`.
 #[derive(Debug, Default)]
-struct Routes(RwLock<HashSet<Box<str>>>);
+struct Routes(RwLock<HashSet<Box<str>, foldhash::fast::RandomState>>);
 
 impl Routes {
     /// `name` if it is known or there is room for it, else the method's overflow name.

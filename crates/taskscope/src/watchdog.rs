@@ -184,13 +184,13 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
             probe.ping();
         }
         if probe.multi_thread {
-            let due = watch_uninstrumented(shared, &mut registry, probe, &slots, threshold, now);
+            let due = crate::foreign::watch(shared, &mut registry, probe, &slots, threshold, now);
             foreign.extend(due);
         }
     }
     drop(registry);
     sample_stacks(shared, to_sample);
-    sample_foreign(foreign, &slots);
+    crate::foreign::sample(shared, foreign, &slots);
     deadline
 }
 
@@ -221,50 +221,6 @@ fn sample_stacks(shared: &'static Shared, to_sample: Vec<(u64, &'static WorkerSl
         let mut registry = shared.registry();
         for id in unanswered {
             registry.stacks.give_up(id);
-        }
-    }
-}
-
-/// A worker stuck in an uninstrumented task whose stack is due for a sample.
-struct ForeignDue {
-    warning: u64,
-    runtime: u64,
-    /// Its thread, once found.
-    thread: Option<crate::stacks::Thread>,
-}
-
-/// Samples the threads that may be workers stuck in uninstrumented tasks, outside the registry
-/// lock: the thread found for a warning, or else every worker thread of its runtime that is
-/// not in an instrumented poll (by the names of the threads seen running the runtime's tasks:
-/// its heartbeat visits them). The symbolising thread tells which one is stuck.
-fn sample_foreign(due: Vec<ForeignDue>, slots: &[&'static WorkerSlot]) {
-    for job in due {
-        let candidates = match job.thread {
-            Some(thread) => vec![thread],
-            None => {
-                let mut names: Vec<String> = Vec::new();
-                let mut exclude: Vec<i32> = Vec::new();
-                for slot in slots.iter().filter(|s| s.alive.load(Acquire)) {
-                    let runtime = slot.runtime.load(Relaxed);
-                    let tid = slot.tid.load(Relaxed);
-                    if runtime == job.runtime && slot.start.load(Acquire) == 0 {
-                        let name = slot.thread_name.lock().unwrap_or_else(|e| e.into_inner());
-                        if !names.contains(&name) {
-                            names.push(name.clone());
-                        }
-                    } else {
-                        exclude.push(tid);
-                    }
-                }
-                crate::stacks::threads_named(&names, &exclude)
-            }
-        };
-        let samples: Vec<_> = candidates
-            .into_iter()
-            .filter_map(|thread| Some((thread.clone(), crate::stacks::capture(thread.tid)?)))
-            .collect();
-        if !samples.is_empty() {
-            crate::stacks::submit_foreign(job.warning, samples);
         }
     }
 }
@@ -497,149 +453,4 @@ fn blocked_message(w: &Warning, subject: &str, elapsed: u64, ongoing: bool) -> S
             fmt_ns(elapsed)
         )
     }
-}
-
-/// tokio counts parks and busy time per worker (stable API). A worker that is unparked and whose
-/// counters have not moved for longer than the threshold is inside one long poll (tokio
-/// publishes busy time at least every 61 polls and at every park). If more workers of a runtime
-/// are stuck than taskscope's own slots on that runtime show in a poll, the rest are stuck in
-/// tasks taskscope did not spawn.
-fn watch_uninstrumented(
-    shared: &Shared,
-    registry: &mut Registry,
-    probe: &RuntimeProbe,
-    slots: &[&'static WorkerSlot],
-    threshold: u64,
-    now: u64,
-) -> Vec<ForeignDue> {
-    let instrumented_polling = slots
-        .iter()
-        .filter(|s| {
-            s.alive.load(Acquire)
-                && s.runtime.load(Relaxed) == probe.id
-                && s.start.load(Acquire) != 0
-        })
-        .count();
-    let mut watch = probe.watch.lock().unwrap_or_else(|e| e.into_inner());
-    let mut stuck = Vec::new();
-    for (worker, w) in watch.iter_mut().enumerate() {
-        let park_unpark = probe.metrics.worker_park_unpark_count(worker);
-        let busy_ns = probe.metrics.worker_total_busy_duration(worker).as_nanos() as u64;
-        if park_unpark != w.park_unpark || busy_ns != w.busy_ns || w.changed_at == 0 {
-            w.park_unpark = park_unpark;
-            w.busy_ns = busy_ns;
-            w.changed_at = now;
-            w.suspect_scans = 0;
-            registry
-                .stacks
-                .forget(pending_key(probe.id, worker, w.stalls));
-            w.stalls = w.stalls.wrapping_add(1);
-            if let Some(id) = w.warning.take() {
-                registry.stacks.end_foreign(id);
-                if let Some(warning) = registry.warnings.get_mut(id) {
-                    warning.ongoing = false;
-                    let elapsed = warning.duration_ns.unwrap_or(0);
-                    warning.message = uninstrumented_message(warning, probe.id, worker, elapsed);
-                }
-            }
-            continue;
-        }
-        let parked = park_unpark % 2 == 1;
-        if !parked && clock::delta_ns(w.changed_at, now) > threshold {
-            w.suspect_scans += 1;
-            stuck.push(worker);
-        }
-    }
-    let unexplained = stuck.len().saturating_sub(instrumented_polling);
-    let confirmed: Vec<usize> = stuck
-        .into_iter()
-        .filter(|&i| watch[i].suspect_scans >= 2)
-        .take(unexplained)
-        .collect();
-    let mut due = Vec::new();
-    for worker in confirmed {
-        let w = &mut watch[worker];
-        let elapsed = clock::delta_ns(w.changed_at, now);
-        let id = match w.warning.and_then(|id| registry.warnings.get_mut(id)) {
-            Some(warning) => {
-                warning.duration_ns = Some(elapsed);
-                warning.message = uninstrumented_message(warning, probe.id, worker, elapsed);
-                warning.id
-            }
-            None => {
-                // With stacks, the warning waits until a thread is found stuck inside one task
-                // poll (`stacks::foreign`): tokio's counters alone also stall for a moment
-                // after a long instrumented poll (they are published at a park or every 61
-                // polls), which is no block. Without a thread found in `PENDING_ROUNDS`
-                // rounds of samples, it is raised as the counters tell it.
-                let key = pending_key(probe.id, worker, w.stalls);
-                let found = registry.stacks.foreign_thread(key).cloned();
-                let rounds = registry.stacks.rounds(key);
-                if crate::stacks::enabled() && found.is_none() && rounds < PENDING_ROUNDS {
-                    if registry.stacks.take_due(key, now, threshold / 2) {
-                        due.push(ForeignDue {
-                            warning: key,
-                            runtime: probe.id,
-                            thread: None,
-                        });
-                    }
-                    continue;
-                }
-                let mut warning = Warning::new(
-                    0,
-                    WarningKind::BlockedWorker,
-                    shared.ms_at(w.changed_at),
-                    String::new(),
-                );
-                warning.task_name = Some(UNINSTRUMENTED.into());
-                warning.worker = Some(match &found {
-                    Some(thread) => format!("{} (thread {})", thread.name, thread.tid),
-                    None => format!("runtime {} worker {worker}", probe.id),
-                });
-                warning.location = registry.stacks.foreign_top(key).map(|f| f.to_string());
-                warning.duration_ns = Some(elapsed);
-                warning.ongoing = true;
-                warning.message = uninstrumented_message(&warning, probe.id, worker, elapsed);
-                let id = registry.warnings.raise(warning);
-                registry.stacks.rename(key, id);
-                w.warning = Some(id);
-                id
-            }
-        };
-        if registry.stacks.take_due(id, now, threshold) {
-            due.push(ForeignDue {
-                warning: id,
-                runtime: probe.id,
-                thread: registry.stacks.foreign_thread(id).cloned(),
-            });
-        }
-    }
-    due
-}
-
-/// Rounds of samples that look for the thread of a stuck worker before its warning is raised
-/// without one (half a threshold apart: 40 ms at the default 10 ms).
-const PENDING_ROUNDS: u32 = 8;
-
-/// The key of the samples of one stall of a worker, before its warning exists: above every
-/// warning id.
-fn pending_key(runtime: u64, worker: usize, stall: u32) -> u64 {
-    (1 << 63) | ((runtime & 0x7fff) << 48) | ((worker as u64 & 0xffff) << 32) | u64::from(stall)
-}
-
-/// The task name of a worker stuck in a task taskscope did not spawn.
-const UNINSTRUMENTED: &str = "(uninstrumented task)";
-
-/// What tokio's counters tell of a stuck worker, until its stack was sampled
-/// (`warnings::uninstrumented_message` then says where it is).
-fn uninstrumented_message(w: &Warning, runtime: u64, worker: usize, elapsed: u64) -> String {
-    if let Some(located) = crate::warnings::uninstrumented_message(w) {
-        return located;
-    }
-    let tense = if w.ongoing { "has been" } else { "was" };
-    format!(
-        "a worker of runtime {runtime} (tokio worker index {worker} or a sibling) {tense} inside one poll for {} {}",
-        fmt_ns(elapsed),
-        crate::warnings::UNINSTRUMENTED_ORIGIN,
-    )
 }

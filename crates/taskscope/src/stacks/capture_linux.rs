@@ -224,3 +224,21 @@ pub(super) fn resolve(addr: usize) -> Vec<StackFrame> {
     }
     frames
 }
+
+/// `futex`, `epoll_wait`, `epoll_pwait`, `epoll_pwait2` (and `poll`, `ppoll`): where a parked
+/// worker waits (the condition variable, the I/O driver).
+#[cfg(target_arch = "x86_64")]
+const WAITS: [i64; 6] = [202, 232, 281, 441, 7, 271];
+#[cfg(target_arch = "aarch64")]
+const WAITS: [i64; 5] = [98, 22, 441, 73, 73];
+
+pub(super) fn waits_for_work(tid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
+        return true;
+    };
+    match text.split_whitespace().next() {
+        Some("running") => false,
+        Some(number) => number.parse::<i64>().map_or(true, |n| WAITS.contains(&n)),
+        None => true,
+    }
+}

@@ -23,3 +23,7 @@ pub(super) fn blocks_signal(_tid: i32) -> bool {
 pub(super) fn resolve(_addr: usize) -> Vec<StackFrame> {
     Vec::new()
 }
+
+pub(super) fn waits_for_work(_tid: i32) -> bool {
+    true
+}

@@ -1,8 +1,10 @@
 //! Which thread is the worker stuck in a task taskscope did not spawn. tokio's stable metrics
-//! say that a worker of a runtime has been inside one poll too long, not which OS thread it is;
-//! the watchdog samples the runtime's worker threads (`threads::named`), and a thread whose
-//! stack is inside a task poll at the same application frames in two samples in a row is the
-//! stuck one: a busy worker running many short polls is somewhere else each time.
+//! say that a worker of a runtime has been inside one poll too long, not which OS thread it is.
+//! The watchdog samples the runtime's worker threads twice, 2 ms apart, and keeps those whose
+//! call chain (return addresses) did not change: a busy worker running many short polls is
+//! somewhere else the second time (`crate::foreign`). Of those, the symbolising thread keeps
+//! the ones inside a task poll (`frames::in_task_poll`; a parked worker's chain does not change
+//! either), and the first one no other stuck worker's warning has is this warning's thread.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +15,7 @@ use super::threads::Thread;
 /// Warnings whose attribution is kept at most (the oldest go first).
 const MAX_WARNINGS: usize = 1024;
 
-/// Per warning of a stuck uninstrumented worker: the thread found, or the last round's
-/// candidates.
+/// Per warning of a stuck uninstrumented worker: the thread found.
 #[derive(Debug, Default)]
 pub(super) struct ForeignWorkers {
     warnings: BTreeMap<u64, Attribution>,
@@ -27,21 +28,6 @@ struct Attribution {
     top: Option<StackFrame>,
     /// The worker moved on: its thread may be another warning's now.
     ended: bool,
-    last: Vec<(Thread, StackSample)>,
-}
-
-/// Whether two samples are at the same place in the application: the same frames (a spinning
-/// loop may move between lines of its innermost one).
-fn same_place(a: &StackSample, b: &StackSample) -> bool {
-    a.frames.len() == b.frames.len()
-        && (!a.frames.is_empty() || a.blocked_in == b.blocked_in)
-        && a.frames
-            .iter()
-            .zip(&b.frames)
-            .enumerate()
-            .all(|(i, (x, y))| {
-                x.function == y.function && x.file == y.file && (i == 0 || x.line == y.line)
-            })
 }
 
 /// What a round of samples decided.
@@ -51,8 +37,8 @@ pub(super) enum Found {
     Nothing,
     /// Another sample of the thread already found.
     Again(StackSample),
-    /// The thread is found now: its two samples, and where it is.
-    Now(Thread, Vec<StackSample>, Option<StackFrame>),
+    /// The thread is found now: its sample, and where it is.
+    Now(Thread, StackSample, Option<StackFrame>),
 }
 
 impl ForeignWorkers {
@@ -73,10 +59,12 @@ impl ForeignWorkers {
         }
     }
 
-    /// The worker of warning `id` moved on.
+    /// The worker of warning `id` moved on (before or after its thread is found: samples
+    /// still on their way may find it later, and it stays free for other warnings).
     pub(super) fn end(&mut self, id: u64) {
-        if let Some(attribution) = self.warnings.get_mut(&id) {
-            attribution.ended = true;
+        self.warnings.entry(id).or_default().ended = true;
+        while self.warnings.len() > MAX_WARNINGS {
+            self.warnings.pop_first();
         }
     }
 
@@ -85,7 +73,8 @@ impl ForeignWorkers {
         self.warnings.remove(&key);
     }
 
-    /// Takes a round of samples of the threads found inside a task poll.
+    /// Takes a round of samples of the threads that stayed in one call and are inside a task
+    /// poll.
     pub(super) fn round(&mut self, id: u64, in_poll: Vec<(Thread, StackSample)>) -> Found {
         let taken: Vec<i32> = self
             .warnings
@@ -94,37 +83,19 @@ impl ForeignWorkers {
             .filter_map(|(_, a)| a.thread.as_ref().map(|t| t.tid))
             .collect();
         let attribution = self.warnings.entry(id).or_default();
-        if let Some(thread) = &attribution.thread {
-            return match in_poll.into_iter().find(|(t, _)| t == thread) {
+        let found = match &attribution.thread {
+            Some(thread) => match in_poll.into_iter().find(|(t, _)| t == thread) {
                 Some((_, sample)) => Found::Again(sample),
                 None => Found::Nothing,
-            };
-        }
-        let stayed = in_poll.iter().position(|(thread, sample)| {
-            !taken.contains(&thread.tid)
-                && attribution
-                    .last
-                    .iter()
-                    .any(|(t, before)| t == thread && same_place(before, sample))
-        });
-        let found = match stayed {
-            Some(i) => {
-                let (thread, sample) = in_poll[i].clone();
-                let before = attribution
-                    .last
-                    .iter()
-                    .find(|(t, _)| *t == thread)
-                    .map(|(_, s)| s.clone());
-                attribution.thread = Some(thread.clone());
-                attribution.last.clear();
-                let top = sample.frames.first().cloned();
-                attribution.top = top.clone();
-                Found::Now(thread, before.into_iter().chain([sample]).collect(), top)
-            }
-            None => {
-                attribution.last = in_poll;
-                Found::Nothing
-            }
+            },
+            None => match in_poll.into_iter().find(|(t, _)| !taken.contains(&t.tid)) {
+                Some((thread, sample)) => {
+                    attribution.thread = Some(thread.clone());
+                    attribution.top = sample.frames.first().cloned();
+                    Found::Now(thread, sample, attribution.top.clone())
+                }
+                None => Found::Nothing,
+            },
         };
         while self.warnings.len() > MAX_WARNINGS {
             self.warnings.pop_first();
@@ -144,83 +115,67 @@ mod tests {
         }
     }
 
-    fn at(function: &str, line: u32) -> StackSample {
+    fn at(function: &str) -> StackSample {
         StackSample {
             count: 1,
             blocked_in: Some("std::thread::sleep".into()),
             frames: vec![StackFrame {
                 function: function.into(),
                 file: Some("src/main.rs".into()),
-                line: Some(line),
+                line: Some(9),
             }],
         }
     }
 
     #[test]
-    fn the_thread_that_stays_in_one_place_is_found_and_a_busy_one_is_not() {
+    fn the_first_stuck_thread_is_found_and_then_only_it_counts() {
         let mut workers = ForeignWorkers::default();
-        // Round 1: both threads inside a poll, nothing to compare with yet.
-        let round = vec![
-            (thread(1), at("app::slow", 9)),
-            (thread(2), at("app::fast", 3)),
-        ];
-        assert!(matches!(workers.round(7, round), Found::Nothing));
-        // Round 2: thread 2 moved on to another request, thread 1 is where it was.
-        let round = vec![
-            (thread(1), at("app::slow", 9)),
-            (thread(2), at("app::other", 4)),
-        ];
-        match workers.round(7, round) {
-            Found::Now(t, samples, top) => {
+        assert!(matches!(workers.round(7, Vec::new()), Found::Nothing));
+        match workers.round(7, vec![(thread(1), at("app::slow"))]) {
+            Found::Now(t, _, top) => {
                 assert_eq!(t.tid, 1);
-                assert_eq!(samples.len(), 2);
                 assert_eq!(top.unwrap().function, "app::slow");
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(workers.thread(7).unwrap().tid, 1);
-        // Later rounds only count the thread found.
-        let round = vec![
-            (thread(2), at("app::slow", 9)),
-            (thread(1), at("app::slow", 9)),
-        ];
-        assert!(matches!(workers.round(7, round), Found::Again(_)));
+        let round = vec![(thread(2), at("app::other")), (thread(1), at("app::slow"))];
+        match workers.round(7, round) {
+            Found::Again(sample) => assert_eq!(sample.frames[0].function, "app::slow"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
-    fn a_thread_that_moves_is_never_found() {
+    fn two_stuck_workers_get_one_thread_each_until_one_ends() {
         let mut workers = ForeignWorkers::default();
-        for i in 0..10 {
-            let round = vec![(thread(2), at(&format!("app::handler{i}"), 3))];
-            assert!(matches!(workers.round(1, round), Found::Nothing));
-        }
-        assert!(workers.thread(1).is_none());
-    }
-
-    #[test]
-    fn two_stuck_workers_at_the_same_place_get_one_thread_each() {
-        let mut workers = ForeignWorkers::default();
-        let round = || {
-            vec![
-                (thread(1), at("app::slow", 9)),
-                (thread(2), at("app::slow", 9)),
-            ]
-        };
-        for id in [1, 2] {
-            assert!(matches!(workers.round(id, round()), Found::Nothing));
-        }
-        for id in [1, 2] {
-            assert!(matches!(workers.round(id, round()), Found::Now(..)));
-        }
+        let round = || vec![(thread(1), at("app::slow")), (thread(2), at("app::slow"))];
+        assert!(matches!(workers.round(1, round()), Found::Now(..)));
+        assert!(matches!(workers.round(2, round()), Found::Now(..)));
         assert_ne!(
             workers.thread(1).unwrap().tid,
             workers.thread(2).unwrap().tid
         );
-    }
-
-    #[test]
-    fn a_spinning_loop_may_move_within_its_innermost_frame() {
-        assert!(same_place(&at("app::spin", 3), &at("app::spin", 4)));
-        assert!(!same_place(&at("app::spin", 3), &at("app::other", 3)));
+        // Thread 1's stall is over: a new one may be on it.
+        workers.end(1);
+        assert!(matches!(
+            workers.round(3, vec![(thread(1), at("app::slow"))]),
+            Found::Now(..)
+        ));
+        // Ended before its samples arrived: found late, and not keeping its thread from others.
+        workers.end(5);
+        assert!(matches!(
+            workers.round(5, vec![(thread(3), at("app::slow"))]),
+            Found::Now(..)
+        ));
+        assert!(matches!(
+            workers.round(6, vec![(thread(3), at("app::slow"))]),
+            Found::Now(..)
+        ));
+        // Thread 2 is still warning 2's.
+        assert!(matches!(
+            workers.round(4, vec![(thread(2), at("app::slow"))]),
+            Found::Nothing
+        ));
     }
 }

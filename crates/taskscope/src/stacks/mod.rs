@@ -84,10 +84,38 @@ pub(crate) fn blocks_signal(tid: i32) -> bool {
     imp::blocks_signal(tid)
 }
 
+impl RawStack {
+    /// The return addresses of the interrupted code (the callers of where it was), hashed:
+    /// equal in two samples of a thread that stayed in one call (a sleep, a read, a lock, a
+    /// loop that calls nothing), equal only by chance for a thread that ran other polls in
+    /// between (`stacks::foreign`).
+    pub(crate) fn call_chain(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let start = self
+            .ips
+            .iter()
+            .position(|&ip| ip == self.pc)
+            .map_or(0, |i| i + 1);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.ips[start..].hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+/// Whether thread `tid` is in one of the kernel's waits a parked tokio worker is in (`futex`,
+/// `epoll_wait` and kin), by `/proc/self/task/TID/syscall`. A thread the kernel cannot tell
+/// about counts as waiting.
+pub(crate) fn waits_for_work(tid: i32) -> bool {
+    imp::waits_for_work(tid)
+}
+
 /// The kernel id of the calling thread (0 where there is none to signal).
 pub(crate) fn current_tid() -> i32 {
     imp::current_tid()
 }
+
+/// The bit that marks a stall's key before its warning exists (see `watchdog`).
+pub(crate) const PENDING_KEY: u64 = 1 << 63;
 
 /// Stack sampling state kept in the registry.
 #[derive(Debug, Default)]
@@ -102,6 +130,8 @@ pub(crate) struct Stacks {
     foreign: foreign::ForeignWorkers,
     /// Keys of stuck workers' samples from before their warning existed → the warning.
     aliases: HashMap<u64, u64>,
+    /// Keys of stalls in which a thread stayed in one call outside the kernel's waits for work.
+    stuck_seen: std::collections::HashSet<u64>,
 }
 
 impl Stacks {
@@ -154,6 +184,7 @@ impl Stacks {
     /// The samples taken under `key` (a stuck worker's, before its warning existed) become
     /// warning `id`'s, and so do samples still on their way under `key`.
     pub(crate) fn rename(&mut self, key: u64, id: u64) {
+        self.stuck_seen.remove(&key);
         if let Some(sampled) = self.sampled.remove(&key) {
             self.sampled.insert(id, sampled);
         }
@@ -181,8 +212,21 @@ impl Stacks {
         self.foreign.end(id);
     }
 
+    /// Notes that in the stall of `key` a thread stayed in one call, not waiting for work.
+    pub(crate) fn stuck_seen(&mut self, key: u64) {
+        if self.sampled.contains_key(&key) {
+            self.stuck_seen.insert(key);
+        }
+    }
+
+    /// Whether `stuck_seen` was said of `key`.
+    pub(crate) fn is_stuck_seen(&self, key: u64) -> bool {
+        self.stuck_seen.contains(&key)
+    }
+
     /// Forgets what was sampled under `key` if no warning came of it (its worker moved on).
     pub(crate) fn forget(&mut self, key: u64) {
+        self.stuck_seen.remove(&key);
         if !self.aliases.contains_key(&key) && self.sampled.remove(&key).is_some() {
             self.folded.remove(&key);
             self.changed.remove(&key);
@@ -195,7 +239,8 @@ impl Stacks {
     }
 
     /// Takes a round of samples of the threads that may be the stuck worker of warning `id`
-    /// (those found inside a task poll), folding in the stuck thread's. Returns the warning
+    /// (those that stayed in one call and are inside a task poll), folding in the stuck
+    /// thread's. Returns the warning
     /// (or key) they count for, the thread and where it is stuck when this round found it.
     pub(crate) fn add_foreign(
         &mut self,
@@ -203,16 +248,19 @@ impl Stacks {
         in_poll: Vec<(Thread, StackSample)>,
     ) -> Option<(u64, Thread, Option<taskscope_wire::StackFrame>)> {
         let id = self.resolve(id);
+        if id & PENDING_KEY != 0 && !self.sampled.contains_key(&id) {
+            // A stall that ended with no thread found (`forget`): its late samples say
+            // nothing of any later stall.
+            return None;
+        }
         match self.foreign.round(id, in_poll) {
             foreign::Found::Nothing => None,
             foreign::Found::Again(sample) => {
                 self.add(id, sample);
                 None
             }
-            foreign::Found::Now(thread, samples, top) => {
-                for sample in samples {
-                    self.add(id, sample);
-                }
+            foreign::Found::Now(thread, sample, top) => {
+                self.add(id, sample);
                 Some((id, thread, top))
             }
         }

@@ -13,8 +13,9 @@ use super::{enabled, imp, RawStack};
 enum Job {
     /// A sample of the worker running the blocked instrumented poll of warning `.0`.
     Blocked(u64, RawStack),
-    /// Samples of the threads that may be the worker stuck in an uninstrumented task (warning
-    /// `.0`): the one that stays inside one task poll is found here (`Stacks::add_foreign`).
+    /// Samples of the threads that stayed in one call while a worker was stuck in an
+    /// uninstrumented task (warning `.0`): the one inside a task poll is found here
+    /// (`Stacks::add_foreign`).
     Foreign(u64, Vec<(Thread, RawStack)>),
 }
 
@@ -43,6 +44,9 @@ pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
         .name("taskscope-stacks".into())
         .spawn(move || {
             let mut symbolizer = Symbolizer::default();
+            // Reading the binary's debug info takes a while the first time (up to seconds for
+            // a large debug build): done now, so the first blocked worker's stacks are not late.
+            symbolizer.resolve(start_symbolizer as *const () as usize, true);
             while let Ok(first) = rx.recv() {
                 let batch: Vec<_> = std::iter::once(first)
                     .chain(rx.try_iter())
