@@ -1,6 +1,6 @@
 //! A [`tower`](https://docs.rs/tower) layer that times every request of an HTTP service as a
-//! [`scope`](crate::scope): axum's `Router::layer`, tonic's `Server::builder().layer(..)`, or any
-//! hyper-util service (feature `tower`).
+//! [`scope`](crate::scope): axum's `Router::layer`, or any tower service of `http::Request`s
+//! (feature `tower`).
 //!
 //! Each request is a scope named `"{METHOD} {route}"`: the route is axum's `MatchedPath` when
 //! present (feature `axum`), else the request path with numeric, UUID and long hexadecimal
