@@ -86,7 +86,9 @@ fn links(text: &str) -> Vec<(usize, String)> {
 }
 
 fn check(file: &Path, target: &str) -> Result<(), String> {
-    if target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:")
+    if target.starts_with("http://")
+        || target.starts_with("https://")
+        || target.starts_with("mailto:")
     {
         return Ok(());
     }
@@ -124,7 +126,10 @@ fn every_link_between_the_documents_works() {
             }
         }
     }
-    assert!(checked > 10, "only {checked} links found: is the parser right?");
+    assert!(
+        checked > 10,
+        "only {checked} links found: is the parser right?"
+    );
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
@@ -134,7 +139,10 @@ fn the_checker_sees_a_broken_link_and_github_anchors() {
         slug(" In an axum / hyper / tower service"),
         "in-an-axum--hyper--tower-service"
     );
-    assert_eq!(slug(" JSON report (`taskscope.report/v1`)"), "json-report-taskscopereportv1");
+    assert_eq!(
+        slug(" JSON report (`taskscope.report/v1`)"),
+        "json-report-taskscopereportv1"
+    );
     let readme = root().join("README.md");
     assert!(check(&readme, "docs/no-such-file.md").is_err());
     assert!(check(&readme, "#no-such-heading").is_err());
@@ -151,5 +159,8 @@ fn the_readme_stays_short() {
         .unwrap()
         .lines()
         .count();
-    assert!(lines <= 300, "README.md has {lines} lines: move details to docs/");
+    assert!(
+        lines <= 300,
+        "README.md has {lines} lines: move details to docs/"
+    );
 }

@@ -1,6 +1,7 @@
 //! The `taskscope` command's pieces, as a library so examples and tests drive the real code:
 //! the dashboard state ([`app`]), its drawing ([`view`]), data sources ([`source`]), the terminal
 //! loop ([`tui`]), screenshots ([`screenshot`]) and the command line ([`cli`]).
+#![forbid(unsafe_code)]
 
 pub mod app;
 pub mod cli;

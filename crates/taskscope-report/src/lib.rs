@@ -1,6 +1,7 @@
 //! Latency reports from a taskscope [`Snapshot`]: per task group, the
 //! count and percentiles of poll time and scheduled delay, totals, and every warning.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod csv;
 pub mod hdr;

@@ -5,6 +5,7 @@
 //! [`Snapshot`] taken in-process and one rebuilt from a recording are the same type, so every
 //! consumer is written once.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod frame;
 mod histogram;
