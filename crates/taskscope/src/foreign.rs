@@ -222,14 +222,14 @@ fn raise(
         String::new(),
     );
     warning.task_name = Some(UNINSTRUMENTED.into());
-    warning.worker = Some(match &found {
-        Some(thread) => format!("{} (thread {})", thread.name, thread.tid),
-        None => format!("runtime {} worker {worker}", probe.id),
-    });
-    warning.location = registry.stacks.foreign_top(key).map(|f| f.to_string());
+    warning.worker = Some(format!("runtime {} worker {worker}", probe.id));
     warning.duration_ns = Some(elapsed);
     warning.ongoing = ongoing;
     warning.message = message(&warning, probe.id, worker, elapsed);
+    if let Some(thread) = found {
+        let location = registry.stacks.foreign_top(key).map(|f| f.to_string());
+        crate::warnings::locate_uninstrumented(&mut warning, &thread, location);
+    }
     let id = registry.warnings.raise(warning);
     registry.stacks.rename(key, id);
     if !ongoing {

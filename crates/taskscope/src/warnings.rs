@@ -118,6 +118,20 @@ pub(crate) fn emit(w: &Warning) {
 pub(crate) const UNINSTRUMENTED_ORIGIN: &str =
     "in a task not spawned through taskscope (e.g. a library's own tokio::spawn)";
 
+/// Names the thread of a `blocked_worker` in a task taskscope did not spawn and the application
+/// frame it is blocked at (`location`), and says so in its text.
+pub(crate) fn locate_uninstrumented(
+    w: &mut Warning,
+    thread: &dyn std::fmt::Display,
+    location: Option<String>,
+) {
+    w.worker = Some(thread.to_string());
+    w.location = location;
+    if let Some(message) = uninstrumented_message(w) {
+        w.message = message;
+    }
+}
+
 /// The text of a `blocked_worker` in a task taskscope did not spawn, once the worker's thread
 /// and the application frame it is blocked at are known (`worker`, `location`).
 pub(crate) fn uninstrumented_message(w: &Warning) -> Option<String> {

@@ -1,8 +1,8 @@
 //! The watchdog OS thread: every few milliseconds it reads the worker slots and raises
 //! `blocked_worker` for a poll that has run past the threshold *while it is still running*,
 //! keeps the warning's duration current, and completes it when the poll ends. It also pings the
-//! runtimes' lag probes and uses tokio's per-worker counters to catch workers stuck in tasks that
-//! were not spawned through taskscope.
+//! runtimes' lag probes and has `foreign` watch for workers stuck in tasks that were not spawned
+//! through taskscope.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering::*};

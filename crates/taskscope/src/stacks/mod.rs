@@ -114,7 +114,7 @@ pub(crate) fn current_tid() -> i32 {
     imp::current_tid()
 }
 
-/// The bit that marks a stall's key before its warning exists (see `watchdog`).
+/// The bit that marks a stall's key before its warning exists (see `crate::foreign`).
 pub(crate) const PENDING_KEY: u64 = 1 << 63;
 
 /// Stack sampling state kept in the registry.
@@ -240,8 +240,8 @@ impl Stacks {
 
     /// Takes a round of samples of the threads that may be the stuck worker of warning `id`
     /// (those that stayed in one call and are inside a task poll), folding in the stuck
-    /// thread's. Returns the warning
-    /// (or key) they count for, the thread and where it is stuck when this round found it.
+    /// thread's. Returns the warning (or key) they count for, the thread and where it is stuck
+    /// when this round found it.
     pub(crate) fn add_foreign(
         &mut self,
         id: u64,

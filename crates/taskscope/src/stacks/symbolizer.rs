@@ -61,12 +61,8 @@ pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
                                 registry.stacks.add_foreign(id, in_poll)
                             {
                                 if let Some(w) = registry.warnings.get_mut(id) {
-                                    w.worker =
-                                        Some(format!("{} (thread {})", thread.name, thread.tid));
-                                    w.location = top.map(|f| f.to_string());
-                                    if let Some(m) = crate::warnings::uninstrumented_message(w) {
-                                        w.message = m;
-                                    }
+                                    let location = top.map(|f| f.to_string());
+                                    crate::warnings::locate_uninstrumented(w, &thread, location);
                                 }
                             }
                         }

@@ -10,6 +10,13 @@ pub(crate) struct Thread {
     pub(crate) name: String,
 }
 
+impl std::fmt::Display for Thread {
+    /// As a warning names a worker: `tokio-rt-worker (thread 4242)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (thread {})", self.name, self.tid)
+    }
+}
+
 /// Threads looked at per sample at most: each costs a signal and a stack walk.
 const MAX_THREADS: usize = 64;
 
