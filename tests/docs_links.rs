@@ -136,8 +136,8 @@ fn every_link_between_the_documents_works() {
 #[test]
 fn the_checker_sees_a_broken_link_and_github_anchors() {
     assert_eq!(
-        slug(" In an axum / hyper / tower service"),
-        "in-an-axum--hyper--tower-service"
+        slug(" In an axum / tonic / hyper service"),
+        "in-an-axum--tonic--hyper-service"
     );
     assert_eq!(
         slug(" JSON report (`taskscope.report/v1`)"),

@@ -7,7 +7,10 @@
 //! segments collapsed to `:id` — never one group per distinct URL. A layer names at most
 //! [`MAX_ROUTES`] distinct routes; later ones are counted as `"{METHOD} (other routes)"`. The
 //! scope's group gets the request-latency histogram (from the call to the response being
-//! ready) and the count of responses per status class.
+//! ready) and the count of responses per status class. A gRPC call that fails before its body
+//! (tonic answers with `grpc-status` in the headers) counts under the HTTP class of its gRPC
+//! code ([`grpc_as_http`]); a status sent in the trailers after a streamed body is not seen, and
+//! the call counts as its HTTP status.
 //!
 //! ```
 //! use taskscope::tower::TaskscopeLayer;
@@ -266,11 +269,43 @@ where
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.project().scope.poll_with(cx, |result| {
-            result
-                .as_ref()
-                .map_or(0, |response| response.status().as_u16())
-        })
+        self.project()
+            .scope
+            .poll_with(cx, |result| result.as_ref().map_or(0, response_status))
+    }
+}
+
+/// The status a response counts under: its HTTP status, or for a gRPC response that carries
+/// its `grpc-status` in the headers (tonic's "trailers-only" answer of a failed call), the
+/// HTTP status that gRPC code stands for.
+fn response_status<R>(response: &Response<R>) -> u16 {
+    let grpc = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u8>().ok());
+    match grpc {
+        Some(code) => grpc_as_http(code),
+        None => response.status().as_u16(),
+    }
+}
+
+/// The HTTP status of a gRPC status code, as in the gRPC-HTTP mapping of Google's API design
+/// guide (`google.rpc.Code`): `NOT_FOUND` → 404, `INTERNAL` → 500, ...
+pub fn grpc_as_http(code: u8) -> u16 {
+    match code {
+        0 => 200,
+        1 => 499,
+        3 | 9 | 11 => 400,
+        4 => 504,
+        5 => 404,
+        6 | 10 => 409,
+        7 => 403,
+        8 => 429,
+        12 => 501,
+        14 => 503,
+        16 => 401,
+        _ => 500,
     }
 }
 
