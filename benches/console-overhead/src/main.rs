@@ -1,4 +1,5 @@
-//! Per-poll cost of bare tokio, tokio-metrics, taskscope and console-subscriber, in one process
+//! Per-poll cost of bare tokio, tokio-metrics, taskscope (its `spawn`, and plain `tokio::spawn`
+//! on a runtime with `taskscope::hooks`) and console-subscriber, in one process
 //! (DESIGN.md §10's workload: 1,000 tasks × 1,000 `yield_now` on 2 workers, and on a
 //! current-thread runtime). Built with `--cfg tokio_unstable`, which console-subscriber needs.
 //!
@@ -24,6 +25,7 @@ enum Variant {
     Bare,
     TokioMetrics,
     Taskscope,
+    Hooks,
     Console,
 }
 
@@ -33,12 +35,13 @@ impl Variant {
             Variant::Bare => "bare tokio::spawn",
             Variant::TokioMetrics => "tokio-metrics TaskMonitor",
             Variant::Taskscope => "taskscope::spawn, all on",
+            Variant::Hooks => "tokio::spawn, taskscope::hooks",
             Variant::Console => "console-subscriber",
         }
     }
 }
 
-fn runtime(multi: bool) -> tokio::runtime::Runtime {
+fn runtime(multi: bool, hooks: bool) -> tokio::runtime::Runtime {
     let mut b = if multi {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(2);
@@ -46,6 +49,9 @@ fn runtime(multi: bool) -> tokio::runtime::Runtime {
     } else {
         tokio::runtime::Builder::new_current_thread()
     };
+    if hooks {
+        taskscope::hooks(&mut b);
+    }
     b.enable_all().build().unwrap()
 }
 
@@ -64,8 +70,8 @@ fn spawn_all<F: Future<Output = ()> + Send + 'static>(
 }
 
 fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
-    let rt = runtime(multi);
-    let guard = (variant == Variant::Taskscope).then(|| {
+    let rt = runtime(multi, variant == Variant::Hooks);
+    let guard = matches!(variant, Variant::Taskscope | Variant::Hooks).then(|| {
         taskscope::Builder::new()
             .bind("127.0.0.1:0")
             .retained_tasks(0)
@@ -82,7 +88,9 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         tokio::spawn(async {}).await.unwrap();
         let start = Instant::now();
         let handles = match variant {
-            Variant::Bare | Variant::Console => spawn_all(tasks, || yielder(yields), tokio::spawn),
+            Variant::Bare | Variant::Console | Variant::Hooks => {
+                spawn_all(tasks, || yielder(yields), tokio::spawn)
+            }
             Variant::TokioMetrics => {
                 spawn_all(tasks, || monitor.instrument(yielder(yields)), tokio::spawn)
             }
@@ -115,9 +123,14 @@ fn main() {
         .unwrap_or(5);
     let (tasks, yields) = (1000, 1000);
     let flavours = [true, false];
-    let firsts = [Variant::Bare, Variant::TokioMetrics, Variant::Taskscope];
+    let firsts = [
+        Variant::Bare,
+        Variant::TokioMetrics,
+        Variant::Taskscope,
+        Variant::Hooks,
+    ];
     // results[flavour][variant]
-    let mut results = vec![vec![Vec::new(); 4]; 2];
+    let mut results = vec![vec![Vec::new(); 5]; 2];
     for _ in 0..rounds {
         for (f, &multi) in flavours.iter().enumerate() {
             for (v, &variant) in firsts.iter().enumerate() {
@@ -130,7 +143,7 @@ fn main() {
     console_subscriber::init();
     for _ in 0..rounds {
         for (f, &multi) in flavours.iter().enumerate() {
-            results[f][3].push(measure(Variant::Console, multi, tasks, yields));
+            results[f][4].push(measure(Variant::Console, multi, tasks, yields));
         }
     }
     println!(
@@ -142,6 +155,7 @@ fn main() {
         Variant::Bare,
         Variant::TokioMetrics,
         Variant::Taskscope,
+        Variant::Hooks,
         Variant::Console,
     ];
     for (f, &multi) in flavours.iter().enumerate() {

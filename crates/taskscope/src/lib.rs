@@ -43,6 +43,8 @@ mod worker;
 pub use builder::{init, try_init, Builder, Error, Guard, DEFAULT_BIND};
 pub use collector::snapshot;
 pub use layer::{layer, SpanLayer};
+#[cfg(tokio_unstable)]
+pub use task::hooks::hooks;
 pub use task::scope::{scope, Scope, MAX_SCOPE_NAME};
 pub use task::spawn::{spawn, spawn_blocking, spawn_named};
 pub use taskscope_wire::fmt_ns;

@@ -129,7 +129,7 @@ fn attach(handle: &Handle, key: (u64, u64), shared: &'static Shared) {
     });
     registry.runtimes.push(probe.clone());
     drop(registry);
-    handle.spawn(heartbeat(probe));
+    crate::worker::spawn_unhooked(|| handle.spawn(heartbeat(probe)));
 }
 
 async fn heartbeat(probe: Arc<RuntimeProbe>) {

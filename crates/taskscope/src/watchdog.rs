@@ -376,7 +376,12 @@ fn describe(registry: &Registry, task: u64) -> (String, String, String) {
             (name, location, subject)
         }
         Some((name, location, _)) => {
-            let subject = format!("task `{name}` (spawned at {location})");
+            // An unnamed task is named by its location: say it once.
+            let subject = if name == location {
+                format!("task spawned at {location}")
+            } else {
+                format!("task `{name}` (spawned at {location})")
+            };
             (name, location, subject)
         }
         None => (

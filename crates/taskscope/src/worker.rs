@@ -225,3 +225,30 @@ pub(crate) fn current_task() -> u64 {
         .filter(|s| s.start.load(Relaxed) != 0)
         .map_or(0, |s| s.task.load(Relaxed))
 }
+
+#[cfg(tokio_unstable)]
+thread_local! {
+    /// Set while this thread spawns a task the tokio hooks must skip (`task::hooks`).
+    static SPAWNING_UNHOOKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `spawn`, telling taskscope's tokio hooks (`--cfg tokio_unstable`) to skip the task it
+/// spawns: an instrumented task (timed by its wrapper) or one of taskscope's own.
+#[inline(always)]
+pub(crate) fn spawn_unhooked<R>(spawn: impl FnOnce() -> R) -> R {
+    #[cfg(tokio_unstable)]
+    {
+        let before = SPAWNING_UNHOOKED.with(|s| s.replace(true));
+        let spawned = spawn();
+        SPAWNING_UNHOOKED.with(|s| s.set(before));
+        spawned
+    }
+    #[cfg(not(tokio_unstable))]
+    spawn()
+}
+
+/// Whether this thread is inside [`spawn_unhooked`].
+#[cfg(tokio_unstable)]
+pub(crate) fn spawning_unhooked() -> bool {
+    SPAWNING_UNHOOKED.with(|s| s.get())
+}

@@ -732,10 +732,25 @@ pub(crate) fn format_location(location: &Location<'_>) -> String {
     }
     format!(
         "{}:{}:{}",
-        location.file(),
+        short_file(location.file()),
         location.line(),
         location.column()
     )
+}
+
+/// A dependency's file as `crate-version/src/..`: the part of the path after cargo's registry
+/// directory (`~/.cargo/registry/src/index.crates.io-<hash>/`), which says nothing a reader needs;
+/// any other path unchanged.
+fn short_file(file: &str) -> &str {
+    for marker in ["/registry/src/", "\\registry\\src\\"] {
+        if let Some(at) = file.rfind(marker) {
+            let index_dir = &file[at + marker.len()..];
+            if let Some(slash) = index_dir.find(['/', '\\']) {
+                return &index_dir[slash + 1..];
+            }
+        }
+    }
+    file
 }
 
 /// Calls `f(poll bucket, scheduled bucket)` for the first `count` buffered samples.
@@ -755,6 +770,23 @@ fn for_each_sample(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dependency_files_are_named_from_their_crate() {
+        assert_eq!(
+            short_file("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/serve/mod.rs"),
+            "axum-0.8.9/src/serve/mod.rs"
+        );
+        assert_eq!(
+            short_file("C:\\Users\\me\\.cargo\\registry\\src\\index.crates.io-1949cf8c6b5b557f\\hyper-1.7.0\\src\\lib.rs"),
+            "hyper-1.7.0\\src\\lib.rs"
+        );
+        assert_eq!(short_file("src/main.rs"), "src/main.rs");
+        assert_eq!(
+            short_file("/home/me/registry/src/"),
+            "/home/me/registry/src/"
+        );
+    }
 
     fn stats() -> TaskStats {
         TaskStats::new(

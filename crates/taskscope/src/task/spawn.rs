@@ -79,7 +79,10 @@ where
     };
     probe::ensure_attached(&handle, shared);
     match register(shared, name, location, TaskKind::Async) {
-        Some(stats) => handle.spawn(Instrumented::new(future, stats)),
+        Some(stats) => {
+            let future = Instrumented::new(future, stats);
+            worker::spawn_unhooked(|| handle.spawn(future))
+        }
         None => handle.spawn(future),
     }
 }
