@@ -1,6 +1,7 @@
 //! The Perfetto (Chrome trace event JSON) report: it validates against the trace event format,
-//! its async task slices pair up, and it shows a blocked worker's poll, the block, and a long
-//! lock wait — from the Guard's report and from a recording alike.
+//! its async task slices pair up, and it shows a blocked worker's poll, the block, a long lock
+//! wait and scopes on the worker tracks (nested in the poll that runs them) — from the Guard's
+//! report and from a recording alike.
 
 mod common;
 
@@ -77,6 +78,25 @@ fn check(trace: &Value, from: &str) {
             .any(|e| e["cat"] == "lock_wait" && e["dur"].as_f64().unwrap() >= 50_000.0),
         "{from}: no lock wait slice"
     );
+    // Scopes on the worker tracks, named though finished: one inside the poll of the task
+    // `server` (its slice within that poll's), one in a task taskscope did not spawn.
+    let slice = |name: &str| {
+        ev.iter()
+            .find(|e| e["ph"] == "X" && e["cat"] == "poll" && e["name"] == name)
+            .unwrap_or_else(|| panic!("{from}: no poll slice named {name}"))
+    };
+    let (scope, server) = (slice("load-user"), slice("server"));
+    assert_eq!(scope["tid"], server["tid"], "{from}");
+    assert!(worker_tids.contains(&scope["tid"].as_u64().unwrap()));
+    let span = |e: &Value| {
+        let ts = e["ts"].as_f64().unwrap();
+        (ts, ts + e["dur"].as_f64().unwrap())
+    };
+    let ((s0, s1), (t0, t1)) = (span(scope), span(server));
+    assert!(t0 <= s0 && s1 <= t1, "{from}: {scope} outside {server}");
+    assert!(s1 - s0 >= 20_000.0, "{from}: {scope}");
+    let plain = slice("plain-scope");
+    assert!(worker_tids.contains(&plain["tid"].as_u64().unwrap()));
     // Task lifetimes of the workload.
     assert!(
         ev.iter().any(|e| e["ph"] == "b" && e["name"] == "waiter"),
@@ -101,6 +121,23 @@ fn trace_from_the_guard_and_from_a_recording() {
         taskscope::spawn_named("blocker", async {
             std::thread::sleep(Duration::from_millis(120));
         })
+        .await
+        .unwrap();
+        // A scope blocking inside an instrumented task's poll, with blocking before and after
+        // it in the same poll; and one in a plain tokio task.
+        taskscope::spawn_named("server", async {
+            std::thread::sleep(Duration::from_millis(40));
+            taskscope::scope("load-user", async {
+                std::thread::sleep(Duration::from_millis(40));
+            })
+            .await;
+            std::thread::sleep(Duration::from_millis(40));
+        })
+        .await
+        .unwrap();
+        tokio::spawn(taskscope::scope("plain-scope", async {
+            std::thread::sleep(Duration::from_millis(40));
+        }))
         .await
         .unwrap();
         let lock = Arc::new(taskscope::sync::Mutex::named("slow-lock", ()));

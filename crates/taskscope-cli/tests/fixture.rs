@@ -173,5 +173,6 @@ pub fn snapshot() -> Snapshot {
                 },
             },
         ],
+        timeline_names: Default::default(),
     }
 }

@@ -1,6 +1,7 @@
 //! A Chrome trace event JSON file (the "JSON trace format" that Perfetto's UI, `ui.perfetto.dev`,
 //! and `chrome://tracing` open): one track per worker thread with the sampled poll timeline and
-//! the blocked-worker periods, task lifetimes as async slices paired by task id (tasks move
+//! the blocked-worker periods (a scope polled inside a task's poll nests in that poll's slice),
+//! task lifetimes as async slices paired by task id (tasks move
 //! between threads), lock waits on a track per lock, and the other warnings as instant events.
 //!
 //! Times in the file are microseconds since observation started.
@@ -62,12 +63,19 @@ pub fn trace(snapshot: &Snapshot) -> Value {
         events.extend(meta(WORKER_TID_BASE + id, name, 10 + id));
     }
 
-    // Names of tasks, for the poll slices.
-    let names: HashMap<u64, (&str, &str)> = snapshot
-        .tasks
+    // Names of tasks, for the poll slices; scopes the snapshot no longer holds by their
+    // timeline names.
+    let mut names: HashMap<u64, (&str, &str)> = snapshot
+        .timeline_names
         .iter()
-        .map(|t| (t.id, (t.name.as_str(), t.location.as_str())))
+        .map(|(&id, name)| (id, (name.as_str(), "")))
         .collect();
+    names.extend(
+        snapshot
+            .tasks
+            .iter()
+            .map(|t| (t.id, (t.name.as_str(), t.location.as_str()))),
+    );
 
     for s in &snapshot.poll_timeline.0 {
         let (name, location) = names.get(&s.task).copied().unwrap_or(("task", ""));

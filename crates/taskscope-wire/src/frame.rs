@@ -142,6 +142,9 @@ pub enum Frame {
     },
     /// Every scope group's latency and responses, sent with the task groups (version 3).
     Scopes(Vec<ScopeGroup>),
+    /// Names of scopes whose polls are in `Polls` frames, by task id, each once (version 3;
+    /// recordings only): finished scopes are not kept among the tasks.
+    PollNames(Vec<(u64, String)>),
 }
 
 impl Frame {
@@ -156,7 +159,7 @@ impl Frame {
         }
         let scope = |kind: TaskKind| kind == TaskKind::Scope;
         match self {
-            Frame::Scopes(_) => Some(None),
+            Frame::Scopes(_) | Frame::PollNames(_) => Some(None),
             Frame::Polls(_) | Frame::Stacks { .. } if version < 2 => Some(None),
             Frame::Update(update)
                 if update.tasks.iter().any(|t| scope(t.kind))
@@ -488,6 +491,7 @@ impl Assembler {
                 snap.warning_stacks.insert(warning, stacks);
             }
             Frame::Scopes(scopes) => snap.scopes = scopes,
+            Frame::PollNames(names) => snap.timeline_names.extend(names),
         }
     }
 
@@ -516,6 +520,17 @@ mod tests {
             }],
             ..Update::default()
         }))
+    }
+
+    #[test]
+    fn poll_names_are_for_version_3_readers_only_and_name_the_timeline() {
+        let frame = Frame::PollNames(vec![(7, "GET /users".into())]);
+        assert_eq!(frame.for_version(2), Some(None));
+        assert_eq!(frame.for_version(3), None);
+        let back: Frame = postcard::from_bytes(&postcard::to_allocvec(&frame).unwrap()).unwrap();
+        let mut asm = Assembler::new();
+        asm.apply(back);
+        assert_eq!(asm.snapshot().timeline_names[&7], "GET /users");
     }
 
     #[test]

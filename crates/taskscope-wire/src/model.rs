@@ -46,6 +46,10 @@ pub struct Snapshot {
     /// Latency and responses of each scope group (see [`ScopeGroup`]).
     #[serde(default)]
     pub scopes: Vec<ScopeGroup>,
+    /// Names of the scopes in `poll_timeline`, by task id (finished scopes are not kept in
+    /// `tasks`; tasks are named there).
+    #[serde(default)]
+    pub timeline_names: std::collections::BTreeMap<u64, String>,
 }
 
 /// Resources other than locks and semaphores that share a type and a creation location, as

@@ -117,6 +117,7 @@ fn build_without_live(shared: &'static Shared, registry: &Registry) -> Snapshot 
         semaphores,
         warnings: registry.warnings.all(),
         poll_timeline: registry.timeline.all(shared),
+        timeline_names: registry.timeline.names(),
         warning_stacks: registry.stacks.folded.clone(),
         resources: Vec::new(),
         scopes: registry.scope_groups(),

@@ -555,6 +555,52 @@ impl Registry {
             .get(&id)
             .map(|(s, _)| (s.display_name().into_owned(), s.location_string(), s.kind))
     }
+
+    pub(crate) fn kind_of(&self, id: u64) -> Option<TaskKind> {
+        self.live.get(&id).map(|(s, _)| s.kind)
+    }
+
+    /// A task's or scope's live parents, innermost first (at most 64).
+    pub(crate) fn parents(&self, id: u64) -> Vec<u64> {
+        let mut parents = Vec::new();
+        let mut at = id;
+        while parents.len() < 64 {
+            match self.parent_of(at) {
+                Some(parent) if self.live.contains_key(&parent) => {
+                    parents.push(parent);
+                    at = parent;
+                }
+                _ => break,
+            }
+        }
+        parents
+    }
+
+    /// The first instrumented task up a scope's parents (scopes nest), if it is still live.
+    pub(crate) fn task_of_scope(&self, scope: u64) -> Option<String> {
+        let mut at = scope;
+        for _ in 0..64 {
+            let parent = self.parent_of(at)?;
+            match self.describe(parent)? {
+                (_, _, TaskKind::Scope) => at = parent,
+                (name, _, _) => return Some(name),
+            }
+        }
+        None
+    }
+
+    /// How a warning's text names the task or scope `id`: ``task `name` `` or, for a scope,
+    /// ``scope `name` in task `task` `` (the instrumented task it runs in, when there is one).
+    pub(crate) fn who(&self, id: u64) -> String {
+        match self.describe(id) {
+            Some((name, _, TaskKind::Scope)) => match self.task_of_scope(id) {
+                Some(task) => format!("scope `{name}` in task `{task}`"),
+                None => format!("scope `{name}`"),
+            },
+            Some((name, _, _)) => format!("task `{name}`"),
+            None => format!("task #{id}"),
+        }
+    }
 }
 
 /// Offers retired statistics for reuse, if nothing else refers to them or their wake line.
@@ -827,6 +873,7 @@ impl Registry {
         let key = (lock, location as *const Location<'static> as usize);
         let lock_name = self.lock_name(lock);
         let task_name = self.describe(task).map(|(name, _, _)| name);
+        let who = (task != 0).then(|| self.who(task));
         if let Some(w) = self
             .held_across
             .get(&key)
@@ -836,10 +883,10 @@ impl Registry {
             w.count = Some(count);
             let longest = w.duration_ns.unwrap_or(0).max(hold_ns);
             w.duration_ns = Some(longest);
-            w.message = held_message(&lock_name, task_name.as_deref(), location, longest, count);
+            w.message = held_message(&lock_name, who.as_deref(), location, longest, count);
             return;
         }
-        let message = held_message(&lock_name, task_name.as_deref(), location, hold_ns, 1);
+        let message = held_message(&lock_name, who.as_deref(), location, hold_ns, 1);
         let mut w = Warning::new(
             0,
             WarningKind::LockHeldAcrossAwait,
@@ -949,16 +996,15 @@ impl Registry {
     }
 }
 
+/// `who`: the holder as [`Registry::who`] names it, if known.
 fn held_message(
     lock: &str,
-    task: Option<&str>,
+    who: Option<&str>,
     location: &Location<'_>,
     hold_ns: u64,
     count: u64,
 ) -> String {
-    let task = task
-        .map(|t| format!("task `{t}`"))
-        .unwrap_or_else(|| "a task".into());
+    let task = who.unwrap_or("a task");
     let times = if count > 1 {
         format!(" ({count} times)")
     } else {

@@ -98,7 +98,18 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
             raw
         };
         running.insert((task, start));
-        registry.timeline.seen(shared, slot.index, task, start, now);
+        let is_scope = registry.kind_of(task) == Some(TaskKind::Scope);
+        let parents = is_scope.then(|| registry.parents(task));
+        let opened =
+            registry
+                .timeline
+                .seen(shared, slot.index, (task, start), now, parents.as_deref());
+        if let Some((name, _, _)) = (opened && is_scope)
+            .then(|| registry.describe(task))
+            .flatten()
+        {
+            registry.timeline.name(task, name);
+        }
         let elapsed = clock::delta_ns(start, now);
         if elapsed < threshold {
             let at = start.saturating_add(threshold_ticks);
@@ -356,22 +367,10 @@ fn describe(registry: &Registry, task: u64) -> (String, String, String) {
             } else {
                 format!("created at {location}")
             };
-            // The task it runs in: the first instrumented task up its scopes' parents.
-            let mut within = String::new();
-            let mut at = task;
-            for _ in 0..64 {
-                let Some(parent) = registry.parent_of(at) else {
-                    break;
-                };
-                match registry.describe(parent) {
-                    Some((_, _, TaskKind::Scope)) => at = parent,
-                    Some((parent, _, _)) => {
-                        within = format!(" in task `{parent}`");
-                        break;
-                    }
-                    None => break,
-                }
-            }
+            let within = registry
+                .task_of_scope(task)
+                .map(|parent| format!(" in task `{parent}`"))
+                .unwrap_or_default();
             let subject = format!("scope `{name}` ({created}){within}");
             (name, location, subject)
         }

@@ -134,9 +134,70 @@ fn a_lock_held_across_an_await_in_a_scope_is_reported_and_one_released_in_the_sa
     })
     .expect("lock_held_across_await in the scope");
     assert_eq!(w.task_name.as_deref(), Some("handler"));
+    // In a plain tokio task: the scope alone (no instrumented task around it).
+    assert!(
+        w.message
+            .contains("held across an .await by scope `handler`, up to"),
+        "{}",
+        w.message
+    );
     let snap = guard.finish().unwrap();
     let held: Vec<_> = snap.warnings_of(WarningKind::LockHeldAcrossAwait).collect();
     assert_eq!(held.len(), 1, "{held:#?}");
+}
+
+#[test]
+fn a_long_wait_inside_a_scope_names_the_scope_and_its_task_and_a_short_one_is_silent() {
+    let guard = loop {
+        let builder = taskscope::Builder::new()
+            .no_server()
+            .long_wait_threshold(Duration::from_millis(60));
+        match builder.try_init() {
+            Ok(guard) => break guard,
+            Err(taskscope::Error::AlreadyRunning) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let rt = multi_thread();
+    let lock = Arc::new(Mutex::named("scope-waited", ()));
+    rt.block_on(async {
+        for (hold, scope) in [(300, "load-user"), (5, "quick")] {
+            let (locked, is_locked) = tokio::sync::oneshot::channel();
+            let holder = taskscope::spawn_named("holder", {
+                let lock = lock.clone();
+                async move {
+                    let guard = lock.lock().await;
+                    locked.send(()).unwrap();
+                    tokio::time::sleep(Duration::from_millis(hold)).await;
+                    drop(guard);
+                }
+            });
+            is_locked.await.unwrap();
+            let lock = lock.clone();
+            taskscope::spawn_named("server", async move {
+                taskscope::scope(scope, async move { drop(lock.lock().await) }).await;
+            })
+            .await
+            .unwrap();
+            holder.await.unwrap();
+        }
+    });
+    let w = wait_for(Duration::from_secs(2), |s| {
+        s.warnings_of(WarningKind::LongWait).next().cloned()
+    })
+    .expect("a long_wait");
+    assert!(
+        w.message
+            .starts_with("scope `load-user` in task `server` has waited ")
+            && w.message.contains("for lock `scope-waited`")
+            && w.message.ends_with("held by task `holder`"),
+        "{}",
+        w.message
+    );
+    let snap = guard.finish().unwrap();
+    // The 5 ms wait of the scope `quick` is under the threshold: one warning in all.
+    let waits: Vec<_> = snap.warnings_of(WarningKind::LongWait).collect();
+    assert_eq!(waits.len(), 1, "{waits:#?}");
 }
 
 #[test]

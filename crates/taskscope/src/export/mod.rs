@@ -76,7 +76,7 @@ impl Exporter {
     fn tick_with(&mut self, shared: &'static Shared, registry: &mut Registry, all_groups: bool) {
         // Ended polls of the timeline go to the recording only: live clients do not use them,
         // and clients older than the `Polls` frame would not understand it.
-        let polls = registry.timeline.take_unsent();
+        let (polls, poll_names) = registry.timeline.take_unsent();
         let changed_stacks: Vec<Frame> = std::mem::take(&mut registry.stacks.changed)
             .into_iter()
             .filter_map(|id| stacks_frame(registry, id))
@@ -129,12 +129,19 @@ impl Exporter {
         }
         let at_ms = shared.ms_at(crate::clock::now());
         if let Some(recorder) = &mut self.recorder {
-            if polls.is_empty() && changed_stacks.is_empty() && scopes.is_empty() {
+            if polls.is_empty()
+                && poll_names.is_empty()
+                && changed_stacks.is_empty()
+                && scopes.is_empty()
+            {
                 recorder.write(shared, &hello, &frames, at_ms, registry);
             } else {
                 let mut all = frames.clone();
                 all.extend(changed_stacks.iter().cloned());
                 all.extend(scopes.iter().cloned());
+                if !poll_names.is_empty() {
+                    all.push(Frame::PollNames(poll_names));
+                }
                 if !polls.is_empty() {
                     all.push(Frame::Polls(polls));
                 }

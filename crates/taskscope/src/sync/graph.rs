@@ -190,13 +190,13 @@ fn long_wait_warning(
         "lock"
     };
     let holder_text = if holder != 0 {
-        format!(", held by task `{}`", task_name(registry, holder))
+        format!(", held by {}", registry.who(holder))
     } else {
         String::new()
     };
     let message = format!(
-        "task `{}` has waited {} for {what} `{}` at {}{holder_text}",
-        task_name(registry, waiter.task),
+        "{} has waited {} for {what} `{}` at {}{holder_text}",
+        registry.who(waiter.task),
         fmt_ns(waited_ns),
         lock.display_name(),
         format_location(waiter.location),
@@ -240,9 +240,9 @@ fn deadlock_warning(
         let edge = edges[&task];
         let lock = registry.lock_name(edge.lock);
         steps.push(format!(
-            "task `{}` waits for `{lock}` held by task `{}`",
-            task_name(registry, task),
-            task_name(registry, edge.holder)
+            "{} waits for `{lock}` held by {}",
+            registry.who(task),
+            registry.who(edge.holder)
         ));
         locks.push(lock);
     }
