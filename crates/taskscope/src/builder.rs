@@ -13,8 +13,9 @@ use crate::export::prometheus::Endpoint;
 use crate::export::recorder::Recorder;
 use crate::export::server::{parse_bind, BindAddr, Server};
 use crate::export::Exporter;
-use crate::registry::{self, Shared};
-use crate::{clock, collector, probe, watchdog};
+use crate::registry;
+use crate::shared::{self, Shared};
+use crate::{attach, clock, collector, watchdog};
 
 const DEFAULT_BLOCKED: Duration = Duration::from_millis(10);
 const DEFAULT_LONG_WAIT: Duration = Duration::from_millis(1000);
@@ -384,7 +385,7 @@ impl Builder {
                 return Err(Error::RemoteWithoutToken(addr.to_string()));
             }
         }
-        let shared = registry::shared();
+        let shared = shared::global();
         if shared.enabled.swap(true, AcqRel) {
             return Err(Error::AlreadyRunning);
         }
@@ -439,20 +440,26 @@ impl Builder {
         let threshold_ns = u64::try_from(self.blocked_threshold.as_nanos())
             .unwrap_or(u64::MAX)
             .max(1);
-        crate::registry::BLOCKED_NS.store(threshold_ns, Relaxed);
+        crate::shared::THRESHOLDS
+            .blocked_ns
+            .store(threshold_ns, Relaxed);
         let long_wait_ns = u64::try_from(self.long_wait_threshold.as_nanos())
             .unwrap_or(u64::MAX)
             .max(1);
-        crate::registry::LONG_WAIT_NS.store(long_wait_ns, Relaxed);
-        crate::registry::WAKE_SAMPLE_TICKS.store(clock::ticks_for(self.sample_interval), Relaxed);
+        crate::shared::THRESHOLDS
+            .long_wait_ns
+            .store(long_wait_ns, Relaxed);
+        crate::shared::THRESHOLDS
+            .wake_sample_ticks
+            .store(clock::ticks_for(self.sample_interval), Relaxed);
         if let Err(why) = crate::stacks::set_enabled(self.stacks) {
             log_error(&format!(
                 "{why}; blocked_worker warnings will not carry stacks"
             ));
         }
-        probe::GENERATION.fetch_add(1, Relaxed);
-        shared.registry().reset(self.retained_tasks);
-        crate::stacks::start_symbolizer(shared);
+        attach::GENERATION.fetch_add(1, Relaxed);
+        crate::registry::lock(shared).reset(self.retained_tasks);
+        crate::symbolizer::start_symbolizer(shared);
 
         let stop = Arc::new(AtomicBool::new(false));
         let watchdog = {
@@ -492,7 +499,7 @@ impl Builder {
             .cloned()
             .chain(Handle::try_current().ok());
         for runtime in runtimes {
-            probe::ensure_attached(&runtime, shared);
+            attach::ensure_attached(&runtime, shared);
         }
         Ok(Guard {
             inner: Some(GuardInner {
@@ -678,16 +685,16 @@ impl Guard {
         let exporter = inner.collector.join().ok();
         let shared = inner.shared;
         let _ = watchdog::scan(shared);
-        crate::stacks::stop_symbolizer();
+        crate::symbolizer::stop_symbolizer();
         let snapshot = {
-            let mut registry = shared.registry();
+            let mut registry = crate::registry::lock(shared);
             registry.retire_all_finished(shared);
             alive_at_exit(shared, &mut registry);
             // The last frames: streamed, and flushed and synced to the recording.
             if let Some(mut exporter) = exporter {
                 exporter.finish(shared, &mut registry);
             }
-            collector::build(shared, &registry)
+            crate::snapshot::build(shared, &registry)
         };
         shared.enabled.store(false, Release);
         if let Some(path) = inner.report {

@@ -24,7 +24,8 @@ use taskscope_wire::{Warning, WarningKind};
 
 use crate::clock;
 use crate::probe::{RuntimeProbe, StallEnded, WorkerWatch};
-use crate::registry::{Registry, Shared};
+use crate::registry::Registry;
+use crate::shared::Shared;
 use crate::stacks::Thread;
 use crate::warnings::fmt_ns;
 use crate::worker::WorkerSlot;
@@ -298,7 +299,7 @@ pub(crate) fn sample(shared: &'static Shared, due: Vec<ForeignDue>, slots: &[&'s
         let first = take(&candidates);
         if !searching {
             if !first.is_empty() {
-                crate::stacks::submit_foreign(job.warning, first);
+                crate::symbolizer::submit_foreign(job.warning, first);
             }
             continue;
         }
@@ -314,9 +315,9 @@ pub(crate) fn sample(shared: &'static Shared, due: Vec<ForeignDue>, slots: &[&'s
             .iter()
             .any(|(t, _)| !crate::stacks::waits_for_work(t.tid))
         {
-            shared.registry().stacks.stuck_seen(job.warning);
+            crate::registry::lock(shared).stacks.stuck_seen(job.warning);
         }
-        crate::stacks::submit_foreign(job.warning, stayed);
+        crate::symbolizer::submit_foreign(job.warning, stayed);
     }
 }
 

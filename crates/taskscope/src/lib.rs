@@ -21,28 +21,34 @@
 //! Without a live Guard every wrapper is the plain tokio call.
 #![deny(missing_docs)]
 
+mod attach;
 mod builder;
 mod clock;
 mod collector;
 mod export;
 mod foreign;
 mod layer;
+mod location;
 mod probe;
 mod registry;
+mod shared;
+mod snapshot;
 mod stacks;
 mod stats;
+mod symbolizer;
 pub mod sync;
 mod task;
 mod timeline;
 #[cfg(feature = "tower")]
 pub mod tower;
+mod untimed;
 mod warnings;
 mod watchdog;
 mod worker;
 
 pub use builder::{init, try_init, Builder, Error, Guard, DEFAULT_BIND};
-pub use collector::snapshot;
 pub use layer::{layer, SpanLayer};
+pub use snapshot::snapshot;
 #[cfg(tokio_unstable)]
 pub use task::hooks::hooks;
 pub use task::scope::{scope, Scope, MAX_SCOPE_NAME};

@@ -1,31 +1,21 @@
-//! Per-runtime probes, attached when the first instrumented task is spawned on a runtime:
-//! an event-loop lag heartbeat, worker busy ratios, and tokio's stable per-worker counters, with
-//! which the watchdog sees a worker stuck in a task that was *not* spawned through taskscope.
+//! Per-runtime probes (attached by `attach`): an event-loop lag heartbeat, worker busy ratios,
+//! and tokio's stable per-worker counters, with which the watchdog sees a worker stuck in a task
+//! that was *not* spawned through taskscope.
 //!
 //! The heartbeat needs no timer driver (so it works on runtimes built without `enable_time`, and
 //! under paused test clocks): the watchdog thread stamps a ping and notifies a tiny task on the
 //! runtime; the delay until that task runs is how long the runtime takes to get to newly woken
 //! work — its event-loop lag.
 
-use std::cell::Cell;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use tokio::runtime::{Handle, RuntimeFlavor, RuntimeMetrics};
 use tokio::sync::Notify;
 
 use crate::clock;
-use crate::registry::Shared;
 use crate::stats::histogram::AtomicHistogram;
-
-/// Bumped by every new Guard, so threads re-attach probes to runtimes after a re-init.
-pub(crate) static GENERATION: AtomicU64 = AtomicU64::new(1);
-
-thread_local! {
-    /// (runtime key, generation) this thread last made sure had a probe.
-    static ATTACHED: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-}
 
 /// What the watchdog tracks per tokio worker to tell "stuck in one poll" from "busy".
 #[derive(Debug, Default, Clone)]
@@ -93,67 +83,37 @@ pub(crate) fn current_runtime_id() -> Option<u64> {
     Handle::try_current().ok().map(|h| runtime_key(&h))
 }
 
-/// Attaches a probe to the runtime unless this thread already did for this Guard.
-#[inline]
-pub(crate) fn ensure_attached(handle: &Handle, shared: &'static Shared) {
-    let key = (runtime_key(handle), GENERATION.load(Relaxed));
-    if ATTACHED.with(|a| a.get()) != key {
-        attach(handle, key, shared);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn attach(handle: &Handle, key: (u64, u64), shared: &'static Shared) {
-    ATTACHED.with(|a| a.set(key));
-    let mut registry = shared.registry();
-    if registry
-        .runtimes
-        .iter()
-        .any(|p| p.id == key.0 && p.alive.load(Acquire))
-    {
-        return;
-    }
-    let metrics = handle.metrics();
-    let workers = metrics.num_workers();
-    let probe = Arc::new(RuntimeProbe {
-        id: key.0,
-        multi_thread: matches!(handle.runtime_flavor(), RuntimeFlavor::MultiThread),
-        metrics,
-        lag_ns: AtomicHistogram::preallocated(),
-        alive: AtomicBool::new(true),
-        ping: Notify::new(),
-        ping_sent: AtomicU64::new(0),
-        watch: Mutex::new(vec![WorkerWatch::default(); workers]),
-        busy: Mutex::new((vec![0.0; workers], vec![0; workers], clock::now())),
-    });
-    registry.runtimes.push(probe.clone());
-    drop(registry);
-    crate::worker::spawn_unhooked(|| handle.spawn(heartbeat(probe)));
-}
-
-async fn heartbeat(probe: Arc<RuntimeProbe>) {
-    /// The runtime dropped this task: it shut down.
-    struct Detach(Arc<RuntimeProbe>);
-    impl Drop for Detach {
-        fn drop(&mut self) {
-            self.0.alive.store(false, Release);
-        }
-    }
-    let _detach = Detach(probe.clone());
-    loop {
-        probe.ping.notified().await;
-        // The worker threads this runs on become known (name, kernel id, runtime): where the
-        // watchdog looks for a worker stuck in a task taskscope did not spawn.
-        crate::worker::current();
-        let sent = probe.ping_sent.swap(0, AcqRel);
-        if sent != 0 {
-            probe.lag_ns.record(clock::delta_ns(sent, clock::now()));
-        }
-    }
-}
-
 impl RuntimeProbe {
+    /// A probe of the runtime behind `handle`, whose key is `id` (`runtime_key`).
+    pub(crate) fn new(handle: &Handle, id: u64) -> RuntimeProbe {
+        let metrics = handle.metrics();
+        let workers = metrics.num_workers();
+        RuntimeProbe {
+            id,
+            multi_thread: matches!(handle.runtime_flavor(), RuntimeFlavor::MultiThread),
+            metrics,
+            lag_ns: AtomicHistogram::preallocated(),
+            alive: AtomicBool::new(true),
+            ping: Notify::new(),
+            ping_sent: AtomicU64::new(0),
+            watch: Mutex::new(vec![WorkerWatch::default(); workers]),
+            busy: Mutex::new((vec![0.0; workers], vec![0; workers], clock::now())),
+        }
+    }
+
+    /// Waits for the next ping (the heartbeat task, on the runtime).
+    pub(crate) async fn pinged(&self) {
+        self.ping.notified().await;
+    }
+
+    /// Records the lag of the ping being answered, if one is outstanding.
+    pub(crate) fn answer(&self) {
+        let sent = self.ping_sent.swap(0, AcqRel);
+        if sent != 0 {
+            self.lag_ns.record(clock::delta_ns(sent, clock::now()));
+        }
+    }
+
     /// Sends a heartbeat ping unless one is still outstanding (a late one is measured when it
     /// finally runs).
     pub(crate) fn ping(&self) {

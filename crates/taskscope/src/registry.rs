@@ -4,24 +4,22 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::Ordering::*;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use crossbeam_queue::ArrayQueue;
 use taskscope_wire::{
     Lock, Outcome, Semaphore, Task, TaskChange, TaskGroup, TaskKind, Warning, WarningKind,
 };
 
 use crate::clock;
+use crate::location::format_location;
 use crate::probe::RuntimeProbe;
+use crate::shared::{Event, Shared};
 use crate::stats::histogram::DenseHistogram;
 use crate::stats::lock::{LockKind, LockStats};
-use crate::stats::task::{format_location, TaskStats};
+use crate::stats::task::TaskStats;
 use crate::warnings::Warnings;
 
-/// Capacity of the event queue. Events are drained every watchdog scan (≤ 10 ms), so 16 Ki
-/// events absorb a burst of ~1.6 M spawns per second without loss while costing ~0.5 MiB.
-const QUEUE_CAPACITY: usize = 16 * 1024;
 /// Beyond this many distinct (name, location) groups, new names fold into one group per location,
 /// so per-request names (`format!("conn-{id}")`) cannot grow memory without bound.
 const MAX_GROUPS: usize = 4096;
@@ -30,129 +28,18 @@ const RETIRE_EARLY: usize = 4096;
 /// The group name new names fold into past `MAX_GROUPS`.
 const OTHER_NAMES: &str = "(other names)";
 
-/// Discrete events from the hot path.
-#[derive(Debug)]
-pub(crate) enum Event {
-    /// A task was spawned.
-    Spawn(Arc<TaskStats>),
-    /// A task finished.
-    Done(u64),
-    /// A poll ran past the blocked threshold (sent when it ends).
-    LongPoll { task: u64, start: u64, end: u64 },
-    /// A lock or semaphore was created.
-    Lock(Arc<LockStats>),
-    /// A lock or semaphore was dropped (its statistics can be retired).
-    LockDropped(u64),
-    /// A task acquired `to` while holding `from`.
-    LockEdge {
-        from: u64,
-        from_location: &'static Location<'static>,
-        to: u64,
-        to_location: &'static Location<'static>,
-        task: u64,
-    },
-    /// A guard was released in a later poll than the one that acquired it.
-    HeldAcrossAwait {
-        lock: u64,
-        task: u64,
-        location: &'static Location<'static>,
-        hold_ns: u64,
-    },
-}
+/// The registry, behind the one mutex that only taskscope's threads and `snapshot()` take.
+static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
 
-/// State shared by the hot path and taskscope's threads, created once per process.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) enabled: AtomicBool,
-    pub(crate) queue: ArrayQueue<Event>,
-    pub(crate) dropped: AtomicU64,
-    /// The dropped events that were `Done`: the only drops after which finished tasks must be
-    /// looked for in the live set.
-    pub(crate) dropped_done: AtomicU64,
-    pub(crate) next_id: AtomicU64,
-    /// Clock ticks when the current Guard started.
-    pub(crate) epoch: AtomicU64,
-    pub(crate) start_unix_ms: AtomicU64,
-    registry: Mutex<Registry>,
-    /// The collector thread, woken early when finished tasks pile up between its ticks.
-    pub(crate) collector: Mutex<Option<std::thread::Thread>>,
-    /// Statistics of retired tasks that nothing refers to any more, for new tasks to reuse: a
-    /// spawn then allocates nothing of taskscope's. (With glibc, the two cache-line-aligned
-    /// allocations a task's statistics need take the allocator's arena lock, against the
-    /// collector freeing retired ones: `perf` put a spawn storm's main thread in futex waits.)
-    pub(crate) pool: ArrayQueue<Arc<TaskStats>>,
-    /// Ids of locks that may have waiters: a lock's first waiter adds it, the watchdog prunes
-    /// the ones with none. The watchdog's wait-for scan reads these instead of every lock (it
-    /// used to walk them all every 2 ms: 10,000 idle locks cost 15 % of a core, 100,000 cost
-    /// 69 %).
-    pub(crate) waited_locks: Mutex<Vec<u64>>,
-}
-
-/// Retired statistics kept for reuse (about 0.5 KiB each).
-const POOL_CAPACITY: usize = 4096;
-
-static SHARED: OnceLock<Shared> = OnceLock::new();
-
-/// The blocked threshold, where the hot path reads it without going through `SHARED`.
-pub(crate) static BLOCKED_NS: AtomicU64 = AtomicU64::new(u64::MAX);
-/// The long-wait threshold.
-pub(crate) static LONG_WAIT_NS: AtomicU64 = AtomicU64::new(u64::MAX);
-/// Clock ticks between a task's stamping windows (`Builder::sample_interval`; 0: every
-/// poll opens one, so every wake is stamped).
-pub(crate) static WAKE_SAMPLE_TICKS: AtomicU64 = AtomicU64::new(0);
-
-pub(crate) fn shared() -> &'static Shared {
-    SHARED.get_or_init(Shared::new)
-}
-
-/// The shared state when a Guard is alive; `None` makes every wrapper a plain tokio call.
-#[inline(always)]
-pub(crate) fn active() -> Option<&'static Shared> {
-    let shared = SHARED.get()?;
-    shared.enabled.load(Relaxed).then_some(shared)
-}
-
-impl Shared {
-    fn new() -> Shared {
-        Shared {
-            enabled: AtomicBool::new(false),
-            queue: ArrayQueue::new(QUEUE_CAPACITY),
-            dropped: AtomicU64::new(0),
-            dropped_done: AtomicU64::new(0),
-            next_id: AtomicU64::new(1),
-            epoch: AtomicU64::new(0),
-            start_unix_ms: AtomicU64::new(0),
-            registry: Mutex::new(Registry::default()),
-            collector: Mutex::new(None),
-            pool: ArrayQueue::new(POOL_CAPACITY),
-            waited_locks: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Queues an event, counting it as dropped when the queue is full. Never blocks.
-    #[inline]
-    pub(crate) fn push(&self, event: Event) -> Result<(), Event> {
-        self.queue.push(event).inspect_err(|_| {
-            self.dropped.fetch_add(1, Relaxed);
-        })
-    }
-
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Relaxed)
-    }
-
-    /// Milliseconds from the Guard's start to `ticks`.
-    pub(crate) fn ms_at(&self, ticks: u64) -> u64 {
-        clock::delta_ns(self.epoch.load(Relaxed), ticks) / 1_000_000
-    }
-
-    /// Locks the registry and folds in pending events. Warnings raised while it is held are
-    /// emitted as `tracing` events when the returned guard drops, outside the lock.
-    pub(crate) fn registry(&'static self) -> RegistryGuard {
-        let mut guard = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        guard.sync(self);
-        RegistryGuard(Some(guard))
-    }
+/// Locks the registry and folds in pending events. Warnings raised while it is held are
+/// emitted as `tracing` events when the returned guard drops, outside the lock.
+pub(crate) fn lock(shared: &'static Shared) -> RegistryGuard {
+    let mut guard = REGISTRY
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    guard.sync(shared);
+    RegistryGuard(Some(guard))
 }
 
 /// The locked registry; emits the warnings raised under it once released.
@@ -233,7 +120,7 @@ pub(crate) struct Registry {
     /// Long polls reported by the hot path, for the watchdog to match with what it saw.
     pub(crate) long_polls: Vec<(u64, u64, u64)>,
     /// Untimed polls the watchdog is timing itself.
-    pub(crate) untimed: crate::watchdog::UntimedPolls,
+    pub(crate) untimed: crate::untimed::UntimedPolls,
     /// The sampled poll timeline, fed by the watchdog's scans.
     pub(crate) timeline: crate::timeline::Timeline,
     /// Stacks sampled from blocked workers.
@@ -1105,7 +992,8 @@ mod tests {
                 stats
             })
             .collect();
-        let mut registry = shared.registry();
+        let mut registry = Registry::default();
+        registry.sync(shared);
         assert_eq!(registry.live.len(), 3);
         for stats in &tasks {
             // No Guard runs in unit tests, so finishing pushes no `Done`: as if it were shed.

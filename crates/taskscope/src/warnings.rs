@@ -7,7 +7,7 @@ pub(crate) use taskscope_wire::fmt_ns;
 use taskscope_wire::{Task, Warning, WarningKind};
 
 use crate::clock;
-use crate::registry::Shared;
+use crate::shared::Shared;
 
 /// How many warnings are kept; the oldest finished ones go first.
 const MAX_WARNINGS: usize = 10_000;

@@ -13,7 +13,8 @@ use taskscope_wire::{TaskKind, Warning, WarningKind};
 
 use crate::clock;
 use crate::probe::RuntimeProbe;
-use crate::registry::{Registry, Shared};
+use crate::registry::Registry;
+use crate::shared::Shared;
 use crate::warnings::fmt_ns;
 use crate::worker::{self, WorkerSlot};
 
@@ -30,7 +31,7 @@ pub(crate) fn scan_period(threshold_ns: u64) -> Duration {
 }
 
 pub(crate) fn run(shared: &'static Shared, stop: Arc<AtomicBool>) {
-    let threshold = crate::registry::BLOCKED_NS.load(Relaxed);
+    let threshold = crate::shared::THRESHOLDS.blocked_ns.load(Relaxed);
     let period = scan_period(threshold);
     let mut wait = period;
     while !stop.load(Acquire) {
@@ -57,9 +58,9 @@ const PING_EVERY: Duration = Duration::from_millis(10);
 /// One pass over slots, ongoing warnings and runtime probes. Returns the earliest moment (clock
 /// ticks) at which a poll seen running but not yet blocked crosses the threshold.
 pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
-    let threshold = crate::registry::BLOCKED_NS.load(Relaxed);
+    let threshold = crate::shared::THRESHOLDS.blocked_ns.load(Relaxed);
     let threshold_ticks = clock::ticks_for(Duration::from_nanos(threshold));
-    let mut registry = shared.registry();
+    let mut registry = crate::registry::lock(shared);
     let now = clock::now();
 
     // Long polls that ended since the last scan, before the slots are read (the timeline
@@ -79,7 +80,7 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
         if raw == 0 {
             registry.timeline.idle(shared, slot.index);
             // The thread's clock reading may grow old while it idles: its next poll refreshes
-            // it (see `UntimedPolls`).
+            // it (see `untimed::UntimedPolls`).
             if slot.untimed_left.load(Relaxed) != 0 {
                 slot.untimed_left.store(0, Relaxed);
             }
@@ -225,72 +226,14 @@ fn sample_stacks(shared: &'static Shared, to_sample: Vec<(u64, &'static WorkerSl
             continue;
         };
         if slot.start.load(Acquire) == start {
-            crate::stacks::submit(id, raw);
+            crate::symbolizer::submit(id, raw);
         }
     }
     if !unanswered.is_empty() {
-        let mut registry = shared.registry();
+        let mut registry = crate::registry::lock(shared);
         for id in unanswered {
             registry.stacks.give_up(id);
         }
-    }
-}
-
-/// Untimed polls (`task::instrumented`) show a marker in their worker slot instead of a start
-/// time. The watchdog gives such a poll, when it first sees it, the later of two moments before
-/// its start: the thread's last clock reading (`WorkerSlot::tick`, taken by the thread's last
-/// timed poll) and the previous scan (which did not see the poll). The first is µs before the
-/// start on a busy worker (a thread times one poll in 65, and its first after the watchdog saw
-/// it idle); it is older only by what the worker ran outside instrumented polls in between,
-/// and the second caps that at a scan period. So a block is reported about when it crosses the
-/// threshold, as a timed one is (DESIGN.md §10: threshold + 5 ms; measured with
-/// `examples/blocked_latency.rs --yields-first 10`), and its duration is long by that gap. A
-/// poll found blocked then times its own end (`WorkerSlot::long_marker`).
-#[derive(Debug, Default)]
-pub(crate) struct UntimedPolls {
-    /// Per slot index: the marker last seen there and the start given to it.
-    seen: std::collections::HashMap<u64, (u64, u64)>,
-    /// When the last scan read the slots.
-    last_scan: u64,
-    /// Markers of polls found blocked → the start the watchdog gave them, and the last scan
-    /// that saw them running.
-    flagged: std::collections::HashMap<u64, (u64, u64)>,
-}
-
-impl UntimedPolls {
-    /// The start given to the untimed poll showing `marker` on slot `index`, whose thread's
-    /// last clock reading is `tick`.
-    fn start(&mut self, index: u64, marker: u64, tick: u64) -> u64 {
-        let start = tick.max(self.last_scan);
-        let entry = self.seen.entry(index).or_insert((marker, start));
-        if entry.0 != marker {
-            *entry = (marker, start);
-        }
-        entry.1
-    }
-
-    /// When the watchdog first saw the untimed poll showing `marker` on slot `index`, if it did.
-    pub(crate) fn seen_start(&self, index: u64, marker: u64) -> Option<u64> {
-        self.seen
-            .get(&index)
-            .filter(|(seen, _)| *seen == marker)
-            .map(|&(_, at)| at)
-    }
-
-    /// Forgets flagged polls no slot has shown for a second (their ends were folded, or shed;
-    /// an end queued just after a scan is folded by the next).
-    fn forget_ended(&mut self, slots: &[&'static WorkerSlot], now: u64) {
-        self.last_scan = now;
-        if self.flagged.is_empty() {
-            return;
-        }
-        let showing: HashSet<u64> = slots.iter().map(|s| s.start.load(Acquire)).collect();
-        self.flagged.retain(|marker, (_, seen)| {
-            if showing.contains(marker) {
-                *seen = now;
-            }
-            clock::delta_ns(*seen, now) < 1_000_000_000
-        });
     }
 }
 
@@ -362,7 +305,7 @@ fn poll_ended(shared: &Shared, registry: &mut Registry, task: u64, start: u64, e
 fn describe(registry: &Registry, task: u64) -> (String, String, String) {
     match registry.describe(task) {
         Some((name, location, TaskKind::Scope)) => {
-            let created = if location == crate::stats::task::LAYER_LOCATION {
+            let created = if location == crate::location::LAYER_LOCATION {
                 "a request through the tower layer".to_string()
             } else {
                 format!("created at {location}")

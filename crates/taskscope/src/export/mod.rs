@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use taskscope_wire::{Frame, Hello, TaskGroup, Update, Warning, WIRE_VERSION};
 
-use crate::collector;
-use crate::registry::{LiveView, Registry, SentTasks, Shared, TaskChanges};
+use crate::registry::{LiveView, Registry, SentTasks, TaskChanges};
+use crate::shared::Shared;
+use crate::snapshot;
 
 pub(crate) mod prometheus;
 pub(crate) mod recorder;
@@ -210,8 +211,8 @@ impl Exporter {
             task_changes,
             removed_tasks: if full { Vec::new() } else { removed_tasks },
             task_groups,
-            workers: collector::workers(now, &registry.untimed),
-            runtimes: collector::runtimes(registry),
+            workers: snapshot::workers(now, &registry.untimed),
+            runtimes: snapshot::runtimes(registry),
             locks,
             semaphores,
             dropped_events: shared.dropped.load(std::sync::atomic::Ordering::Relaxed),
@@ -245,7 +246,7 @@ fn stacks_frame(registry: &Registry, warning: u64) -> Option<Frame> {
 }
 
 pub(crate) fn hello(shared: &Shared) -> Hello {
-    let process = collector::process_info(shared);
+    let process = snapshot::process_info(shared);
     Hello {
         version: WIRE_VERSION,
         pid: process.pid,

@@ -48,7 +48,7 @@ fn is_runtime(frame: &StackFrame) -> bool {
 /// parker or a driver; a blocking-pool thread's is its blocking task (`runtime/blocking/`),
 /// though all of them run inside a task harness further out (tokio's workers are themselves
 /// blocking tasks).
-pub(super) fn in_task_poll(frames: &[StackFrame]) -> bool {
+pub(crate) fn in_task_poll(frames: &[StackFrame]) -> bool {
     frames.iter().find(|f| is_runtime(f)).is_some_and(|f| {
         f.file
             .as_deref()
@@ -60,7 +60,7 @@ pub(super) fn in_task_poll(frames: &[StackFrame]) -> bool {
 
 /// Keeps the application's frames, from the first one outward up to the poll boundary, and
 /// names the library call it was blocked in.
-pub(super) fn split_app_frames(frames: Vec<StackFrame>) -> StackSample {
+pub(crate) fn split_app_frames(frames: Vec<StackFrame>) -> StackSample {
     let first_app = frames
         .iter()
         .take_while(|f| !is_boundary(f))

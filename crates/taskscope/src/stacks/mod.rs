@@ -24,11 +24,9 @@ use taskscope_wire::StackSample;
 
 mod foreign;
 mod frames;
-mod symbolizer;
 mod threads;
 
-pub(crate) use frames::fold;
-pub(crate) use symbolizer::{start_symbolizer, stop_symbolizer, submit, submit_foreign};
+pub(crate) use frames::{fold, in_task_poll, split_app_frames};
 pub(crate) use threads::{named as threads_named, Thread};
 
 /// Frames kept per sample (innermost first, before filtering).
@@ -65,6 +63,12 @@ pub(crate) fn set_enabled(on: bool) -> Result<(), String> {
     imp::install()?;
     ACTIVE.store(true, Release);
     Ok(())
+}
+
+/// The functions and lines at a code address (the symbolizer thread's work, off every hot
+/// path).
+pub(crate) fn symbolize(addr: usize) -> Vec<taskscope_wire::StackFrame> {
+    imp::resolve(addr)
 }
 
 pub(crate) fn enabled() -> bool {
@@ -293,7 +297,6 @@ mod imp;
 #[cfg(test)]
 mod tests {
     use super::frames::{split_app_frames, OWN_SOURCES};
-    use super::symbolizer::Symbolizer;
     use super::*;
     use taskscope_wire::StackFrame;
 
@@ -355,46 +358,5 @@ mod tests {
         }
         assert_eq!(stacks.len(), MAX_STACKS);
         assert_eq!(stacks[0].count, 2);
-    }
-
-    #[cfg(all(
-        target_os = "linux",
-        any(target_arch = "x86_64", target_arch = "aarch64")
-    ))]
-    #[test]
-    fn samples_a_spinning_thread_in_its_own_function() {
-        set_enabled(true).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let spinner = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                tx.send(current_tid()).unwrap();
-                spin_here(&stop)
-            })
-        };
-        let tid = rx.recv().unwrap();
-        // Let it get past the channel's wake-up and into its loop.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let raw = capture(tid).expect("a sample");
-        stop.store(true, Relaxed);
-        spinner.join().unwrap();
-        // (This crate's own frames are not the application's, so look at every frame.)
-        let frames: Vec<StackFrame> = std::iter::once(raw.pc)
-            .chain(raw.ips.iter().map(|ip| ip.saturating_sub(1)))
-            .flat_map(imp::resolve)
-            .collect();
-        assert!(
-            frames.iter().any(|f| f.function.ends_with("spin_here")),
-            "{frames:#?}"
-        );
-        assert_eq!(Symbolizer::default().symbolize(&raw).count, 1);
-    }
-
-    #[inline(never)]
-    fn spin_here(stop: &AtomicBool) {
-        while !stop.load(Relaxed) {
-            std::hint::spin_loop();
-        }
     }
 }

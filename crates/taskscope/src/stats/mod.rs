@@ -3,6 +3,7 @@
 
 pub(crate) mod histogram;
 pub(crate) mod lock;
+pub(crate) mod prefetch;
 pub(crate) mod task;
 pub(crate) mod task_histogram;
 pub(crate) mod waiters;

@@ -193,17 +193,7 @@ impl Bins {
     }
 }
 
-/// Asks for the line of `at` ahead of its use.
-#[inline(always)]
-pub(crate) fn prefetch(at: *const AtomicU32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(at.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
-}
+pub(crate) use super::prefetch::prefetch;
 
 /// A sample, buffered or logged (bits above `SAMPLE_BITS` are ignored): poll bucket (low 10
 /// bits), scheduled-delay bucket + 1 (next 10; 0: no wake).
@@ -660,11 +650,12 @@ impl TaskStats {
         self.hot.state.load(Acquire) == STATE_DONE
     }
 
-    /// Marks the task finished; the first outcome set wins. Called by the poller or by whoever
+    /// Marks the task finished; the first outcome set wins (returns whether this one did).
+    /// Called through `shared::finish`, which tells the collector, by the poller or by whoever
     /// drops the task's future (never during a poll). Buffered samples stay in the hot line,
     /// where every reader finds them: binning them here would allocate the histograms of every
     /// short task.
-    pub(crate) fn finish(&self, outcome: u8, at: u64) {
+    pub(crate) fn finish(&self, outcome: u8, at: u64) -> bool {
         let hot = &self.hot;
         if hot
             .outcome
@@ -673,13 +664,9 @@ impl TaskStats {
         {
             self.ended.store(at, Relaxed);
             hot.state.store(STATE_DONE, Release);
-            // Tell the collector, so it retires finished tasks without scanning the live ones.
-            // If the queue is full the periodic full scan finds this task instead.
-            if let Some(shared) = crate::registry::active() {
-                if shared.push(crate::registry::Event::Done(self.id)).is_err() {
-                    shared.dropped_done.fetch_add(1, Relaxed);
-                }
-            }
+            true
+        } else {
+            false
         }
     }
 
@@ -703,7 +690,7 @@ impl TaskStats {
     }
 
     pub(crate) fn location_string(&self) -> String {
-        format_location(self.location)
+        crate::location::format_location(self.location)
     }
 
     /// The given name, or the spawn location for an unnamed task (formatted only when read, so
@@ -715,42 +702,6 @@ impl TaskStats {
             self.name.clone()
         }
     }
-}
-
-/// `file:line:column`, the form every view and report uses.
-/// Where the tower layer's requests are created (one location, inside taskscope).
-pub(crate) fn layer_location() -> &'static Location<'static> {
-    Location::caller()
-}
-
-/// How that location is shown: the application has no line of its own for it.
-pub(crate) const LAYER_LOCATION: &str = "(tower layer)";
-
-pub(crate) fn format_location(location: &Location<'_>) -> String {
-    if *location == *layer_location() {
-        return LAYER_LOCATION.to_string();
-    }
-    format!(
-        "{}:{}:{}",
-        short_file(location.file()),
-        location.line(),
-        location.column()
-    )
-}
-
-/// A dependency's file as `crate-version/src/..`: the part of the path after cargo's registry
-/// directory (`~/.cargo/registry/src/index.crates.io-<hash>/`), which says nothing a reader needs;
-/// any other path unchanged.
-fn short_file(file: &str) -> &str {
-    for marker in ["/registry/src/", "\\registry\\src\\"] {
-        if let Some(at) = file.rfind(marker) {
-            let index_dir = &file[at + marker.len()..];
-            if let Some(slash) = index_dir.find(['/', '\\']) {
-                return &index_dir[slash + 1..];
-            }
-        }
-    }
-    file
 }
 
 /// Calls `f(poll bucket, scheduled bucket)` for the first `count` buffered samples.
@@ -770,23 +721,6 @@ fn for_each_sample(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dependency_files_are_named_from_their_crate() {
-        assert_eq!(
-            short_file("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/serve/mod.rs"),
-            "axum-0.8.9/src/serve/mod.rs"
-        );
-        assert_eq!(
-            short_file("C:\\Users\\me\\.cargo\\registry\\src\\index.crates.io-1949cf8c6b5b557f\\hyper-1.7.0\\src\\lib.rs"),
-            "hyper-1.7.0\\src\\lib.rs"
-        );
-        assert_eq!(short_file("src/main.rs"), "src/main.rs");
-        assert_eq!(
-            short_file("/home/me/registry/src/"),
-            "/home/me/registry/src/"
-        );
-    }
 
     fn stats() -> TaskStats {
         TaskStats::new(

@@ -127,8 +127,8 @@ impl TaskHistogram {
 
     /// Asks for the lines of the chunk table (readers, ahead of reading the buckets).
     pub(crate) fn prefetch_header(&self) {
-        super::task::prefetch(self.octaves.as_ptr().cast());
-        super::task::prefetch(self.near.as_ptr().cast());
+        super::prefetch::prefetch(self.octaves.as_ptr().cast());
+        super::prefetch::prefetch(self.near.as_ptr().cast());
     }
 
     /// Asks for both lines of every chunk in the small table (readers; the header must be
@@ -140,8 +140,8 @@ impl TaskHistogram {
             if !chunk.is_null() {
                 // SAFETY: only the addresses are computed (a prefetch never faults).
                 let buckets = unsafe { ptr::addr_of!((*chunk).0) }.cast::<AtomicU32>();
-                super::task::prefetch(buckets);
-                super::task::prefetch(buckets.wrapping_add(SUB_BUCKETS / 2));
+                super::prefetch::prefetch(buckets);
+                super::prefetch::prefetch(buckets.wrapping_add(SUB_BUCKETS / 2));
             }
         }
     }

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use taskscope_wire::{Warning, WarningKind};
 
 use crate::clock;
-use crate::registry::{Registry, Shared, LONG_WAIT_NS};
+use crate::location::format_location;
+use crate::registry::Registry;
+use crate::shared::{Shared, THRESHOLDS};
 use crate::stats::lock::{LockKind, LockStats, Waiter};
-use crate::stats::task::format_location;
 use crate::warnings::fmt_ns;
 
 /// One edge of the wait-for graph: `waiter` waits for `lock`, held by `holder`.
@@ -89,7 +90,7 @@ pub(crate) fn scan(shared: &Shared, registry: &mut Registry, now: u64) {
     if waited.is_empty() && registry.long_waits.is_empty() && registry.deadlocks.is_empty() {
         return;
     }
-    let long_wait = LONG_WAIT_NS.load(Relaxed);
+    let long_wait = THRESHOLDS.long_wait_ns.load(Relaxed);
     let mut waits_seen = HashSet::new();
     let mut edges: HashMap<u64, WaitEdge> = HashMap::new();
     for lock in &waited {

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
 use crate::clock;
-use crate::registry::{self, Event};
+use crate::shared::{self, Event};
 use crate::stats::lock::{LockStats, Waiter};
 use crate::stats::task::{TaskStats, HELD_LOCKS};
 use crate::worker;
@@ -142,7 +142,7 @@ impl<'a> Waiting<'a> {
         let (slot, first) = stats.start_waiting(waiter);
         if first {
             // After the count went up: see `Shared::waited_locks` and `graph::scan`.
-            if let Some(shared) = crate::registry::active() {
+            if let Some(shared) = crate::shared::active() {
                 shared
                     .waited_locks
                     .lock()
@@ -281,7 +281,7 @@ fn lock_edge(
     to_location: &'static Location<'static>,
     task: u64,
 ) {
-    if let Some(shared) = registry::active() {
+    if let Some(shared) = shared::active() {
         // SAFETY: held-set locations are `&'static Location`s stored as addresses.
         let from_location = unsafe { &*(from_location as *const Location<'static>) };
         let _ = shared.push(Event::LockEdge {
@@ -349,7 +349,7 @@ impl Drop for Held {
 #[cold]
 #[inline(never)]
 fn held_across_await(lock: u64, task: u64, location: &'static Location<'static>, hold_ns: u64) {
-    if let Some(shared) = registry::active() {
+    if let Some(shared) = shared::active() {
         let _ = shared.push(Event::HeldAcrossAwait {
             lock,
             task,

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::registry::{self, Event};
+use crate::shared::{self, Event};
 use crate::stats::lock::{LockKind, LockStats};
 
 /// Tries to acquire with `attempt` (a `try_` call), spending the task's cooperative budget as
@@ -98,7 +98,7 @@ pub(crate) fn register(
     location: &'static Location<'static>,
     kind: LockKind,
 ) -> Option<Registered> {
-    let shared = registry::active()?;
+    let shared = shared::active()?;
     let stats = Arc::new(LockStats::new(shared.next_id(), name, location, kind));
     shared.push(Event::Lock(stats.clone())).ok()?;
     Some(Registered(stats))
@@ -119,7 +119,7 @@ impl std::ops::Deref for Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        if let Some(shared) = registry::active() {
+        if let Some(shared) = shared::active() {
             // If the queue is full the drop is shed and counted; the collector then looks at
             // every lock (`Registry::retire_locks`).
             let _ = shared.push(Event::LockDropped(self.0.id));

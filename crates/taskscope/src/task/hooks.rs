@@ -29,7 +29,7 @@ use tokio::runtime::{Builder, TaskMeta};
 use tokio::task::Id;
 
 use crate::clock;
-use crate::registry;
+use crate::shared;
 use crate::stats::task::*;
 use crate::task::instrumented::{long_poll, record_panic};
 use crate::task::spawn::register;
@@ -103,14 +103,14 @@ thread_local! {
 }
 
 fn spawned(meta: &TaskMeta<'_>) {
-    let Some(shared) = registry::active() else {
+    let Some(shared) = shared::active() else {
         return;
     };
     if worker::spawning_unhooked() {
         return;
     }
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        crate::probe::ensure_attached(&handle, shared);
+        crate::attach::ensure_attached(&handle, shared);
     }
     let Some(stats) = register(
         shared,
@@ -129,7 +129,7 @@ fn spawned(meta: &TaskMeta<'_>) {
 }
 
 fn run_starts(meta: &TaskMeta<'_>) {
-    if registry::active().is_none() {
+    if shared::active().is_none() {
         return;
     }
     let id = meta.id();
@@ -173,7 +173,7 @@ fn run_ends(meta: &TaskMeta<'_>) {
     let duration = clock::delta_ns(run.start, end);
     // As for an instrumented poll, a long run's exact end is queued before the slot shows it
     // over (the watchdog keys it by the start it saw).
-    if duration >= registry::BLOCKED_NS.load(Relaxed) {
+    if duration >= shared::THRESHOLDS.blocked_ns.load(Relaxed) {
         long_poll(stats.id, run.start, end);
     }
     slot.leave_poll(run.outer);
@@ -183,7 +183,7 @@ fn run_ends(meta: &TaskMeta<'_>) {
             true => OUTCOME_PANICKED,
             false => OUTCOME_COMPLETED,
         };
-        stats.finish(outcome, end);
+        crate::shared::finish(stats, outcome, end);
     } else {
         stats.hot.state.store(STATE_IDLE, Relaxed);
     }
@@ -209,7 +209,7 @@ fn terminated(meta: &TaskMeta<'_>) {
         _ => false,
     });
     if !in_run {
-        stats.finish(OUTCOME_CANCELLED, clock::now());
+        crate::shared::finish(&stats, OUTCOME_CANCELLED, clock::now());
     }
 }
 

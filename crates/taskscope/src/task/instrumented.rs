@@ -30,7 +30,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use crate::clock;
-use crate::registry::{self, Event};
+use crate::shared::{self, Event};
 use crate::stats::task::*;
 use crate::stats::wake::WakeCell;
 use crate::task::waker::{poll_waker, proxy_waker_borrowed, PollWaker};
@@ -70,7 +70,7 @@ pin_project! {
     impl<F> PinnedDrop for Instrumented<F> {
         fn drop(this: Pin<&mut Self>) {
             // Dropped before completing: aborted, or its runtime shut down.
-            this.stats.finish(OUTCOME_CANCELLED, clock::now());
+            crate::shared::finish(&this.stats, OUTCOME_CANCELLED, clock::now());
         }
     }
 }
@@ -115,7 +115,7 @@ impl<F: Future> Future for Instrumented<F> {
             let opens = tick >= next_window;
             if opens {
                 // Opens a window (the next poll, timed, closes it), by the thread's clock.
-                let interval = registry::WAKE_SAMPLE_TICKS.load(Relaxed);
+                let interval = shared::THRESHOLDS.wake_sample_ticks.load(Relaxed);
                 *this.next_window = tick.saturating_add(interval) | OPEN;
             }
             return untimed_poll(this, slot, cx, opens);
@@ -136,7 +136,7 @@ impl<F: Future> Future for Instrumented<F> {
         // The wake that made this poll happen: the stamp of the window the last poll opened (a
         // wake through the proxy, or that poll's self-wake, stamped with its end). A stamp
         // older than the window is a late store of a wake from before it.
-        let interval = registry::WAKE_SAMPLE_TICKS.load(Relaxed);
+        let interval = shared::THRESHOLDS.wake_sample_ticks.load(Relaxed);
         let open = *this.next_window & OPEN != 0;
         let woken = match open {
             true => {
@@ -180,7 +180,7 @@ impl<F: Future> Future for Instrumented<F> {
         let duration = clock::delta_ns(start, end);
         // A long poll's exact end is queued before the slot shows the poll over: a watchdog scan
         // that finds the slot free then finds the event too (`watchdog::scan`).
-        if duration >= registry::BLOCKED_NS.load(Relaxed) {
+        if duration >= shared::THRESHOLDS.blocked_ns.load(Relaxed) {
             long_poll(*this.id, start, end);
         }
         slot.leave_poll(outer);
@@ -274,12 +274,12 @@ fn conclude<T>(
             Poll::Pending
         }
         Ok(Poll::Ready(output)) => {
-            stats.finish(OUTCOME_COMPLETED, end());
+            crate::shared::finish(stats, OUTCOME_COMPLETED, end());
             Poll::Ready(output)
         }
         Err(panic) => {
             record_panic(stats, panic.as_ref());
-            stats.finish(OUTCOME_PANICKED, end());
+            crate::shared::finish(stats, OUTCOME_PANICKED, end());
             resume_unwind(panic)
         }
     }
@@ -308,7 +308,7 @@ fn long_untimed_poll(stats: &TaskStats, task: u64, marker: u64, start: u64) {
 #[cold]
 #[inline(never)]
 pub(crate) fn long_poll(task: u64, start: u64, end: u64) {
-    if let Some(shared) = registry::active() {
+    if let Some(shared) = shared::active() {
         let _ = shared.push(Event::LongPoll { task, start, end });
     }
 }

@@ -22,7 +22,7 @@ use pin_project_lite::pin_project;
 use taskscope_wire::TaskKind;
 
 use crate::clock;
-use crate::registry;
+use crate::shared;
 use crate::stats::task::*;
 use crate::task::instrumented::{long_poll, record_panic};
 use crate::task::spawn::register;
@@ -49,7 +49,7 @@ pin_project! {
             // Dropped before completing: the request was cancelled (client gone, timeout).
             if let Some(stats) = &this.stats {
                 if !stats.is_done() {
-                    stats.finish(OUTCOME_CANCELLED, clock::now());
+                    crate::shared::finish(stats, OUTCOME_CANCELLED, clock::now());
                 }
             }
         }
@@ -91,7 +91,7 @@ pub(crate) fn scope_at<F: Future>(
     location: &'static Location<'static>,
     future: F,
 ) -> Scope<F> {
-    let stats = registry::active()
+    let stats = shared::active()
         .and_then(|shared| register(shared, bounded(name), location, TaskKind::Scope));
     Scope { stats, future }
 }
@@ -145,7 +145,7 @@ impl<F: Future> Scope<F> {
         let duration = clock::delta_ns(start, end);
         // As for a task's poll, the end of a long one is queued before the slot shows it over
         // (the watchdog keys it by the token it saw).
-        if enclosing == 0 && duration >= registry::BLOCKED_NS.load(Relaxed) {
+        if enclosing == 0 && duration >= shared::THRESHOLDS.blocked_ns.load(Relaxed) {
             long_poll(stats.id, token, end);
         }
         slot.leave_poll(outer);
@@ -157,12 +157,12 @@ impl<F: Future> Scope<F> {
             }
             Ok(Poll::Ready(output)) => {
                 stats.response.store(response(&output), Relaxed);
-                stats.finish(OUTCOME_COMPLETED, end);
+                crate::shared::finish(stats, OUTCOME_COMPLETED, end);
                 Poll::Ready(output)
             }
             Err(panic) => {
                 record_panic(stats, panic.as_ref());
-                stats.finish(OUTCOME_PANICKED, end);
+                crate::shared::finish(stats, OUTCOME_PANICKED, end);
                 resume_unwind(panic)
             }
         }

@@ -10,9 +10,10 @@ use taskscope_wire::TaskKind;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
+use crate::attach;
 use crate::clock;
-use crate::probe;
-use crate::registry::{self, Event, Shared};
+use crate::shared;
+use crate::shared::{Event, Shared};
 use crate::stats::task::*;
 use crate::task::instrumented::{record_panic, Instrumented};
 use crate::worker;
@@ -69,7 +70,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let Some(shared) = registry::active() else {
+    let Some(shared) = shared::active() else {
         return tokio::spawn(future);
     };
     let handle = match Handle::try_current() {
@@ -77,7 +78,7 @@ where
         // Let tokio panic with its own message, at the caller's location.
         Err(_) => return tokio::spawn(future),
     };
-    probe::ensure_attached(&handle, shared);
+    attach::ensure_attached(&handle, shared);
     match register(shared, name, location, TaskKind::Async) {
         Some(stats) => {
             let future = Instrumented::new(future, stats);
@@ -103,7 +104,7 @@ where
     R: Send + 'static,
 {
     let location = Location::caller();
-    let Some(shared) = registry::active() else {
+    let Some(shared) = shared::active() else {
         return tokio::task::spawn_blocking(f);
     };
     let Some(stats) = register(shared, Cow::Borrowed(""), location, TaskKind::Blocking) else {
@@ -127,12 +128,12 @@ impl BlockingRun {
         stats.record_poll(clock::delta_ns(start, end), None);
         match result {
             Ok(value) => {
-                stats.finish(OUTCOME_COMPLETED, end);
+                crate::shared::finish(stats, OUTCOME_COMPLETED, end);
                 value
             }
             Err(panic) => {
                 record_panic(stats, panic.as_ref());
-                stats.finish(OUTCOME_PANICKED, end);
+                crate::shared::finish(stats, OUTCOME_PANICKED, end);
                 resume_unwind(panic)
             }
         }
@@ -141,7 +142,7 @@ impl BlockingRun {
 
 impl Drop for BlockingRun {
     fn drop(&mut self) {
-        self.0.finish(OUTCOME_CANCELLED, clock::now());
+        crate::shared::finish(&self.0, OUTCOME_CANCELLED, clock::now());
     }
 }
 

@@ -4,9 +4,7 @@ use std::collections::HashMap;
 
 use taskscope_wire::{StackFrame, StackSample};
 
-use super::frames::{in_task_poll, split_app_frames};
-use super::threads::Thread;
-use super::{enabled, imp, RawStack};
+use crate::stacks::{enabled, in_task_poll, split_app_frames, symbolize, RawStack, Thread};
 
 /// What the symbolising thread is given.
 #[derive(Debug)]
@@ -35,7 +33,7 @@ type SymbolizerThread = (
 const PENDING_SAMPLES: usize = 256;
 
 /// Starts the symbolising thread (when sampling is on).
-pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
+pub(crate) fn start_symbolizer(shared: &'static crate::shared::Shared) {
     if !enabled() {
         return;
     }
@@ -52,7 +50,7 @@ pub(crate) fn start_symbolizer(shared: &'static crate::registry::Shared) {
                     .chain(rx.try_iter())
                     .map(|job| symbolizer.symbolize_job(job))
                     .collect();
-                let mut registry = shared.registry();
+                let mut registry = crate::registry::lock(shared);
                 for done in batch {
                     match done {
                         Symbolized::Blocked(id, sample) => registry.stacks.add(id, sample),
@@ -163,7 +161,7 @@ impl Symbolizer {
     fn resolve(&mut self, ip: usize, exact: bool) -> Vec<StackFrame> {
         self.cache
             .entry((ip, exact))
-            .or_insert_with(|| imp::resolve(if exact { ip } else { ip.saturating_sub(1) }))
+            .or_insert_with(|| symbolize(if exact { ip } else { ip.saturating_sub(1) }))
             .clone()
     }
 
@@ -182,6 +180,57 @@ impl Symbolizer {
             if let Some(rel) = f.file.as_deref().and_then(|p| p.strip_prefix(cwd.as_str())) {
                 f.file = Some(rel.to_string());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    use taskscope_wire::StackFrame;
+
+    use super::Symbolizer;
+    use crate::stacks::{capture, current_tid, set_enabled, symbolize};
+
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    #[test]
+    fn samples_a_spinning_thread_in_its_own_function() {
+        set_enabled(true).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let spinner = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                tx.send(current_tid()).unwrap();
+                spin_here(&stop)
+            })
+        };
+        let tid = rx.recv().unwrap();
+        // Let it get past the channel's wake-up and into its loop.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let raw = capture(tid).expect("a sample");
+        stop.store(true, Relaxed);
+        spinner.join().unwrap();
+        // (This crate's own frames are not the application's, so look at every frame.)
+        let frames: Vec<StackFrame> = std::iter::once(raw.pc)
+            .chain(raw.ips.iter().map(|ip| ip.saturating_sub(1)))
+            .flat_map(symbolize)
+            .collect();
+        assert!(
+            frames.iter().any(|f| f.function.ends_with("spin_here")),
+            "{frames:#?}"
+        );
+        assert_eq!(Symbolizer::default().symbolize(&raw).count, 1);
+    }
+
+    #[inline(never)]
+    fn spin_here(stop: &AtomicBool) {
+        while !stop.load(Relaxed) {
+            std::hint::spin_loop();
         }
     }
 }

@@ -1,0 +1,157 @@
+//! The process-global handle that the hot path and taskscope's threads share: the bounded
+//! event queue (and its drop counters), the pool of reusable task statistics, the thresholds,
+//! the collector's thread. Everything above talks to the registry through it; it knows no
+//! registry.
+
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::clock;
+use crate::stats::lock::LockStats;
+use crate::stats::task::TaskStats;
+
+/// Capacity of the event queue. Events are drained every watchdog scan (≤ 10 ms), so 16 Ki
+/// events absorb a burst of ~1.6 M spawns per second without loss while costing ~0.5 MiB.
+const QUEUE_CAPACITY: usize = 16 * 1024;
+/// Discrete events from the hot path.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A task was spawned.
+    Spawn(Arc<TaskStats>),
+    /// A task finished.
+    Done(u64),
+    /// A poll ran past the blocked threshold (sent when it ends).
+    LongPoll { task: u64, start: u64, end: u64 },
+    /// A lock or semaphore was created.
+    Lock(Arc<LockStats>),
+    /// A lock or semaphore was dropped (its statistics can be retired).
+    LockDropped(u64),
+    /// A task acquired `to` while holding `from`.
+    LockEdge {
+        from: u64,
+        from_location: &'static Location<'static>,
+        to: u64,
+        to_location: &'static Location<'static>,
+        task: u64,
+    },
+    /// A guard was released in a later poll than the one that acquired it.
+    HeldAcrossAwait {
+        lock: u64,
+        task: u64,
+        location: &'static Location<'static>,
+        hold_ns: u64,
+    },
+}
+
+/// State shared by the hot path and taskscope's threads, created once per process.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) enabled: AtomicBool,
+    pub(crate) queue: ArrayQueue<Event>,
+    pub(crate) dropped: AtomicU64,
+    /// The dropped events that were `Done`: the only drops after which finished tasks must be
+    /// looked for in the live set.
+    pub(crate) dropped_done: AtomicU64,
+    pub(crate) next_id: AtomicU64,
+    /// Clock ticks when the current Guard started.
+    pub(crate) epoch: AtomicU64,
+    pub(crate) start_unix_ms: AtomicU64,
+    /// The collector thread, woken early when finished tasks pile up between its ticks.
+    pub(crate) collector: Mutex<Option<std::thread::Thread>>,
+    /// Statistics of retired tasks that nothing refers to any more, for new tasks to reuse: a
+    /// spawn then allocates nothing of taskscope's. (With glibc, the two cache-line-aligned
+    /// allocations a task's statistics need take the allocator's arena lock, against the
+    /// collector freeing retired ones: `perf` put a spawn storm's main thread in futex waits.)
+    pub(crate) pool: ArrayQueue<Arc<TaskStats>>,
+    /// Ids of locks that may have waiters: a lock's first waiter adds it, the watchdog prunes
+    /// the ones with none. The watchdog's wait-for scan reads these instead of every lock (it
+    /// used to walk them all every 2 ms: 10,000 idle locks cost 15 % of a core, 100,000 cost
+    /// 69 %).
+    pub(crate) waited_locks: Mutex<Vec<u64>>,
+}
+
+/// Retired statistics kept for reuse (about 0.5 KiB each).
+const POOL_CAPACITY: usize = 4096;
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+/// The thresholds the Guard was configured with (`Builder`), where the hot path reads them
+/// without going through `SHARED`.
+#[derive(Debug)]
+pub(crate) struct Thresholds {
+    /// A poll at least this long blocked its worker.
+    pub(crate) blocked_ns: AtomicU64,
+    /// A wait at least this long for a lock or semaphore is a `long_wait`.
+    pub(crate) long_wait_ns: AtomicU64,
+    /// Clock ticks between a task's stamping windows (`Builder::sample_interval`; 0: every
+    /// poll opens one, so every wake is stamped).
+    pub(crate) wake_sample_ticks: AtomicU64,
+}
+
+pub(crate) static THRESHOLDS: Thresholds = Thresholds {
+    blocked_ns: AtomicU64::new(u64::MAX),
+    long_wait_ns: AtomicU64::new(u64::MAX),
+    wake_sample_ticks: AtomicU64::new(0),
+};
+
+/// The process-global handle (created on first use; a Guard enables it).
+pub(crate) fn global() -> &'static Shared {
+    SHARED.get_or_init(Shared::new)
+}
+
+/// The shared state when a Guard is alive; `None` makes every wrapper a plain tokio call.
+#[inline(always)]
+pub(crate) fn active() -> Option<&'static Shared> {
+    let shared = SHARED.get()?;
+    shared.enabled.load(Relaxed).then_some(shared)
+}
+
+impl Shared {
+    pub(crate) fn new() -> Shared {
+        Shared {
+            enabled: AtomicBool::new(false),
+            queue: ArrayQueue::new(QUEUE_CAPACITY),
+            dropped: AtomicU64::new(0),
+            dropped_done: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+            epoch: AtomicU64::new(0),
+            start_unix_ms: AtomicU64::new(0),
+            collector: Mutex::new(None),
+            pool: ArrayQueue::new(POOL_CAPACITY),
+            waited_locks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queues an event, counting it as dropped when the queue is full. Never blocks.
+    #[inline]
+    pub(crate) fn push(&self, event: Event) -> Result<(), Event> {
+        self.queue.push(event).inspect_err(|_| {
+            self.dropped.fetch_add(1, Relaxed);
+        })
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed)
+    }
+
+    /// Milliseconds from the Guard's start to `ticks`.
+    pub(crate) fn ms_at(&self, ticks: u64) -> u64 {
+        clock::delta_ns(self.epoch.load(Relaxed), ticks) / 1_000_000
+    }
+}
+
+/// Marks a task finished (the first outcome wins: see `TaskStats::finish`) and tells the
+/// collector, so it retires finished tasks without scanning the live ones. If the queue is full
+/// the collector's periodic full scan finds the task instead.
+pub(crate) fn finish(stats: &TaskStats, outcome: u8, at: u64) {
+    if stats.finish(outcome, at) {
+        if let Some(shared) = active() {
+            if shared.push(Event::Done(stats.id)).is_err() {
+                shared.dropped_done.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
