@@ -25,8 +25,10 @@ mod attach;
 mod builder;
 mod clock;
 mod collector;
+mod delta;
 mod export;
 mod foreign;
+mod ids;
 mod layer;
 mod location;
 mod probe;
@@ -39,6 +41,7 @@ mod symbolizer;
 pub mod sync;
 mod task;
 mod timeline;
+mod to_wire;
 #[cfg(feature = "tower")]
 pub mod tower;
 mod untimed;

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering::*;
 use taskscope_wire::{ProcessInfo, Runtime, Snapshot, Worker};
 
 use crate::clock;
-use crate::registry::{LiveView, Registry};
+use crate::delta::LiveView;
+use crate::registry::Registry;
 use crate::shared::{self, Shared};
 use crate::worker;
 

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use taskscope_wire::{Frame, Hello, TaskGroup, Update, Warning, WIRE_VERSION};
 
-use crate::registry::{LiveView, Registry, SentTasks, TaskChanges};
+use crate::delta::{LiveView, SentTasks, TaskChanges};
+use crate::registry::Registry;
 use crate::shared::Shared;
 use crate::snapshot;
 

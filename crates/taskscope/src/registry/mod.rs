@@ -7,18 +7,19 @@ use std::panic::Location;
 use std::sync::atomic::Ordering::*;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use taskscope_wire::{
-    Lock, Outcome, Semaphore, Task, TaskChange, TaskGroup, TaskKind, Warning, WarningKind,
-};
+use taskscope_wire::{Outcome, Task, TaskChange, TaskGroup, TaskKind};
 
-use crate::clock;
+use crate::delta::{live_task_changes, LiveView, SentTasks, TaskChanges};
+use crate::ids::IdMap;
 use crate::location::format_location;
 use crate::probe::RuntimeProbe;
 use crate::shared::{Event, Shared};
-use crate::stats::histogram::DenseHistogram;
-use crate::stats::lock::{LockKind, LockStats};
+use crate::stats::lock::LockStats;
 use crate::stats::task::TaskStats;
+use crate::to_wire::task_to_wire;
 use crate::warnings::Warnings;
+
+mod locks;
 
 /// Beyond this many distinct (name, location) groups, new names fold into one group per location,
 /// so per-request names (`format!("conn-{id}")`) cannot grow memory without bound.
@@ -82,11 +83,6 @@ struct Edge {
     to_location: &'static Location<'static>,
     task: u64,
 }
-
-/// Maps keyed by task id: every spawn inserts, every retire removes, every stream update looks
-/// up each live task, so they hash with foldhash rather than std's DoS-resistant SipHash (ids
-/// are ours, not a peer's).
-pub(crate) type IdMap<V> = HashMap<u64, V, foldhash::fast::RandomState>;
 
 /// Live objects, aggregates of finished ones, and the warnings.
 #[derive(Debug, Default)]
@@ -357,35 +353,12 @@ impl Registry {
         sent: &mut SentTasks,
         changed: TaskChanges,
     ) -> (Vec<Task>, Vec<TaskChange>, Vec<u64>) {
-        let TaskChanges {
-            pass,
-            mut new,
-            changes,
-        } = changed;
-        for task in &self.finished {
-            // A finished task is sent in full once more, with its final numbers; then it no
-            // longer changes. A stamp no live task can have marks it.
-            let stamp = (u64::MAX, u8::MAX, u8::MAX, true);
-            let entry = sent
-                .tasks
-                .entry(task.stats.id)
-                .or_insert((Default::default(), pass));
-            entry.1 = pass;
-            if entry.0 != stamp {
-                entry.0 = stamp;
-                new.push(task.wire(shared).clone());
-            }
-        }
-        let mut removed = Vec::new();
-        sent.tasks.retain(|&id, entry| {
-            let keep = entry.1 == pass;
-            if !keep {
-                removed.push(id);
-            }
-            keep
-        });
-        new.sort_by_key(|t| t.id);
-        (new, changes, removed)
+        sent.finish_pass(
+            changed,
+            self.finished
+                .iter()
+                .map(|task| (task.stats.id, || task.wire(shared).clone())),
+        )
     }
 
     /// One task in full, live or retained.
@@ -422,10 +395,7 @@ impl Registry {
     /// itself — microseconds a task, a third of a second for 100,000 — can happen after the
     /// registry lock is released, not while the watchdog and the event queue wait for it.
     pub(crate) fn view(&self) -> LiveView {
-        LiveView {
-            live: self.live.values().cloned().collect(),
-            groups: self.groups.clone(),
-        }
+        LiveView::new(self.live.values().cloned().collect(), self.groups.clone())
     }
 
     /// Name and location of a task the registry knows.
@@ -497,79 +467,6 @@ fn recycle(shared: &Shared, mut stats: Arc<TaskStats>) {
     }
 }
 
-/// Live tasks and their groups, copied out of the registry (see `Registry::view`).
-pub(crate) struct LiveView {
-    live: Vec<(Arc<TaskStats>, u32)>,
-    groups: Vec<TaskGroup>,
-}
-
-impl LiveView {
-    /// Changes of the live tasks for the stream, found without the registry lock (with 100,000
-    /// tasks this takes ~10 ms, which the watchdog used to wait out when it came at the moment
-    /// a worker blocked). Finished by `Registry::finish_task_changes` under the lock.
-    pub(crate) fn task_changes(
-        &self,
-        shared: &'static Shared,
-        sent: &mut SentTasks,
-    ) -> TaskChanges {
-        let mut changed = sent.begin_pass();
-        live_task_changes(
-            self.live.iter().map(|(s, _)| s),
-            shared,
-            sent,
-            false,
-            &mut changed,
-        );
-        changed
-    }
-
-    /// The live tasks, by id.
-    pub(crate) fn live_tasks(&self, shared: &Shared) -> Vec<Task> {
-        let mut tasks: Vec<Task> = self
-            .live
-            .iter()
-            .map(|(s, _)| task_to_wire(s, shared))
-            .collect();
-        tasks.sort_by_key(|t| t.id);
-        tasks
-    }
-
-    /// Groups with live tasks' numbers added in, busiest first. Reads the live tasks' atomics
-    /// directly (no per-task copies), so it is cheap enough to run every second with 10,000s of
-    /// tasks.
-    pub(crate) fn groups(&self) -> Vec<TaskGroup> {
-        let mut groups = self.groups.clone();
-        // Live tasks' buckets are summed into dense arrays per group first (an index, not a
-        // search, per bucket), then merged once into each group's sparse histogram.
-        let mut dense: HashMap<u32, (DenseHistogram, DenseHistogram)> = HashMap::new();
-        // Three stages of prefetching, a few tasks apart (see `TaskStats::prefetch_stats`).
-        let ahead = |n: usize| self.live.iter().skip(n).map(|(s, _)| s);
-        let (mut stats_ahead, mut bins_ahead, mut buckets_ahead) = (ahead(6), ahead(4), ahead(2));
-        for (stats, index) in &self.live {
-            stats_ahead.next().inspect(|s| s.prefetch_stats());
-            bins_ahead.next().inspect(|s| s.prefetch_bins());
-            buckets_ahead.next().inspect(|s| s.prefetch_buckets());
-            if stats.is_done() {
-                continue; // counted when retired
-            }
-            let group = &mut groups[*index as usize];
-            let (polls, _) = stats.counts();
-            group.alive += 1;
-            group.polls += polls;
-            group.busy_ns = group.busy_ns.saturating_add(stats.busy_ns());
-            let (poll, scheduled) = dense.entry(*index).or_default();
-            stats.add_into(poll, scheduled);
-        }
-        for (index, (poll, scheduled)) in dense {
-            let group = &mut groups[index as usize];
-            poll.merge_into(&mut group.poll_ns);
-            scheduled.merge_into(&mut group.scheduled_ns);
-        }
-        groups.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then_with(|| a.name.cmp(&b.name)));
-        groups
-    }
-}
-
 /// A finished task kept whole: its statistics, and their wire form once read (a finished task
 /// no longer changes, and snapshots read every retained task).
 #[derive(Debug)]
@@ -584,392 +481,10 @@ impl Retained {
     }
 }
 
-/// See `TaskStats::change_stamp`.
-type ChangeStamp = (u64, u8, u8, bool);
-
-/// What the stream remembers of the tasks it sent: change stamp and the pass that last saw each.
-#[derive(Debug, Default)]
-pub(crate) struct SentTasks {
-    tasks: IdMap<(ChangeStamp, u64)>,
-    pass: u64,
-}
-
-impl SentTasks {
-    /// Starts a pass over the tasks: those not seen in it are gone.
-    pub(crate) fn begin_pass(&mut self) -> TaskChanges {
-        self.pass = self.pass.wrapping_add(1);
-        TaskChanges {
-            pass: self.pass,
-            new: Vec::new(),
-            changes: Vec::new(),
-        }
-    }
-}
-
-/// What a pass over the tasks found so far (see `Registry::changed_tasks`).
-#[derive(Debug, Default)]
-pub(crate) struct TaskChanges {
-    pass: u64,
-    new: Vec<Task>,
-    changes: Vec<TaskChange>,
-}
-
-/// Live tasks new to the stream or changed since it last saw them, added to `changed`.
-fn live_task_changes<'a>(
-    live: impl Iterator<Item = &'a Arc<TaskStats>> + Clone,
-    shared: &'static Shared,
-    sent: &mut SentTasks,
-    histograms: bool,
-    changed: &mut TaskChanges,
-) {
-    // Every task's hot line is a miss here (the workers write them): ask for them ahead.
-    let mut stats_ahead = live.clone().skip(4);
-    for stats in live {
-        stats_ahead.next().inspect(|s| s.prefetch_stats());
-        let stamp = stats.change_stamp();
-        match sent.tasks.get_mut(&stats.id) {
-            None => {
-                sent.tasks.insert(stats.id, (stamp, changed.pass));
-                changed.new.push(task_to_wire(stats, shared));
-            }
-            Some(entry) => {
-                entry.1 = changed.pass;
-                if entry.0 != stamp {
-                    entry.0 = stamp;
-                    changed.changes.push(task_change(stats, shared, histograms));
-                }
-            }
-        }
-    }
-}
-
-/// The changing fields of a task, without names or (unless asked) histograms.
-fn task_change(stats: &TaskStats, shared: &Shared, histograms: bool) -> TaskChange {
-    let (polls, wakes) = stats.counts();
-    let ended = stats.ended.load(Relaxed);
-    TaskChange {
-        id: stats.id,
-        state: stats.state(),
-        outcome: stats.outcome(),
-        polls,
-        busy_ns: stats.busy_ns(),
-        wakes,
-        self_wakes: stats.self_wakes.load(Relaxed),
-        ended_ms: (ended != 0).then(|| shared.ms_at(ended)),
-        poll_ns: histograms.then(|| stats.poll_histogram()),
-        scheduled_ns: histograms.then(|| stats.scheduled_histogram()),
-    }
-}
-
-/// Reads a task's atomics into the wire model.
-pub(crate) fn task_to_wire(stats: &TaskStats, shared: &Shared) -> Task {
-    let (polls, wakes) = stats.counts();
-    let poll_ns = stats.poll_histogram();
-    let scheduled_ns = stats.scheduled_histogram();
-    let self_wakes = stats.self_wakes.load(Relaxed);
-    let first_poll = stats.first_poll.load(Relaxed);
-    let ended = stats.ended.load(Relaxed);
-    Task {
-        id: stats.id,
-        name: stats.display_name().into_owned(),
-        location: stats.location_string(),
-        parent: (stats.parent != 0).then_some(stats.parent),
-        kind: stats.kind,
-        state: stats.state(),
-        outcome: stats.outcome(),
-        panic_message: stats
-            .panic_message
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
-        polls,
-        busy_ns: stats.busy_ns(),
-        wakes,
-        self_wakes,
-        first_poll_delay_ns: (first_poll != 0).then(|| clock::delta_ns(stats.created, first_poll)),
-        created_ms: shared.ms_at(stats.created),
-        ended_ms: (ended != 0).then(|| shared.ms_at(ended)),
-        poll_ns,
-        scheduled_ns,
-    }
-}
-
-impl Registry {
-    pub(crate) fn lock_name(&self, id: u64) -> String {
-        self.locks
-            .get(&id)
-            .map(|l| l.display_name())
-            .or_else(|| self.lock_names.get(&id).cloned())
-            .unwrap_or_else(|| format!("lock #{id}"))
-    }
-
-    /// Adds an edge of the lock-order graph; seeing both orders of a pair raises
-    /// `lock_order_inversion` once for that pair.
-    fn lock_edge(&mut self, shared: &Shared, from: u64, to: u64, edge: Edge) {
-        for id in [from, to] {
-            let name = self.lock_name(id);
-            self.lock_names.entry(id).or_insert(name);
-        }
-        if self.edges.insert((from, to), edge).is_some() {
-            return;
-        }
-        let Some(reverse) = self.edges.get(&(to, from)).copied() else {
-            return;
-        };
-        let (a, b) = (self.lock_name(from), self.lock_name(to));
-        let describe = |task: u64| match self.describe(task) {
-            Some((name, _, _)) => format!("task `{name}`"),
-            None if task == 0 => "code outside instrumented tasks".to_string(),
-            None => format!("task #{task}"),
-        };
-        let message = format!(
-            "locks `{a}` and `{b}` are taken in both orders — a potential deadlock: `{a}` (at {}) then `{b}` (at {}) by {}, and `{b}` (at {}) then `{a}` (at {}) by {}",
-            format_location(edge.from_location),
-            format_location(edge.to_location),
-            describe(edge.task),
-            format_location(reverse.from_location),
-            format_location(reverse.to_location),
-            describe(reverse.task),
-        );
-        let mut w = Warning::new(
-            0,
-            WarningKind::LockOrderInversion,
-            shared.ms_at(clock::now()),
-            message,
-        );
-        w.locks = vec![a, b];
-        w.location = Some(format_location(edge.to_location));
-        w.task = (edge.task != 0).then_some(edge.task);
-        w.tasks = [edge.task, reverse.task]
-            .into_iter()
-            .filter(|&t| t != 0)
-            .collect();
-        self.warnings.raise(w);
-    }
-
-    /// One `lock_held_across_await` warning per lock and acquire location, counting repeats and
-    /// keeping the longest hold.
-    fn held_across_await(
-        &mut self,
-        shared: &Shared,
-        lock: u64,
-        task: u64,
-        location: &'static Location<'static>,
-        hold_ns: u64,
-    ) {
-        let key = (lock, location as *const Location<'static> as usize);
-        let lock_name = self.lock_name(lock);
-        let task_name = self.describe(task).map(|(name, _, _)| name);
-        let who = (task != 0).then(|| self.who(task));
-        if let Some(w) = self
-            .held_across
-            .get(&key)
-            .and_then(|&id| self.warnings.get_mut(id))
-        {
-            let count = w.count.unwrap_or(1) + 1;
-            w.count = Some(count);
-            let longest = w.duration_ns.unwrap_or(0).max(hold_ns);
-            w.duration_ns = Some(longest);
-            w.message = held_message(&lock_name, who.as_deref(), location, longest, count);
-            return;
-        }
-        let message = held_message(&lock_name, who.as_deref(), location, hold_ns, 1);
-        let mut w = Warning::new(
-            0,
-            WarningKind::LockHeldAcrossAwait,
-            shared.ms_at(clock::now()),
-            message,
-        );
-        w.task = (task != 0).then_some(task);
-        w.task_name = task_name;
-        w.location = Some(format_location(location));
-        w.locks = vec![lock_name];
-        w.duration_ns = Some(hold_ns);
-        w.count = Some(1);
-        let id = self.warnings.raise(w);
-        self.held_across.insert(key, id);
-    }
-
-    /// Folds dropped locks into their groups.
-    ///
-    /// Looks only at the locks announced dropped: walking all of them every tick (a cache miss
-    /// each) cost 4 % of a core per 100,000 live locks. Every lock is looked at only after the
-    /// event queue shed events, one of which may have been such an announcement.
-    pub(crate) fn retire_locks(&mut self, shared: &Shared) {
-        let shed = shared.dropped.load(Relaxed);
-        let announced = std::mem::take(&mut self.dropped_locks);
-        let full_scan = shed != self.dropped_at_lock_scan;
-        let candidates: Vec<u64> = if full_scan {
-            self.dropped_at_lock_scan = shed;
-            // Announced locks still referenced stay announced.
-            self.dropped_locks = announced;
-            self.locks.keys().copied().collect()
-        } else {
-            announced
-        };
-        for id in candidates {
-            let Some(stats) = self.locks.get(&id) else {
-                continue;
-            };
-            if Arc::strong_count(stats) > 1 {
-                // Still referenced: a live lock (full scan), or an announced drop whose wrapper
-                // releases its reference right after announcing it — retried next tick.
-                if !full_scan && !self.dropped_locks.contains(&id) {
-                    self.dropped_locks.push(id);
-                }
-                continue;
-            }
-            let Some(stats) = self.locks.remove(&id) else {
-                continue;
-            };
-            if stats.kind == LockKind::Semaphore {
-                let s = semaphore_to_wire(&stats);
-                let key = (s.name.clone(), s.location.clone());
-                merge_semaphore(
-                    self.semaphore_groups
-                        .entry(key)
-                        .or_insert_with(|| Semaphore {
-                            id: s.id,
-                            ..s.clone()
-                        }),
-                    &s,
-                );
-            } else {
-                let l = lock_to_wire(&stats);
-                let key = (l.name.clone(), l.location.clone(), stats.kind.as_str());
-                merge_lock(
-                    self.lock_groups.entry(key).or_insert_with(|| Lock {
-                        id: l.id,
-                        ..l.clone()
-                    }),
-                    &l,
-                );
-            }
-        }
-    }
-
-    /// Live locks, then groups of dropped ones.
-    pub(crate) fn locks_and_semaphores(&self) -> (Vec<Lock>, Vec<Semaphore>) {
-        let mut locks: Vec<Lock> = Vec::new();
-        let mut semaphores: Vec<Semaphore> = Vec::new();
-        let mut live: Vec<&Arc<LockStats>> = self.locks.values().collect();
-        live.sort_by_key(|l| l.id);
-        for stats in live {
-            if stats.kind == LockKind::Semaphore {
-                semaphores.push(semaphore_to_wire(stats));
-            } else {
-                locks.push(lock_to_wire(stats));
-            }
-        }
-        locks.extend(self.lock_groups.values().cloned());
-        semaphores.extend(self.semaphore_groups.values().cloned());
-        locks.sort_by(|a, b| b.wait_ns.sum.cmp(&a.wait_ns.sum).then(a.id.cmp(&b.id)));
-        semaphores.sort_by(|a, b| b.wait_ns.sum.cmp(&a.wait_ns.sum).then(a.id.cmp(&b.id)));
-        (locks, semaphores)
-    }
-
-    /// Names of the locks a task holds now.
-    pub(crate) fn locks_held_by(&self, task: u64) -> Vec<String> {
-        let Some((stats, _)) = self.live.get(&task) else {
-            return Vec::new();
-        };
-        stats
-            .held
-            .iter()
-            .map(|(id, _)| id.load(Relaxed))
-            .filter(|&id| id != 0)
-            .map(|id| self.lock_name(id))
-            .collect()
-    }
-}
-
-/// `who`: the holder as [`Registry::who`] names it, if known.
-fn held_message(
-    lock: &str,
-    who: Option<&str>,
-    location: &Location<'_>,
-    hold_ns: u64,
-    count: u64,
-) -> String {
-    let task = who.unwrap_or("a task");
-    let times = if count > 1 {
-        format!(" ({count} times)")
-    } else {
-        String::new()
-    };
-    format!(
-        "lock `{lock}` acquired at {} was held across an .await by {task}{times}, up to {}: other tasks wait while it is suspended",
-        format_location(location),
-        crate::warnings::fmt_ns(hold_ns)
-    )
-}
-
-fn lock_to_wire(stats: &LockStats) -> Lock {
-    let holder = stats.holder.load(Relaxed);
-    let at = stats.holder_location.load(Relaxed);
-    Lock {
-        id: stats.id,
-        name: stats.display_name(),
-        kind: stats.kind.as_str().to_string(),
-        location: format_location(stats.location),
-        acquisitions: stats.acquisitions.load(Relaxed),
-        contended: stats.contended.load(Relaxed),
-        waiters: stats.waiting.load(Relaxed),
-        max_waiters: stats.max_waiters.load(Relaxed),
-        holder: (holder != 0).then_some(holder),
-        // SAFETY: holder locations are `&'static Location`s.
-        holder_location: (!at.is_null()).then(|| format_location(unsafe { &*at })),
-        wait_ns: stats.wait_histogram(),
-        hold_ns: stats.hold_ns.to_wire(),
-    }
-}
-
-fn semaphore_to_wire(stats: &LockStats) -> Semaphore {
-    let permits = stats.permits.load(Relaxed);
-    let since = stats.saturated_since.load(Relaxed);
-    let ongoing = if since != 0 {
-        clock::delta_ns(since, clock::now())
-    } else {
-        0
-    };
-    Semaphore {
-        id: stats.id,
-        name: stats.display_name(),
-        location: format_location(stats.location),
-        permits,
-        available: stats.available.load(Relaxed),
-        acquisitions: stats.acquisitions.load(Relaxed),
-        waiters: stats.waiting.load(Relaxed),
-        max_waiters: stats.max_waiters.load(Relaxed),
-        saturated_ns: stats.saturated_ns.load(Relaxed) + ongoing,
-        wait_ns: stats.wait_histogram(),
-    }
-}
-
-fn merge_lock(into: &mut Lock, from: &Lock) {
-    if into.id == from.id {
-        return; // the group was created from this lock
-    }
-    into.acquisitions += from.acquisitions;
-    into.contended += from.contended;
-    into.max_waiters = into.max_waiters.max(from.max_waiters);
-    into.wait_ns.merge(&from.wait_ns);
-    into.hold_ns.merge(&from.hold_ns);
-}
-
-fn merge_semaphore(into: &mut Semaphore, from: &Semaphore) {
-    if into.id == from.id {
-        return;
-    }
-    into.acquisitions += from.acquisitions;
-    into.max_waiters = into.max_waiters.max(from.max_waiters);
-    into.saturated_ns += from.saturated_ns;
-    into.wait_ns.merge(&from.wait_ns);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock;
 
     /// A task whose `Done` event was shed is found by the scans: by a later regular retire,
     /// and at once by the final one, whose group counts must be exact.
