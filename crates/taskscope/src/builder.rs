@@ -1,109 +1,26 @@
-//! `Builder`, `Guard`, `init()` and the environment variables of DESIGN.md §5.
+//! `Builder`, `init()` and the environment variables of DESIGN.md §5: configuring and starting
+//! taskscope (the threads, the sinks, the runtimes to attach).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use taskscope_wire::{Snapshot, TaskState, Warning, WarningKind};
 use tokio::runtime::Handle;
 
+use crate::error::{log_error, Error};
 use crate::export::prometheus::Endpoint;
 use crate::export::recorder::Recorder;
 use crate::export::server::{parse_bind, BindAddr, Server};
 use crate::export::Exporter;
-use crate::registry;
-use crate::shared::{self, Shared};
+use crate::guard::{Guard, GuardInner};
+use crate::shared::{self};
 use crate::{attach, clock, collector, watchdog};
 
 const DEFAULT_BLOCKED: Duration = Duration::from_millis(10);
 const DEFAULT_LONG_WAIT: Duration = Duration::from_millis(1000);
 const DEFAULT_RETAINED: usize = 1000;
 const DEFAULT_SAMPLE: Duration = Duration::from_millis(1);
-
-/// What can go wrong when starting taskscope.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// An environment variable has a value taskscope cannot use.
-    InvalidEnv {
-        /// The variable.
-        var: &'static str,
-        /// Its value.
-        value: String,
-        /// What it must be.
-        expected: &'static str,
-    },
-    /// A report path whose extension names no format this version can write.
-    UnsupportedReportFormat(PathBuf),
-    /// A Guard is already alive in this process; taskscope observes one process once.
-    AlreadyRunning,
-    /// The live stream server could not listen.
-    Bind {
-        /// The address asked for.
-        addr: String,
-        /// Why it failed (e.g. the port is in use).
-        source: std::io::Error,
-    },
-    /// A stream address beyond loopback without an access token: the stream shows the process's
-    /// task names, spans and lock names, so it is loopback-only unless a token guards it.
-    RemoteWithoutToken(String),
-    /// The Prometheus endpoint could not listen.
-    Prometheus {
-        /// The address asked for.
-        addr: String,
-        /// Why it failed.
-        source: std::io::Error,
-    },
-    /// The recording file could not be created.
-    Record {
-        /// The file asked for.
-        path: PathBuf,
-        /// Why it failed.
-        source: std::io::Error,
-    },
-    /// Starting a taskscope thread failed.
-    Io(std::io::Error),
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::InvalidEnv { var, value, expected } => {
-                write!(f, "{var}={value:?} is invalid: expected {expected}")
-            }
-            Error::UnsupportedReportFormat(path) => write!(
-                f,
-                "cannot write a report to {}: the format is chosen by the extension: {}",
-                path.display(),
-                taskscope_report::FORMATS
-            ),
-            Error::AlreadyRunning => f.write_str("taskscope is already initialised in this process"),
-            Error::Bind { addr, source } => write!(f, "cannot serve the live stream on {addr}: {source}"),
-            Error::RemoteWithoutToken(addr) => write!(
-                f,
-                "refusing to serve the live stream on {addr}, beyond loopback, without an access token \
-                 (set TASKSCOPE_TOKEN or call Builder::allow_remote)"
-            ),
-            Error::Record { path, source } => write!(f, "cannot record to {}: {source}", path.display()),
-            Error::Prometheus { addr, source } => write!(f, "cannot serve Prometheus metrics on {addr}: {source}"),
-            Error::Io(e) => write!(f, "cannot start taskscope's threads: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io(e) => Some(e),
-            Error::Bind { source, .. }
-            | Error::Record { source, .. }
-            | Error::Prometheus { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
 
 /// Configures and starts taskscope.
 ///
@@ -501,17 +418,15 @@ impl Builder {
         for runtime in runtimes {
             attach::ensure_attached(&runtime, shared);
         }
-        Ok(Guard {
-            inner: Some(GuardInner {
-                shared,
-                stop,
-                watchdog,
-                collector,
-                report: self.report,
-                local_addr,
-                prometheus,
-            }),
-        })
+        Ok(Guard::running(GuardInner {
+            shared,
+            stop,
+            watchdog,
+            collector,
+            report: self.report,
+            local_addr,
+            prometheus,
+        }))
     }
 
     /// Starts taskscope; problems are logged (as `tracing` events and on stderr) and taskscope
@@ -550,15 +465,10 @@ impl Builder {
             }
             Err(e) => {
                 log_error(&e);
-                Guard { inner: None }
+                Guard::inactive()
             }
         }
     }
-}
-
-fn log_error(e: &dyn std::fmt::Display) {
-    tracing::error!(target: "taskscope", "{e}");
-    eprintln!("taskscope: {e}");
 }
 
 fn start_prometheus(addr: &str) -> Result<Endpoint, Error> {
@@ -628,128 +538,4 @@ pub fn init() -> Guard {
 /// Like [`init`], but a bad environment variable is an error.
 pub fn try_init() -> Result<Guard, Error> {
     Builder::from_env()?.try_init()
-}
-
-/// Keeps taskscope running; dropping it stops taskscope and writes the report.
-#[derive(Debug)]
-#[must_use = "taskscope stops when the Guard is dropped"]
-pub struct Guard {
-    inner: Option<GuardInner>,
-}
-
-#[derive(Debug)]
-struct GuardInner {
-    shared: &'static Shared,
-    stop: Arc<AtomicBool>,
-    watchdog: JoinHandle<()>,
-    collector: JoinHandle<Exporter>,
-    report: Option<PathBuf>,
-    local_addr: Option<BindAddr>,
-    prometheus: Option<Endpoint>,
-}
-
-impl Guard {
-    /// Whether this Guard runs taskscope (false when `init()` could not start it).
-    pub fn is_active(&self) -> bool {
-        self.inner.is_some()
-    }
-
-    /// The live stream's TCP address (with the real port when bound to port 0).
-    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        match self.inner.as_ref()?.local_addr.as_ref()? {
-            BindAddr::Tcp(addr) => Some(*addr),
-            #[cfg(unix)]
-            BindAddr::Unix(_) => None,
-        }
-    }
-
-    /// The Prometheus endpoint's address, if one was asked for.
-    pub fn prometheus_addr(&self) -> Option<std::net::SocketAddr> {
-        self.inner.as_ref()?.prometheus.as_ref().map(Endpoint::addr)
-    }
-
-    /// Stops taskscope now and returns the final snapshot (the one the report is made of).
-    pub fn finish(mut self) -> Option<Snapshot> {
-        self.stop()
-    }
-
-    fn stop(&mut self) -> Option<Snapshot> {
-        let inner = self.inner.take()?;
-        inner.stop.store(true, Release);
-        inner.watchdog.thread().unpark();
-        inner.collector.thread().unpark();
-        let _ = inner.watchdog.join();
-        if let Some(endpoint) = inner.prometheus {
-            endpoint.shutdown();
-        }
-        let exporter = inner.collector.join().ok();
-        let shared = inner.shared;
-        let _ = watchdog::scan(shared);
-        crate::symbolizer::stop_symbolizer();
-        let snapshot = {
-            let mut registry = crate::registry::lock(shared);
-            registry.retire_all_finished(shared);
-            alive_at_exit(shared, &mut registry);
-            // The last frames: streamed, and flushed and synced to the recording.
-            if let Some(mut exporter) = exporter {
-                exporter.finish(shared, &mut registry);
-            }
-            crate::snapshot::build(shared, &registry)
-        };
-        shared.enabled.store(false, Release);
-        if let Some(path) = inner.report {
-            if let Err(e) = write_report(&path, &snapshot) {
-                log_error(&format!(
-                    "cannot write the report to {}: {e}",
-                    path.display()
-                ));
-            }
-        }
-        Some(snapshot)
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn alive_at_exit(shared: &'static Shared, registry: &mut registry::Registry) {
-    // Retained finished tasks are done: only the live ones can be alive.
-    let mut alive: Vec<_> = registry
-        .view()
-        .live_tasks(shared)
-        .into_iter()
-        .filter(|t| t.state != TaskState::Done)
-        .collect();
-    if alive.is_empty() {
-        return;
-    }
-    alive.sort_by_key(|t| t.created_ms);
-    let longest: Vec<String> = alive
-        .iter()
-        .take(5)
-        .map(|t| format!("`{}` ({})", t.name, t.location))
-        .collect();
-    let mut w = Warning::new(
-        0,
-        WarningKind::TasksAliveAtExit,
-        shared.ms_at(clock::now()),
-        format!(
-            "{} tasks were still alive when taskscope stopped; longest-lived: {}",
-            alive.len(),
-            longest.join(", ")
-        ),
-    );
-    w.count = Some(alive.len() as u64);
-    w.tasks = alive.iter().take(5).map(|t| t.id).collect();
-    registry.warnings.raise(w);
-}
-
-fn write_report(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    let report = taskscope_report::Format::from_path(path)
-        .unwrap_or(taskscope_report::Format::Json)
-        .render(snapshot);
-    std::fs::write(path, report)
 }

@@ -26,8 +26,10 @@ mod builder;
 mod clock;
 mod collector;
 mod delta;
+mod error;
 mod export;
 mod foreign;
+mod guard;
 mod ids;
 mod layer;
 mod location;
@@ -49,7 +51,9 @@ mod warnings;
 mod watchdog;
 mod worker;
 
-pub use builder::{init, try_init, Builder, Error, Guard, DEFAULT_BIND};
+pub use builder::{init, try_init, Builder, DEFAULT_BIND};
+pub use error::Error;
+pub use guard::Guard;
 pub use layer::{layer, SpanLayer};
 pub use snapshot::snapshot;
 #[cfg(tokio_unstable)]

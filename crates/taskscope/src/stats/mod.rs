@@ -4,6 +4,8 @@
 pub(crate) mod histogram;
 pub(crate) mod lock;
 pub(crate) mod prefetch;
+pub(crate) mod samples;
+pub(crate) mod state;
 pub(crate) mod task;
 pub(crate) mod task_histogram;
 pub(crate) mod waiters;
