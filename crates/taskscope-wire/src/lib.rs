@@ -7,14 +7,16 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod assembler;
 pub mod frame;
 mod histogram;
 mod model;
 pub mod recording;
 
+pub use assembler::Assembler;
 pub use frame::{
-    encode, write_frame, Assembler, ClientFrame, Frame, FrameReader, Hello, TaskChange, Update,
-    WireError, MAX_CLIENT_FRAME, MAX_FRAME, MIN_WIRE_VERSION, WIRE_VERSION,
+    encode, write_frame, ClientFrame, Frame, FrameReader, Hello, TaskChange, Update, WireError,
+    MAX_CLIENT_FRAME, MAX_FRAME, MIN_WIRE_VERSION, WIRE_VERSION,
 };
 pub use histogram::{
     bucket_index, bucket_range, fmt_ns, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS,
