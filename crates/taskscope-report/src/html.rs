@@ -167,7 +167,7 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
         );
     }
     out.push_str("</table>");
-    let scopes = crate::scopes_by_latency(snapshot);
+    let scopes = crate::tables::scopes_by_latency(snapshot);
     if !scopes.is_empty() {
         out.push_str(r##"<h2>Scopes and requests (slowest first)</h2><table><tr><th>scope</th><th>ended</th><th>p50</th><th>p99</th><th>max</th><th>latency</th><th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th><th>location</th></tr>"##);
         for s in scopes {
@@ -200,7 +200,7 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
             r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="l"><code>{}</code></td></tr>"#,
             esc(&g.name),
             g.spawned,
-            crate::polls_cell(g),
+            crate::tables::polls_cell(g),
             ns(g.busy_ns),
             ns(pc.p50),
             ns(pc.p99),
@@ -211,8 +211,12 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
         );
     }
     out.push_str("</table>");
-    if crate::any_sampled(snapshot) {
-        let _ = write!(out, r#"<p class="legend">{}</p>"#, crate::SAMPLED_NOTE);
+    if crate::tables::any_sampled(snapshot) {
+        let _ = write!(
+            out,
+            r#"<p class="legend">{}</p>"#,
+            crate::tables::SAMPLED_NOTE
+        );
     }
     if !snapshot.locks.is_empty() {
         out.push_str("<h2>Locks (most waited-on first)</h2><table><tr><th>lock</th><th>kind</th><th>acquisitions</th><th>contended</th><th>wait p99</th><th>wait</th><th>hold p99</th><th>hold</th><th>location</th></tr>");

@@ -94,7 +94,7 @@ pub fn render(snapshot: &Snapshot) -> String {
         }
     }
 
-    let scopes = crate::scopes_by_latency(snapshot);
+    let scopes = crate::tables::scopes_by_latency(snapshot);
     if !scopes.is_empty() {
         let _ = writeln!(out, "## Scopes and requests (slowest first)\n");
         let _ = writeln!(out, "| scope | ended | latency p50 | p90 | p99 | p99.9 | max | 2xx | 3xx | 4xx | 5xx | location |");
@@ -135,15 +135,15 @@ pub fn render(snapshot: &Snapshot) -> String {
             g.completed,
             g.cancelled,
             g.panicked,
-            crate::polls_cell(g),
+            crate::tables::polls_cell(g),
             ns(g.busy_ns),
             cells(&g.poll_ns.percentiles()),
             ns(g.scheduled_ns.percentiles().p99),
             g.location
         );
     }
-    if crate::any_sampled(snapshot) {
-        let _ = writeln!(out, "\n{}", crate::SAMPLED_NOTE);
+    if crate::tables::any_sampled(snapshot) {
+        let _ = writeln!(out, "\n{}", crate::tables::SAMPLED_NOTE);
     }
     if !snapshot.locks.is_empty() {
         let _ = writeln!(out, "\n## Locks (most waited-on first)\n");

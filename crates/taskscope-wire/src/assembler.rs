@@ -1,7 +1,7 @@
 //! Rebuilding a [`Snapshot`] from the frames of a stream or a recording.
 
 use crate::frame::{Frame, Hello, Update};
-use crate::Snapshot;
+use crate::model::Snapshot;
 
 /// Rebuilds a [`Snapshot`] from a stream of frames.
 #[derive(Debug, Default, Clone)]
@@ -123,7 +123,8 @@ impl Assembler {
 mod tests {
     use super::*;
 
-    use crate::{Histogram, Task, Warning, WarningKind};
+    use crate::histogram::Histogram;
+    use crate::model::{Task, Warning, WarningKind};
 
     fn sample_update() -> Frame {
         let mut poll_ns = Histogram::default();

@@ -10,9 +10,10 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    Histogram, Lock, Outcome, PollSample, Runtime, ScopeGroup, Semaphore, StackSample, Task,
-    TaskGroup, TaskState, Warning, Worker,
+use crate::histogram::Histogram;
+use crate::model::{
+    Lock, Outcome, PollSample, Runtime, ScopeGroup, Semaphore, StackSample, Task, TaskGroup,
+    TaskState, Warning, Worker,
 };
 
 /// Version of the frame format this build writes. Version 2 added the `Polls` and `Stacks`
@@ -153,7 +154,7 @@ impl Frame {
     /// `Some(Some(copy))` when it must get a copy (version 2 and older know no scope tasks: they
     /// get them as `async` tasks).
     pub fn for_version(&self, version: u32) -> Option<Option<Frame>> {
-        use crate::TaskKind;
+        use crate::model::TaskKind;
         if version >= 3 {
             return None;
         }
@@ -388,7 +389,7 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Histogram, WarningKind};
+    use crate::model::WarningKind;
 
     fn sample_update() -> Frame {
         let mut poll_ns = Histogram::default();

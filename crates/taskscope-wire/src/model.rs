@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Histogram;
+use crate::histogram::Histogram;
 
 /// Everything taskscope knows at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use taskscope_wire::{
     write_frame, Assembler, ClientFrame, Frame, FrameReader, Snapshot, WIRE_VERSION,
 };
 
-use super::Feed;
+use super::feed::Feed;
 
 /// How often the UI gets a fresh snapshot (tasks change at most once a second on the wire).
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);

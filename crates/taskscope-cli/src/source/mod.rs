@@ -1,22 +1,13 @@
 //! Where the dashboard's data comes from: a live app, a recording, or the built-in demo.
 
-use std::sync::Arc;
-
-use taskscope_wire::Snapshot;
-
 use crate::app::ReplayCmd;
+pub use feed::Feed;
 
 pub mod console;
 pub mod demo;
+pub mod feed;
 pub mod live;
 pub mod replay;
-
-/// What a source tells the UI.
-#[derive(Debug)]
-pub enum Feed {
-    Snapshot(Arc<Snapshot>),
-    Status(String),
-}
 
 /// A source the event loop polls.
 #[derive(Debug)]

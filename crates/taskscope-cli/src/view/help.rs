@@ -5,7 +5,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
-use super::block;
+use super::style::block;
 
 pub const KEYS: [(&str, &str); 18] = [
     ("q, ctrl-c", "quit"),

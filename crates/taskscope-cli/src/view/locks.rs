@@ -5,7 +5,7 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
-use super::{block, window};
+use super::style::{block, window};
 use crate::app::{fmt_ns, App};
 
 fn header(titles: &[&'static str]) -> Row<'static> {

@@ -2,11 +2,10 @@
 //! clones it per frame).
 
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Tabs};
+use ratatui::widgets::{Paragraph, Tabs};
 use ratatui::Frame;
-use taskscope_wire::{TaskState, WarningKind};
 
 use crate::app::{App, View};
 
@@ -14,6 +13,7 @@ mod help;
 mod locks;
 mod overview;
 mod requests;
+mod style;
 mod task;
 mod tasks;
 mod warnings;
@@ -101,43 +101,4 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
         format!(" q quit · ? help · tab/1-7 views · j/k move · enter open · h/l sort · i invert · / filter · p pause{filter}")
     };
     frame.render_widget(Paragraph::new(text).dim(), area);
-}
-
-/// A block with a title.
-pub(crate) fn block(title: &str) -> Block<'_> {
-    Block::bordered().title(Span::from(format!(" {title} ")).bold())
-}
-
-/// The colour of a task state.
-pub(crate) fn state_style(state: TaskState) -> Style {
-    match state {
-        TaskState::Running => Style::new().fg(Color::Green),
-        TaskState::Scheduled => Style::new().fg(Color::Cyan),
-        TaskState::Idle => Style::new(),
-        TaskState::Done => Style::new().fg(Color::DarkGray),
-    }
-}
-
-/// How a warning kind stands out: blocked workers and deadlocks loudest.
-pub(crate) fn warning_style(kind: WarningKind) -> Style {
-    match kind {
-        WarningKind::BlockedWorker | WarningKind::Deadlock => {
-            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
-        }
-        WarningKind::TaskPanicked | WarningKind::LockOrderInversion => {
-            Style::new().fg(Color::Magenta)
-        }
-        _ => Style::new().fg(Color::Yellow),
-    }
-}
-
-/// The rows of `total` that fit in `height`, keeping `selected` in view.
-pub(crate) fn window(total: usize, selected: usize, height: usize) -> std::ops::Range<usize> {
-    if height == 0 || total == 0 {
-        return 0..0;
-    }
-    let start = selected
-        .saturating_sub(height - 1)
-        .min(total.saturating_sub(height));
-    start..(start + height).min(total)
 }

@@ -8,7 +8,7 @@ use ratatui::widgets::{Cell, Gauge, Paragraph, Row, Sparkline, Table, TableState
 use ratatui::Frame;
 use taskscope_wire::WarningKind;
 
-use super::{block, warning_style, window};
+use super::style::{block, warning_style, window};
 use crate::app::{fmt_ns, App};
 
 const KINDS: [WarningKind; 8] = [

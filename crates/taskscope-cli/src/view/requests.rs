@@ -8,7 +8,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 use taskscope_wire::{ScopeGroup, TaskKind};
 
-use super::{block, window};
+use super::style::{block, window};
 use crate::app::{fmt_ns, App};
 
 /// The scope groups, slowest p99 first.

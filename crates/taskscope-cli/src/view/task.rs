@@ -8,7 +8,7 @@ use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph, Wrap};
 use ratatui::Frame;
 use taskscope_wire::{bucket_range, Histogram};
 
-use super::{block, state_style, warning_style};
+use super::style::{block, state_style, warning_style};
 use crate::app::{fmt_ns, App};
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {

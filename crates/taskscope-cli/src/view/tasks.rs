@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
-use super::{block, state_style, window};
+use super::style::{block, state_style, window};
 use crate::app::{fmt_ns, App, Column};
 
 /// A poll this long is highlighted (the default blocked threshold).

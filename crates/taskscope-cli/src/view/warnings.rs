@@ -7,7 +7,7 @@ use ratatui::text::{Line, Text};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
-use super::{block, warning_style, window};
+use super::style::{block, warning_style, window};
 use crate::app::App;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
