@@ -27,6 +27,7 @@ pub enum View {
 }
 
 impl View {
+    /// Every view, in tab order (keys 1 to 7).
     pub const ALL: [View; 7] = [
         View::Overview,
         View::Tasks,
@@ -37,6 +38,7 @@ impl View {
         View::Requests,
     ];
 
+    /// The view's name on its tab.
     pub fn title(self) -> &'static str {
         match self {
             View::Overview => "Overview",
@@ -53,19 +55,30 @@ impl View {
 /// Columns of the tasks table (sortable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
+    /// Task id.
     Id,
+    /// Task name.
     Name,
+    /// Running, scheduled, idle or done.
     State,
+    /// Polls so far.
     Polls,
+    /// Busy time.
     Busy,
+    /// 99th percentile of poll durations.
     PollP99,
+    /// Longest poll.
     PollMax,
+    /// 99th percentile of scheduling delays.
     SchedP99,
+    /// Wakes so far.
     Wakes,
+    /// Spawn location.
     Location,
 }
 
 impl Column {
+    /// Every column, left to right (the order `s` cycles through).
     pub const ALL: [Column; 10] = [
         Column::Id,
         Column::Name,
@@ -79,6 +92,7 @@ impl Column {
         Column::Location,
     ];
 
+    /// The column's header.
     pub fn title(self) -> &'static str {
         match self {
             Column::Id => "ID",
@@ -98,7 +112,9 @@ impl Column {
 /// What the event loop should do after a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// Nothing to do.
     None,
+    /// Leave the dashboard.
     Quit,
     /// Repaint the whole screen (ctrl-l), after something else wrote over it.
     Redraw,
@@ -111,38 +127,55 @@ pub enum Action {
 /// Replay controls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplayCmd {
+    /// One frame forward (paused).
     Step,
+    /// Jump by this many milliseconds (negative: back).
     Seek(i64),
+    /// Play twice as fast.
     Faster,
+    /// Play half as fast.
     Slower,
 }
 
 /// One sample of the overview's sparklines.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sample {
+    /// When, ms since observation started.
     pub at_ms: u64,
+    /// Tasks alive.
     pub alive: u64,
+    /// Tasks spawned so far.
     pub spawned: u64,
+    /// The worst runtime's event-loop lag, p99.
     pub lag_p99_ns: u64,
 }
 
 /// Everything the views draw.
 #[derive(Debug)]
 pub struct App {
+    /// The latest state from the source.
     pub snapshot: Arc<Snapshot>,
     /// What the source says about itself ("connected to ...", "disconnected, retrying").
     pub status: String,
+    /// The view shown.
     pub view: View,
+    /// The Tasks view's sort column.
     pub sort: Column,
+    /// Whether the sort is descending.
     pub descending: bool,
+    /// The `/` task filter.
     pub filter: String,
+    /// Whether keys go to the filter.
     pub editing_filter: bool,
+    /// Whether the view is frozen (`p`).
     pub paused: bool,
+    /// Whether the help overlay is shown (`?`).
     pub help: bool,
     /// Selected row per table view.
     pub selected: [usize; 7],
     /// The task shown in the Task view.
     pub task: Option<u64>,
+    /// The overview's sparkline samples, oldest first.
     pub history: VecDeque<Sample>,
     /// Sorted and filtered task indices into `snapshot.tasks`, recomputed when they change.
     order: Vec<usize>,
@@ -152,6 +185,7 @@ pub struct App {
 const HISTORY: usize = 120;
 
 impl App {
+    /// An empty dashboard with a status line.
     pub fn new(status: impl Into<String>) -> Self {
         App {
             snapshot: Arc::new(Snapshot::default()),
@@ -210,6 +244,7 @@ impl App {
         self.order.iter().map(|&i| &self.snapshot.tasks[i])
     }
 
+    /// How many tasks the Tasks view lists (after the filter).
     pub fn task_count(&self) -> usize {
         self.order.len()
     }
@@ -269,6 +304,7 @@ impl App {
         }
     }
 
+    /// The selected row of the current view.
     pub fn selected(&self) -> usize {
         self.selected[self.view as usize]
     }
@@ -288,16 +324,19 @@ impl App {
         }
     }
 
+    /// Shows the next view (tab).
     pub fn next_tab(&mut self) -> Action {
         let i = View::ALL.iter().position(|&v| v == self.view).unwrap_or(0);
         self.show(View::ALL[(i + 1) % View::ALL.len()])
     }
 
+    /// Shows the previous view (shift-tab).
     pub fn previous_tab(&mut self) -> Action {
         let i = View::ALL.iter().position(|&v| v == self.view).unwrap_or(0);
         self.show(View::ALL[(i + View::ALL.len() - 1) % View::ALL.len()])
     }
 
+    /// Sorts by the next (or previous) column.
     pub fn next_sort_column(&mut self, forward: bool) {
         let i = Column::ALL
             .iter()
@@ -318,11 +357,13 @@ impl App {
         self.reorder();
     }
 
+    /// Reverses the sort.
     pub fn invert_sort(&mut self) {
         self.descending = !self.descending;
         self.reorder();
     }
 
+    /// Freezes or unfreezes the view.
     pub fn toggle_pause(&mut self) {
         self.paused = !self.paused;
     }

@@ -2,6 +2,7 @@
 //! the dashboard state ([`app`]), its drawing ([`view`]), data sources ([`source`]), the terminal
 //! loop ([`tui`]), screenshots ([`screenshot`]) and the command line ([`cli`]).
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod app;
 pub mod cli;

@@ -1,4 +1,5 @@
 //! The `taskscope` command.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

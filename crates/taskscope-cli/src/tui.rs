@@ -23,6 +23,7 @@ pub fn check_terminal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the dashboard in the terminal on `source` until the user quits.
 pub fn run(source: Source, status: &str) -> anyhow::Result<()> {
     check_terminal()?;
     let mut terminal = ratatui::init();

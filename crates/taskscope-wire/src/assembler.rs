@@ -122,25 +122,9 @@ impl Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::tests::sample_update;
 
-    use crate::histogram::Histogram;
     use crate::model::{Task, Warning, WarningKind};
-
-    fn sample_update() -> Frame {
-        let mut poll_ns = Histogram::default();
-        poll_ns.record(1234);
-        Frame::Update(Box::new(Update {
-            at_ms: 7,
-            full: true,
-            tasks: vec![Task {
-                id: 1,
-                name: "a".into(),
-                poll_ns,
-                ..Task::default()
-            }],
-            ..Update::default()
-        }))
-    }
 
     #[test]
     fn poll_names_are_for_version_3_readers_only_and_name_the_timeline() {

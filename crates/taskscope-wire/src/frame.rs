@@ -387,11 +387,12 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::WarningKind;
 
-    fn sample_update() -> Frame {
+    /// An update with one task (shared with the assembler's tests).
+    pub(crate) fn sample_update() -> Frame {
         let mut poll_ns = Histogram::default();
         poll_ns.record(1234);
         Frame::Update(Box::new(Update {

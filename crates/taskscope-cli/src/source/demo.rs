@@ -123,6 +123,7 @@ async fn lock_workload(until: Instant) {
 /// until the handle is dropped.
 #[derive(Debug)]
 pub struct Running {
+    /// The workload's taskscope (dropping it stops taskscope).
     pub guard: Option<taskscope::Guard>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,

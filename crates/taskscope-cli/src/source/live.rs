@@ -21,6 +21,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(3);
 /// A running connection manager.
 #[derive(Debug)]
 pub struct Live {
+    /// Snapshots and status lines, as they arrive.
     pub feed: Receiver<Feed>,
     watch: Sender<Option<u64>>,
 }

@@ -12,7 +12,9 @@ pub mod replay;
 /// A source the event loop polls.
 #[derive(Debug)]
 pub enum Source {
+    /// A live stream (an instrumented app, or a console-subscriber app).
     Live(live::Live),
+    /// A recording played back.
     Replay(Box<replay::Replay>),
 }
 
@@ -31,12 +33,14 @@ impl Source {
         }
     }
 
+    /// Asks a live source for the histograms of `task` (`None`: none).
     pub fn watch(&self, task: Option<u64>) {
         if let Source::Live(live) = self {
             live.watch(task);
         }
     }
 
+    /// Passes a replay control to a replay.
     pub fn replay(&mut self, cmd: ReplayCmd) {
         if let Source::Replay(replay) = self {
             replay.command(cmd);

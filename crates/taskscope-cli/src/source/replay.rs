@@ -12,6 +12,7 @@ use taskscope_wire::{Assembler, Frame, Snapshot};
 use crate::app::ReplayCmd;
 
 #[derive(Debug)]
+/// A recording played back against the wall clock, with pause, step, seek and speed.
 pub struct Replay {
     frames: Vec<(u64, Frame)>,
     /// Frames applied so far.
@@ -19,7 +20,9 @@ pub struct Replay {
     asm: Assembler,
     /// Recording time shown now, ms.
     pub position_ms: u64,
+    /// Playback speed (1.0: real time).
     pub speed: f64,
+    /// Whether playback is paused.
     pub paused: bool,
     last_tick: Instant,
     /// Set when the file ended early (truncated or damaged): where and why.
@@ -28,6 +31,7 @@ pub struct Replay {
 }
 
 impl Replay {
+    /// Opens a recording; a damaged one plays up to the damage, which `stopped` names.
     pub fn open(path: &Path) -> anyhow::Result<Replay> {
         let reader = RecordingReader::open(path)
             .with_context(|| format!("cannot replay {}", path.display()))?;
@@ -44,6 +48,7 @@ impl Replay {
         Ok(Replay::from_frames(rec.frames, stopped))
     }
 
+    /// A replay of frames already read (`stopped`: why the file ended early, if it did).
     pub fn from_frames(frames: Vec<(u64, Frame)>, stopped: Option<String>) -> Replay {
         let mut replay = Replay {
             frames,
@@ -93,6 +98,7 @@ impl Replay {
         std::mem::take(&mut self.changed).then(|| Arc::new(self.asm.snapshot().clone()))
     }
 
+    /// Applies a replay control.
     pub fn command(&mut self, cmd: ReplayCmd) {
         match cmd {
             ReplayCmd::Step => {
@@ -114,6 +120,7 @@ impl Replay {
         }
     }
 
+    /// The status line: position, length, speed, playing or paused, where the file ended early.
     pub fn status(&self) -> String {
         let state = if self.paused { "paused" } else { "playing" };
         let mut s = format!(

@@ -78,12 +78,16 @@ pub(crate) unsafe fn poll_waker(poll_waker: &PollWaker<'_>) -> Waker {
     unsafe { Waker::from_raw(raw) }
 }
 
+/// # Safety
+/// `data` points at the `PollWaker` of the poll in progress (`poll_waker`).
 unsafe fn poll_clone(data: *const ()) -> RawWaker {
     // SAFETY: `data` is the live `PollWaker` of the current poll (see `poll_waker`).
     let poll_waker = unsafe { &*data.cast::<PollWaker<'_>>() };
     runtime_clone(poll_waker.inner)
 }
 
+/// # Safety
+/// `data` points at the `PollWaker` of the poll in progress (`poll_clone`).
 unsafe fn poll_wake(data: *const ()) {
     // Only reachable by value through a clone, and clones are the runtime's wakers; a waker
     // owning nothing has nothing to release.
@@ -91,6 +95,8 @@ unsafe fn poll_wake(data: *const ()) {
     unsafe { poll_wake_by_ref(data) }
 }
 
+/// # Safety
+/// `data` points at the `PollWaker` of the poll in progress (`poll_clone`).
 unsafe fn poll_wake_by_ref(data: *const ()) {
     // SAFETY: as in `poll_clone`.
     let poll_waker = unsafe { &*data.cast::<PollWaker<'_>>() };
@@ -100,6 +106,8 @@ unsafe fn poll_wake_by_ref(data: *const ()) {
 
 unsafe fn poll_drop(_: *const ()) {}
 
+/// # Safety
+/// `data` is a counted `WakeRef` cell pointer that this vtable handed out (`VTABLE`).
 unsafe fn clone(data: *const ()) -> RawWaker {
     // SAFETY: `data` is a live cell: the waker being cloned holds a reference.
     let cell = unsafe { &*data.cast::<WakeCell>() };
@@ -113,6 +121,8 @@ unsafe fn clone(data: *const ()) -> RawWaker {
     RawWaker::new(data, &VTABLE)
 }
 
+/// # Safety
+/// `data` is a counted `WakeRef` cell pointer that this vtable handed out (`VTABLE`).
 unsafe fn wake(data: *const ()) {
     // SAFETY: as in `clone`; the waker's reference is released after the forward.
     unsafe {
@@ -121,6 +131,8 @@ unsafe fn wake(data: *const ()) {
     }
 }
 
+/// # Safety
+/// `data` is a counted `WakeRef` cell pointer that this vtable handed out (`VTABLE`).
 unsafe fn wake_by_ref(data: *const ()) {
     // SAFETY: as in `clone`.
     let cell = unsafe { &*data.cast::<WakeCell>() };
@@ -154,6 +166,8 @@ fn note_self_wake(task: usize) -> bool {
     own
 }
 
+/// # Safety
+/// `data` is a counted `WakeRef` cell pointer that this vtable handed out (`VTABLE`).
 unsafe fn drop_waker(data: *const ()) {
     // SAFETY: as in `clone`; this gives back the waker's reference.
     drop(unsafe { WakeRef::from_raw(data.cast()) });
