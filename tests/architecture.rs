@@ -116,7 +116,7 @@ fn every_module_is_on_a_floor_and_uses_only_lower_floors() {
             if used != module && used_floor >= floor {
                 upward.push(format!(
                     "{} (floor {floor}) uses `{used}` (floor {used_floor})",
-                    file.strip_prefix(&root()).unwrap().display()
+                    file.strip_prefix(root()).unwrap().display()
                 ));
             }
         }

@@ -4,12 +4,13 @@
 //! (Run by CI with `RUSTFLAGS="--cfg tokio_unstable"`; without it this file is empty.)
 #![cfg(tokio_unstable)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
+use common::{get_body, HttpClient};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use taskscope::WarningKind;
@@ -20,15 +21,6 @@ const BLOCKING_LINE: u32 = line!() + 3;
 async fn report_handler() -> &'static str {
     std::thread::sleep(Duration::from_millis(300));
     "report"
-}
-
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
-
-async fn get_body(client: &HttpClient, url: String) -> String {
-    let response = client.get(url.parse().unwrap()).await.unwrap();
-    assert!(response.status().is_success());
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
 }
 
 #[test]

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
+use common::{get_body, HttpClient};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use taskscope::{Snapshot, WarningKind};
@@ -40,15 +39,6 @@ async fn serve() -> std::net::SocketAddr {
     // axum spawns each connection's task itself, with tokio::spawn.
     tokio::spawn(async move { axum::serve(listener, app()).await.unwrap() });
     addr
-}
-
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
-
-async fn get_body(client: &HttpClient, url: String) -> String {
-    let response = client.get(url.parse().unwrap()).await.unwrap();
-    assert!(response.status().is_success());
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
 }
 
 fn blocked(snap: &Snapshot) -> Vec<&taskscope::Warning> {

@@ -39,3 +39,18 @@ pub fn exclusive(builder: impl Fn() -> taskscope::Builder) -> taskscope::Guard {
         }
     }
 }
+
+/// An HTTP/1 client of the services under test (hyper's).
+pub type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<hyper::body::Bytes>,
+>;
+
+/// GETs `url`, asserts a success status and returns the body.
+pub async fn get_body(client: &HttpClient, url: String) -> String {
+    use http_body_util::BodyExt;
+    let response = client.get(url.parse().unwrap()).await.unwrap();
+    assert!(response.status().is_success());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
