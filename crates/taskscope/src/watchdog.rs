@@ -280,17 +280,7 @@ fn poll_ended(shared: &Shared, registry: &mut Registry, task: u64, start: u64, e
         }
         None => {
             // Ended before a scan saw it (or the threshold is below the scan period).
-            let (name, location, subject) = describe(registry, task);
-            let mut w = Warning::new(
-                0,
-                WarningKind::BlockedWorker,
-                shared.ms_at(start),
-                String::new(),
-            );
-            w.task = Some(task);
-            w.task_name = Some(name);
-            w.location = Some(location);
-            w.duration_ns = Some(duration);
+            let (mut w, subject) = blocked_by(shared, registry, task, start, duration);
             w.message = blocked_message(&w, &subject, duration, false);
             let id = registry.warnings.raise(w);
             registry.warnings.blocked.insert((task, start), id);
@@ -334,13 +324,14 @@ fn describe(registry: &Registry, task: u64) -> (String, String, String) {
     }
 }
 
-fn blocked_warning(
+/// A `blocked_worker` of `task`'s poll from `start`, `duration` long so far, without its text;
+/// and how the text names what blocked (`describe`).
+fn blocked_by(
     shared: &Shared,
     registry: &Registry,
-    slot: &WorkerSlot,
     task: u64,
     start: u64,
-    elapsed: u64,
+    duration: u64,
 ) -> (Warning, String) {
     let (name, location, subject) = describe(registry, task);
     let mut w = Warning::new(
@@ -352,7 +343,19 @@ fn blocked_warning(
     w.task = Some(task);
     w.task_name = Some(name);
     w.location = Some(location);
-    w.duration_ns = Some(elapsed);
+    w.duration_ns = Some(duration);
+    (w, subject)
+}
+
+fn blocked_warning(
+    shared: &Shared,
+    registry: &Registry,
+    slot: &WorkerSlot,
+    task: u64,
+    start: u64,
+    elapsed: u64,
+) -> (Warning, String) {
+    let (mut w, subject) = blocked_by(shared, registry, task, start, elapsed);
     w.ongoing = true;
     w.worker = Some(worker_name(slot));
     w.span = slot

@@ -88,32 +88,31 @@ trait Conn: Read + Write + Send + 'static {
     fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()>;
 }
 
-impl Conn for TcpStream {
-    fn try_clone_box(&self) -> io::Result<Box<dyn Conn>> {
-        Ok(Box::new(self.try_clone()?))
-    }
-    fn shutdown_both(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
-    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
-        self.set_read_timeout(read)?;
-        self.set_write_timeout(write)
-    }
+/// `Conn` for a std socket type: both have the same inherent methods.
+macro_rules! conn_for {
+    ($stream:ty) => {
+        impl Conn for $stream {
+            fn try_clone_box(&self) -> io::Result<Box<dyn Conn>> {
+                Ok(Box::new(self.try_clone()?))
+            }
+            fn shutdown_both(&self) {
+                let _ = self.shutdown(Shutdown::Both);
+            }
+            fn set_timeouts(
+                &self,
+                read: Option<Duration>,
+                write: Option<Duration>,
+            ) -> io::Result<()> {
+                self.set_read_timeout(read)?;
+                self.set_write_timeout(write)
+            }
+        }
+    };
 }
 
+conn_for!(TcpStream);
 #[cfg(unix)]
-impl Conn for std::os::unix::net::UnixStream {
-    fn try_clone_box(&self) -> io::Result<Box<dyn Conn>> {
-        Ok(Box::new(self.try_clone()?))
-    }
-    fn shutdown_both(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
-    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
-        self.set_read_timeout(read)?;
-        self.set_write_timeout(write)
-    }
-}
+conn_for!(std::os::unix::net::UnixStream);
 
 /// Encoded frames for every client (`v1`), for clients of version 2 or later (`v2`) and of
 /// version 3 or later (`v3`).
