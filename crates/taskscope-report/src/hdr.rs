@@ -1,8 +1,10 @@
-//! Histograms in the HdrHistogram V2 serialisation (base64), inside the JSON report, so other HDR
-//! tools (HdrHistogram in Java, Go, Python, ...) can read and merge them.
+//! Histograms in the compressed HdrHistogram V2 serialisation (V2 + DEFLATE, base64), inside the
+//! JSON report and the interval logs: the form `Histogram.decodeFromCompressedByteBuffer` (Java),
+//! `HdrHistogram.decode` (Python's `hdrhistogram`) and every `HistogramLogReader` take, so other
+//! HDR tools can read and merge them.
 
 use base64::Engine;
-use hdrhistogram::serialization::{Serializer, V2Serializer};
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use taskscope_wire::{bucket_range, Histogram};
 
 /// The histogram as an `hdrhistogram` one (3 significant digits; each log-linear bucket recorded
@@ -24,10 +26,13 @@ pub fn to_hdr(h: &Histogram) -> hdrhistogram::Histogram<u64> {
     hdr
 }
 
-/// Base64 of the V2 serialisation (uncompressed, the form `HistogramLogReader`s accept).
+/// The compressed V2 serialisation's cookie (the first four bytes, big-endian).
+pub const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+
+/// Base64 of the compressed V2 serialisation.
 pub fn encode(h: &Histogram) -> String {
     let mut bytes = Vec::new();
-    V2Serializer::new()
+    V2DeflateSerializer::new()
         .serialize(&to_hdr(h), &mut bytes)
         .expect("serialising into a Vec never fails");
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -39,7 +44,7 @@ mod tests {
     use hdrhistogram::serialization::Deserializer;
 
     #[test]
-    fn v2_round_trips_with_the_same_percentiles() {
+    fn compressed_v2_round_trips_with_the_same_percentiles() {
         let mut h = Histogram::default();
         for v in (1..=5_000u64).map(|i| i * 997) {
             h.record(v);
@@ -48,6 +53,11 @@ mod tests {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text)
             .unwrap();
+        // The compressed form, which readers of other languages insist on.
+        assert_eq!(
+            u32::from_be_bytes(bytes[..4].try_into().unwrap()),
+            V2_COMPRESSED_COOKIE
+        );
         let back: hdrhistogram::Histogram<u64> =
             Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
         assert_eq!(back.len(), 5_000);

@@ -7,7 +7,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-use hdrhistogram::serialization::V2Serializer;
+use hdrhistogram::serialization::V2DeflateSerializer;
 use taskscope_wire::{Histogram, Snapshot};
 
 use crate::hdr::to_hdr;
@@ -38,8 +38,9 @@ pub fn render(snapshot: &Snapshot) -> String {
     }
 
     let mut out = Vec::new();
-    let mut serializer = V2Serializer::new();
+    let mut serializer = V2DeflateSerializer::new();
     let mut writer = IntervalLogWriterBuilder::new()
+        .add_comment(&format!("[{LOG_FORMAT}]"))
         .add_comment(&format!(
             "taskscope histograms (nanoseconds) of {} (pid {})",
             snapshot.process.name, snapshot.process.pid
@@ -54,8 +55,21 @@ pub fn render(snapshot: &Snapshot) -> String {
             .write_histogram(&to_hdr(h), Duration::ZERO, duration, Tag::new(&tag))
             .expect("writing into a Vec never fails");
     }
-    String::from_utf8(out).expect("interval logs are text")
+    let log = String::from_utf8(out).expect("interval logs are text");
+    // The legend line, after the header, as HdrHistogram's own log writers put it.
+    let header_end = log
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .map(|line| line.len() + 1)
+        .sum::<usize>();
+    format!("{}{LEGEND}\n{}", &log[..header_end], &log[header_end..])
 }
+
+/// The format line HdrHistogram's `HistogramLogWriter` starts a log with.
+const LOG_FORMAT: &str = "Histogram log format version 1.3";
+/// The column legend of an interval log.
+const LEGEND: &str =
+    "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"";
 
 /// Tags may not hold commas, spaces or line breaks: those become `_`.
 fn tag_text(tag: &str) -> String {
@@ -92,6 +106,17 @@ mod tests {
             ..Default::default()
         });
         let text = render(&s);
+        assert!(
+            text.starts_with("#[Histogram log format version 1.3]\n"),
+            "{text}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let legend = lines.iter().position(|l| *l == LEGEND).expect("the legend");
+        assert!(lines[..legend].iter().all(|l| l.starts_with('#')), "{text}");
+        assert!(
+            lines[legend + 1..].iter().all(|l| l.starts_with("Tag=")),
+            "{text}"
+        );
         let mut found = 0;
         for entry in IntervalLogIterator::new(text.as_bytes()) {
             if let Ok(LogEntry::Interval(h)) = entry {
@@ -102,6 +127,10 @@ mod tests {
                     h.encoded_histogram(),
                 )
                 .unwrap();
+                assert_eq!(
+                    u32::from_be_bytes(bytes[..4].try_into().unwrap()),
+                    crate::hdr::V2_COMPRESSED_COOKIE
+                );
                 let back: hdrhistogram::Histogram<u64> =
                     Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
                 assert_eq!(back.len(), 1_000);

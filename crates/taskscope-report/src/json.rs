@@ -82,9 +82,9 @@ pub struct TaskRow<'a> {
     pub poll_ns: Percentiles,
     /// Wake → poll delays.
     pub scheduled_ns: Percentiles,
-    /// `poll_ns` as a base64 HdrHistogram V2 serialisation.
+    /// `poll_ns` as a base64 compressed HdrHistogram V2 serialisation.
     pub poll_ns_hdr: String,
-    /// `scheduled_ns` as a base64 HdrHistogram V2 serialisation.
+    /// `scheduled_ns` as a base64 compressed HdrHistogram V2 serialisation.
     pub scheduled_ns_hdr: String,
 }
 
@@ -99,7 +99,7 @@ pub struct ScopeRow<'a> {
     pub ended: u64,
     /// Creation → end.
     pub latency_ns: Percentiles,
-    /// `latency_ns` as a base64 HdrHistogram V2 serialisation.
+    /// `latency_ns` as a base64 compressed HdrHistogram V2 serialisation.
     pub latency_ns_hdr: String,
     /// Responses per status class.
     pub responses: std::collections::BTreeMap<&'static str, u64>,
@@ -124,9 +124,9 @@ pub struct LockRow<'a> {
     pub wait_ns: Percentiles,
     /// Acquire → release (sampled, see the README).
     pub hold_ns: Percentiles,
-    /// `wait_ns` as a base64 HdrHistogram V2 serialisation.
+    /// `wait_ns` as a base64 compressed HdrHistogram V2 serialisation.
     pub wait_ns_hdr: String,
-    /// `hold_ns` as a base64 HdrHistogram V2 serialisation.
+    /// `hold_ns` as a base64 compressed HdrHistogram V2 serialisation.
     pub hold_ns_hdr: String,
 }
 
@@ -147,7 +147,7 @@ pub struct SemaphoreRow<'a> {
     pub saturated_ns: u64,
     /// Ask → acquire.
     pub wait_ns: Percentiles,
-    /// `wait_ns` as a base64 HdrHistogram V2 serialisation.
+    /// `wait_ns` as a base64 compressed HdrHistogram V2 serialisation.
     pub wait_ns_hdr: String,
 }
 
