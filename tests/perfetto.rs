@@ -41,6 +41,38 @@ fn assert_async_pairs(trace: &Value) {
     assert!(open.is_empty(), "unended async slices: {open:?}");
 }
 
+/// On every thread track, two complete (`X`) slices are either apart or one inside the other:
+/// the trace viewers mis-nest or drop slices that overlap partially.
+fn assert_slices_nest(trace: &Value, from: &str) {
+    let mut tracks: HashMap<u64, Vec<(u64, u64, String)>> = HashMap::new();
+    for e in events(trace).iter().filter(|e| e["ph"] == "X") {
+        let ts = e["ts"].as_u64().unwrap();
+        let end = ts + e["dur"].as_u64().unwrap();
+        let name = e["name"].as_str().unwrap().to_string();
+        tracks
+            .entry(e["tid"].as_u64().unwrap())
+            .or_default()
+            .push((ts, end, name));
+    }
+    for (tid, mut slices) in tracks {
+        // Outer slices first where two start together.
+        slices.sort_by_key(|&(ts, end, _)| (ts, std::cmp::Reverse(end)));
+        let mut open: Vec<(u64, u64, String)> = Vec::new();
+        for slice in slices {
+            while open.last().is_some_and(|top| top.1 <= slice.0) {
+                open.pop();
+            }
+            if let Some(top) = open.last() {
+                assert!(
+                    slice.1 <= top.1,
+                    "{from}: on track {tid}, {slice:?} overlaps {top:?} partially"
+                );
+            }
+            open.push(slice);
+        }
+    }
+}
+
 fn check(trace: &Value, from: &str) {
     validate(trace).unwrap_or_else(|e| panic!("{from}: {e}"));
     assert_async_pairs(trace);
@@ -51,11 +83,19 @@ fn check(trace: &Value, from: &str) {
         .filter(|e| e["args"]["name"].as_str().unwrap().contains("(#"))
         .map(|e| e["tid"].as_u64().unwrap())
         .collect();
-    // The blocker's 120 ms poll, on a worker track, with its measured end.
+    assert_slices_nest(trace, from);
+    // The blocker's 120 ms poll, on a worker track, with its measured end: one slice, the
+    // block's.
     let poll = ev
         .iter()
-        .find(|e| e["ph"] == "X" && e["cat"] == "poll" && e["name"] == "blocker")
-        .unwrap_or_else(|| panic!("{from}: no poll slice of the blocker"));
+        .find(|e| e["ph"] == "X" && e["name"] == "blocked: blocker")
+        .unwrap_or_else(|| panic!("{from}: no slice of the blocker's poll"));
+    assert_eq!(poll["cat"], "blocked_worker", "{from}");
+    assert!(
+        !ev.iter()
+            .any(|e| e["ph"] == "X" && e["cat"] == "poll" && e["name"] == "blocker"),
+        "{from}: the blocked poll drawn twice"
+    );
     assert!(
         worker_tids.contains(&poll["tid"].as_u64().unwrap()),
         "{from}: {poll}"
@@ -66,12 +106,13 @@ fn check(trace: &Value, from: &str) {
         (120_000.0..1_000_000.0).contains(&dur),
         "{from}: poll of {dur} us"
     );
-    // The block itself, on the same worker.
-    let blocked = ev
-        .iter()
-        .find(|e| e["cat"] == "blocked_worker")
-        .unwrap_or_else(|| panic!("{from}: no blocked_worker slice"));
-    assert_eq!(blocked["tid"], poll["tid"], "{from}");
+    assert!(
+        poll["args"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("by one poll of task `blocker`"),
+        "{from}: {poll}"
+    );
     // The long wait, on its lock's track.
     assert!(
         ev.iter()
@@ -80,9 +121,11 @@ fn check(trace: &Value, from: &str) {
     );
     // Scopes on the worker tracks, named though finished: one inside the poll of the task
     // `server` (its slice within that poll's), one in a task taskscope did not spawn.
+    // (Each blocks longer than the threshold: its slice is the block's, `blocked: NAME`.)
     let slice = |name: &str| {
+        let blocked = format!("blocked: {name}");
         ev.iter()
-            .find(|e| e["ph"] == "X" && e["cat"] == "poll" && e["name"] == name)
+            .find(|e| e["ph"] == "X" && (e["name"] == name || e["name"] == blocked.as_str()))
             .unwrap_or_else(|| panic!("{from}: no poll slice named {name}"))
     };
     let (scope, server) = (slice("load-user"), slice("server"));

@@ -77,11 +77,17 @@ pub fn trace(snapshot: &Snapshot) -> Value {
             .map(|t| (t.id, (t.name.as_str(), t.location.as_str()))),
     );
 
+    // Poll slices, by (worker track, task): a blocked worker's warning becomes its poll's slice
+    // rather than a second slice beside it (two slices of one poll overlap partially, which
+    // the viewers mis-nest: the warning's time is in whole milliseconds).
+    let mut polls: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
     for s in &snapshot.poll_timeline.0 {
         let (name, location) = names.get(&s.task).copied().unwrap_or(("task", ""));
+        let tid = WORKER_TID_BASE + s.worker;
+        polls.entry((tid, s.task)).or_default().push(events.len());
         events.push(json!({
             "ph": "X", "cat": "poll", "name": name, "pid": pid,
-            "tid": WORKER_TID_BASE + s.worker,
+            "tid": tid,
             "ts": s.start_us, "dur": s.end_us.saturating_sub(s.start_us).max(1),
             "args": {"task": s.task, "location": location,
                      "end": if s.exact { "measured" } else { "last seen by a scan" }},
@@ -121,9 +127,32 @@ pub fn trace(snapshot: &Snapshot) -> Value {
                     .as_deref()
                     .and_then(worker_index)
                     .map_or(TASKS_TID, |id| WORKER_TID_BASE + id);
-                events.push(json!({"ph": "X", "cat": "blocked_worker",
-                    "name": format!("blocked: {}", w.task_name.as_deref().unwrap_or("?")),
-                    "pid": pid, "tid": tid, "ts": ts, "dur": dur, "args": args}));
+                let name = format!("blocked: {}", w.task_name.as_deref().unwrap_or("?"));
+                // The poll it blocked in: same track and task, overlapping the block (whose
+                // start is cut to the millisecond).
+                let overlap = |i: usize| {
+                    let start = events[i]["ts"].as_u64().unwrap_or(0);
+                    let end = start + events[i]["dur"].as_u64().unwrap_or(0);
+                    end.min(ts + 1000 + dur).saturating_sub(start.max(ts))
+                };
+                let poll = w
+                    .task
+                    .and_then(|task| polls.get(&(tid, task)))
+                    .and_then(|found| found.iter().copied().max_by_key(|&i| overlap(i)))
+                    .filter(|&i| overlap(i) > 0);
+                match poll {
+                    Some(i) => {
+                        let slice = &mut events[i];
+                        slice["cat"] = json!("blocked_worker");
+                        slice["name"] = json!(name);
+                        let end = slice["args"]["end"].clone();
+                        slice["args"] = args;
+                        slice["args"]["end"] = end;
+                    }
+                    None => events.push(json!({"ph": "X", "cat": "blocked_worker",
+                        "name": name, "pid": pid, "tid": tid, "ts": ts, "dur": dur,
+                        "args": args})),
+                }
             }
             (WarningKind::LongWait, Some(dur)) => {
                 let lock = w.locks.first().cloned().unwrap_or_else(|| "lock".into());
