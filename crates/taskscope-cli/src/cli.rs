@@ -168,8 +168,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
             )?;
         }
         Command::Replay { file } => {
-            tui::check_terminal()?;
             let replay = Replay::open(&file)?;
+            tui::check_terminal()?;
             tui::run(Source::Replay(Box::new(replay)), "replay")?;
         }
         Command::Report {
@@ -224,6 +224,13 @@ fn report(
     let snapshot = taskscope_report::merge::merge(&snapshots);
     let text = format.render(&snapshot);
     std::fs::write(output, text).with_context(|| format!("writing {}", output.display()))?;
+    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    println!(
+        "wrote {} ({}, {})",
+        output.display(),
+        plural(snapshot.task_groups.len(), "task group"),
+        plural(snapshot.warnings.len(), "warning")
+    );
     Ok(())
 }
 
@@ -237,6 +244,8 @@ fn source_snapshot(
     if let Some(addr) = src.strip_prefix(CONSOLE_SCHEME) {
         let source = console::connect(addr.to_string(), thresholds);
         listen(src, source, duration)
+    } else if !Path::new(src).exists() && !src.contains(':') {
+        bail!("{src}: no such file (and not an address HOST:PORT of a live app)")
     } else if Path::new(src).exists() {
         let mut replay = Replay::open(Path::new(src)).with_context(|| format!("reading {src}"))?;
         if let Some(stopped) = &replay.stopped {
@@ -262,16 +271,19 @@ fn listen(
 ) -> anyhow::Result<taskscope_wire::Snapshot> {
     let deadline = std::time::Instant::now() + duration;
     let (mut last, mut status) = (None, String::new());
+    // How the sources say they lost the connection (`console://` is not part of theirs).
+    let gone = format!(
+        "disconnected from {}: ",
+        addr.strip_prefix(CONSOLE_SCHEME).unwrap_or(addr)
+    );
     while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
         match live.feed.recv_timeout(left) {
             Ok(crate::source::Feed::Snapshot(s)) => last = Some(s),
             // A source that cannot connect says why at once; no need to wait out `duration`.
-            Ok(crate::source::Feed::Status(s))
-                if last.is_none() && s.starts_with("disconnected: ") =>
-            {
+            Ok(crate::source::Feed::Status(s)) if last.is_none() && s.starts_with(&gone) => {
                 bail!(
                     "no data from {addr}: {}",
-                    &s["disconnected: ".len()..].trim_end_matches("; retrying")
+                    &s[gone.len()..].trim_end_matches("; retrying")
                 )
             }
             Ok(crate::source::Feed::Status(s)) => status = s,

@@ -73,7 +73,9 @@ fn manage(addr: String, token: Option<String>, feed: Sender<Feed>, watch: Receiv
             Err(why) => why,
         };
         if feed
-            .send(Feed::Status(format!("disconnected: {why}; retrying")))
+            .send(Feed::Status(format!(
+                "disconnected from {addr}: {why}; retrying"
+            )))
             .is_err()
         {
             return;

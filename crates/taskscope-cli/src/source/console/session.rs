@@ -26,7 +26,9 @@ pub(super) async fn manage(
             Err(why) => why,
         };
         if feed
-            .send(Feed::Status(format!("disconnected: {why}; retrying")))
+            .send(Feed::Status(format!(
+                "disconnected from {addr}: {why}; retrying"
+            )))
             .is_err()
         {
             return;
