@@ -457,12 +457,8 @@ impl App {
     }
 }
 
-/// `1.2 ms`-style durations.
+/// Durations as the views' narrow columns show them: the reports' form without its space
+/// (`1.2ms`).
 pub fn fmt_ns(ns: u64) -> String {
-    match ns {
-        0..=999 => format!("{ns}ns"),
-        1_000..=999_999 => format!("{:.1}µs", ns as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.1}ms", ns as f64 / 1e6),
-        _ => format!("{:.2}s", ns as f64 / 1e9),
-    }
+    taskscope_wire::fmt_ns(ns).replace(' ', "")
 }

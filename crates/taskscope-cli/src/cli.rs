@@ -271,20 +271,17 @@ fn listen(
 ) -> anyhow::Result<taskscope_wire::Snapshot> {
     let deadline = std::time::Instant::now() + duration;
     let (mut last, mut status) = (None, String::new());
-    // How the sources say they lost the connection (`console://` is not part of theirs).
-    let gone = format!(
-        "disconnected from {}: ",
-        addr.strip_prefix(CONSOLE_SCHEME).unwrap_or(addr)
-    );
+    // Why the source lost the connection (`console://` is not part of its address).
+    let gone = |status: &str| {
+        let source_addr = addr.strip_prefix(CONSOLE_SCHEME).unwrap_or(addr);
+        crate::source::feed::disconnected_reason(status, source_addr).map(str::to_owned)
+    };
     while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
         match live.feed.recv_timeout(left) {
             Ok(crate::source::Feed::Snapshot(s)) => last = Some(s),
             // A source that cannot connect says why at once; no need to wait out `duration`.
-            Ok(crate::source::Feed::Status(s)) if last.is_none() && s.starts_with(&gone) => {
-                bail!(
-                    "no data from {addr}: {}",
-                    &s[gone.len()..].trim_end_matches("; retrying")
-                )
+            Ok(crate::source::Feed::Status(s)) if last.is_none() && gone(&s).is_some() => {
+                bail!("no data from {addr}: {}", gone(&s).unwrap_or_default())
             }
             Ok(crate::source::Feed::Status(s)) => status = s,
             Err(_) => break,

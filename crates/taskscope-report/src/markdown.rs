@@ -48,19 +48,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     if snapshot.warnings.is_empty() {
         let _ = writeln!(out, "None.\n");
     } else {
-        let order = [
-            WarningKind::Deadlock,
-            WarningKind::BlockedWorker,
-            WarningKind::LockOrderInversion,
-            WarningKind::LockHeldAcrossAwait,
-            WarningKind::LongWait,
-            WarningKind::TaskPanicked,
-            WarningKind::TasksAliveAtExit,
-            WarningKind::EventsDropped,
-            WarningKind::LostWaker,
-            WarningKind::SelfWakes,
-        ];
-        for kind in order {
+        for kind in WarningKind::ALL {
             let all: Vec<_> = snapshot.warnings_of(kind).collect();
             if all.is_empty() {
                 continue;

@@ -471,12 +471,12 @@ impl WarningKind {
         }
     }
 
-    /// Every kind, in declaration order.
+    /// Every kind, the gravest first: the order reports and views list them in.
     pub const ALL: [WarningKind; 10] = [
-        WarningKind::BlockedWorker,
-        WarningKind::LockHeldAcrossAwait,
-        WarningKind::LockOrderInversion,
         WarningKind::Deadlock,
+        WarningKind::BlockedWorker,
+        WarningKind::LockOrderInversion,
+        WarningKind::LockHeldAcrossAwait,
         WarningKind::LongWait,
         WarningKind::TaskPanicked,
         WarningKind::TasksAliveAtExit,
@@ -484,6 +484,11 @@ impl WarningKind {
         WarningKind::LostWaker,
         WarningKind::SelfWakes,
     ];
+
+    /// Whether only `taskscope console` raises this kind (from console-subscriber's data).
+    pub fn console_only(self) -> bool {
+        matches!(self, WarningKind::LostWaker | WarningKind::SelfWakes)
+    }
 }
 
 impl std::fmt::Display for WarningKind {

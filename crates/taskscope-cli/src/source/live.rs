@@ -11,7 +11,7 @@ use taskscope_wire::{
     write_frame, Assembler, ClientFrame, Frame, FrameReader, Snapshot, WIRE_VERSION,
 };
 
-use super::feed::Feed;
+use super::feed::{connecting, disconnected, Feed};
 
 /// How often the UI gets a fresh snapshot (tasks change at most once a second on the wire).
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
@@ -64,7 +64,7 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
 fn manage(addr: String, token: Option<String>, feed: Sender<Feed>, watch: Receiver<Option<u64>>) {
     let mut watching = None;
     loop {
-        let _ = feed.send(Feed::Status(format!("connecting to {addr}")));
+        let _ = connecting(&feed, &addr);
         let why = match session(&addr, token.as_deref(), &feed, &watch, &mut watching) {
             Ok(()) => return, // the UI is gone
             Err(why) if why.contains("is not a taskscope stream") => format!(
@@ -72,12 +72,7 @@ fn manage(addr: String, token: Option<String>, feed: Sender<Feed>, watch: Receiv
             ),
             Err(why) => why,
         };
-        if feed
-            .send(Feed::Status(format!(
-                "disconnected from {addr}: {why}; retrying"
-            )))
-            .is_err()
-        {
+        if !disconnected(&feed, &addr, &why) {
             return;
         }
         // Wait a second before retrying, still following watch requests.

@@ -11,17 +11,6 @@ use taskscope_wire::WarningKind;
 use super::style::{block, warning_style, window};
 use crate::app::{fmt_ns, App};
 
-const KINDS: [WarningKind; 8] = [
-    WarningKind::BlockedWorker,
-    WarningKind::Deadlock,
-    WarningKind::LockOrderInversion,
-    WarningKind::LockHeldAcrossAwait,
-    WarningKind::LongWait,
-    WarningKind::TaskPanicked,
-    WarningKind::TasksAliveAtExit,
-    WarningKind::EventsDropped,
-];
-
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let [top, groups] = Layout::vertical([Constraint::Length(12), Constraint::Min(3)]).areas(area);
     let [left, middle, right] = Layout::horizontal([
@@ -137,12 +126,9 @@ fn render_tasks(app: &App, frame: &mut Frame, area: Rect) {
 
 fn render_warnings(app: &App, frame: &mut Frame, area: Rect) {
     // Kinds only `taskscope console` derives are listed once they occur.
-    let console_kinds = [WarningKind::LostWaker, WarningKind::SelfWakes]
+    let lines: Vec<Line> = WarningKind::ALL
         .into_iter()
-        .filter(|&kind| app.snapshot.warnings_of(kind).next().is_some());
-    let lines: Vec<Line> = KINDS
-        .into_iter()
-        .chain(console_kinds)
+        .filter(|&kind| !kind.console_only() || app.snapshot.warnings_of(kind).next().is_some())
         .map(|kind| {
             let all = app.snapshot.warnings_of(kind).count();
             let ongoing = app.snapshot.warnings_of(kind).filter(|w| w.ongoing).count();

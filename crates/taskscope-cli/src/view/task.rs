@@ -57,22 +57,16 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             task.wakes,
             task.self_wakes
         )),
-        Line::from(format!(
-            "poll      p50 {}  p90 {}  p99 {}  max {}{}",
-            fmt_ns(p.p50),
-            fmt_ns(p.p90),
-            fmt_ns(p.p99),
-            fmt_ns(p.max),
-            sampled_note(task.poll_ns.count(), task.polls, "polls timed")
-        )),
-        Line::from(format!(
-            "scheduled p50 {}  p90 {}  p99 {}  max {}{}",
-            fmt_ns(s.p50),
-            fmt_ns(s.p90),
-            fmt_ns(s.p99),
-            fmt_ns(s.max),
-            sampled_note(task.scheduled_ns.count(), task.wakes, "wakes, sampled")
-        )),
+        percentiles_line(
+            "poll     ",
+            &p,
+            sampled_note(task.poll_ns.count(), task.polls, "polls timed"),
+        ),
+        percentiles_line(
+            "scheduled",
+            &s,
+            sampled_note(task.scheduled_ns.count(), task.wakes, "wakes, sampled"),
+        ),
         Line::from(format!(
             "first poll after {}",
             task.first_poll_delay_ns.map_or("-".into(), fmt_ns)
@@ -167,4 +161,15 @@ fn sampled_note(measured: u64, all: u64, what: &str) -> String {
         return String::new();
     }
     format!("   ({measured} of {all} {what})")
+}
+
+/// `LABEL p50 .. p90 .. p99 .. max ..` and a note.
+fn percentiles_line(label: &str, p: &taskscope_wire::Percentiles, note: String) -> Line<'static> {
+    Line::from(format!(
+        "{label} p50 {}  p90 {}  p99 {}  max {}{note}",
+        fmt_ns(p.p50),
+        fmt_ns(p.p90),
+        fmt_ns(p.p99),
+        fmt_ns(p.max),
+    ))
 }

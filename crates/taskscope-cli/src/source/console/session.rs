@@ -10,7 +10,7 @@ use console_api as api;
 
 use super::settings::*;
 use super::state::ConsoleState;
-use crate::source::feed::Feed;
+use crate::source::feed::{connecting, disconnected, Feed};
 
 pub(super) async fn manage(
     addr: String,
@@ -20,17 +20,12 @@ pub(super) async fn manage(
 ) {
     let mut watching = None;
     loop {
-        let _ = feed.send(Feed::Status(format!("connecting to {addr}")));
+        let _ = connecting(&feed, &addr);
         let why = match session(&addr, thresholds, &feed, &watch, &mut watching).await {
             Ok(()) => return, // the UI is gone
             Err(why) => why,
         };
-        if feed
-            .send(Feed::Status(format!(
-                "disconnected from {addr}: {why}; retrying"
-            )))
-            .is_err()
-        {
+        if !disconnected(&feed, &addr, &why) {
             return;
         }
         let retry_at = Instant::now() + Duration::from_secs(1);
