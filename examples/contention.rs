@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use taskscope::fmt_ns;
+
 use taskscope::sync::Mutex;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -37,18 +39,18 @@ async fn main() {
     for lock in &snap.locks {
         let (w, h) = (lock.wait_ns.percentiles(), lock.hold_ns.percentiles());
         println!(
-            "lock `{}` ({}): {} acquisitions, {:.1}% contended, max {} waiters\n  wait p50 {} ns, p99 {} ns, max {} ns\n  hold p50 {} ns, p99 {} ns, max {} ns",
+            "lock `{}` ({}): {} acquisitions, {:.1}% contended, max {} waiters\n  wait p50 {}, p99 {}, max {}\n  hold p50 {}, p99 {}, max {}",
             lock.name,
             lock.location,
             lock.acquisitions,
             100.0 * lock.contended as f64 / lock.acquisitions.max(1) as f64,
             lock.max_waiters,
-            w.p50,
-            w.p99,
-            w.max,
-            h.p50,
-            h.p99,
-            h.max
+            fmt_ns(w.p50),
+            fmt_ns(w.p99),
+            fmt_ns(w.max),
+            fmt_ns(h.p50),
+            fmt_ns(h.p99),
+            fmt_ns(h.max)
         );
     }
 }

@@ -58,7 +58,8 @@ pub fn render_locks(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Fill(2),
         Constraint::Length(12),
         Constraint::Length(9),
-        Constraint::Length(8),
+        // "Contended": its header's length.
+        Constraint::Length(9),
         Constraint::Length(9),
         Constraint::Length(9),
         Constraint::Length(9),

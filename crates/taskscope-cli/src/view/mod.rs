@@ -72,7 +72,7 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     let snap = &app.snapshot;
     let mut spans = vec![
         Span::from(" taskscope ").bold(),
-        Span::from(format!("{} (pid {}) ", snap.process.name, snap.process.pid)),
+        Span::from(format!("{} ", app_label(&snap.process))),
         Span::from(format!("· {} ", app.status)).dim(),
         Span::from(format!("· {:.1}s ", snap.taken_at_ms as f64 / 1000.0)),
     ];
@@ -101,4 +101,38 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
         format!(" q quit · ? help · tab/1-7 views · j/k move · enter open · h/l sort · i invert · / filter · p pause{filter}")
     };
     frame.render_widget(Paragraph::new(text).dim(), area);
+}
+
+/// The observed app as the header names it: `NAME (pid N)`; without the pid where the source
+/// does not know it (console-subscriber's), and without the name where it is taskscope itself
+/// (the demo runs in the `taskscope` process).
+fn app_label(process: &taskscope_wire::ProcessInfo) -> String {
+    match (process.name.as_str(), process.pid) {
+        ("taskscope", pid) => format!("pid {pid}"),
+        (name, 0) => name.to_string(),
+        (name, pid) => format!("{name} (pid {pid})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::app_label;
+    use taskscope_wire::ProcessInfo;
+
+    fn process(name: &str, pid: u32) -> ProcessInfo {
+        ProcessInfo {
+            name: name.into(),
+            pid,
+            start_unix_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_header_names_the_app_once_and_no_unknown_pid() {
+        assert_eq!(app_label(&process("server", 4242)), "server (pid 4242)");
+        // The demo, inside the taskscope binary: not `taskscope taskscope (pid ..)`.
+        assert_eq!(app_label(&process("taskscope", 77)), "pid 77");
+        // console-subscriber gives no pid: not `(pid 0)`.
+        assert_eq!(app_label(&process("api", 0)), "api");
+    }
 }
