@@ -189,8 +189,10 @@ impl Builder {
         self
     }
 
-    /// Serves Prometheus metrics at `http://ADDR/metrics` (off by default). Unlike the stream,
-    /// any address is accepted: a scraper usually runs on another host.
+    /// Serves Prometheus metrics at `http://ADDR/metrics` (off by default; a bare port is on
+    /// loopback). Like the stream, beyond loopback only with an access token
+    /// ([`allow_remote`](Builder::allow_remote)), which every scrape must present as
+    /// `Authorization: Bearer TOKEN`.
     pub fn prometheus(mut self, addr: &str) -> Self {
         self.prometheus = Some(addr.to_string());
         self
@@ -337,7 +339,12 @@ impl Builder {
             return Err(e);
         }
         let local_addr = exporter.server.as_ref().map(|s| s.addr().clone());
-        let prometheus = match self.prometheus.as_deref().map(start_prometheus).transpose() {
+        let prometheus = match self
+            .prometheus
+            .as_deref()
+            .map(|addr| start_prometheus(addr, self.token.clone()))
+            .transpose()
+        {
             Ok(endpoint) => endpoint,
             Err(e) => {
                 if let Some(server) = exporter.server.take() {
@@ -471,13 +478,19 @@ impl Builder {
     }
 }
 
-fn start_prometheus(addr: &str) -> Result<Endpoint, Error> {
+/// Starts the Prometheus endpoint on `addr` (a bare port is on loopback). Beyond loopback it
+/// needs the access token (`allow_remote`), which scrapes must then present.
+fn start_prometheus(addr: &str, token: Option<String>) -> Result<Endpoint, Error> {
     use std::net::ToSocketAddrs;
     let error = |source| Error::Prometheus {
         addr: addr.to_string(),
         source,
     };
-    let resolved = addr
+    let full = match addr.strip_prefix(':').unwrap_or(addr).parse::<u16>() {
+        Ok(port) => format!("127.0.0.1:{port}"),
+        Err(_) => addr.to_string(),
+    };
+    let resolved = full
         .to_socket_addrs()
         .map_err(error)?
         .next()
@@ -487,7 +500,11 @@ fn start_prometheus(addr: &str) -> Result<Endpoint, Error> {
                 "resolves to no address",
             ))
         })?;
-    Endpoint::start(resolved).map_err(error)
+    let token = match resolved.ip().is_loopback() {
+        true => None,
+        false => Some(token.ok_or_else(|| Error::RemoteWithoutToken(resolved.to_string()))?),
+    };
+    Endpoint::start(resolved, token).map_err(error)
 }
 
 fn env_string(var: &str) -> Option<String> {

@@ -26,8 +26,9 @@ pub enum Error {
         /// Why it failed (e.g. the port is in use).
         source: std::io::Error,
     },
-    /// A stream address beyond loopback without an access token: the stream shows the process's
-    /// task names, spans and lock names, so it is loopback-only unless a token guards it.
+    /// A stream or Prometheus address beyond loopback without an access token: they show the
+    /// process's task names, spans and lock names, so they are loopback-only unless a token
+    /// guards them.
     RemoteWithoutToken(String),
     /// The Prometheus endpoint could not listen.
     Prometheus {
@@ -50,7 +51,11 @@ pub enum Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::InvalidEnv { var, value, expected } => {
+            Error::InvalidEnv {
+                var,
+                value,
+                expected,
+            } => {
                 write!(f, "{var}={value:?} is invalid: expected {expected}")
             }
             Error::UnsupportedReportFormat(path) => write!(
@@ -59,15 +64,23 @@ impl std::fmt::Display for Error {
                 path.display(),
                 taskscope_report::FORMATS
             ),
-            Error::AlreadyRunning => f.write_str("taskscope is already initialised in this process"),
-            Error::Bind { addr, source } => write!(f, "cannot serve the live stream on {addr}: {source}"),
+            Error::AlreadyRunning => {
+                f.write_str("taskscope is already initialised in this process")
+            }
+            Error::Bind { addr, source } => {
+                write!(f, "cannot serve the live stream on {addr}: {source}")
+            }
             Error::RemoteWithoutToken(addr) => write!(
                 f,
-                "refusing to serve the live stream on {addr}, beyond loopback, without an access token \
+                "refusing to serve on {addr}, beyond loopback, without an access token \
                  (set TASKSCOPE_TOKEN or call Builder::allow_remote)"
             ),
-            Error::Record { path, source } => write!(f, "cannot record to {}: {source}", path.display()),
-            Error::Prometheus { addr, source } => write!(f, "cannot serve Prometheus metrics on {addr}: {source}"),
+            Error::Record { path, source } => {
+                write!(f, "cannot record to {}: {source}", path.display())
+            }
+            Error::Prometheus { addr, source } => {
+                write!(f, "cannot serve Prometheus metrics on {addr}: {source}")
+            }
             Error::Io(e) => write!(f, "cannot start taskscope's threads: {e}"),
         }
     }

@@ -444,6 +444,84 @@ fn the_prometheus_endpoint_serves_real_histograms() {
 }
 
 #[test]
+fn a_slow_client_does_not_hold_up_scrapes_and_is_cut_off_at_the_deadline() {
+    let guard = exclusive(|| taskscope::Builder::new().no_server().prometheus("0"));
+    let addr = guard.prometheus_addr().expect("endpoint");
+    // A bare port is on loopback.
+    assert!(addr.ip().is_loopback(), "{addr}");
+    // A client that trickles its request, a byte every 300 ms.
+    let mut slow = TcpStream::connect(addr).unwrap();
+    let trickle = std::thread::spawn(move || {
+        let started = Instant::now();
+        for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" {
+            if slow.write_all(&[*byte]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let mut rest = Vec::new();
+        slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = slow.read_to_end(&mut rest);
+        (started.elapsed(), rest)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..3 {
+        let started = Instant::now();
+        let response = http_get(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+    // The slow client is closed when its 2 s are up, answered nothing.
+    let (lasted, answer) = trickle.join().unwrap();
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(lasted < Duration::from_secs(4), "{lasted:?}");
+    drop(guard);
+}
+
+#[test]
+fn the_prometheus_endpoint_beyond_loopback_needs_the_token_and_checks_it() {
+    // Refused without a token.
+    let refused = loop {
+        match taskscope::Builder::new()
+            .no_server()
+            .prometheus("0.0.0.0:0")
+            .try_init()
+        {
+            Err(taskscope::Error::AlreadyRunning) => std::thread::sleep(Duration::from_millis(10)),
+            other => break other,
+        }
+    };
+    match refused {
+        Err(e @ taskscope::Error::RemoteWithoutToken(_)) => {
+            assert!(e.to_string().contains("without an access token"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let guard = exclusive(|| {
+        taskscope::Builder::new()
+            .no_server()
+            .allow_remote("s3cret")
+            .prometheus("0.0.0.0:0")
+    });
+    let port = guard.prometheus_addr().expect("endpoint").port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let denied = http_get(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
+    assert!(!denied.contains("taskscope_"), "{denied}");
+    let wrong = http_get(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nAuthorization: Bearer guess\r\n\r\n",
+    );
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let served = http_get(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n",
+    );
+    assert!(served.starts_with("HTTP/1.1 200 OK"), "{served}");
+    drop(guard);
+}
+
+#[test]
 fn a_watched_task_comes_with_its_histograms_and_unix_sockets_work() {
     let path = std::env::temp_dir().join(format!("taskscope-{}.sock", std::process::id()));
     let guard = exclusive(|| taskscope::Builder::new().bind(&format!("unix:{}", path.display())));
