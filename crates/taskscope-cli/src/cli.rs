@@ -249,7 +249,7 @@ fn source_snapshot(
     } else if Path::new(src).exists() {
         let mut replay = Replay::open(Path::new(src)).with_context(|| format!("reading {src}"))?;
         if let Some(stopped) = &replay.stopped {
-            eprintln!("taskscope: {src}: {stopped}; reporting everything before it");
+            eprintln!("taskscope: {src}: {stopped}; reporting every intact record");
         }
         Ok(replay.final_snapshot())
     } else {

@@ -106,6 +106,55 @@ fn replay_controls_move_through_the_recording() {
 }
 
 #[test]
+fn records_after_damage_in_the_middle_are_read_and_the_damage_is_named() {
+    let dir = std::env::temp_dir().join(format!("taskscope-resync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let whole = dir.join("whole.tsrec");
+    let status = Command::new(env!("CARGO_BIN_EXE_taskscope"))
+        .args(["demo", "--headless", "--duration", "2s", "--record"])
+        .arg(&whole)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    // Ten bytes overwritten a third of the way in.
+    let mut bytes = std::fs::read(&whole).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at..at + 10].copy_from_slice(&[0xa5; 10]);
+    let damaged = dir.join("damaged.tsrec");
+    std::fs::write(&damaged, &bytes).unwrap();
+
+    let expected = Replay::open(&whole).unwrap().final_snapshot();
+    let mut replay = Replay::open(&damaged).unwrap();
+    assert!(replay.status().contains("skipped "), "{}", replay.status());
+    assert!(
+        replay.status().contains(" damaged bytes at byte "),
+        "{}",
+        replay.status()
+    );
+    let got = replay.final_snapshot();
+    // The whole run, not the third before the damage.
+    assert_eq!(got.taken_at_ms, expected.taken_at_ms);
+    let spawned =
+        |s: &taskscope_wire::Snapshot| s.task_groups.iter().map(|g| g.spawned).sum::<u64>();
+    assert_eq!(spawned(&got), spawned(&expected));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_taskscope"))
+        .arg("report")
+        .arg(&damaged)
+        .arg("-o")
+        .arg(dir.join("report.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("skipped ") && said.contains("reporting every intact record"),
+        "{said}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_damaged_recording_is_a_clear_error_or_a_partial_replay() {
     let dir = std::env::temp_dir().join(format!("taskscope-damaged-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

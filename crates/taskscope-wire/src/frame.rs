@@ -241,6 +241,8 @@ pub enum WireError {
     },
     /// Not a taskscope recording.
     BadMagic,
+    /// An empty file where a recording was expected.
+    Empty,
     /// A version this build cannot read.
     UnsupportedVersion {
         /// The version found.
@@ -268,6 +270,7 @@ impl std::fmt::Display for WireError {
                 write!(f, "record at byte {offset} fails its checksum")
             }
             WireError::BadMagic => f.write_str("not a taskscope recording (bad magic bytes)"),
+            WireError::Empty => f.write_str("the file is empty (not even a recording's header)"),
             WireError::UnsupportedVersion { found } => {
                 write!(f, "format version {found} is not supported (this build reads versions {MIN_WIRE_VERSION} to {WIRE_VERSION})")
             }

@@ -3,8 +3,11 @@
 //! covering the length, the timestamp and the payload,
 //! append-only, all little-endian.
 //!
-//! A reader takes every whole, intact record and then says where and why it stopped, so a file
-//! cut short by a crash yields everything up to its last flushed record.
+//! A reader takes every whole, intact record. Past a damaged record it resynchronises at the next
+//! offset where a record checks out (its CRC-32 and its frame: a false match needs a 32-bit
+//! checksum collision on bytes that also decode), says which span it skipped and why, and goes
+//! on; a file cut short by a crash yields everything up to its last flushed record and says
+//! where it stops.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -74,12 +77,26 @@ pub struct Stopped {
     pub error: WireError,
 }
 
+/// A damaged span the reader skipped.
+#[derive(Debug)]
+pub struct Skipped {
+    /// Byte offset where the damage starts (the first record that did not check out).
+    pub offset: u64,
+    /// Bytes skipped, up to the next intact record.
+    pub len: u64,
+    /// What was wrong at `offset`.
+    pub error: WireError,
+}
+
 /// Everything readable in a recording.
 #[derive(Debug, Default)]
 pub struct Recording {
     /// `(ms since start, frame)` for every whole, intact record, in order.
     pub frames: Vec<(u64, Frame)>,
-    /// Set when the file does not end cleanly after the last record read.
+    /// Damaged spans skipped to read the intact records after them, in order.
+    pub skipped: Vec<Skipped>,
+    /// Set when the file does not end cleanly: it is cut inside a record, or damaged with no
+    /// intact record after the damage.
     pub stopped: Option<Stopped>,
 }
 
@@ -89,6 +106,8 @@ pub struct RecordingReader<R> {
     inner: R,
     offset: u64,
     done: bool,
+    /// The bytes of the record being read, for `read_all` to resynchronise from.
+    consumed: Vec<u8>,
 }
 
 impl RecordingReader<BufReader<File>> {
@@ -103,6 +122,9 @@ impl<R: Read> RecordingReader<R> {
     pub fn new(mut inner: R) -> Result<Self, WireError> {
         let mut header = [0u8; HEADER_LEN as usize];
         let got = read_full(&mut inner, &mut header)?;
+        if got == 0 {
+            return Err(WireError::Empty);
+        }
         if got < 8 || header[..8] != MAGIC {
             return Err(WireError::BadMagic);
         }
@@ -117,6 +139,7 @@ impl<R: Read> RecordingReader<R> {
             inner,
             offset: HEADER_LEN,
             done: false,
+            consumed: Vec::new(),
         })
     }
 
@@ -135,7 +158,10 @@ impl<R: Read> RecordingReader<R> {
     fn read_record(&mut self) -> Result<Option<(u64, Frame)>, WireError> {
         let offset = self.offset;
         let mut head = [0u8; RECORD_HEADER];
-        match read_full(&mut self.inner, &mut head)? {
+        let got = read_full(&mut self.inner, &mut head)?;
+        self.consumed.clear();
+        self.consumed.extend_from_slice(&head[..got]);
+        match got {
             0 => return Ok(None),
             n if n < RECORD_HEADER => return Err(WireError::Truncated { offset }),
             _ => {}
@@ -152,6 +178,7 @@ impl<R: Read> RecordingReader<R> {
         }
         let mut payload = Vec::new();
         let got = (&mut self.inner).take(len).read_to_end(&mut payload)?;
+        self.consumed.extend_from_slice(&payload);
         if (got as u64) < len {
             return Err(WireError::Truncated { offset });
         }
@@ -163,10 +190,15 @@ impl<R: Read> RecordingReader<R> {
             reason: e.to_string(),
         })?;
         self.offset += RECORD_HEADER as u64 + len;
+        self.consumed.clear();
         Ok(Some((at_ms, frame)))
     }
 
-    /// Reads every whole record, then says where and why it stopped, if not at a clean end.
+    /// Reads every intact record, skipping damaged spans (`Recording::skipped`), and says where
+    /// and why it stopped if the file does not end cleanly.
+    ///
+    /// Records are read from the stream as they come; from the first damage on, the rest of the
+    /// input is read into memory to look for the next intact record.
     pub fn read_all(mut self) -> Recording {
         let mut recording = Recording::default();
         loop {
@@ -174,13 +206,93 @@ impl<R: Read> RecordingReader<R> {
             match self.next_record() {
                 Ok(Some(record)) => recording.frames.push(record),
                 Ok(None) => return recording,
-                Err(error) => {
+                Err(error @ WireError::Io(_)) => {
                     recording.stopped = Some(Stopped { offset, error });
+                    return recording;
+                }
+                Err(error) => {
+                    // The damaged record's bytes were consumed: read them again from the tail.
+                    let mut tail = std::mem::take(&mut self.consumed);
+                    if let Err(e) = self.inner.read_to_end(&mut tail) {
+                        recording.stopped = Some(Stopped {
+                            offset,
+                            error: WireError::Io(e),
+                        });
+                        return recording;
+                    }
+                    resync(&tail, offset, error, &mut recording);
                     return recording;
                 }
             }
         }
     }
+}
+
+/// Reads the records of `tail` (the input from file offset `base`, where a record failed with
+/// `error`), resynchronising past every damaged span.
+fn resync(tail: &[u8], base: u64, error: WireError, recording: &mut Recording) {
+    let (mut at, mut damage) = (0usize, Some((0usize, error)));
+    while at < tail.len() {
+        match damage.take() {
+            None => match parse(&tail[at..], base + at as u64) {
+                Ok((len, record)) => {
+                    recording.frames.push(record);
+                    at += len;
+                }
+                Err(error) => damage = Some((at, error)),
+            },
+            Some((start, error)) => {
+                let next = (start + 1..tail.len()).find(|&p| parse(&tail[p..], 0).is_ok());
+                match next {
+                    Some(next) => {
+                        recording.skipped.push(Skipped {
+                            offset: base + start as u64,
+                            len: (next - start) as u64,
+                            error,
+                        });
+                        at = next;
+                    }
+                    None => {
+                        recording.stopped = Some(Stopped {
+                            offset: base + start as u64,
+                            error,
+                        });
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The record at the start of `bytes` (at file offset `offset`, for errors) and its length.
+fn parse(bytes: &[u8], offset: u64) -> Result<(usize, (u64, Frame)), WireError> {
+    if bytes.len() < RECORD_HEADER {
+        return Err(WireError::Truncated { offset });
+    }
+    let head = &bytes[..RECORD_HEADER];
+    let len = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")) as u64;
+    let at_ms = u64::from_le_bytes(head[4..12].try_into().expect("8 bytes"));
+    let crc = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
+    if len > MAX_FRAME as u64 {
+        return Err(WireError::FrameTooLarge {
+            offset,
+            len,
+            max: MAX_FRAME,
+        });
+    }
+    let end = RECORD_HEADER + len as usize;
+    let Some(payload) = bytes.get(RECORD_HEADER..end) else {
+        return Err(WireError::Truncated { offset });
+    };
+    if checksum(&head[..12], payload) != crc {
+        return Err(WireError::Checksum { offset });
+    }
+    let frame = postcard::from_bytes(payload).map_err(|e| WireError::Malformed {
+        offset,
+        reason: e.to_string(),
+    })?;
+    Ok((end, (at_ms, frame)))
 }
 
 /// CRC-32 of a record's length and timestamp fields and its payload.
@@ -233,18 +345,52 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupted_record_fails_its_checksum() {
+    fn a_corrupted_record_is_skipped_and_the_records_after_it_are_read() {
         let (mut bytes, ends) = recording(5);
         let victim = ends[1] as usize + 20; // inside the third record's payload
         bytes[victim] ^= 0x55;
         let rec = RecordingReader::new(&bytes[..]).unwrap().read_all();
+        assert!(rec.stopped.is_none(), "{:?}", rec.stopped);
+        let pids: Vec<u32> = rec
+            .frames
+            .iter()
+            .map(|(_, f)| match f {
+                Frame::Hello(h) => h.pid,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(pids, [0, 1, 3, 4]);
+        let [skipped] = &rec.skipped[..] else {
+            panic!("{:?}", rec.skipped)
+        };
+        // Exactly the damaged record: from its start to the next one's.
+        assert_eq!((skipped.offset, skipped.len), (ends[1], ends[2] - ends[1]));
+        assert!(matches!(skipped.error, WireError::Checksum { offset } if offset == ends[1]));
+    }
+
+    #[test]
+    fn an_overwritten_length_and_damage_to_the_last_record_are_told_apart() {
+        // A length that points past the end of the file: the records after it still read.
+        let (mut bytes, ends) = recording(6);
+        bytes[ends[2] as usize..ends[2] as usize + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let rec = RecordingReader::new(&bytes[..]).unwrap().read_all();
+        assert_eq!(rec.frames.len(), 5, "{:?}", rec.skipped);
+        assert_eq!(rec.skipped.len(), 1);
+        assert!(rec.stopped.is_none());
+        // Damage in the last record: nothing intact after it, so reading stops there.
+        let (mut bytes, ends) = recording(3);
+        bytes[ends[1] as usize + 18] ^= 0xff;
+        let rec = RecordingReader::new(&bytes[..]).unwrap().read_all();
         assert_eq!(rec.frames.len(), 2);
-        let stopped = rec.stopped.unwrap();
-        assert!(
-            matches!(stopped.error, WireError::Checksum { offset } if offset == ends[1]),
-            "{:?}",
-            stopped
-        );
+        assert!(rec.skipped.is_empty());
+        assert_eq!(rec.stopped.unwrap().offset, ends[1]);
+    }
+
+    #[test]
+    fn an_empty_file_is_said_to_be_empty() {
+        let err = RecordingReader::new(&b""[..]).unwrap_err();
+        assert!(matches!(err, WireError::Empty), "{err}");
+        assert!(err.to_string().contains("empty"), "{err}");
     }
 
     #[test]

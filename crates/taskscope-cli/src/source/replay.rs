@@ -31,21 +31,21 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// Opens a recording; a damaged one plays up to the damage, which `stopped` names.
+    /// Opens a recording; a damaged one plays every intact record, and `stopped` names the
+    /// damage.
     pub fn open(path: &Path) -> anyhow::Result<Replay> {
         let reader = RecordingReader::open(path)
             .with_context(|| format!("cannot replay {}", path.display()))?;
         let rec = reader.read_all();
+        let damage = damage_note(&rec);
         if rec.frames.is_empty() {
-            anyhow::bail!("{} holds no readable frame", path.display());
+            anyhow::bail!(
+                "{} holds no readable frame ({})",
+                path.display(),
+                damage.as_deref().unwrap_or("it has no record")
+            );
         }
-        let stopped = rec.stopped.map(|s| {
-            format!(
-                "the recording stops being readable at byte {}: {}",
-                s.offset, s.error
-            )
-        });
-        Ok(Replay::from_frames(rec.frames, stopped))
+        Ok(Replay::from_frames(rec.frames, damage))
     }
 
     /// A replay of frames already read (`stopped`: why the file ended early, if it did).
@@ -141,4 +141,30 @@ impl Replay {
         self.advance_to(self.duration_ms());
         self.asm.snapshot().clone()
     }
+}
+
+/// What a damaged recording lost: the spans skipped (the first three named) and where it stops
+/// being readable, if it does.
+fn damage_note(rec: &taskscope_wire::recording::Recording) -> Option<String> {
+    let mut parts: Vec<String> = rec
+        .skipped
+        .iter()
+        .take(3)
+        .map(|s| {
+            format!(
+                "skipped {} damaged bytes at byte {} ({})",
+                s.len, s.offset, s.error
+            )
+        })
+        .collect();
+    if rec.skipped.len() > 3 {
+        parts.push(format!("and {} more damaged spans", rec.skipped.len() - 3));
+    }
+    if let Some(s) = &rec.stopped {
+        parts.push(format!(
+            "the recording stops being readable at byte {}: {}",
+            s.offset, s.error
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
