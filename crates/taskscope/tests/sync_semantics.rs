@@ -254,3 +254,86 @@ fn loops_of_uncontended_acquires_still_yield_to_other_tasks() {
         "Semaphore: {seen:?}"
     );
 }
+
+#[test]
+fn blocking_acquire_waits_outside_the_runtime_and_panics_inside_it_like_tokios() {
+    guard();
+    let sem = Arc::new(Semaphore::named("blocking-sem", 1));
+    let rt = rt();
+    let held = rt.block_on(sem.clone().acquire_owned()).unwrap();
+    let waiter = {
+        let sem = sem.clone();
+        std::thread::spawn(move || {
+            let permit = sem.blocking_acquire().unwrap();
+            assert_eq!(permit.num_permits(), 1);
+            drop(permit);
+            let many = sem.clone().blocking_acquire_many_owned(1).unwrap();
+            assert_eq!(many.num_permits(), 1);
+            drop(many);
+            let owned = sem.blocking_acquire_owned().unwrap();
+            assert_eq!(owned.num_permits(), 1);
+        })
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    drop(held);
+    waiter.join().unwrap();
+    assert_eq!(sem.available_permits(), 1);
+    // Inside an async context both panic, even with a permit free.
+    for (name, call) in [
+        (
+            "taskscope",
+            Box::new(|| drop(Semaphore::new(1).blocking_acquire())) as Box<dyn Fn() + Send>,
+        ),
+        (
+            "tokio",
+            Box::new(|| drop(tokio::sync::Semaphore::new(1).blocking_acquire())),
+        ),
+    ] {
+        let panicked =
+            rt.block_on(async { std::panic::catch_unwind(std::panic::AssertUnwindSafe(&call)) });
+        assert!(panicked.is_err(), "{name}'s blocking_acquire in block_on");
+    }
+    sem.close();
+    assert!(sem.blocking_acquire_many(1).is_err());
+    // Three acquisitions through the blocking calls, one before them.
+    let snap = taskscope::snapshot();
+    let stats = snap
+        .semaphores
+        .iter()
+        .find(|s| s.name == "blocking-sem")
+        .expect("the semaphore");
+    assert_eq!(stats.acquisitions, 4, "{stats:?}");
+}
+
+#[test]
+fn a_write_guard_downgrades_to_a_part_of_the_value_or_stays_a_write_guard() {
+    guard();
+    static LIMITED: RwLock<u32> = RwLock::const_with_max_readers(5, 2);
+    rt().block_on(async {
+        let (a, b) = (LIMITED.read().await, LIMITED.read().await);
+        assert_eq!(*a + *b, 10);
+        assert!(LIMITED.try_read().is_err(), "two readers at most");
+        drop((a, b));
+        let lock = Arc::new(RwLock::new((1u32, String::from("b"))));
+        let write = lock.write().await;
+        let read = taskscope::sync::RwLockWriteGuard::downgrade_map(write, |v| &v.1);
+        assert_eq!(*read, "b");
+        // Readers get in beside the downgraded guard; a writer does not.
+        assert_eq!(lock.try_read().unwrap().0, 1);
+        assert!(lock.try_write().is_err());
+        drop(read);
+        let write = lock.write().await;
+        let mut write =
+            match taskscope::sync::RwLockWriteGuard::try_downgrade_map(write, |_| None::<&u32>) {
+                Ok(_) => panic!("None keeps the write guard"),
+                Err(write) => write,
+            };
+        write.0 = 2;
+        let read = taskscope::sync::RwLockWriteGuard::try_downgrade_map(write, |v| Some(&v.0))
+            .unwrap_or_else(|_| panic!("Some downgrades"));
+        assert_eq!(*read, 2);
+        assert!(lock.try_write().is_err());
+        drop(read);
+        assert!(lock.try_write().is_ok());
+    });
+}

@@ -100,6 +100,20 @@ impl<T> RwLock<T> {
         RwLock::build(Cow::Borrowed(""), Location::caller(), inner)
     }
 
+    /// A lock usable in a `static` with at most `max_reads` concurrent readers: a plain tokio
+    /// lock that taskscope does not observe.
+    ///
+    /// # Panics
+    ///
+    /// Like tokio's, if `max_reads` is above `u32::MAX >> 3`.
+    pub const fn const_with_max_readers(value: T, max_reads: u32) -> Self {
+        RwLock {
+            read_stats: None,
+            write_stats: None,
+            inner: tokio::sync::RwLock::const_with_max_readers(value, max_reads),
+        }
+    }
+
     /// A lock usable in a `static`: a plain tokio lock that taskscope does not observe.
     pub const fn const_new(value: T) -> Self {
         RwLock {
@@ -379,9 +393,55 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
         let location = held.as_ref().map(Held::location);
         drop(held); // the write hold ends here
         let inner = inner.downgrade();
-        let held = location.and_then(|at| acquired(&lock.read_stats, at, 0, false, false));
-        RwLockReadGuard { held, inner }
+        RwLockReadGuard {
+            held: read_hold(lock, location),
+            inner,
+        }
     }
+
+    /// Turns write access into read access to a part of the value, without letting a writer in
+    /// between.
+    pub fn downgrade_map<U: ?Sized, F: FnOnce(&T) -> &U>(
+        this: Self,
+        f: F,
+    ) -> RwLockReadGuard<'a, U> {
+        let RwLockWriteGuard { held, inner, lock } = this;
+        let location = held.as_ref().map(Held::location);
+        drop(held); // the write hold ends here
+        let inner = tokio::sync::RwLockWriteGuard::downgrade_map(inner, f);
+        RwLockReadGuard {
+            held: read_hold(lock, location),
+            inner,
+        }
+    }
+
+    /// Like [`downgrade_map`](Self::downgrade_map) if `f` returns `Some`; gives the write guard
+    /// back, still writing, if not.
+    pub fn try_downgrade_map<U: ?Sized, F: FnOnce(&T) -> Option<&U>>(
+        this: Self,
+        f: F,
+    ) -> Result<RwLockReadGuard<'a, U>, Self> {
+        let RwLockWriteGuard { held, inner, lock } = this;
+        match tokio::sync::RwLockWriteGuard::try_downgrade_map(inner, f) {
+            Ok(inner) => {
+                let location = held.as_ref().map(Held::location);
+                drop(held); // the write hold ends here
+                Ok(RwLockReadGuard {
+                    held: read_hold(lock, location),
+                    inner,
+                })
+            }
+            Err(inner) => Err(RwLockWriteGuard { held, inner, lock }),
+        }
+    }
+}
+
+/// The read hold a downgraded write guard starts, at the write's acquire site.
+fn read_hold<T: ?Sized>(
+    lock: &RwLock<T>,
+    location: Option<&'static Location<'static>>,
+) -> Option<Held> {
+    location.and_then(|at| acquired(&lock.read_stats, at, 0, false, false))
 }
 
 deref_guard! {

@@ -185,6 +185,56 @@ impl Semaphore {
         }
     }
 
+    /// Acquires one permit from synchronous code, blocking the thread.
+    ///
+    /// # Panics
+    ///
+    /// Like tokio's, when called inside an asynchronous execution context.
+    #[track_caller]
+    pub fn blocking_acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
+        self.blocking_acquire_many(1)
+    }
+
+    /// Acquires `n` permits from synchronous code, blocking the thread.
+    ///
+    /// # Panics
+    ///
+    /// Like tokio's, when called inside an asynchronous execution context.
+    #[track_caller]
+    pub fn blocking_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
+        // As `Mutex::blocking_lock`: tokio's call first (it panics in an async context even
+        // when a permit is free), its wait timed around it.
+        let start = clock::now();
+        let inner = self.inner.blocking_acquire_many(n)?;
+        let wait = clock::delta_ns(start, clock::now());
+        Ok(self.permit(inner, wait, wait > 1_000_000))
+    }
+
+    /// Acquires one owned permit from synchronous code, blocking the thread.
+    ///
+    /// # Panics
+    ///
+    /// Like tokio's, when called inside an asynchronous execution context.
+    #[track_caller]
+    pub fn blocking_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
+        let permit = self.blocking_acquire_many(1)?;
+        Ok(OwnedSemaphorePermit::from_permit(permit, &self))
+    }
+
+    /// Acquires `n` owned permits from synchronous code, blocking the thread.
+    ///
+    /// # Panics
+    ///
+    /// Like tokio's, when called inside an asynchronous execution context.
+    #[track_caller]
+    pub fn blocking_acquire_many_owned(
+        self: Arc<Self>,
+        n: u32,
+    ) -> Result<OwnedSemaphorePermit, AcquireError> {
+        let permit = self.blocking_acquire_many(n)?;
+        Ok(OwnedSemaphorePermit::from_permit(permit, &self))
+    }
+
     /// Acquires one permit if one is available.
     #[track_caller]
     pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
