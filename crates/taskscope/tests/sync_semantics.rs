@@ -337,3 +337,37 @@ fn a_write_guard_downgrades_to_a_part_of_the_value_or_stays_a_write_guard() {
         assert!(lock.try_write().is_ok());
     });
 }
+
+#[test]
+fn debug_reads_as_tokios() {
+    guard();
+    rt().block_on(async {
+        let (ours, theirs) = (Mutex::new("data"), tokio::sync::Mutex::new("data"));
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+        let (g1, g2) = (ours.lock().await, theirs.lock().await);
+        assert_eq!(format!("{ours:?}"), "Mutex { data: <locked> }");
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+        assert_eq!(format!("{g1:?}"), format!("{g2:?}"));
+        drop((g1, g2));
+
+        let (ours, theirs) = (RwLock::new(7), tokio::sync::RwLock::new(7));
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+        let (w1, w2) = (ours.write().await, theirs.write().await);
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+        drop((w1, w2));
+
+        let ours = Arc::new(Semaphore::new(3));
+        let theirs = Arc::new(tokio::sync::Semaphore::new(3));
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+        let (p1, p2) = (
+            ours.acquire_many(2).await.unwrap(),
+            theirs.acquire_many(2).await.unwrap(),
+        );
+        assert_eq!(format!("{p1:?}"), format!("{p2:?}"));
+        let (o1, o2) = (
+            ours.clone().acquire_owned().await.unwrap(),
+            theirs.clone().acquire_owned().await.unwrap(),
+        );
+        assert_eq!(format!("{o1:?}"), format!("{o2:?}"));
+    });
+}

@@ -318,13 +318,11 @@ deref_guard! {
     OwnedMappedMutexGuard [T: ?Sized + 'static, U: ?Sized + 'static] [T, U] => U;
 }
 
-impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
+/// As tokio's: `Mutex { data: .. }`, or `Mutex { data: <locked> }` (not counted as an
+/// acquisition).
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Mutex");
-        if let Some(stats) = &self.stats {
-            d.field("name", &stats.display_name());
-        }
-        d.field("inner", &self.inner).finish()
+        fmt::Debug::fmt(&self.inner, f)
     }
 }
 

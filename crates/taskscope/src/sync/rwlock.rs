@@ -471,13 +471,11 @@ deref_read_guard! {
     OwnedRwLockReadGuard [T: ?Sized + 'static] [T];
 }
 
-impl<T: fmt::Debug> fmt::Debug for RwLock<T> {
+/// As tokio's: `RwLock { data: .. }`, or `RwLock { data: <locked> }` while written (not counted
+/// as a read).
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("RwLock");
-        if let Some(stats) = &self.write_stats {
-            d.field("name", &stats.display_name());
-        }
-        d.field("inner", &self.inner).finish()
+        fmt::Debug::fmt(&self.inner, f)
     }
 }
 

@@ -442,28 +442,29 @@ impl Drop for OwnedSemaphorePermit {
     }
 }
 
+/// As tokio's.
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Semaphore");
-        if let Some(stats) = &self.stats {
-            d.field("name", &stats.display_name());
-        }
-        d.field("permits", &self.inner.available_permits()).finish()
+        fmt::Debug::fmt(&self.inner, f)
     }
 }
 
+/// As tokio's: `SemaphorePermit { sem: .., permits: N }`.
 impl fmt::Debug for SemaphorePermit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SemaphorePermit")
-            .field("permits", &self.num_permits())
+            .field("sem", &self.sem.inner)
+            .field("permits", &(self.num_permits() as u32))
             .finish()
     }
 }
 
+/// As tokio's: `OwnedSemaphorePermit { sem: .., permits: N }`.
 impl fmt::Debug for OwnedSemaphorePermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedSemaphorePermit")
-            .field("permits", &self.num_permits())
+            .field("sem", &self.sem.inner)
+            .field("permits", &(self.num_permits() as u32))
             .finish()
     }
 }
