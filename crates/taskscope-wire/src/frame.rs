@@ -161,6 +161,10 @@ impl Frame {
         let scope = |kind: TaskKind| kind == TaskKind::Scope;
         match self {
             Frame::Scopes(_) | Frame::PollNames(_) => Some(None),
+            // A kind older readers cannot decode.
+            Frame::Warning(w) if w.kind == crate::model::WarningKind::RecordingStopped => {
+                Some(None)
+            }
             Frame::Polls(_) | Frame::Stacks { .. } if version < 2 => Some(None),
             Frame::Update(update)
                 if update.tasks.iter().any(|t| scope(t.kind))
@@ -404,6 +408,22 @@ pub(crate) mod tests {
             }],
             ..Update::default()
         }))
+    }
+
+    #[test]
+    fn a_recording_stopped_warning_is_for_version_3_readers_only() {
+        use crate::model::Warning;
+        let w = Warning::new(
+            1,
+            WarningKind::RecordingStopped,
+            5,
+            "recording to x stopped",
+        );
+        let frame = Frame::Warning(Box::new(w));
+        assert_eq!(frame.for_version(2), Some(None));
+        assert_eq!(frame.for_version(3), None);
+        let other = Frame::Warning(Box::new(Warning::new(2, WarningKind::LongWait, 5, "w")));
+        assert_eq!(other.for_version(2), None);
     }
 
     #[test]

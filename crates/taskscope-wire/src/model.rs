@@ -452,6 +452,9 @@ pub enum WarningKind {
     /// More than half of a task's wakes were self-wakes (derived from console-subscriber's
     /// counts by `taskscope console`).
     SelfWakes,
+    /// The recording could not be written (a full disk, a failed rotation) and stopped; it
+    /// holds what came before (version 3).
+    RecordingStopped,
 }
 
 impl WarningKind {
@@ -468,11 +471,12 @@ impl WarningKind {
             WarningKind::EventsDropped => "events_dropped",
             WarningKind::LostWaker => "lost_waker",
             WarningKind::SelfWakes => "self_wakes",
+            WarningKind::RecordingStopped => "recording_stopped",
         }
     }
 
     /// Every kind, the gravest first: the order reports and views list them in.
-    pub const ALL: [WarningKind; 10] = [
+    pub const ALL: [WarningKind; 11] = [
         WarningKind::Deadlock,
         WarningKind::BlockedWorker,
         WarningKind::LockOrderInversion,
@@ -481,6 +485,7 @@ impl WarningKind {
         WarningKind::TaskPanicked,
         WarningKind::TasksAliveAtExit,
         WarningKind::EventsDropped,
+        WarningKind::RecordingStopped,
         WarningKind::LostWaker,
         WarningKind::SelfWakes,
     ];

@@ -84,6 +84,17 @@ impl Warnings {
         self.dropped_warning = Some(self.raise(w));
     }
 
+    /// The recording stopped: `why` says at which file and what failed.
+    pub(crate) fn recording_stopped(&mut self, shared: &Shared, why: String) {
+        let w = Warning::new(
+            0,
+            WarningKind::RecordingStopped,
+            shared.ms_at(clock::now()),
+            format!("{why}; the recording holds what came before"),
+        );
+        self.raise(w);
+    }
+
     pub(crate) fn task_panicked(&mut self, shared: &Shared, task: &Task) {
         let panic = task.panic_message.as_deref().unwrap_or("(no message)");
         let mut w = Warning::new(

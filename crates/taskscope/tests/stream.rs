@@ -755,3 +755,63 @@ fn a_version_3_client_gets_scopes_and_an_older_one_gets_them_as_async_tasks() {
     assert_eq!(scope.latency_ns.count(), 3);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_recording_that_cannot_be_written_is_a_warning_and_a_writable_one_is_not() {
+    // /dev/full: it opens, and every write fails with ENOSPC.
+    let guard = exclusive(|| {
+        taskscope::Builder::new()
+            .bind("127.0.0.1:0")
+            .record("/dev/full")
+    });
+    let (_stream, rx) = connect(guard.local_addr().unwrap(), None);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        taskscope::spawn_named("recorded", async { tokio::task::yield_now().await })
+            .await
+            .unwrap();
+    });
+    // On the stream, while the app runs.
+    let mut asm = Assembler::new();
+    let streamed = wait_for(
+        &rx,
+        &mut asm,
+        Duration::from_secs(5),
+        |_, frame| match frame {
+            Frame::Warning(w) if w.kind == WarningKind::RecordingStopped => Some(w.message.clone()),
+            _ => None,
+        },
+    )
+    .expect("a recording_stopped warning on the stream");
+    assert!(
+        streamed.contains("/dev/full") && streamed.contains("No space left"),
+        "{streamed}"
+    );
+    // The app goes on.
+    rt.block_on(async {
+        taskscope::spawn_named("after", async {}).await.unwrap();
+    });
+    let snap = guard.finish().unwrap();
+    let stopped: Vec<_> = snap.warnings_of(WarningKind::RecordingStopped).collect();
+    assert_eq!(stopped.len(), 1, "said once: {stopped:#?}");
+    assert_eq!(snap.group("after").unwrap().completed, 1);
+
+    // The safe twin: a writable file records, and raises nothing.
+    let dir = std::env::temp_dir().join(format!("taskscope-recstop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ok.tsrec");
+    let guard = exclusive(|| taskscope::Builder::new().no_server().record(&path));
+    rt.block_on(async {
+        taskscope::spawn_named("recorded", async {}).await.unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let snap = guard.finish().unwrap();
+    assert_eq!(snap.warnings_of(WarningKind::RecordingStopped).count(), 0);
+    let rec = RecordingReader::open(&path).unwrap().read_all();
+    assert!(rec.stopped.is_none() && !rec.frames.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -125,10 +125,12 @@ fn render_tasks(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn render_warnings(app: &App, frame: &mut Frame, area: Rect) {
-    // Kinds only `taskscope console` derives are listed once they occur.
+    // Kinds only `taskscope console` derives, and a stopped recording, are listed once they
+    // occur.
+    let rare = |kind: WarningKind| kind.console_only() || kind == WarningKind::RecordingStopped;
     let lines: Vec<Line> = WarningKind::ALL
         .into_iter()
-        .filter(|&kind| !kind.console_only() || app.snapshot.warnings_of(kind).next().is_some())
+        .filter(|&kind| !rare(kind) || app.snapshot.warnings_of(kind).next().is_some())
         .map(|kind| {
             let all = app.snapshot.warnings_of(kind).count();
             let ongoing = app.snapshot.warnings_of(kind).filter(|w| w.ongoing).count();

@@ -78,6 +78,10 @@ impl Exporter {
     fn tick_with(&mut self, shared: &'static Shared, registry: &mut Registry, all_groups: bool) {
         // Ended polls of the timeline go to the recording only: live clients do not use them,
         // and clients older than the `Polls` frame would not understand it.
+        // A recording that stopped last tick is a warning from this one on (streamed below).
+        if let Some(why) = self.recorder.as_mut().and_then(|r| r.take_failure()) {
+            registry.warnings.recording_stopped(shared, why);
+        }
         let (polls, poll_names) = registry.timeline.take_unsent();
         let changed_stacks: Vec<Frame> = std::mem::take(&mut registry.stacks.changed)
             .into_iter()
@@ -225,6 +229,10 @@ impl Exporter {
         self.tick_with(shared, registry, true);
         if let Some(recorder) = &mut self.recorder {
             recorder.close();
+            // The last frames failed: the final snapshot and report say so.
+            if let Some(why) = recorder.take_failure() {
+                registry.warnings.recording_stopped(shared, why);
+            }
         }
         if let Some(server) = self.server.take() {
             server.shutdown();

@@ -18,6 +18,8 @@ pub(crate) struct Recorder {
     writer: Option<RecordingWriter<BufWriter<File>>>,
     max_bytes: Option<u64>,
     needs_key: bool,
+    /// Why the recording stopped, not yet raised as a warning.
+    failure: Option<String>,
 }
 
 fn open(path: &Path) -> io::Result<RecordingWriter<BufWriter<File>>> {
@@ -31,6 +33,7 @@ impl Recorder {
             writer: Some(open(path)?),
             max_bytes,
             needs_key: true,
+            failure: None,
         })
     }
 
@@ -82,7 +85,9 @@ impl Recorder {
         result = result.and_then(|()| writer.flush());
         if let Err(e) = result {
             // A full disk must not take the application down: stop recording, say so once.
-            tracing::error!(target: "taskscope", "recording to {} stopped: {e}", self.path.display());
+            let why = format!("recording to {} stopped: {e}", self.path.display());
+            tracing::error!(target: "taskscope", "{why}");
+            self.failure = Some(why);
             self.writer = None;
         }
     }
@@ -98,9 +103,19 @@ impl Recorder {
                 self.needs_key = true;
             }
             Err(e) => {
-                tracing::error!(target: "taskscope", "rotating {} failed, recording stopped: {e}", self.path.display())
+                let why = format!(
+                    "rotating {} failed, recording stopped: {e}",
+                    self.path.display()
+                );
+                tracing::error!(target: "taskscope", "{why}");
+                self.failure = Some(why);
             }
         }
+    }
+
+    /// Why the recording stopped, once (for the exporter to raise as a warning).
+    pub(crate) fn take_failure(&mut self) -> Option<String> {
+        self.failure.take()
     }
 
     /// Flushes and syncs the file at shutdown.
