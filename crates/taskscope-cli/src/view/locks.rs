@@ -5,7 +5,7 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
-use super::style::{block, window};
+use super::style::{block, column_widths, fit_left, window};
 use crate::app::{fmt_ns, App};
 
 fn header(titles: &[&'static str]) -> Row<'static> {
@@ -21,6 +21,24 @@ pub fn render_locks(app: &App, frame: &mut Frame, area: Rect) {
         area.height.saturating_sub(3) as usize,
     );
     let offset = range.start;
+    let widths = [
+        Constraint::Fill(2),
+        Constraint::Length(12),
+        Constraint::Length(9),
+        // "Contended": its header's length.
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(11),
+        Constraint::Fill(2),
+        Constraint::Fill(2),
+    ];
+    // Locations cut from the left, so their file:line:col stays in view.
+    let location_width = column_widths(area, &widths).last().copied().unwrap_or(0);
     let rows: Vec<Row> = locks[range]
         .iter()
         .map(|l| {
@@ -50,26 +68,10 @@ pub fn render_locks(app: &App, frame: &mut Frame, area: Rect) {
                 Cell::from(fmt_ns(h.max)),
                 waiters,
                 Cell::from(holder),
-                Cell::from(l.location.clone()).dim(),
+                Cell::from(fit_left(&l.location, location_width)).dim(),
             ])
         })
         .collect();
-    let widths = [
-        Constraint::Fill(2),
-        Constraint::Length(12),
-        Constraint::Length(9),
-        // "Contended": its header's length.
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Length(11),
-        Constraint::Fill(2),
-        Constraint::Fill(2),
-    ];
     let table = Table::new(rows, widths)
         .header(header(&[
             "Lock",

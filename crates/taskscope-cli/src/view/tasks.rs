@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
-use super::style::{block, state_style, window};
+use super::style::{block, column_widths, fit_left, state_style, window};
 use crate::app::{fmt_ns, App, Column};
 
 /// A poll this long is highlighted (the default blocked threshold).
@@ -22,6 +22,20 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Cell::from(title)
     }))
     .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
+    let widths = [
+        Constraint::Length(6),
+        Constraint::Fill(2),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(10),
+        Constraint::Length(7),
+        Constraint::Fill(2),
+    ];
+    // Locations cut from the left, so their file:line:col stays in view.
+    let location_width = column_widths(area, &widths).last().copied().unwrap_or(0);
     let height = area.height.saturating_sub(3) as usize;
     let rows_range = window(app.task_count(), app.selected(), height);
     let offset = rows_range.start;
@@ -48,22 +62,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 max,
                 Cell::from(fmt_ns(t.scheduled_ns.value_at_quantile(0.99))),
                 Cell::from(t.wakes.to_string()),
-                Cell::from(t.location.clone()).dim(),
+                Cell::from(fit_left(&t.location, location_width)).dim(),
             ])
         })
         .collect();
-    let widths = [
-        Constraint::Length(6),
-        Constraint::Fill(2),
-        Constraint::Length(9),
-        Constraint::Length(8),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Length(10),
-        Constraint::Length(7),
-        Constraint::Fill(2),
-    ];
     let title = format!(
         "Tasks ({} shown of {})",
         app.task_count(),
