@@ -3,12 +3,13 @@
 //! are read without its lock.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use taskscope_wire::{Task, TaskChange, TaskGroup};
 
 use crate::ids::IdMap;
-use crate::shared::Shared;
+use crate::shared::{Shared, THRESHOLDS};
 use crate::stats::histogram::DenseHistogram;
 use crate::stats::task::TaskStats;
 use crate::to_wire::{task_change, task_to_wire};
@@ -94,10 +95,11 @@ impl LiveView {
 /// See `TaskStats::change_stamp`.
 type ChangeStamp = (u64, u8, u8, bool);
 
-/// What the stream remembers of the tasks it sent: change stamp and the pass that last saw each.
+/// What the stream remembers of the tasks it sent: change stamp, the pass that last saw each,
+/// and the octave of the longest poll its histograms had when last sent.
 #[derive(Debug, Default)]
 pub(crate) struct SentTasks {
-    tasks: IdMap<(ChangeStamp, u64)>,
+    tasks: IdMap<(ChangeStamp, u64, u32)>,
     pass: u64,
 }
 
@@ -109,6 +111,7 @@ impl SentTasks {
             pass: self.pass,
             new: Vec::new(),
             changes: Vec::new(),
+            grown_left: GROWN_PER_PASS,
         }
     }
 
@@ -125,11 +128,15 @@ impl SentTasks {
             pass,
             mut new,
             changes,
+            ..
         } = changed;
         for (id, wire) in finished {
             // A stamp no live task can have marks a finished task.
             let stamp = (u64::MAX, u8::MAX, u8::MAX, true);
-            let entry = self.tasks.entry(id).or_insert((Default::default(), pass));
+            let entry = self
+                .tasks
+                .entry(id)
+                .or_insert((Default::default(), pass, 0));
             entry.1 = pass;
             if entry.0 != stamp {
                 entry.0 = stamp;
@@ -155,7 +162,13 @@ pub(crate) struct TaskChanges {
     pass: u64,
     new: Vec<Task>,
     changes: Vec<TaskChange>,
+    /// Changes that may still carry histograms this pass for a longest poll that grew.
+    grown_left: u32,
 }
+
+/// Tasks a pass sends histograms for because their longest poll doubled (below the blocked
+/// threshold; past it, every one).
+const GROWN_PER_PASS: u32 = 64;
 
 /// Live tasks new to the stream or changed since it last saw them, added to `changed`.
 pub(crate) fn live_task_changes<'a>(
@@ -170,16 +183,34 @@ pub(crate) fn live_task_changes<'a>(
     for stats in live {
         stats_ahead.next().inspect(|s| s.prefetch_stats());
         let stamp = stats.change_stamp();
+        // The longest poll's octave (powers of two): histograms go with a change when it at
+        // least doubled; always past the blocked threshold, else `GROWN_PER_PASS` tasks a pass
+        // (10,000 busy tasks whose preempted polls keep doubling tripled the stream without
+        // the bound: `stream_cost`).
+        let max = stats.hot.max_poll_ns.load(Relaxed);
+        let longest = 64 - max.leading_zeros();
         match sent.tasks.get_mut(&stats.id) {
             None => {
-                sent.tasks.insert(stats.id, (stamp, changed.pass));
+                sent.tasks.insert(stats.id, (stamp, changed.pass, longest));
                 changed.new.push(task_to_wire(stats, shared));
             }
             Some(entry) => {
                 entry.1 = changed.pass;
                 if entry.0 != stamp {
                     entry.0 = stamp;
-                    changed.changes.push(task_change(stats, shared, histograms));
+                    // Changes carry counters only, unless the task's longest poll doubled:
+                    // then its histograms too, so views sorted by the longest poll find it.
+                    let long = max >= THRESHOLDS.blocked_ns.load(Relaxed);
+                    let grew = longest > entry.2 && (long || changed.grown_left > 0);
+                    if grew {
+                        entry.2 = longest;
+                        if !long {
+                            changed.grown_left -= 1;
+                        }
+                    }
+                    changed
+                        .changes
+                        .push(task_change(stats, shared, histograms || grew));
                 }
             }
         }

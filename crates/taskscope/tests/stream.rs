@@ -815,3 +815,38 @@ fn a_recording_that_cannot_be_written_is_a_warning_and_a_writable_one_is_not() {
     assert!(rec.stopped.is_none() && !rec.frames.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_task_whose_longest_poll_grows_reaches_the_client_with_its_histograms() {
+    let guard = exclusive(|| taskscope::Builder::new().bind("127.0.0.1:0"));
+    let (_stream, rx) = connect(guard.local_addr().unwrap(), None);
+    let rt = runtime_thread();
+    let (block, blocked) = tokio::sync::oneshot::channel::<()>();
+    let _task = rt.spawn(async move {
+        taskscope::spawn_named("grows", async move {
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+            let _ = blocked.await;
+            std::thread::sleep(Duration::from_millis(40)); // one long poll
+            std::future::pending::<()>().await; // and alive after it
+        })
+        .await
+    });
+    let mut asm = Assembler::new();
+    let id = wait_for(&rx, &mut asm, Duration::from_secs(5), |asm, _| {
+        let t = asm.snapshot().tasks.iter().find(|t| t.name == "grows")?;
+        (t.polls >= 21).then_some(t.id)
+    })
+    .expect("the task on the stream");
+    let short = asm.snapshot().task(id).unwrap().poll_ns.max;
+    assert!(short < 40_000_000, "{short}");
+    block.send(()).unwrap();
+    // Not watched: its histograms come with its counters once its longest poll grew.
+    let max = wait_for(&rx, &mut asm, Duration::from_secs(5), |asm, _| {
+        let t = asm.snapshot().task(id)?;
+        (t.poll_ns.max >= 40_000_000).then_some(t.poll_ns.max)
+    });
+    assert!(max.is_some(), "{:?}", asm.snapshot().task(id));
+    drop(guard);
+}

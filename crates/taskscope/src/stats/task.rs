@@ -38,7 +38,8 @@ pub(crate) struct Hot {
     /// Untimed polls, modulo 2^32 (`TaskStats::untimed_high` holds the rest).
     untimed: AtomicU32,
     busy_ns: AtomicU64,
-    max_poll_ns: AtomicU64,
+    /// The longest poll so far (exact).
+    pub(crate) max_poll_ns: AtomicU64,
     /// The histograms and the log, allocated by the first move of the buffer (the twelfth
     /// poll): a short task's samples never leave this line, so it costs no histogram memory at
     /// all (a spawn storm of a million one-poll tasks, `examples/app_overhead.rs`). Null until
