@@ -166,29 +166,14 @@ impl<R: Read> RecordingReader<R> {
             n if n < RECORD_HEADER => return Err(WireError::Truncated { offset }),
             _ => {}
         }
-        let len = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")) as u64;
-        let at_ms = u64::from_le_bytes(head[4..12].try_into().expect("8 bytes"));
-        let crc = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
-        if len > MAX_FRAME as u64 {
-            return Err(WireError::FrameTooLarge {
-                offset,
-                len,
-                max: MAX_FRAME,
-            });
-        }
+        let (len, at_ms) = record_len(&head, offset)?;
         let mut payload = Vec::new();
         let got = (&mut self.inner).take(len).read_to_end(&mut payload)?;
         self.consumed.extend_from_slice(&payload);
         if (got as u64) < len {
             return Err(WireError::Truncated { offset });
         }
-        if checksum(&head[..12], &payload) != crc {
-            return Err(WireError::Checksum { offset });
-        }
-        let frame = postcard::from_bytes(&payload).map_err(|e| WireError::Malformed {
-            offset,
-            reason: e.to_string(),
-        })?;
+        let frame = record_frame(&head, &payload, offset)?;
         self.offset += RECORD_HEADER as u64 + len;
         self.consumed.clear();
         Ok(Some((at_ms, frame)))
@@ -271,9 +256,18 @@ fn parse(bytes: &[u8], offset: u64) -> Result<(usize, (u64, Frame)), WireError> 
         return Err(WireError::Truncated { offset });
     }
     let head = &bytes[..RECORD_HEADER];
+    let (len, at_ms) = record_len(head, offset)?;
+    let end = RECORD_HEADER + len as usize;
+    let Some(payload) = bytes.get(RECORD_HEADER..end) else {
+        return Err(WireError::Truncated { offset });
+    };
+    Ok((end, (at_ms, record_frame(head, payload, offset)?)))
+}
+
+/// A record header's payload length (within the limit) and timestamp.
+fn record_len(head: &[u8], offset: u64) -> Result<(u64, u64), WireError> {
     let len = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")) as u64;
     let at_ms = u64::from_le_bytes(head[4..12].try_into().expect("8 bytes"));
-    let crc = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
     if len > MAX_FRAME as u64 {
         return Err(WireError::FrameTooLarge {
             offset,
@@ -281,18 +275,19 @@ fn parse(bytes: &[u8], offset: u64) -> Result<(usize, (u64, Frame)), WireError> 
             max: MAX_FRAME,
         });
     }
-    let end = RECORD_HEADER + len as usize;
-    let Some(payload) = bytes.get(RECORD_HEADER..end) else {
-        return Err(WireError::Truncated { offset });
-    };
+    Ok((len, at_ms))
+}
+
+/// The frame of a record, if its payload matches the header's checksum and decodes.
+fn record_frame(head: &[u8], payload: &[u8], offset: u64) -> Result<Frame, WireError> {
+    let crc = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
     if checksum(&head[..12], payload) != crc {
         return Err(WireError::Checksum { offset });
     }
-    let frame = postcard::from_bytes(payload).map_err(|e| WireError::Malformed {
+    postcard::from_bytes(payload).map_err(|e| WireError::Malformed {
         offset,
         reason: e.to_string(),
-    })?;
-    Ok((end, (at_ms, frame)))
+    })
 }
 
 /// CRC-32 of a record's length and timestamp fields and its payload.
