@@ -73,3 +73,34 @@ fn a_written_report_says_where_and_what_it_holds() {
     assert!(std::fs::metadata(&output).unwrap().len() > 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_refused_dashboard_is_told_why() {
+    let guard = loop {
+        match taskscope::Builder::new()
+            .bind("0.0.0.0:0")
+            .allow_remote("s3cret")
+            .try_init()
+        {
+            Ok(guard) => break guard,
+            Err(taskscope::Error::AlreadyRunning) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let addr = format!("127.0.0.1:{}", guard.local_addr().unwrap().port());
+    let out = Command::new(env!("CARGO_BIN_EXE_taskscope"))
+        .args(["report", &addr, "-o", "unused.md", "--duration", "5s"])
+        .env("TASKSCOPE_TOKEN", "guess")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("refused this dashboard: wrong or missing token"),
+        "{text}"
+    );
+    assert!(!text.contains("console-subscriber"), "{text}");
+    drop(guard);
+}

@@ -146,6 +146,12 @@ pub enum Frame {
     /// Names of scopes whose polls are in `Polls` frames, by task id, each once (version 3;
     /// recordings only): finished scopes are not kept among the tasks.
     PollNames(Vec<(u64, String)>),
+    /// The server refused this client and says why (a wrong or missing token, too many
+    /// clients) before closing (version 3).
+    Refused {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 impl Frame {
@@ -160,7 +166,7 @@ impl Frame {
         }
         let scope = |kind: TaskKind| kind == TaskKind::Scope;
         match self {
-            Frame::Scopes(_) | Frame::PollNames(_) => Some(None),
+            Frame::Scopes(_) | Frame::PollNames(_) | Frame::Refused { .. } => Some(None),
             // A kind older readers cannot decode.
             Frame::Warning(w) if w.kind == crate::model::WarningKind::RecordingStopped => {
                 Some(None)

@@ -312,8 +312,13 @@ fn beyond_loopback_a_token_is_required() {
     let port = guard.local_addr().unwrap().port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let (_wrong, rx_wrong) = connect(addr, Some("guess"));
+    // Told why, and nothing else.
+    match rx_wrong.recv_timeout(Duration::from_secs(3)) {
+        Ok(Frame::Refused { reason }) => assert!(reason.contains("token"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
     assert!(
-        rx_wrong.recv_timeout(Duration::from_secs(3)).is_err(),
+        rx_wrong.recv_timeout(Duration::from_secs(1)).is_err(),
         "no frame without the right token"
     );
     let (_right, rx_right) = connect(addr, Some("s3cret"));

@@ -130,6 +130,9 @@ fn session(
     loop {
         match frames.recv_timeout(Duration::from_millis(50)) {
             Ok(Event::Frame(frame)) => {
+                if let Frame::Refused { reason } = &frame {
+                    return Err(format!("{addr} refused this dashboard: {reason}"));
+                }
                 if asm.hello.is_none() && !matches!(frame, Frame::Hello(_)) {
                     return Err(format!("{addr} is not a taskscope stream (no hello)"));
                 }

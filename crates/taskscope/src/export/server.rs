@@ -363,7 +363,11 @@ fn accept_loop(
                 let n = clients.lock().unwrap_or_else(|e| e.into_inner()).len();
                 if n >= MAX_CLIENTS {
                     tracing::warn!(target: "taskscope", "refusing {peer}: {MAX_CLIENTS} clients already connected");
-                    conn.shutdown_both();
+                    let mut conn = conn;
+                    refuse(
+                        &mut conn,
+                        &format!("{MAX_CLIENTS} clients are connected already"),
+                    );
                     continue;
                 }
                 let (clients, token, stop) = (clients.clone(), token.clone(), stop.clone());
@@ -385,17 +389,31 @@ fn accept_loop(
     }
 }
 
+/// Tells a client why it is refused (a frame small enough for the socket's buffer, written
+/// with a short timeout: it never holds up the caller) and closes the connection.
+fn refuse(conn: &mut Box<dyn Conn>, reason: &str) {
+    let _ = conn.set_timeouts(None, Some(Duration::from_millis(100)));
+    let frame = encode(&Frame::Refused {
+        reason: reason.to_string(),
+    });
+    let _ = conn.write_all(&frame);
+    conn.shutdown_both();
+}
+
 /// Checks the client's hello. Without a token, a client that says nothing is accepted (a
 /// hand-written client may just read); one that sends anything malformed is not.
 /// Returns the client's wire version (a silent client gets version-1 frames only).
-fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<u32, String> {
+///
+/// A refusal says why, and whether to tell the client: one that said a well-formed hello is
+/// told (its version or its token was wrong); garbage is not answered.
+fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<u32, (String, bool)> {
     let wait = if token.is_some() {
         HANDSHAKE_TIMEOUT
     } else {
         Duration::from_millis(300)
     };
     conn.set_timeouts(Some(wait), Some(WRITE_TIMEOUT))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.to_string(), false))?;
     let mut reader = FrameReader::with_limit(&mut *conn, MAX_CLIENT_FRAME);
     match reader.next_frame::<ClientFrame>() {
         Ok(Some(ClientFrame::Hello {
@@ -403,19 +421,24 @@ fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<u32, Strin
             token: given,
         })) => {
             if !(MIN_WIRE_VERSION..=WIRE_VERSION).contains(&version) {
-                return Err(format!(
-                    "speaks wire version {version}, this serves {MIN_WIRE_VERSION} to {WIRE_VERSION}"
+                return Err((
+                    format!(
+                        "speaks wire version {version}, this serves {MIN_WIRE_VERSION} to {WIRE_VERSION}"
+                    ),
+                    true,
                 ));
             }
             match token {
                 Some(expected) if given.as_deref() != Some(expected) => {
-                    Err("wrong or missing token".into())
+                    Err(("wrong or missing token".into(), true))
                 }
                 _ => Ok(version),
             }
         }
-        Ok(Some(ClientFrame::Watch { .. })) => Err("asked to watch before saying hello".into()),
-        Ok(None) => Err("closed before saying hello".into()),
+        Ok(Some(ClientFrame::Watch { .. })) => {
+            Err(("asked to watch before saying hello".into(), false))
+        }
+        Ok(None) => Err(("closed before saying hello".into(), false)),
         Err(WireError::Io(e))
             if matches!(
                 e.kind(),
@@ -423,11 +446,11 @@ fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<u32, Strin
             ) =>
         {
             match token {
-                Some(_) => Err("no hello with the required token".into()),
+                Some(_) => Err(("no hello with the required token".into(), false)),
                 None => Ok(MIN_WIRE_VERSION),
             }
         }
-        Err(e) => Err(format!("sent garbage: {e}")),
+        Err(e) => Err((format!("sent garbage: {e}"), false)),
     }
 }
 
@@ -440,9 +463,12 @@ fn serve_client(
 ) {
     let version = match handshake(&mut conn, token.as_deref()) {
         Ok(version) => version,
-        Err(why) => {
+        Err((why, tell)) => {
             tracing::warn!(target: "taskscope", "closing stream client {peer}: {why}");
-            conn.shutdown_both();
+            match tell {
+                true => refuse(&mut conn, &why),
+                false => conn.shutdown_both(),
+            }
             return;
         }
     };
