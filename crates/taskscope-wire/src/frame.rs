@@ -253,6 +253,11 @@ pub enum WireError {
     BadMagic,
     /// An empty file where a recording was expected.
     Empty,
+    /// A recording header with flags this build does not know (bytes 12 to 15).
+    UnsupportedFlags {
+        /// The flags found.
+        found: u32,
+    },
     /// A version this build cannot read.
     UnsupportedVersion {
         /// The version found.
@@ -281,6 +286,10 @@ impl std::fmt::Display for WireError {
             }
             WireError::BadMagic => f.write_str("not a taskscope recording (bad magic bytes)"),
             WireError::Empty => f.write_str("the file is empty (not even a recording's header)"),
+            WireError::UnsupportedFlags { found } => write!(
+                f,
+                "the recording's header has flags {found:#x}, which this build does not know"
+            ),
             WireError::UnsupportedVersion { found } => {
                 write!(f, "format version {found} is not supported (this build reads versions {MIN_WIRE_VERSION} to {WIRE_VERSION})")
             }

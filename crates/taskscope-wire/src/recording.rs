@@ -135,6 +135,11 @@ impl<R: Read> RecordingReader<R> {
         if !(MIN_WIRE_VERSION..=WIRE_VERSION).contains(&version) {
             return Err(WireError::UnsupportedVersion { found: version });
         }
+        // No flag is defined yet: one set is a format this build cannot read.
+        let flags = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
+        if flags != 0 {
+            return Err(WireError::UnsupportedFlags { found: flags });
+        }
         Ok(RecordingReader {
             inner,
             offset: HEADER_LEN,
@@ -379,6 +384,17 @@ mod tests {
         assert_eq!(rec.frames.len(), 2);
         assert!(rec.skipped.is_empty());
         assert_eq!(rec.stopped.unwrap().offset, ends[1]);
+    }
+
+    #[test]
+    fn unknown_header_flags_are_refused() {
+        let (mut bytes, _) = recording(2);
+        bytes[12] = 1;
+        let err = RecordingReader::new(&bytes[..]).unwrap_err();
+        assert!(
+            matches!(err, WireError::UnsupportedFlags { found: 1 }),
+            "{err}"
+        );
     }
 
     #[test]

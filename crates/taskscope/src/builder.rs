@@ -199,7 +199,12 @@ impl Builder {
     }
 
     /// Caps the recording at about `bytes`: the full file is renamed `PATH.1` (replacing an older
-    /// one) and a new one started, so at most twice the cap stays on disk.
+    /// one) and a new one started, so about twice the cap stays on disk.
+    ///
+    /// A file is rotated at the first collector tick (100 ms) that finds it at or past the cap,
+    /// so it can exceed the cap by one tick's frames; a new file starts with a key frame (the
+    /// whole state). A cap smaller than that rotates at every tick, and `PATH.1` then holds only
+    /// the tick before.
     pub fn record_max_bytes(mut self, bytes: u64) -> Self {
         self.record_max_bytes = Some(bytes.max(1));
         self
