@@ -4,7 +4,7 @@ package (HdrHistogram's own Python port, from PyPI). Run by CI:
     python3 tests/hdr_reference.py REPORT.hlog REPORT.json
 
 Checks that every interval of the log decodes, that every `*_hdr` field of the JSON report
-decodes, and that both agree with the JSON report's own counts and percentiles.
+decodes, and that both agree with the JSON report's own counts, medians and maxima.
 """
 
 import json
@@ -58,12 +58,16 @@ def main(hlog_path, json_path):
         h = decoded(encoded, f"JSON {tag}")
         if h.get_total_count() != percentiles["count"]:
             fail(f"JSON {tag}: {h.get_total_count()} values, the report says {percentiles['count']}")
-        # The median and the maximum agree within the buckets' precision. (An upper percentile
-        # with few values above it may sit a bucket apart: the two pick a percentile's value
-        # by its rank in ways that can differ by one value.)
-        for name, theirs in [("p50", h.get_value_at_percentile(50)), ("max", h.get_max_value())]:
-            if percentiles["count"] and not close(percentiles[name], theirs):
-                fail(f"JSON {tag}: {name} {theirs}, the report says {percentiles[name]}")
+        # The median agrees within the buckets' precision. (An upper percentile with few values
+        # above it may sit a bucket apart: the two pick a percentile's value by its rank in
+        # ways that can differ by one value.) The report's maximum is exact over every poll,
+        # the histogram holds the timed ones: the histogram's cannot be above it.
+        if percentiles["count"]:
+            p50 = h.get_value_at_percentile(50)
+            if not close(percentiles["p50"], p50):
+                fail(f"JSON {tag}: p50 {p50}, the report says {percentiles['p50']}")
+            if h.get_max_value() > percentiles["max"] * 1.03 + 1:
+                fail(f"JSON {tag}: max {h.get_max_value()} above the report's {percentiles['max']}")
         if percentiles["count"]:
             expected[tag_text(tag)] = percentiles["count"]
 
