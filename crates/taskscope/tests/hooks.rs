@@ -52,6 +52,16 @@ fn plain_tokio_spawns_are_timed_and_a_blocking_one_is_blamed() {
         tokio::spawn(async { std::thread::sleep(Duration::from_millis(150)) })
             .await
             .unwrap();
+        // tokio calls the after-poll hook (which reports the run's end) after the task's
+        // completion woke this future: give it its moment before stopping.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while taskscope::snapshot()
+            .warnings_of(WarningKind::BlockedWorker)
+            .any(|w| w.ongoing)
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         // An instrumented task on the hooked runtime is counted once, by taskscope::spawn.
         taskscope::spawn_named("instrumented", async {
             tokio::task::yield_now().await;

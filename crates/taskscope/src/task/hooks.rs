@@ -136,13 +136,20 @@ fn run_starts(meta: &TaskMeta<'_>) {
     let Some(stats) = TASKS.get(id) else {
         return;
     };
+    // Running, unless it already finished: a finished task stays finished (the collector
+    // retires it by its `Done`), whatever order the hooks of its last moments come in.
+    let running = stats.hot.state.fetch_update(Relaxed, Relaxed, |s| {
+        (s != STATE_DONE).then_some(STATE_RUNNING)
+    });
+    if running.is_err() {
+        return;
+    }
     let slot = worker::current();
     let start = clock::now();
     let outer = slot.enter_poll(stats.id, &stats, start);
     if stats.first_poll.load(Relaxed) == 0 {
         stats.first_poll.store(start, Relaxed);
     }
-    stats.hot.state.store(STATE_RUNNING, Relaxed);
     let run = Run {
         id,
         stats,
@@ -185,7 +192,11 @@ fn run_ends(meta: &TaskMeta<'_>) {
         };
         crate::shared::finish(stats, outcome, end);
     } else {
-        stats.hot.state.store(STATE_IDLE, Relaxed);
+        // (Not over a `Done` set meanwhile by a terminate hook elsewhere.)
+        let _ = stats
+            .hot
+            .state
+            .compare_exchange(STATE_RUNNING, STATE_IDLE, Relaxed, Relaxed);
     }
 }
 
