@@ -280,10 +280,10 @@ fn listen(
         match live.feed.recv_timeout(left) {
             Ok(crate::source::Feed::Snapshot(s)) => last = Some(s),
             // A source that cannot connect says why at once; no need to wait out `duration`.
-            Ok(crate::source::Feed::Status(s)) if last.is_none() && gone(&s).is_some() => {
-                bail!("no data from {addr}: {}", gone(&s).unwrap_or_default())
-            }
-            Ok(crate::source::Feed::Status(s)) => status = s,
+            Ok(crate::source::Feed::Status(s)) => match gone(&s).filter(|_| last.is_none()) {
+                Some(why) => bail!("no data from {addr}: {why}"),
+                None => status = s,
+            },
             Err(_) => break,
         }
     }

@@ -180,6 +180,7 @@ pub(crate) fn live_task_changes<'a>(
 ) {
     // Every task's hot line is a miss here (the workers write them): ask for them ahead.
     let mut stats_ahead = live.clone().skip(4);
+    let blocked_ns = THRESHOLDS.blocked_ns.load(Relaxed);
     for stats in live {
         stats_ahead.next().inspect(|s| s.prefetch_stats());
         let stamp = stats.change_stamp();
@@ -200,7 +201,7 @@ pub(crate) fn live_task_changes<'a>(
                     entry.0 = stamp;
                     // Changes carry counters only, unless the task's longest poll doubled:
                     // then its histograms too, so views sorted by the longest poll find it.
-                    let long = max >= THRESHOLDS.blocked_ns.load(Relaxed);
+                    let long = max >= blocked_ns;
                     let grew = longest > entry.2 && (long || changed.grown_left > 0);
                     if grew {
                         entry.2 = longest;

@@ -79,9 +79,7 @@ impl Exporter {
         // Ended polls of the timeline go to the recording only: live clients do not use them,
         // and clients older than the `Polls` frame would not understand it.
         // A recording that stopped last tick is a warning from this one on (streamed below).
-        if let Some(why) = self.recorder.as_mut().and_then(|r| r.take_failure()) {
-            registry.warnings.recording_stopped(shared, why);
-        }
+        self.raise_recording_failure(shared, registry);
         let (polls, poll_names) = registry.timeline.take_unsent();
         let changed_stacks: Vec<Frame> = std::mem::take(&mut registry.stacks.changed)
             .into_iter()
@@ -225,15 +223,20 @@ impl Exporter {
     }
 
     /// Final frames at shutdown, flushed to disk.
+    /// Raises `recording_stopped` once the recorder has failed.
+    fn raise_recording_failure(&mut self, shared: &Shared, registry: &mut Registry) {
+        if let Some(why) = self.recorder.as_mut().and_then(|r| r.take_failure()) {
+            registry.warnings.recording_stopped(shared, why);
+        }
+    }
+
     pub(crate) fn finish(&mut self, shared: &'static Shared, registry: &mut Registry) {
         self.tick_with(shared, registry, true);
         if let Some(recorder) = &mut self.recorder {
             recorder.close();
-            // The last frames failed: the final snapshot and report say so.
-            if let Some(why) = recorder.take_failure() {
-                registry.warnings.recording_stopped(shared, why);
-            }
         }
+        // The last frames failed: the final snapshot and report say so.
+        self.raise_recording_failure(shared, registry);
         if let Some(server) = self.server.take() {
             server.shutdown();
         }

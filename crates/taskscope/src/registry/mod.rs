@@ -398,7 +398,6 @@ impl Registry {
         LiveView::new(self.live.values().cloned().collect(), self.groups.clone())
     }
 
-    /// Name and location of a task the registry knows.
     /// The instrumented task a live task or scope was created in, if any.
     pub(crate) fn parent_of(&self, id: u64) -> Option<u64> {
         self.live
@@ -407,6 +406,7 @@ impl Registry {
             .filter(|&p| p != 0)
     }
 
+    /// Name and location of a task the registry knows.
     pub(crate) fn describe(&self, id: u64) -> Option<(String, String, TaskKind)> {
         self.live
             .get(&id)
@@ -435,15 +435,11 @@ impl Registry {
 
     /// The first instrumented task up a scope's parents (scopes nest), if it is still live.
     pub(crate) fn task_of_scope(&self, scope: u64) -> Option<String> {
-        let mut at = scope;
-        for _ in 0..64 {
-            let parent = self.parent_of(at)?;
-            match self.describe(parent)? {
-                (_, _, TaskKind::Scope) => at = parent,
-                (name, _, _) => return Some(name),
-            }
-        }
-        None
+        let task = self
+            .parents(scope)
+            .into_iter()
+            .find(|&parent| self.kind_of(parent) != Some(TaskKind::Scope))?;
+        self.describe(task).map(|(name, _, _)| name)
     }
 
     /// How a warning's text names the task or scope `id`: ``task `name` `` or, for a scope,
