@@ -371,3 +371,22 @@ fn debug_reads_as_tokios() {
         assert_eq!(format!("{o1:?}"), format!("{o2:?}"));
     });
 }
+
+#[test]
+fn guards_print_like_tokio_s_debug_and_display_of_the_value() {
+    guard();
+    rt().block_on(async {
+        let lock = Arc::new(RwLock::new(7u32));
+        assert_eq!(
+            format!("{} {:?}", lock.read().await, lock.read().await),
+            "7 7"
+        );
+        let owned = lock.clone().read_owned().await;
+        assert_eq!(owned.to_string(), "7");
+        drop(owned);
+        assert_eq!(lock.write().await.to_string(), "7");
+        let mutex = Mutex::new(String::from("ok"));
+        let held = mutex.lock().await;
+        assert_eq!(format!("{held} {held:?}"), "ok \"ok\"");
+    });
+}

@@ -77,7 +77,9 @@ macro_rules! try_spending_budget {
     };
 }
 
+mod acquire;
 pub(crate) mod graph;
+mod guards;
 pub(crate) mod held;
 mod mutex;
 mod rwlock;

@@ -1,14 +1,14 @@
 //! `taskscope::sync::Mutex`: `tokio::sync::Mutex` with waits, holds and holders recorded.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::clock;
 use crate::stats::lock::LockKind;
-use crate::sync::held::{Ctx, Held, Waiting};
+use crate::sync::acquire::{acquire, blocking, hold};
+use crate::sync::guards::{guard, lock_impls};
+use crate::sync::held::Held;
 use crate::sync::{register, TryLockError};
 
 /// An asynchronous mutex, like [`tokio::sync::Mutex`], that records how long tasks wait for it
@@ -29,37 +29,45 @@ pub struct Mutex<T: ?Sized> {
     inner: tokio::sync::Mutex<T>,
 }
 
-/// A guard of a [`Mutex`]; releases the lock when dropped.
-#[must_use = "if unused the Mutex will immediately unlock"]
-pub struct MutexGuard<'a, T: ?Sized> {
-    // Dropped first: records the hold while the lock is still held.
-    held: Option<Held>,
-    inner: tokio::sync::MutexGuard<'a, T>,
-    lock: &'a Mutex<T>,
+guard! {
+    /// A guard of a [`Mutex`]; releases the lock when dropped.
+    #[must_use = "if unused the Mutex will immediately unlock"]
+    pub struct MutexGuard ['a, T: ?Sized] ['a, T] => T, write {
+        // Dropped first: records the hold while the lock is still held.
+        held: Option<Held>,
+        inner: tokio::sync::MutexGuard<'a, T>,
+        lock: &'a Mutex<T>,
+    }
 }
 
-/// A guard of a [`Mutex`] mapped to a part of the protected value.
-#[must_use = "if unused the Mutex will immediately unlock"]
-pub struct MappedMutexGuard<'a, T: ?Sized> {
-    held: Option<Held>,
-    inner: tokio::sync::MappedMutexGuard<'a, T>,
+guard! {
+    /// A guard of a [`Mutex`] mapped to a part of the protected value.
+    #[must_use = "if unused the Mutex will immediately unlock"]
+    pub struct MappedMutexGuard ['a, T: ?Sized] ['a, T] => T, write {
+        held: Option<Held>,
+        inner: tokio::sync::MappedMutexGuard<'a, T>,
+    }
 }
 
-/// An owned guard of a [`Mutex`] in an `Arc`, from [`Mutex::lock_owned`].
-#[must_use = "if unused the Mutex will immediately unlock"]
-pub struct OwnedMutexGuard<T: ?Sized + 'static> {
-    held: Option<Held>,
-    // Borrows from `lock`, which is declared after it so it outlives it.
-    inner: tokio::sync::MutexGuard<'static, T>,
-    lock: Arc<Mutex<T>>,
+guard! {
+    /// An owned guard of a [`Mutex`] in an `Arc`, from [`Mutex::lock_owned`].
+    #[must_use = "if unused the Mutex will immediately unlock"]
+    pub struct OwnedMutexGuard [T: ?Sized + 'static] [T] => T, write {
+        held: Option<Held>,
+        // Borrows from `lock`, which is declared after it so it outlives it.
+        inner: tokio::sync::MutexGuard<'static, T>,
+        lock: Arc<Mutex<T>>,
+    }
 }
 
-/// An owned guard mapped to a part of the protected value.
-#[must_use = "if unused the Mutex will immediately unlock"]
-pub struct OwnedMappedMutexGuard<T: ?Sized + 'static, U: ?Sized + 'static> {
-    _held: Option<Held>,
-    inner: tokio::sync::MappedMutexGuard<'static, U>,
-    _lock: Arc<Mutex<T>>,
+guard! {
+    /// An owned guard mapped to a part of the protected value.
+    #[must_use = "if unused the Mutex will immediately unlock"]
+    pub struct OwnedMappedMutexGuard [T: ?Sized + 'static, U: ?Sized + 'static] [T, U] => U, write {
+        _held: Option<Held>,
+        inner: tokio::sync::MappedMutexGuard<'static, U>,
+        _lock: Arc<Mutex<T>>,
+    }
 }
 
 impl<T> Mutex<T> {
@@ -98,23 +106,6 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
-    fn acquired(
-        &self,
-        location: &'static Location<'static>,
-        wait_ns: u64,
-        contended: bool,
-    ) -> Option<Held> {
-        let stats = self.stats.as_ref()?;
-        Some(Held::acquire(
-            stats,
-            Ctx::current(),
-            location,
-            wait_ns,
-            contended,
-            true,
-        ))
-    }
-
     /// Locks the mutex, waiting (fairly, first come first served) while another holds it.
     #[track_caller]
     pub fn lock(&self) -> impl Future<Output = MutexGuard<'_, T>> + '_ {
@@ -124,10 +115,9 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks the mutex if it is free.
     #[track_caller]
     pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError> {
-        let location = Location::caller();
         let inner = self.inner.try_lock()?;
         Ok(MutexGuard {
-            held: self.acquired(location, 0, false),
+            held: hold(self.stats.as_ref(), Location::caller(), 0, false, true),
             inner,
             lock: self,
         })
@@ -140,12 +130,9 @@ impl<T: ?Sized> Mutex<T> {
     /// Like tokio's, when called inside an asynchronous execution context.
     #[track_caller]
     pub fn blocking_lock(&self) -> MutexGuard<'_, T> {
-        let location = Location::caller();
-        let start = clock::now();
-        let inner = self.inner.blocking_lock();
-        let wait = clock::delta_ns(start, clock::now());
+        let (inner, held) = blocking(self.stats.as_ref(), true, || self.inner.blocking_lock());
         MutexGuard {
-            held: self.acquired(location, wait, wait > 1_000_000),
+            held,
             inner,
             lock: self,
         }
@@ -165,20 +152,11 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     async fn lock_at(&self, location: &'static Location<'static>) -> MutexGuard<'_, T> {
-        let (inner, wait, contended) = match &self.stats {
-            None => (self.inner.lock().await, 0, false),
-            Some(stats) => match try_spending_budget!(self.inner.try_lock()) {
-                Ok(inner) => (inner, 0, false),
-                Err(_) => {
-                    // Unmarked on drop, so a cancelled wait leaves no phantom waiter.
-                    let waiting = Waiting::start(stats, &Ctx::current(), location);
-                    let inner = self.inner.lock().await;
-                    (inner, clock::delta_ns(waiting.since(), clock::now()), true)
-                }
-            },
-        };
+        let side = self.stats.as_ref();
+        let (inner, wait, contended) =
+            acquire!(side, location, self.inner.try_lock(), self.inner.lock());
         MutexGuard {
-            held: self.acquired(location, wait, contended),
+            held: hold(side, location, wait, contended, true),
             inner,
             lock: self,
         }
@@ -284,58 +262,4 @@ impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
     }
 }
 
-macro_rules! deref_guard {
-    ($($guard:ident [$($gen:tt)*] [$($arg:tt)*] => $target:ident;)*) => {$(
-        impl<$($gen)*> std::ops::Deref for $guard<$($arg)*> {
-            type Target = $target;
-            fn deref(&self) -> &$target {
-                &self.inner
-            }
-        }
-        impl<$($gen)*> std::ops::DerefMut for $guard<$($arg)*> {
-            fn deref_mut(&mut self) -> &mut $target {
-                &mut self.inner
-            }
-        }
-        impl<$($gen)*> std::fmt::Debug for $guard<$($arg)*> where $target: std::fmt::Debug {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Debug::fmt(&**self, f)
-            }
-        }
-        impl<$($gen)*> std::fmt::Display for $guard<$($arg)*> where $target: std::fmt::Display {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Display::fmt(&**self, f)
-            }
-        }
-    )*};
-}
-pub(crate) use deref_guard;
-
-deref_guard! {
-    MutexGuard ['a, T: ?Sized] ['a, T] => T;
-    MappedMutexGuard ['a, T: ?Sized] ['a, T] => T;
-    OwnedMutexGuard [T: ?Sized + 'static] [T] => T;
-    OwnedMappedMutexGuard [T: ?Sized + 'static, U: ?Sized + 'static] [T, U] => U;
-}
-
-/// As tokio's: `Mutex { data: .. }`, or `Mutex { data: <locked> }` (not counted as an
-/// acquisition).
-impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
-    }
-}
-
-impl<T: Default> Default for Mutex<T> {
-    #[track_caller]
-    fn default() -> Self {
-        Mutex::new(T::default())
-    }
-}
-
-impl<T> From<T> for Mutex<T> {
-    #[track_caller]
-    fn from(value: T) -> Self {
-        Mutex::new(value)
-    }
-}
+lock_impls!(Mutex);

@@ -1,15 +1,14 @@
 //! `taskscope::sync::RwLock`: `tokio::sync::RwLock` with read and write sides recorded apart.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::clock;
 use crate::stats::lock::LockKind;
-use crate::sync::held::{Ctx, Held, Waiting};
-use crate::sync::mutex::deref_guard;
+use crate::sync::acquire::{acquire, blocking, hold};
+use crate::sync::guards::{guard, lock_impls};
+use crate::sync::held::Held;
 use crate::sync::{register, TryLockError};
 
 /// An asynchronous reader-writer lock, like [`tokio::sync::RwLock`] (fair, write-preferring), that
@@ -30,42 +29,52 @@ pub struct RwLock<T: ?Sized> {
     inner: tokio::sync::RwLock<T>,
 }
 
-/// Shared read access to an [`RwLock`].
-#[must_use = "if unused the RwLock will immediately unlock"]
-pub struct RwLockReadGuard<'a, T: ?Sized> {
-    held: Option<Held>,
-    inner: tokio::sync::RwLockReadGuard<'a, T>,
+guard! {
+    /// Shared read access to an [`RwLock`].
+    #[must_use = "if unused the RwLock will immediately unlock"]
+    pub struct RwLockReadGuard ['a, T: ?Sized] ['a, T] => T, read {
+        held: Option<Held>,
+        inner: tokio::sync::RwLockReadGuard<'a, T>,
+    }
 }
 
-/// Exclusive write access to an [`RwLock`].
-#[must_use = "if unused the RwLock will immediately unlock"]
-pub struct RwLockWriteGuard<'a, T: ?Sized> {
-    held: Option<Held>,
-    inner: tokio::sync::RwLockWriteGuard<'a, T>,
-    lock: &'a RwLock<T>,
+guard! {
+    /// Exclusive write access to an [`RwLock`].
+    #[must_use = "if unused the RwLock will immediately unlock"]
+    pub struct RwLockWriteGuard ['a, T: ?Sized] ['a, T] => T, write {
+        held: Option<Held>,
+        inner: tokio::sync::RwLockWriteGuard<'a, T>,
+        lock: &'a RwLock<T>,
+    }
 }
 
-/// Write access to a part of an [`RwLock`]'s value.
-#[must_use = "if unused the RwLock will immediately unlock"]
-pub struct RwLockMappedWriteGuard<'a, T: ?Sized> {
-    _held: Option<Held>,
-    inner: tokio::sync::RwLockMappedWriteGuard<'a, T>,
+guard! {
+    /// Write access to a part of an [`RwLock`]'s value.
+    #[must_use = "if unused the RwLock will immediately unlock"]
+    pub struct RwLockMappedWriteGuard ['a, T: ?Sized] ['a, T] => T, write {
+        _held: Option<Held>,
+        inner: tokio::sync::RwLockMappedWriteGuard<'a, T>,
+    }
 }
 
-/// Owned read access, from [`RwLock::read_owned`].
-#[must_use = "if unused the RwLock will immediately unlock"]
-pub struct OwnedRwLockReadGuard<T: ?Sized + 'static> {
-    _held: Option<Held>,
-    inner: tokio::sync::RwLockReadGuard<'static, T>,
-    _lock: Arc<RwLock<T>>,
+guard! {
+    /// Owned read access, from [`RwLock::read_owned`].
+    #[must_use = "if unused the RwLock will immediately unlock"]
+    pub struct OwnedRwLockReadGuard [T: ?Sized + 'static] [T] => T, read {
+        _held: Option<Held>,
+        inner: tokio::sync::RwLockReadGuard<'static, T>,
+        _lock: Arc<RwLock<T>>,
+    }
 }
 
-/// Owned write access, from [`RwLock::write_owned`].
-#[must_use = "if unused the RwLock will immediately unlock"]
-pub struct OwnedRwLockWriteGuard<T: ?Sized + 'static> {
-    _held: Option<Held>,
-    inner: tokio::sync::RwLockWriteGuard<'static, T>,
-    _lock: Arc<RwLock<T>>,
+guard! {
+    /// Owned write access, from [`RwLock::write_owned`].
+    #[must_use = "if unused the RwLock will immediately unlock"]
+    pub struct OwnedRwLockWriteGuard [T: ?Sized + 'static] [T] => T, write {
+        _held: Option<Held>,
+        inner: tokio::sync::RwLockWriteGuard<'static, T>,
+        _lock: Arc<RwLock<T>>,
+    }
 }
 
 impl<T> RwLock<T> {
@@ -150,24 +159,6 @@ impl<T> RwLock<T> {
     }
 }
 
-fn acquired(
-    stats: &Option<super::Registered>,
-    location: &'static Location<'static>,
-    wait_ns: u64,
-    contended: bool,
-    exclusive: bool,
-) -> Option<Held> {
-    let stats = stats.as_ref()?;
-    Some(Held::acquire(
-        stats,
-        Ctx::current(),
-        location,
-        wait_ns,
-        contended,
-        exclusive,
-    ))
-}
-
 impl<T: ?Sized> RwLock<T> {
     /// Locks for reading, waiting while a writer holds or waits for the lock.
     #[track_caller]
@@ -184,10 +175,15 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for reading if no writer holds or waits for the lock.
     #[track_caller]
     pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, TryLockError> {
-        let location = Location::caller();
         let inner = self.inner.try_read()?;
         Ok(RwLockReadGuard {
-            held: acquired(&self.read_stats, location, 0, false, false),
+            held: hold(
+                self.read_stats.as_ref(),
+                Location::caller(),
+                0,
+                false,
+                false,
+            ),
             inner,
         })
     }
@@ -195,10 +191,15 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for writing if the lock is free.
     #[track_caller]
     pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, TryLockError> {
-        let location = Location::caller();
         let inner = self.inner.try_write()?;
         Ok(RwLockWriteGuard {
-            held: acquired(&self.write_stats, location, 0, false, true),
+            held: hold(
+                self.write_stats.as_ref(),
+                Location::caller(),
+                0,
+                false,
+                true,
+            ),
             inner,
             lock: self,
         })
@@ -211,14 +212,10 @@ impl<T: ?Sized> RwLock<T> {
     /// Like tokio's, when called inside an asynchronous execution context.
     #[track_caller]
     pub fn blocking_read(&self) -> RwLockReadGuard<'_, T> {
-        let location = Location::caller();
-        let start = clock::now();
-        let inner = self.inner.blocking_read();
-        let wait = clock::delta_ns(start, clock::now());
-        RwLockReadGuard {
-            held: acquired(&self.read_stats, location, wait, false, false),
-            inner,
-        }
+        let (inner, held) = blocking(self.read_stats.as_ref(), false, || {
+            self.inner.blocking_read()
+        });
+        RwLockReadGuard { held, inner }
     }
 
     /// Locks for writing from synchronous code.
@@ -228,12 +225,11 @@ impl<T: ?Sized> RwLock<T> {
     /// Like tokio's, when called inside an asynchronous execution context.
     #[track_caller]
     pub fn blocking_write(&self) -> RwLockWriteGuard<'_, T> {
-        let location = Location::caller();
-        let start = clock::now();
-        let inner = self.inner.blocking_write();
-        let wait = clock::delta_ns(start, clock::now());
+        let (inner, held) = blocking(self.write_stats.as_ref(), true, || {
+            self.inner.blocking_write()
+        });
         RwLockWriteGuard {
-            held: acquired(&self.write_stats, location, wait, false, true),
+            held,
             inner,
             lock: self,
         }
@@ -253,44 +249,20 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     async fn read_at(&self, at: &'static Location<'static>) -> RwLockReadGuard<'_, T> {
-        let (inner, wait, contended) = match try_spending_budget!(self.inner.try_read()) {
-            Ok(inner) => (inner, 0, false),
-            Err(_) => {
-                // Unmarked on drop, so a cancelled wait leaves no phantom waiter.
-                let waiting = self
-                    .read_stats
-                    .as_ref()
-                    .map(|s| Waiting::start(s, &Ctx::current(), at));
-                let inner = self.inner.read().await;
-                let wait = waiting
-                    .as_ref()
-                    .map_or(0, |w| clock::delta_ns(w.since(), clock::now()));
-                (inner, wait, true)
-            }
-        };
+        let side = self.read_stats.as_ref();
+        let (inner, wait, contended) = acquire!(side, at, self.inner.try_read(), self.inner.read());
         RwLockReadGuard {
-            held: acquired(&self.read_stats, at, wait, contended, false),
+            held: hold(side, at, wait, contended, false),
             inner,
         }
     }
 
     async fn write_at(&self, at: &'static Location<'static>) -> RwLockWriteGuard<'_, T> {
-        let (inner, wait, contended) = match try_spending_budget!(self.inner.try_write()) {
-            Ok(inner) => (inner, 0, false),
-            Err(_) => {
-                let waiting = self
-                    .write_stats
-                    .as_ref()
-                    .map(|s| Waiting::start(s, &Ctx::current(), at));
-                let inner = self.inner.write().await;
-                let wait = waiting
-                    .as_ref()
-                    .map_or(0, |w| clock::delta_ns(w.since(), clock::now()));
-                (inner, wait, true)
-            }
-        };
+        let side = self.write_stats.as_ref();
+        let (inner, wait, contended) =
+            acquire!(side, at, self.inner.try_write(), self.inner.write());
         RwLockWriteGuard {
-            held: acquired(&self.write_stats, at, wait, contended, true),
+            held: hold(side, at, wait, contended, true),
             inner,
             lock: self,
         }
@@ -441,54 +413,7 @@ fn read_hold<T: ?Sized>(
     lock: &RwLock<T>,
     location: Option<&'static Location<'static>>,
 ) -> Option<Held> {
-    location.and_then(|at| acquired(&lock.read_stats, at, 0, false, false))
+    location.and_then(|at| hold(lock.read_stats.as_ref(), at, 0, false, false))
 }
 
-deref_guard! {
-    RwLockWriteGuard ['a, T: ?Sized] ['a, T] => T;
-    RwLockMappedWriteGuard ['a, T: ?Sized] ['a, T] => T;
-    OwnedRwLockWriteGuard [T: ?Sized + 'static] [T] => T;
-}
-
-macro_rules! deref_read_guard {
-    ($($guard:ident [$($gen:tt)*] [$($arg:tt)*];)*) => {$(
-        impl<$($gen)*> std::ops::Deref for $guard<$($arg)*> {
-            type Target = T;
-            fn deref(&self) -> &T {
-                &self.inner
-            }
-        }
-        impl<$($gen)*> fmt::Debug for $guard<$($arg)*> where T: fmt::Debug {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&**self, f)
-            }
-        }
-    )*};
-}
-
-deref_read_guard! {
-    RwLockReadGuard ['a, T: ?Sized] ['a, T];
-    OwnedRwLockReadGuard [T: ?Sized + 'static] [T];
-}
-
-/// As tokio's: `RwLock { data: .. }`, or `RwLock { data: <locked> }` while written (not counted
-/// as a read).
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
-    }
-}
-
-impl<T: Default> Default for RwLock<T> {
-    #[track_caller]
-    fn default() -> Self {
-        RwLock::new(T::default())
-    }
-}
-
-impl<T> From<T> for RwLock<T> {
-    #[track_caller]
-    fn from(value: T) -> Self {
-        RwLock::new(value)
-    }
-}
+lock_impls!(RwLock);
