@@ -14,69 +14,115 @@ fn field(s: &str) -> String {
     }
 }
 
-fn stats(h: &Histogram) -> String {
-    let p = h.percentiles();
-    format!(
-        "{},{},{},{},{},{}",
-        p.count, p.p50, p.p90, p.p99, p.p999, p.max
-    )
+/// The columns, in order. Each row fills the ones its entity has; the rest stay empty.
+const COLUMNS: [&str; 20] = [
+    "type",
+    "name",
+    "kind",
+    "location",
+    "count",
+    "p50_ns",
+    "p90_ns",
+    "p99_ns",
+    "p999_ns",
+    "max_ns",
+    "spawned",
+    "completed",
+    "cancelled",
+    "panicked",
+    "acquisitions",
+    "contended",
+    "busy_ns",
+    "responses_2xx",
+    "responses_4xx",
+    "responses_5xx",
+];
+
+/// A row under construction: a value per named column.
+#[derive(Default)]
+struct Row(Vec<(&'static str, String)>);
+
+impl Row {
+    fn new(kind_of_row: &str, name: &str, kind: &str, location: &str, h: &Histogram) -> Row {
+        let p = h.percentiles();
+        let mut row = Row::default();
+        row.set("type", kind_of_row)
+            .set("name", name)
+            .set("kind", kind)
+            .set("location", location)
+            .set("count", p.count)
+            .set("p50_ns", p.p50)
+            .set("p90_ns", p.p90)
+            .set("p99_ns", p.p99)
+            .set("p999_ns", p.p999)
+            .set("max_ns", p.max);
+        row
+    }
+
+    fn set(&mut self, column: &'static str, value: impl ToString) -> &mut Row {
+        debug_assert!(COLUMNS.contains(&column), "no column {column}");
+        self.0.push((column, value.to_string()));
+        self
+    }
+
+    fn write(&self, out: &mut String) {
+        let cells: Vec<String> = COLUMNS
+            .iter()
+            .map(|c| {
+                self.0
+                    .iter()
+                    .find(|(name, _)| name == c)
+                    .map_or_else(String::new, |(_, v)| field(v))
+            })
+            .collect();
+        let _ = writeln!(out, "{}", cells.join(","));
+    }
 }
 
 /// The snapshot as CSV with a header row.
 pub fn render(snapshot: &Snapshot) -> String {
-    let mut out = String::from(
-        "type,name,kind,location,count,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,spawned,completed,cancelled,panicked,acquisitions,contended,busy_ns,responses_2xx,responses_4xx,responses_5xx\n",
-    );
+    let mut out = COLUMNS.join(",") + "\n";
     for g in &snapshot.task_groups {
-        let _ = writeln!(
-            out,
-            "task_group,{},{:?},{},{},{},{},{},{},,,{},,,",
-            field(&g.name),
-            g.kind,
-            field(&g.location),
-            stats(&g.poll_ns),
-            g.spawned,
-            g.completed,
-            g.cancelled,
-            g.panicked,
-            g.busy_ns
-        );
+        let kind = format!("{:?}", g.kind);
+        Row::new("task_group", &g.name, &kind, &g.location, &g.poll_ns)
+            .set("spawned", g.spawned)
+            .set("completed", g.completed)
+            .set("cancelled", g.cancelled)
+            .set("panicked", g.panicked)
+            .set("busy_ns", g.busy_ns)
+            .write(&mut out);
     }
     // A scope group's latency (its polls and outcomes are in its task_group row).
     for s in &snapshot.scopes {
         let r = &s.responses;
-        let _ = writeln!(
-            out,
-            "scope_latency,{},scope,{},{},,,,,,,,{},{},{}",
-            field(&s.name),
-            field(&s.location),
-            stats(&s.latency_ns),
-            r.success,
-            r.client_error,
-            r.server_error,
-        );
+        Row::new(
+            "scope_latency",
+            &s.name,
+            "scope",
+            &s.location,
+            &s.latency_ns,
+        )
+        .set("responses_2xx", r.success)
+        .set("responses_4xx", r.client_error)
+        .set("responses_5xx", r.server_error)
+        .write(&mut out);
     }
     for l in &snapshot.locks {
-        let _ = writeln!(
-            out,
-            "lock_wait,{},{},{},{},,,,,{},{},,,,",
-            field(&l.name),
-            l.kind,
-            field(&l.location),
-            stats(&l.wait_ns),
-            l.acquisitions,
-            l.contended
-        );
+        Row::new("lock_wait", &l.name, &l.kind, &l.location, &l.wait_ns)
+            .set("acquisitions", l.acquisitions)
+            .set("contended", l.contended)
+            .write(&mut out);
     }
     for s in &snapshot.semaphores {
-        let _ = writeln!(
-            out,
-            "semaphore_wait,{},semaphore,{},{},,,,,{},,,,,",
-            field(&s.name),
-            field(&s.location),
-            stats(&s.wait_ns),
-            s.acquisitions
-        );
+        Row::new(
+            "semaphore_wait",
+            &s.name,
+            "semaphore",
+            &s.location,
+            &s.wait_ns,
+        )
+        .set("acquisitions", s.acquisitions)
+        .write(&mut out);
     }
     out
 }

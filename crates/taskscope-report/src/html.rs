@@ -5,6 +5,8 @@ use std::fmt::Write;
 
 use taskscope_wire::{bucket_range, fmt_ns as ns, Histogram, Snapshot, WarningKind};
 
+use crate::tables::{Cell, Shown, Table};
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -112,6 +114,32 @@ fn timeline(snapshot: &Snapshot) -> String {
     svg
 }
 
+/// A section with one entity's table, `intro` (HTML) between its heading and the table.
+fn table<T>(out: &mut String, table: &Table<'_, T>, intro: &str) {
+    let columns: Vec<_> = table.columns_in(Shown::Html).collect();
+    let _ = write!(out, "<h2>{}</h2>{intro}<table><tr>", esc(table.title));
+    for c in &columns {
+        let _ = write!(out, "<th>{}</th>", esc(c.header()));
+    }
+    out.push_str("</tr>");
+    for row in &table.rows {
+        out.push_str("<tr>");
+        for c in &columns {
+            let _ = match c.cell(row) {
+                Cell::Name(s) => write!(out, "<td>{}</td>", esc(s)),
+                Cell::Location(s) => write!(out, r#"<td class="l"><code>{}</code></td>"#, esc(s)),
+                Cell::Count(n) => write!(out, "<td>{n}</td>"),
+                Cell::Ns(v) => write!(out, "<td>{}</td>", ns(v)),
+                Cell::Text(s) => write!(out, "<td>{}</td>", esc(&s)),
+                Cell::Bars(h) => write!(out, "<td>{}</td>", percentile_bars(h)),
+                Cell::Shape(h) => write!(out, "<td>{}</td>", histogram_svg(h)),
+            };
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>");
+}
+
 /// The snapshot as one self-contained HTML page.
 pub fn render(snapshot: &Snapshot) -> String {
     let p = &snapshot.process;
@@ -167,50 +195,12 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
         );
     }
     out.push_str("</table>");
-    let scopes = crate::tables::scopes_by_latency(snapshot);
-    if !scopes.is_empty() {
-        out.push_str(r##"<h2>Scopes and requests (slowest first)</h2><table><tr><th>scope</th><th>ended</th><th>p50</th><th>p99</th><th>max</th><th>latency</th><th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th><th>location</th></tr>"##);
-        for s in scopes {
-            let pc = s.latency_ns.percentiles();
-            let r = &s.responses;
-            let _ = write!(
-                out,
-                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="l"><code>{}</code></td></tr>"#,
-                esc(&s.name),
-                pc.count,
-                ns(pc.p50),
-                ns(pc.p99),
-                ns(pc.max),
-                histogram_svg(&s.latency_ns),
-                r.success,
-                r.redirection,
-                r.client_error,
-                r.server_error,
-                esc(&s.location)
-            );
-        }
-        out.push_str("</table>");
+    let tables = crate::tables::tables(snapshot);
+    if !tables.scopes.rows.is_empty() {
+        table(&mut out, &tables.scopes, "");
     }
-    out.push_str(r##"<h2>Task groups (most busy first)</h2><p class="legend">poll time on a log axis, 100 ns to 10 s:<span style="background:#36c"></span>p50<span style="background:#e58"></span>p99<span style="background:#f3c0c0"></span>max</p>
-<table><tr><th>group</th><th>spawned</th><th>polls</th><th>busy</th><th>p50</th><th>p99</th><th>max</th><th>percentiles</th><th>histogram</th><th>location</th></tr>"##);
-    for g in &snapshot.task_groups {
-        let pc = g.poll_ns.percentiles();
-        let _ = write!(
-            out,
-            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="l"><code>{}</code></td></tr>"#,
-            esc(&g.name),
-            g.spawned,
-            crate::tables::polls_cell(g),
-            ns(g.busy_ns),
-            ns(pc.p50),
-            ns(pc.p99),
-            ns(pc.max),
-            percentile_bars(&g.poll_ns),
-            histogram_svg(&g.poll_ns),
-            esc(&g.location)
-        );
-    }
-    out.push_str("</table>");
+    let legend = r##"<p class="legend">poll time on a log axis, 100 ns to 10 s:<span style="background:#36c"></span>p50<span style="background:#e58"></span>p99<span style="background:#f3c0c0"></span>max</p>"##;
+    table(&mut out, &tables.tasks, legend);
     if crate::tables::any_sampled(snapshot) {
         let _ = write!(
             out,
@@ -218,42 +208,11 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
             crate::tables::SAMPLED_NOTE
         );
     }
-    if !snapshot.locks.is_empty() {
-        out.push_str("<h2>Locks (most waited-on first)</h2><table><tr><th>lock</th><th>kind</th><th>acquisitions</th><th>contended</th><th>wait p99</th><th>wait</th><th>hold p99</th><th>hold</th><th>location</th></tr>");
-        for l in &snapshot.locks {
-            let _ = write!(
-                out,
-                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="l"><code>{}</code></td></tr>"#,
-                esc(&l.name),
-                esc(&l.kind),
-                l.acquisitions,
-                l.contended,
-                ns(l.wait_ns.percentiles().p99),
-                percentile_bars(&l.wait_ns),
-                ns(l.hold_ns.percentiles().p99),
-                percentile_bars(&l.hold_ns),
-                esc(&l.location)
-            );
-        }
-        out.push_str("</table>");
+    if !tables.locks.rows.is_empty() {
+        table(&mut out, &tables.locks, "");
     }
-    if !snapshot.semaphores.is_empty() {
-        out.push_str("<h2>Semaphores</h2><table><tr><th>semaphore</th><th>permits</th><th>acquisitions</th><th>max waiters</th><th>saturated</th><th>wait p99</th><th>wait</th><th>location</th></tr>");
-        for s in &snapshot.semaphores {
-            let _ = write!(
-                out,
-                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="l"><code>{}</code></td></tr>"#,
-                esc(&s.name),
-                s.permits,
-                s.acquisitions,
-                s.max_waiters,
-                ns(s.saturated_ns),
-                ns(s.wait_ns.percentiles().p99),
-                percentile_bars(&s.wait_ns),
-                esc(&s.location)
-            );
-        }
-        out.push_str("</table>");
+    if !tables.semaphores.rows.is_empty() {
+        table(&mut out, &tables.semaphores, "");
     }
     out.push_str("</body></html>\n");
     out

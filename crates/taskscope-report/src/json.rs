@@ -2,7 +2,7 @@
 //! README).
 
 use serde::Serialize;
-use taskscope_wire::{Histogram, Percentiles, Snapshot, StackSample, TaskKind, Warning};
+use taskscope_wire::{Percentiles, Snapshot, StackSample, TaskKind, Warning};
 
 /// The schema name written in every report.
 pub const SCHEMA: &str = "taskscope.report/v1";
@@ -151,10 +151,6 @@ pub struct SemaphoreRow<'a> {
     pub wait_ns_hdr: String,
 }
 
-fn summary(h: &Histogram) -> Percentiles {
-    h.percentiles()
-}
-
 /// Builds the report of a snapshot.
 pub fn report(snapshot: &Snapshot) -> Report<'_> {
     Report {
@@ -180,8 +176,8 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                 panicked: g.panicked,
                 polls: g.polls,
                 busy_ns: g.busy_ns,
-                poll_ns: summary(&g.poll_ns),
-                scheduled_ns: summary(&g.scheduled_ns),
+                poll_ns: g.poll_ns.percentiles(),
+                scheduled_ns: g.scheduled_ns.percentiles(),
                 poll_ns_hdr: crate::hdr::encode(&g.poll_ns),
                 scheduled_ns_hdr: crate::hdr::encode(&g.scheduled_ns),
             })
@@ -193,7 +189,7 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                 name: &s.name,
                 location: &s.location,
                 ended: s.latency_ns.count(),
-                latency_ns: summary(&s.latency_ns),
+                latency_ns: s.latency_ns.percentiles(),
                 latency_ns_hdr: crate::hdr::encode(&s.latency_ns),
                 responses: s.responses.classes().into_iter().collect(),
             })
@@ -208,8 +204,8 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                 acquisitions: l.acquisitions,
                 contended: l.contended,
                 max_waiters: l.max_waiters,
-                wait_ns: summary(&l.wait_ns),
-                hold_ns: summary(&l.hold_ns),
+                wait_ns: l.wait_ns.percentiles(),
+                hold_ns: l.hold_ns.percentiles(),
                 wait_ns_hdr: crate::hdr::encode(&l.wait_ns),
                 hold_ns_hdr: crate::hdr::encode(&l.hold_ns),
             })
@@ -224,7 +220,7 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                 acquisitions: s.acquisitions,
                 max_waiters: s.max_waiters,
                 saturated_ns: s.saturated_ns,
-                wait_ns: summary(&s.wait_ns),
+                wait_ns: s.wait_ns.percentiles(),
                 wait_ns_hdr: crate::hdr::encode(&s.wait_ns),
             })
             .collect(),

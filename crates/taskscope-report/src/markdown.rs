@@ -3,22 +3,43 @@
 
 use std::fmt::Write;
 
-use taskscope_wire::{fmt_ns as ns, Percentiles, Snapshot, WarningKind};
+use taskscope_wire::{fmt_ns as ns, Snapshot, WarningKind};
 
-fn cells(p: &Percentiles) -> String {
-    format!(
-        "{} | {} | {} | {} | {}",
-        ns(p.p50),
-        ns(p.p90),
-        ns(p.p99),
-        ns(p.p999),
-        ns(p.max)
-    )
-}
+use crate::tables::{Cell, Shown, Table};
 
 /// Escapes what would break a table cell.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A section with one entity's table: names and text left-aligned, numbers right-aligned.
+fn table<T>(out: &mut String, table: &Table<'_, T>) {
+    let columns: Vec<_> = table.columns_in(Shown::Text).collect();
+    let _ = writeln!(out, "## {}\n", table.title);
+    let headers: Vec<_> = columns.iter().map(|c| c.header()).collect();
+    let _ = writeln!(out, "| {} |", headers.join(" | "));
+    let mut rule = String::from("|");
+    for c in &columns {
+        let sample = table.rows.first().map(|row| c.cell(row));
+        let left = matches!(sample, None | Some(Cell::Name(_) | Cell::Location(_)));
+        rule.push_str(if left { "---|" } else { "---:|" });
+    }
+    let _ = writeln!(out, "{rule}");
+    for row in &table.rows {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| match c.cell(row) {
+                Cell::Name(s) => cell(s),
+                Cell::Location(s) => format!("`{s}`"),
+                Cell::Count(n) => n.to_string(),
+                Cell::Ns(v) => ns(v),
+                Cell::Text(s) => cell(&s),
+                Cell::Bars(h) | Cell::Shape(h) => ns(h.percentiles().p99),
+            })
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    let _ = writeln!(out);
 }
 
 /// The snapshot as Markdown.
@@ -82,100 +103,19 @@ pub fn render(snapshot: &Snapshot) -> String {
         }
     }
 
-    let scopes = crate::tables::scopes_by_latency(snapshot);
-    if !scopes.is_empty() {
-        let _ = writeln!(out, "## Scopes and requests (slowest first)\n");
-        let _ = writeln!(out, "| scope | ended | latency p50 | p90 | p99 | p99.9 | max | 2xx | 3xx | 4xx | 5xx | location |");
-        let _ = writeln!(
-            out,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-        );
-        for s in scopes {
-            let r = &s.responses;
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} | `{}` |",
-                cell(&s.name),
-                s.latency_ns.count(),
-                cells(&s.latency_ns.percentiles()),
-                r.success,
-                r.redirection,
-                r.client_error,
-                r.server_error,
-                s.location
-            );
-        }
-        let _ = writeln!(out);
+    let tables = crate::tables::tables(snapshot);
+    if !tables.scopes.rows.is_empty() {
+        table(&mut out, &tables.scopes);
     }
-
-    let _ = writeln!(out, "## Task groups (most busy first)\n");
-    let _ = writeln!(out, "| group | spawned | completed | cancelled | panicked | polls | busy | poll p50 | p90 | p99 | p99.9 | max | sched p99 | location |");
-    let _ = writeln!(
-        out,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    );
-    for g in &snapshot.task_groups {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | `{}` |",
-            cell(&g.name),
-            g.spawned,
-            g.completed,
-            g.cancelled,
-            g.panicked,
-            crate::tables::polls_cell(g),
-            ns(g.busy_ns),
-            cells(&g.poll_ns.percentiles()),
-            ns(g.scheduled_ns.percentiles().p99),
-            g.location
-        );
-    }
+    table(&mut out, &tables.tasks);
     if crate::tables::any_sampled(snapshot) {
-        let _ = writeln!(out, "\n{}", crate::tables::SAMPLED_NOTE);
+        let _ = writeln!(out, "{}\n", crate::tables::SAMPLED_NOTE);
     }
-    if !snapshot.locks.is_empty() {
-        let _ = writeln!(out, "\n## Locks (most waited-on first)\n");
-        let _ = writeln!(out, "| lock | kind | acquisitions | contended | wait p50 | p90 | p99 | p99.9 | max | hold p99 | hold max | location |");
-        let _ = writeln!(
-            out,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-        );
-        for l in &snapshot.locks {
-            let h = l.hold_ns.percentiles();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} | `{}` |",
-                cell(&l.name),
-                l.kind,
-                l.acquisitions,
-                l.contended,
-                cells(&l.wait_ns.percentiles()),
-                ns(h.p99),
-                ns(h.max),
-                l.location
-            );
-        }
+    if !tables.locks.rows.is_empty() {
+        table(&mut out, &tables.locks);
     }
-    if !snapshot.semaphores.is_empty() {
-        let _ = writeln!(out, "\n## Semaphores\n");
-        let _ = writeln!(out, "| semaphore | permits | acquisitions | max waiters | saturated | wait p50 | p90 | p99 | p99.9 | max | location |");
-        let _ = writeln!(
-            out,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-        );
-        for s in &snapshot.semaphores {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | `{}` |",
-                cell(&s.name),
-                s.permits,
-                s.acquisitions,
-                s.max_waiters,
-                ns(s.saturated_ns),
-                cells(&s.wait_ns.percentiles()),
-                s.location
-            );
-        }
+    if !tables.semaphores.rows.is_empty() {
+        table(&mut out, &tables.semaphores);
     }
     out
 }

@@ -4,7 +4,9 @@
 
 use std::fmt::Write;
 
-use taskscope_wire::{bucket_range, Histogram, Snapshot, WarningKind};
+use taskscope_wire::{
+    bucket_range, Histogram, Lock, ScopeGroup, Semaphore, Snapshot, TaskGroup, WarningKind,
+};
 
 /// Bucket bounds, in seconds: 1 µs to 10 s in 1-2.5-5 steps.
 pub const BUCKETS_S: [f64; 22] = [
@@ -76,6 +78,140 @@ impl Out {
     }
 }
 
+/// One value of an entity's metric.
+enum Value<'a> {
+    /// A count.
+    Count(u64),
+    /// Nanoseconds, exposed as seconds.
+    Seconds(u64),
+    /// A histogram of nanoseconds, exposed in seconds.
+    Histogram(&'a Histogram),
+}
+
+/// A metric every entity of one kind has: name, type (`counter`, `gauge`; `histogram` for a
+/// [`Value::Histogram`]), help, and its value for one entity.
+struct Metric<T>(
+    &'static str,
+    &'static str,
+    &'static str,
+    for<'a> fn(&'a T) -> Value<'a>,
+);
+
+const TASK_GROUP_METRICS: &[Metric<TaskGroup>] = &[
+    Metric("taskscope_tasks_spawned_total", "counter", "Tasks spawned.", |g| Value::Count(g.spawned)),
+    Metric("taskscope_tasks_completed_total", "counter", "Tasks that completed.", |g| Value::Count(g.completed)),
+    Metric("taskscope_tasks_cancelled_total", "counter", "Tasks dropped before completing.", |g| Value::Count(g.cancelled)),
+    Metric("taskscope_tasks_panicked_total", "counter", "Tasks that panicked.", |g| Value::Count(g.panicked)),
+    Metric("taskscope_polls_total", "counter", "Polls.", |g| Value::Count(g.polls)),
+    Metric("taskscope_tasks_alive", "gauge", "Tasks alive now.", |g| Value::Count(g.alive)),
+    Metric(
+        "taskscope_busy_seconds_total",
+        "counter",
+        "Time spent in polls (scaled from the timed polls when a busy task's polls are sampled).",
+        |g| Value::Seconds(g.busy_ns),
+    ),
+    Metric(
+        "taskscope_poll_duration_seconds",
+        "histogram",
+        "Duration of the timed polls (every poll of a task polled less often than the sampling interval, a sample of a busier one's; taskscope_polls_total counts them all).",
+        |g| Value::Histogram(&g.poll_ns),
+    ),
+    Metric("taskscope_scheduled_delay_seconds", "histogram", "Wake to start of the next poll.", |g| Value::Histogram(&g.scheduled_ns)),
+];
+
+/// Per scope name (for the tower layer, per route), never per request.
+const SCOPE_METRICS: &[Metric<ScopeGroup>] = &[Metric(
+    "taskscope_scope_latency_seconds",
+    "histogram",
+    "Creation to end of each scope (for the tower layer: a request's latency).",
+    |s| Value::Histogram(&s.latency_ns),
+)];
+
+const LOCK_METRICS: &[Metric<Lock>] = &[
+    Metric(
+        "taskscope_lock_acquisitions_total",
+        "counter",
+        "Lock acquisitions.",
+        |l| Value::Count(l.acquisitions),
+    ),
+    Metric(
+        "taskscope_lock_contended_total",
+        "counter",
+        "Lock acquisitions that had to wait.",
+        |l| Value::Count(l.contended),
+    ),
+    Metric(
+        "taskscope_lock_waiters",
+        "gauge",
+        "Tasks waiting for the lock now.",
+        |l| Value::Count(l.waiters),
+    ),
+    Metric(
+        "taskscope_lock_wait_seconds",
+        "histogram",
+        "Time from asking for a lock to getting it.",
+        |l| Value::Histogram(&l.wait_ns),
+    ),
+    Metric(
+        "taskscope_lock_hold_seconds",
+        "histogram",
+        "Time a lock was held (sampled).",
+        |l| Value::Histogram(&l.hold_ns),
+    ),
+];
+
+const SEMAPHORE_METRICS: &[Metric<Semaphore>] = &[
+    Metric(
+        "taskscope_semaphore_permits",
+        "gauge",
+        "Permits of the semaphore.",
+        |s| Value::Count(s.permits),
+    ),
+    Metric(
+        "taskscope_semaphore_available",
+        "gauge",
+        "Permits available now.",
+        |s| Value::Count(s.available),
+    ),
+    Metric(
+        "taskscope_semaphore_acquisitions_total",
+        "counter",
+        "Permit acquisitions.",
+        |s| Value::Count(s.acquisitions),
+    ),
+    Metric(
+        "taskscope_semaphore_saturated_seconds_total",
+        "counter",
+        "Time with no permit left.",
+        |s| Value::Seconds(s.saturated_ns),
+    ),
+    Metric(
+        "taskscope_semaphore_wait_seconds",
+        "histogram",
+        "Time from asking for permits to getting them.",
+        |s| Value::Histogram(&s.wait_ns),
+    ),
+];
+
+impl Out {
+    /// Every metric of `metrics` for one entity, labelled `labels`.
+    fn entity<T>(&mut self, metrics: &[Metric<T>], labels: &str, entity: &T) {
+        for Metric(name, kind, help, value) in metrics {
+            match value(entity) {
+                Value::Count(n) => {
+                    self.declare(name, kind, help);
+                    self.sample(name, labels, n);
+                }
+                Value::Seconds(ns) => {
+                    self.declare(name, kind, help);
+                    self.sample(name, labels, ns as f64 / 1e9);
+                }
+                Value::Histogram(h) => self.histogram(name, help, labels, h),
+            }
+        }
+    }
+}
+
 /// The snapshot in the Prometheus text format (version 0.0.4).
 pub fn render(snapshot: &Snapshot) -> String {
     let mut out = Out {
@@ -88,62 +224,15 @@ pub fn render(snapshot: &Snapshot) -> String {
             label(&g.name),
             label(&g.location)
         );
-        for (name, help, value) in [
-            ("taskscope_tasks_spawned_total", "Tasks spawned.", g.spawned),
-            (
-                "taskscope_tasks_completed_total",
-                "Tasks that completed.",
-                g.completed,
-            ),
-            (
-                "taskscope_tasks_cancelled_total",
-                "Tasks dropped before completing.",
-                g.cancelled,
-            ),
-            (
-                "taskscope_tasks_panicked_total",
-                "Tasks that panicked.",
-                g.panicked,
-            ),
-            ("taskscope_polls_total", "Polls.", g.polls),
-        ] {
-            out.declare(name, "counter", help);
-            out.sample(name, &l, value);
-        }
-        out.declare("taskscope_tasks_alive", "gauge", "Tasks alive now.");
-        out.sample("taskscope_tasks_alive", &l, g.alive);
-        out.declare(
-            "taskscope_busy_seconds_total",
-            "counter",
-            "Time spent in polls (scaled from the timed polls when a busy task's polls are sampled).",
-        );
-        out.sample("taskscope_busy_seconds_total", &l, g.busy_ns as f64 / 1e9);
-        out.histogram(
-            "taskscope_poll_duration_seconds",
-            "Duration of the timed polls (every poll of a task polled less often than the sampling interval, a sample of a busier one's; taskscope_polls_total counts them all).",
-            &l,
-            &g.poll_ns,
-        );
-        out.histogram(
-            "taskscope_scheduled_delay_seconds",
-            "Wake to start of the next poll.",
-            &l,
-            &g.scheduled_ns,
-        );
+        out.entity(TASK_GROUP_METRICS, &l, g);
     }
-    // Per scope name (for the tower layer, per route), never per request.
     for s in &snapshot.scopes {
         let l = format!(
             "scope=\"{}\",location=\"{}\"",
             label(&s.name),
             label(&s.location)
         );
-        out.histogram(
-            "taskscope_scope_latency_seconds",
-            "Creation to end of each scope (for the tower layer: a request's latency).",
-            &l,
-            &s.latency_ns,
-        );
+        out.entity(SCOPE_METRICS, &l, s);
     }
     for s in snapshot.scopes.iter().filter(|s| s.responses.total() > 0) {
         for (class, count) in s.responses.classes() {
@@ -167,36 +256,7 @@ pub fn render(snapshot: &Snapshot) -> String {
             label(&lock.kind),
             label(&lock.location)
         );
-        out.declare(
-            "taskscope_lock_acquisitions_total",
-            "counter",
-            "Lock acquisitions.",
-        );
-        out.sample("taskscope_lock_acquisitions_total", &l, lock.acquisitions);
-        out.declare(
-            "taskscope_lock_contended_total",
-            "counter",
-            "Lock acquisitions that had to wait.",
-        );
-        out.sample("taskscope_lock_contended_total", &l, lock.contended);
-        out.declare(
-            "taskscope_lock_waiters",
-            "gauge",
-            "Tasks waiting for the lock now.",
-        );
-        out.sample("taskscope_lock_waiters", &l, lock.waiters);
-        out.histogram(
-            "taskscope_lock_wait_seconds",
-            "Time from asking for a lock to getting it.",
-            &l,
-            &lock.wait_ns,
-        );
-        out.histogram(
-            "taskscope_lock_hold_seconds",
-            "Time a lock was held (sampled).",
-            &l,
-            &lock.hold_ns,
-        );
+        out.entity(LOCK_METRICS, &l, lock);
     }
     for s in &snapshot.semaphores {
         let l = format!(
@@ -204,40 +264,7 @@ pub fn render(snapshot: &Snapshot) -> String {
             label(&s.name),
             label(&s.location)
         );
-        out.declare(
-            "taskscope_semaphore_permits",
-            "gauge",
-            "Permits of the semaphore.",
-        );
-        out.sample("taskscope_semaphore_permits", &l, s.permits);
-        out.declare(
-            "taskscope_semaphore_available",
-            "gauge",
-            "Permits available now.",
-        );
-        out.sample("taskscope_semaphore_available", &l, s.available);
-        out.declare(
-            "taskscope_semaphore_acquisitions_total",
-            "counter",
-            "Permit acquisitions.",
-        );
-        out.sample("taskscope_semaphore_acquisitions_total", &l, s.acquisitions);
-        out.declare(
-            "taskscope_semaphore_saturated_seconds_total",
-            "counter",
-            "Time with no permit left.",
-        );
-        out.sample(
-            "taskscope_semaphore_saturated_seconds_total",
-            &l,
-            s.saturated_ns as f64 / 1e9,
-        );
-        out.histogram(
-            "taskscope_semaphore_wait_seconds",
-            "Time from asking for permits to getting them.",
-            &l,
-            &s.wait_ns,
-        );
+        out.entity(SEMAPHORE_METRICS, &l, s);
     }
     for r in &snapshot.runtimes {
         let l = format!("runtime=\"{}\",flavor=\"{}\"", r.id, label(&r.flavor));
@@ -288,7 +315,6 @@ pub fn render(snapshot: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use taskscope_wire::TaskGroup;
 
     #[test]
     fn histograms_are_cumulative_with_sum_and_count() {
