@@ -15,16 +15,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const MESSAGE: usize = 64;
+mod common;
+use common::{arg, median};
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+const MESSAGE: usize = 64;
 
 fn spawn<F>(instrumented: bool, f: F) -> tokio::task::JoinHandle<F::Output>
 where
@@ -215,11 +209,6 @@ fn peak_rss_kib(instrumented: bool) -> Option<(u64, u64, u64)> {
     Some((words.next()??, words.next()??, words.next()??))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--rss-child") {
@@ -256,9 +245,9 @@ fn main() {
         .iter()
         .enumerate()
     {
-        let rps = median(results[i].iter().map(|r| r.0).collect());
-        let p50 = median(results[i].iter().map(|r| r.1).collect());
-        let p99 = median(results[i].iter().map(|r| r.2).collect());
+        let rps = median(results[i].iter().map(|r| r.0));
+        let p50 = median(results[i].iter().map(|r| r.1));
+        let p99 = median(results[i].iter().map(|r| r.2));
         println!("| {name} | {rps:.0} | {p50:.1} | {p99:.1} |");
         rows.push((rps, p50, p99));
     }

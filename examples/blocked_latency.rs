@@ -16,6 +16,9 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
+mod common;
+use common::arg;
+
 /// When each `taskscope` event was emitted, and its message.
 #[derive(Clone, Default)]
 struct Events(Arc<Mutex<Vec<(Instant, String)>>>);
@@ -36,15 +39,6 @@ impl<S: tracing::Subscriber> Layer<S> for Events {
             self.0.lock().unwrap().push((Instant::now(), message.0));
         }
     }
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

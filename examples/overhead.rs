@@ -20,12 +20,14 @@
 //! cargo run --release --example overhead [-- --rounds 7 --tasks 1000 --yields 1000]
 //! ```
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 #[path = "common/stream_client.rs"]
 mod stream_client;
 use stream_client::Client;
+
+mod common;
+use common::{arg, flag, median, print_poll_table, spawn_all, text_arg, yielder};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
@@ -70,20 +72,6 @@ fn runtime(multi: bool) -> tokio::runtime::Runtime {
     }
 }
 
-async fn yielder(yields: u32) {
-    for _ in 0..yields {
-        tokio::task::yield_now().await;
-    }
-}
-
-fn spawn_all<F: Future<Output = ()> + Send + 'static>(
-    tasks: u32,
-    mut make: impl FnMut() -> F,
-    spawn: impl Fn(F) -> tokio::task::JoinHandle<()>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..tasks).map(|_| spawn(make())).collect()
-}
-
 /// Nanoseconds per poll for one variant.
 fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let rt = runtime(multi);
@@ -91,7 +79,7 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let guard = instrumented.then(|| {
         // `--no-stacks` (for comparing): stack sampling of blocked workers off; it is on by
         // default and costs nothing on polls that do not block.
-        let stacks = !std::env::args().any(|a| a == "--no-stacks");
+        let stacks = !flag("--no-stacks");
         taskscope::Builder::new()
             .retained_tasks(0)
             .stacks(stacks)
@@ -101,15 +89,12 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
             .sample_interval(if variant == Variant::TaskscopeEveryWake {
                 Duration::ZERO
             } else {
-                Duration::from_micros(u64::from(arg("--sample-us", arg("--wake-sample-us", 1000))))
+                Duration::from_micros(arg("--sample-us", arg("--wake-sample-us", 1000u64)))
             })
             .init()
     });
     // A dashboard client reads the live stream through the run (`--no-client`: none).
-    let client = guard
-        .as_ref()
-        .filter(|_| !std::env::args().any(|a| a == "--no-client"))
-        .map(|g| Client::connect(g.local_addr().expect("the stream is on")));
+    let client = Client::unless_no_client(guard.as_ref());
     let monitor = tokio_metrics::TaskMonitor::new();
     let elapsed = rt.block_on(async {
         // Warm up: first spawns attach probes and calibrate the clock.
@@ -140,7 +125,7 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         let snap = guard.finish().expect("active guard");
         let polls: u64 = snap.task_groups.iter().map(|g| g.polls).sum();
         // `--show-timed`: how many polls were timed (the rest were counted only).
-        if std::env::args().any(|a| a == "--show-timed") {
+        if flag("--show-timed") {
             let timed: u64 = snap.task_groups.iter().map(|g| g.poll_ns.count()).sum();
             eprintln!("{}: {timed} of {polls} polls timed", variant.name());
         }
@@ -243,20 +228,6 @@ fn measure_contended(taskscope: bool, semaphore: bool, ops_per_task: u32) -> f64
     elapsed.as_nanos() as f64 / (8.0 * f64::from(ops_per_task))
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn arg(name: &str, default: u32) -> u32 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let rounds = arg("--rounds", 7).max(1);
     let tasks = arg("--tasks", 1000);
@@ -267,17 +238,12 @@ fn main() {
     );
     // `--only taskscope` (for profiling) runs one variant on the multi-thread runtime
     // (`--current-thread`: on a current-thread one).
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(only) = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-    {
+    if let Some(only) = text_arg("--only").as_ref() {
         let variant = *Variant::ALL
             .iter()
             .find(|v| v.name().starts_with(only.as_str()))
             .expect("variant");
-        let multi = !args.iter().any(|a| a == "--current-thread");
+        let multi = !flag("--current-thread");
         for _ in 0..rounds {
             println!(
                 "{}: {:.1} ns/poll",
@@ -288,7 +254,7 @@ fn main() {
         return;
     }
     // `--locks` skips the per-poll tables.
-    let polls = if args.iter().any(|a| a == "--locks") {
+    let polls = if flag("--locks") {
         &[][..]
     } else {
         &[true, false][..]
@@ -301,28 +267,8 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
-        let bare = medians[0];
-        println!(
-            "{}",
-            if multi {
-                "multi-thread runtime, 2 workers"
-            } else {
-                "current-thread runtime"
-            }
-        );
-        println!("| variant | ns/poll | overhead vs bare | ratio |");
-        println!("|---|---:|---:|---:|");
-        for (v, m) in Variant::ALL.iter().zip(&medians) {
-            println!(
-                "| {} | {:.1} | {:+.1} ns | {:.2}x |",
-                v.name(),
-                m,
-                m - bare,
-                m / bare
-            );
-        }
-        println!();
+        let medians = samples.iter().map(|s| median(s.iter().copied()));
+        print_poll_table(multi, Variant::ALL.iter().map(|v| v.name()).zip(medians));
     }
 
     println!("locks: ns per operation, median of {rounds} rounds");
@@ -349,15 +295,11 @@ fn main() {
         ),
     ];
     // `--lock-row N` (for profiling) runs one row, taskscope's side (`--tokio`: tokio's).
-    let only_row = args
-        .iter()
-        .position(|a| a == "--lock-row")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse::<usize>().ok());
+    let only_row = text_arg("--lock-row").and_then(|v| v.parse::<usize>().ok());
     for (i, (name, run)) in rows.into_iter().enumerate() {
         if let Some(row) = only_row {
             if row == i {
-                let tokio_side = args.iter().any(|a| a == "--tokio");
+                let tokio_side = flag("--tokio");
                 println!("{name}: {:.1} ns", run(!tokio_side));
             }
             continue;
@@ -367,7 +309,7 @@ fn main() {
             tokio.push(run(false));
             ours.push(run(true));
         }
-        let (t, o) = (median(&mut tokio), median(&mut ours));
+        let (t, o) = (median(tokio), median(ours));
         println!("| {name} | {t:.1} | {o:.1} | {:.2}x |", o / t);
     }
 }

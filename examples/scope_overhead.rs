@@ -21,14 +21,8 @@ use axum::Router;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::{arg, median, text_arg};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -165,11 +159,6 @@ fn per_request(variant: Request, requests: usize) -> f64 {
     elapsed.as_nanos() as f64 / (requests / clients * clients) as f64
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
     // TraceLayer's spans go somewhere real, as in an application.
     tracing::subscriber::set_global_default(tracing_subscriber::registry()).unwrap();
@@ -183,12 +172,7 @@ fn main() {
     );
 
     // `--only NAME` (for profiling) runs the request variant whose name starts with NAME.
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(only) = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-    {
+    if let Some(only) = text_arg("--only").as_ref() {
         let variant = *Request::ALL
             .iter()
             .find(|v| v.name().starts_with(only.as_str()))

@@ -16,6 +16,15 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client of `guard`'s stream through the run, as a dashboard would read it, unless the
+    /// command line says `--no-client` (or there is no Guard).
+    pub fn unless_no_client(guard: Option<&taskscope::Guard>) -> Option<Client> {
+        if std::env::args().any(|a| a == "--no-client") {
+            return None;
+        }
+        guard.map(|g| Client::connect(g.local_addr().expect("the stream is on")))
+    }
+
     /// Connects to the stream at `addr`, and returns once its first bytes arrived.
     pub fn connect(addr: SocketAddr) -> Client {
         let stop = Arc::new(AtomicBool::new(false));

@@ -13,12 +13,15 @@
 //! console-subscriber installs a global `tracing` subscriber that every later runtime reports
 //! to, so its rounds run last, after the interleaved rounds of the other variants.
 
-use std::future::Future;
 use std::time::Instant;
 
 #[path = "../../../examples/common/stream_client.rs"]
 mod stream_client;
 use stream_client::Client;
+
+#[path = "../../../examples/common/mod.rs"]
+mod common;
+use common::{arg, median, print_poll_table, spawn_all, yielder};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
@@ -55,20 +58,6 @@ fn runtime(multi: bool, hooks: bool) -> tokio::runtime::Runtime {
     b.enable_all().build().unwrap()
 }
 
-async fn yielder(yields: u32) {
-    for _ in 0..yields {
-        tokio::task::yield_now().await;
-    }
-}
-
-fn spawn_all<F: Future<Output = ()> + Send + 'static>(
-    tasks: u32,
-    make: impl Fn() -> F,
-    spawn: impl Fn(F) -> tokio::task::JoinHandle<()>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..tasks).map(|_| spawn(make())).collect()
-}
-
 fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let rt = runtime(multi, variant == Variant::Hooks);
     let guard = matches!(variant, Variant::Taskscope | Variant::Hooks).then(|| {
@@ -79,10 +68,7 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     });
     // As in the main `overhead` example: a client reads taskscope's stream through the run
     // (`--no-client`: none).
-    let client = guard
-        .as_ref()
-        .filter(|_| !std::env::args().any(|a| a == "--no-client"))
-        .map(|g| Client::connect(g.local_addr().expect("the stream is on")));
+    let client = Client::unless_no_client(guard.as_ref());
     let monitor = tokio_metrics::TaskMonitor::new();
     let elapsed = rt.block_on(async {
         tokio::spawn(async {}).await.unwrap();
@@ -108,19 +94,8 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     elapsed.as_nanos() as f64 / (f64::from(tasks) * f64::from(yields + 1))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let rounds: usize = args
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let rounds: usize = arg("--rounds", 5);
     let (tasks, yields) = (1000, 1000);
     let flavours = [true, false];
     let firsts = [
@@ -159,26 +134,7 @@ fn main() {
         Variant::Console,
     ];
     for (f, &multi) in flavours.iter().enumerate() {
-        println!(
-            "{}",
-            if multi {
-                "multi-thread runtime, 2 workers"
-            } else {
-                "current-thread runtime"
-            }
-        );
-        println!("| variant | ns/poll | overhead vs bare | ratio |");
-        println!("|---|---:|---:|---:|");
-        let medians: Vec<f64> = results[f].iter().map(|r| median(r.clone())).collect();
-        for (variant, m) in all.iter().zip(&medians) {
-            println!(
-                "| {} | {:.1} | {:+.1} ns | {:.2}x |",
-                variant.name(),
-                m,
-                m - medians[0],
-                m / medians[0]
-            );
-        }
-        println!();
+        let medians = results[f].iter().map(|r| median(r.iter().copied()));
+        print_poll_table(multi, all.iter().map(|v| v.name()).zip(medians));
     }
 }
