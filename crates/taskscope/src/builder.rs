@@ -8,14 +8,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::runtime::Handle;
 
-use crate::error::{log_error, Error};
+use crate::base::error::{log_error, Error};
 use crate::export::prometheus::Endpoint;
 use crate::export::recorder::Recorder;
 use crate::export::server::{parse_bind, BindAddr, Server};
 use crate::export::Exporter;
 use crate::guard::{Guard, GuardInner};
-use crate::shared::{self};
-use crate::{attach, clock, collector, watchdog};
+use crate::state::shared::{self};
+use crate::{base::clock, state::attach, threads::collector, threads::watchdog};
 
 const DEFAULT_BLOCKED: Duration = Duration::from_millis(10);
 const DEFAULT_LONG_WAIT: Duration = Duration::from_millis(1000);
@@ -369,16 +369,16 @@ impl Builder {
         let threshold_ns = u64::try_from(self.blocked_threshold.as_nanos())
             .unwrap_or(u64::MAX)
             .max(1);
-        crate::shared::THRESHOLDS
+        crate::state::shared::THRESHOLDS
             .blocked_ns
             .store(threshold_ns, Relaxed);
         let long_wait_ns = u64::try_from(self.long_wait_threshold.as_nanos())
             .unwrap_or(u64::MAX)
             .max(1);
-        crate::shared::THRESHOLDS
+        crate::state::shared::THRESHOLDS
             .long_wait_ns
             .store(long_wait_ns, Relaxed);
-        crate::shared::THRESHOLDS
+        crate::state::shared::THRESHOLDS
             .wake_sample_ticks
             .store(clock::ticks_for(self.sample_interval), Relaxed);
         if let Err(why) = crate::stacks::set_enabled(self.stacks) {
@@ -387,8 +387,8 @@ impl Builder {
             ));
         }
         attach::GENERATION.fetch_add(1, Relaxed);
-        crate::registry::lock(shared).reset(self.retained_tasks);
-        crate::symbolizer::start_symbolizer(shared);
+        crate::state::registry::lock(shared).reset(self.retained_tasks);
+        crate::threads::symbolizer::start_symbolizer(shared);
 
         let stop = Arc::new(AtomicBool::new(false));
         let watchdog = {

@@ -8,13 +8,13 @@ use std::thread::JoinHandle;
 
 use taskscope_wire::{Snapshot, TaskState, Warning, WarningKind};
 
-use crate::error::log_error;
+use crate::base::error::log_error;
 use crate::export::prometheus::Endpoint;
 use crate::export::server::BindAddr;
 use crate::export::Exporter;
-use crate::registry;
-use crate::shared::Shared;
-use crate::{clock, watchdog};
+use crate::state::registry;
+use crate::state::shared::Shared;
+use crate::{base::clock, threads::watchdog};
 
 /// Keeps taskscope running; dropping it stops taskscope and writes the report.
 #[derive(Debug)]
@@ -82,16 +82,16 @@ impl Guard {
         let exporter = inner.collector.join().ok();
         let shared = inner.shared;
         let _ = watchdog::scan(shared);
-        crate::symbolizer::stop_symbolizer();
+        crate::threads::symbolizer::stop_symbolizer();
         let snapshot = {
-            let mut registry = crate::registry::lock(shared);
+            let mut registry = crate::state::registry::lock(shared);
             registry.retire_all_finished(shared);
             alive_at_exit(shared, &mut registry);
             // The last frames: streamed, and flushed and synced to the recording.
             if let Some(mut exporter) = exporter {
                 exporter.finish(shared, &mut registry);
             }
-            crate::snapshot::build(shared, &registry)
+            crate::export::snapshot::build(shared, &registry)
         };
         shared.enabled.store(false, Release);
         if let Some(path) = inner.report {

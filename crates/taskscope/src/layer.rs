@@ -15,7 +15,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::worker;
+use crate::state::worker;
 
 /// The layer returned by [`layer()`]. Compose it with the application's own layers:
 ///

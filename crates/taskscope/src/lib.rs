@@ -21,41 +21,25 @@
 //! Without a live Guard every wrapper is the plain tokio call.
 #![deny(missing_docs)]
 
-mod attach;
+mod base;
 mod builder;
-mod clock;
-mod collector;
-mod delta;
-mod error;
 mod export;
-mod foreign;
 mod guard;
-mod ids;
 mod layer;
-mod location;
-mod probe;
-mod registry;
-mod shared;
-mod snapshot;
 mod stacks;
+mod state;
 mod stats;
-mod symbolizer;
 pub mod sync;
 mod task;
-mod timeline;
-mod to_wire;
+mod threads;
 #[cfg(feature = "tower")]
 pub mod tower;
-mod untimed;
-mod warnings;
-mod watchdog;
-mod worker;
 
+pub use base::error::Error;
 pub use builder::{init, try_init, Builder, DEFAULT_BIND};
-pub use error::Error;
+pub use export::snapshot::snapshot;
 pub use guard::Guard;
 pub use layer::{layer, SpanLayer};
-pub use snapshot::snapshot;
 #[cfg(tokio_unstable)]
 pub use task::hooks::hooks;
 pub use task::scope::{scope, Scope, MAX_SCOPE_NAME};

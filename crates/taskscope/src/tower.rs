@@ -55,7 +55,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::location::layer_location;
+use crate::base::location::layer_location;
 use crate::task::scope::{scope_at, Scope};
 
 /// Distinct route names one layer keeps (see the module docs).
@@ -240,7 +240,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let name = if crate::shared::active().is_some() {
+        let name = if crate::state::shared::active().is_some() {
             let name = self.namer.name(&request);
             self.routes.admit(name, &request)
         } else {

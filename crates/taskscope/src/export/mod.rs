@@ -6,14 +6,14 @@ use std::collections::HashMap;
 
 use taskscope_wire::{Frame, Hello, TaskGroup, Update, Warning, WIRE_VERSION};
 
-use crate::delta::{LiveView, SentTasks, TaskChanges};
-use crate::registry::Registry;
-use crate::shared::Shared;
-use crate::snapshot;
+use crate::state::delta::{LiveView, SentTasks, TaskChanges};
+use crate::state::registry::Registry;
+use crate::state::shared::Shared;
 
 pub(crate) mod prometheus;
 pub(crate) mod recorder;
 pub(crate) mod server;
+pub(crate) mod snapshot;
 
 use recorder::Recorder;
 use server::{Published, Server};
@@ -131,7 +131,7 @@ impl Exporter {
                 frames.push(Frame::Warning(Box::new(w.clone())));
             }
         }
-        let at_ms = shared.ms_at(crate::clock::now());
+        let at_ms = shared.ms_at(crate::base::clock::now());
         if let Some(recorder) = &mut self.recorder {
             if polls.is_empty()
                 && poll_names.is_empty()
@@ -187,7 +187,7 @@ impl Exporter {
         all_groups: bool,
         live_changes: Option<TaskChanges>,
     ) -> Frame {
-        let now = crate::clock::now();
+        let now = crate::base::clock::now();
         let groups_tick = full || all_groups || self.ticks % GROUPS_EVERY == 1;
         let tasks_tick = groups_tick || self.ticks % TASKS_EVERY == 1;
         let (tasks, task_changes, removed_tasks) = if tasks_tick {

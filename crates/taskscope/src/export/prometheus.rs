@@ -134,7 +134,7 @@ fn serve(mut conn: TcpStream, token: Option<&str>) {
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let _ = match (method, path.split('?').next().unwrap_or("")) {
         ("GET", "/metrics") => {
-            let body = taskscope_report::prometheus::render(&crate::snapshot());
+            let body = taskscope_report::prometheus::render(&crate::export::snapshot::snapshot());
             respond(
                 &mut conn,
                 "200 OK",

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use taskscope_wire::recording::RecordingWriter;
 use taskscope_wire::Frame;
 
-use crate::registry::Registry;
-use crate::shared::Shared;
+use crate::state::registry::Registry;
+use crate::state::shared::Shared;
 
 #[derive(Debug)]
 pub(crate) struct Recorder {

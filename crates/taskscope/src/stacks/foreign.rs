@@ -2,7 +2,7 @@
 //! say that a worker of a runtime has been inside one poll too long, not which OS thread it is.
 //! The watchdog samples the runtime's worker threads twice, 2 ms apart, and keeps those whose
 //! call chain (return addresses) did not change: a busy worker running many short polls is
-//! somewhere else the second time (`crate::foreign`). Of those, the symbolising thread keeps
+//! somewhere else the second time (`crate::threads::foreign`). Of those, the symbolising thread keeps
 //! the ones inside a task poll (`frames::in_task_poll`; a parked worker's chain does not change
 //! either), and the first one no other stuck worker's warning has is this warning's thread.
 

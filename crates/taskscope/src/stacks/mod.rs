@@ -118,7 +118,7 @@ pub(crate) fn current_tid() -> i32 {
     imp::current_tid()
 }
 
-/// The bit that marks a stall's key before its warning exists (see `crate::foreign`).
+/// The bit that marks a stall's key before its warning exists (see `crate::threads::foreign`).
 pub(crate) const PENDING_KEY: u64 = 1 << 63;
 
 /// Stack sampling state kept in the registry.
@@ -147,7 +147,9 @@ impl Stacks {
         }
         let due = match self.sampled.get(&id) {
             None => true,
-            Some(&(n, last)) => n < MAX_SAMPLES && crate::clock::delta_ns(last, now) >= every_ns,
+            Some(&(n, last)) => {
+                n < MAX_SAMPLES && crate::base::clock::delta_ns(last, now) >= every_ns
+            }
         };
         if !due {
             return false;

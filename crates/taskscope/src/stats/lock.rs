@@ -101,7 +101,7 @@ impl LockStats {
     /// The name shown in views: the given name or the creation location.
     pub(crate) fn display_name(&self) -> String {
         if self.name.is_empty() {
-            crate::location::format_location(self.location)
+            crate::base::location::format_location(self.location)
         } else {
             self.name.to_string()
         }

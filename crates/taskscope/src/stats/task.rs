@@ -580,7 +580,7 @@ impl TaskStats {
     }
 
     pub(crate) fn location_string(&self) -> String {
-        crate::location::format_location(self.location)
+        crate::base::location::format_location(self.location)
     }
 
     /// The given name, or the spawn location for an unnamed task (formatted only when read, so

@@ -4,7 +4,7 @@
 
 use std::panic::Location;
 
-use crate::clock;
+use crate::base::clock;
 use crate::sync::held::{Ctx, Held};
 use crate::sync::Registered;
 
@@ -52,7 +52,8 @@ macro_rules! acquire {
                     let ctx = $crate::sync::held::Ctx::current;
                     let waiting = $crate::sync::held::Waiting::start(stats, &ctx(), $at);
                     let guard = $wait.await;
-                    let wait_ns = $crate::clock::delta_ns(waiting.since(), $crate::clock::now());
+                    let wait_ns =
+                        $crate::base::clock::delta_ns(waiting.since(), $crate::base::clock::now());
                     (guard, wait_ns, true)
                 }
             },

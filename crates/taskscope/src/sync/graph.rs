@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use taskscope_wire::{Warning, WarningKind};
 
-use crate::clock;
-use crate::location::format_location;
-use crate::registry::Registry;
-use crate::shared::{Shared, THRESHOLDS};
+use crate::base::clock;
+use crate::base::location::format_location;
+use crate::state::registry::Registry;
+use crate::state::shared::{Shared, THRESHOLDS};
+use crate::state::warnings::fmt_ns;
 use crate::stats::lock::{LockKind, LockStats, Waiter};
-use crate::warnings::fmt_ns;
 
 /// One edge of the wait-for graph: `waiter` waits for `lock`, held by `holder`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

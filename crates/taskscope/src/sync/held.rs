@@ -15,16 +15,16 @@ use std::panic::Location;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
-use crate::clock;
-use crate::shared::{self, Event};
+use crate::base::clock;
+use crate::state::shared::{self, Event};
+use crate::state::worker;
 use crate::stats::lock::{LockStats, Waiter};
 use crate::stats::task::{TaskStats, HELD_LOCKS};
-use crate::worker;
 
 /// The instrumented context of the calling code: the task being polled on this thread, if any.
 #[derive(Clone, Copy)]
 pub(crate) struct Ctx {
-    slot: Option<&'static crate::worker::WorkerSlot>,
+    slot: Option<&'static crate::state::worker::WorkerSlot>,
     pub(crate) task: u64,
     /// The current poll's start ticks: a token unique to this poll (0: not in an instrumented poll).
     pub(crate) poll: u64,
@@ -142,7 +142,7 @@ impl<'a> Waiting<'a> {
         let (slot, first) = stats.start_waiting(waiter);
         if first {
             // After the count went up: see `Shared::waited_locks` and `graph::scan`.
-            if let Some(shared) = crate::shared::active() {
+            if let Some(shared) = crate::state::shared::active() {
                 shared
                     .waited_locks
                     .lock()

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::shared::{self, Event};
+use crate::state::shared::{self, Event};
 use crate::stats::lock::{LockKind, LockStats};
 
 /// Tries to acquire with `attempt` (a `try_` call), spending the task's cooperative budget as
@@ -52,7 +52,7 @@ const COOP_EVERY: u32 = 8;
 /// instrumented task: it has no slot to count in).
 #[inline]
 fn coop_due() -> bool {
-    let Some(slot) = crate::worker::current_if_any() else {
+    let Some(slot) = crate::state::worker::current_if_any() else {
         return true;
     };
     let left = slot.coop_left.load(std::sync::atomic::Ordering::Relaxed);

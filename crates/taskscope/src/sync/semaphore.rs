@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
-use crate::clock;
+use crate::base::clock;
 use crate::stats::lock::{LockKind, LockStats};
 use crate::sync::held::{Ctx, Waiting};
 use crate::sync::{register, AcquireError, TryAcquireError};

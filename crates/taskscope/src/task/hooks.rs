@@ -28,12 +28,12 @@ use taskscope_wire::TaskKind;
 use tokio::runtime::{Builder, TaskMeta};
 use tokio::task::Id;
 
-use crate::clock;
-use crate::shared;
+use crate::base::clock;
+use crate::state::shared;
+use crate::state::worker::{self, OuterPoll};
 use crate::stats::task::*;
 use crate::task::instrumented::{long_poll, record_panic};
 use crate::task::spawn::register;
-use crate::worker::{self, OuterPoll};
 
 /// Installs taskscope's task hooks on a runtime builder: every task the runtime runs is timed
 /// while a [`Guard`](crate::Guard) is live, with its spawn location as tokio gives it, including
@@ -110,7 +110,7 @@ fn spawned(meta: &TaskMeta<'_>) {
         return;
     }
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        crate::attach::ensure_attached(&handle, shared);
+        crate::state::attach::ensure_attached(&handle, shared);
     }
     let Some(stats) = register(
         shared,
@@ -190,7 +190,7 @@ fn run_ends(meta: &TaskMeta<'_>) {
             true => OUTCOME_PANICKED,
             false => OUTCOME_COMPLETED,
         };
-        crate::shared::finish(stats, outcome, end);
+        crate::state::shared::finish(stats, outcome, end);
     } else {
         // (Not over a `Done` set meanwhile by a terminate hook elsewhere.)
         let _ = stats
@@ -220,7 +220,7 @@ fn terminated(meta: &TaskMeta<'_>) {
         _ => false,
     });
     if !in_run {
-        crate::shared::finish(&stats, OUTCOME_CANCELLED, clock::now());
+        crate::state::shared::finish(&stats, OUTCOME_CANCELLED, clock::now());
     }
 }
 

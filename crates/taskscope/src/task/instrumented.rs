@@ -29,12 +29,12 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::clock;
-use crate::shared::{self, Event};
+use crate::base::clock;
+use crate::state::shared::{self, Event};
+use crate::state::worker::{self, WorkerSlot, UNTIMED_RUN};
 use crate::stats::task::*;
 use crate::stats::wake::WakeCell;
 use crate::task::waker::{poll_waker, proxy_waker_borrowed, PollWaker};
-use crate::worker::{self, WorkerSlot, UNTIMED_RUN};
 
 pin_project! {
     #[project = InstrumentedProj]
@@ -70,7 +70,7 @@ pin_project! {
     impl<F> PinnedDrop for Instrumented<F> {
         fn drop(this: Pin<&mut Self>) {
             // Dropped before completing: aborted, or its runtime shut down.
-            crate::shared::finish(&this.stats, OUTCOME_CANCELLED, clock::now());
+            crate::state::shared::finish(&this.stats, OUTCOME_CANCELLED, clock::now());
         }
     }
 }
@@ -274,12 +274,12 @@ fn conclude<T>(
             Poll::Pending
         }
         Ok(Poll::Ready(output)) => {
-            crate::shared::finish(stats, OUTCOME_COMPLETED, end());
+            crate::state::shared::finish(stats, OUTCOME_COMPLETED, end());
             Poll::Ready(output)
         }
         Err(panic) => {
             record_panic(stats, panic.as_ref());
-            crate::shared::finish(stats, OUTCOME_PANICKED, end());
+            crate::state::shared::finish(stats, OUTCOME_PANICKED, end());
             resume_unwind(panic)
         }
     }

@@ -21,12 +21,12 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use taskscope_wire::TaskKind;
 
-use crate::clock;
-use crate::shared;
+use crate::base::clock;
+use crate::state::shared;
+use crate::state::worker;
 use crate::stats::task::*;
 use crate::task::instrumented::{long_poll, record_panic};
 use crate::task::spawn::register;
-use crate::worker;
 
 /// Longest scope name kept, in bytes (longer ones are cut on a character boundary).
 pub const MAX_SCOPE_NAME: usize = 256;
@@ -49,7 +49,7 @@ pin_project! {
             // Dropped before completing: the request was cancelled (client gone, timeout).
             if let Some(stats) = &this.stats {
                 if !stats.is_done() {
-                    crate::shared::finish(stats, OUTCOME_CANCELLED, clock::now());
+                    crate::state::shared::finish(stats, OUTCOME_CANCELLED, clock::now());
                 }
             }
         }
@@ -157,12 +157,12 @@ impl<F: Future> Scope<F> {
             }
             Ok(Poll::Ready(output)) => {
                 stats.response.store(response(&output), Relaxed);
-                crate::shared::finish(stats, OUTCOME_COMPLETED, end);
+                crate::state::shared::finish(stats, OUTCOME_COMPLETED, end);
                 Poll::Ready(output)
             }
             Err(panic) => {
                 record_panic(stats, panic.as_ref());
-                crate::shared::finish(stats, OUTCOME_PANICKED, end);
+                crate::state::shared::finish(stats, OUTCOME_PANICKED, end);
                 resume_unwind(panic)
             }
         }

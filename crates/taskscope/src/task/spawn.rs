@@ -10,13 +10,13 @@ use taskscope_wire::TaskKind;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use crate::attach;
-use crate::clock;
-use crate::shared;
-use crate::shared::{Event, Shared};
+use crate::base::clock;
+use crate::state::attach;
+use crate::state::shared;
+use crate::state::shared::{Event, Shared};
+use crate::state::worker;
 use crate::stats::task::*;
 use crate::task::instrumented::{record_panic, Instrumented};
-use crate::worker;
 
 /// Spawns a future on the current tokio runtime, like [`tokio::spawn`], and records every poll.
 ///
@@ -128,12 +128,12 @@ impl BlockingRun {
         stats.record_poll(clock::delta_ns(start, end), None);
         match result {
             Ok(value) => {
-                crate::shared::finish(stats, OUTCOME_COMPLETED, end);
+                crate::state::shared::finish(stats, OUTCOME_COMPLETED, end);
                 value
             }
             Err(panic) => {
                 record_panic(stats, panic.as_ref());
-                crate::shared::finish(stats, OUTCOME_PANICKED, end);
+                crate::state::shared::finish(stats, OUTCOME_PANICKED, end);
                 resume_unwind(panic)
             }
         }
@@ -142,7 +142,7 @@ impl BlockingRun {
 
 impl Drop for BlockingRun {
     fn drop(&mut self) {
-        crate::shared::finish(&self.0, OUTCOME_CANCELLED, clock::now());
+        crate::state::shared::finish(&self.0, OUTCOME_CANCELLED, clock::now());
     }
 }
 

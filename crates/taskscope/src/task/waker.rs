@@ -31,9 +31,9 @@
 use std::sync::atomic::Ordering::*;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
-use crate::clock;
+use crate::base::clock;
+use crate::state::worker;
 use crate::stats::wake::{WakeCell, WakeRef};
-use crate::worker;
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
 

@@ -203,8 +203,10 @@ fn register() -> &'static WorkerSlot {
     *slot.thread_name.lock().unwrap_or_else(|e| e.into_inner()) = thread
         .name()
         .map_or_else(|| format!("{:?}", thread.id()), str::to_owned);
-    slot.runtime
-        .store(crate::probe::current_runtime_id().unwrap_or(0), Relaxed);
+    slot.runtime.store(
+        crate::state::probe::current_runtime_id().unwrap_or(0),
+        Relaxed,
+    );
     // If the thread is already tearing down its locals, keep the slot (it stays alive): rare,
     // and still correct, just not reused.
     let _ = OWNER.try_with(|o| *o.borrow_mut() = Some(SlotOwner(slot)));

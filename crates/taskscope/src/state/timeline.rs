@@ -6,8 +6,8 @@ use std::collections::{HashMap, VecDeque};
 
 use taskscope_wire::{PollSample, PollTimeline};
 
-use crate::clock;
-use crate::shared::Shared;
+use crate::base::clock;
+use crate::state::shared::Shared;
 
 /// A poll being watched: its worker slot's `(task, start ticks)`, when the timeline shows it
 /// starting (`from`: a nested scope's first scan; else `start`) and the last scan that saw it.
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn scans_of_one_poll_make_one_sample_and_long_polls_get_exact_ends() {
-        let shared = crate::shared::global();
+        let shared = crate::state::shared::global();
         let mut t = Timeline::default();
         let base = shared.epoch.load(std::sync::atomic::Ordering::Relaxed);
         t.seen(shared, 1, (7, base + 100), base + 200, None);
@@ -238,10 +238,10 @@ mod tests {
 
     #[test]
     fn a_scope_inside_a_poll_is_a_slice_nested_in_it_and_named() {
-        let shared = crate::shared::global();
+        let shared = crate::state::shared::global();
         let mut t = Timeline::default();
         let base = shared.epoch.load(std::sync::atomic::Ordering::Relaxed);
-        let ms = |n: u64| base + crate::clock::ticks_for(std::time::Duration::from_millis(n));
+        let ms = |n: u64| base + crate::base::clock::ticks_for(std::time::Duration::from_millis(n));
         let task = None;
         // Task 7's poll starts at 1 ms; its scope 70 shows with the same start from 3 ms to
         // 5 ms; then 7 again; then the worker idles.

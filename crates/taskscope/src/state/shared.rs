@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::clock;
+use crate::base::clock;
 use crate::stats::lock::LockStats;
 use crate::stats::task::TaskStats;
 

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use taskscope_wire::{Task, TaskChange, TaskGroup};
 
-use crate::ids::IdMap;
-use crate::shared::{Shared, THRESHOLDS};
+use crate::base::ids::IdMap;
+use crate::state::shared::{Shared, THRESHOLDS};
+use crate::state::to_wire::{task_change, task_to_wire};
 use crate::stats::histogram::DenseHistogram;
 use crate::stats::task::TaskStats;
-use crate::to_wire::{task_change, task_to_wire};
 
 /// Live tasks and their groups, copied out of the registry (see `Registry::view`).
 pub(crate) struct LiveView {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
-use crate::probe::{runtime_key, RuntimeProbe};
-use crate::shared::Shared;
+use crate::state::probe::{runtime_key, RuntimeProbe};
+use crate::state::shared::Shared;
 
 /// Bumped by every new Guard, so threads re-attach probes to runtimes after a re-init.
 pub(crate) static GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -32,7 +32,7 @@ pub(crate) fn ensure_attached(handle: &Handle, shared: &'static Shared) {
 #[inline(never)]
 fn attach(handle: &Handle, key: (u64, u64), shared: &'static Shared) {
     ATTACHED.with(|a| a.set(key));
-    let mut registry = crate::registry::lock(shared);
+    let mut registry = crate::state::registry::lock(shared);
     if registry
         .runtimes
         .iter()
@@ -43,7 +43,7 @@ fn attach(handle: &Handle, key: (u64, u64), shared: &'static Shared) {
     let probe = Arc::new(RuntimeProbe::new(handle, key.0));
     registry.runtimes.push(probe.clone());
     drop(registry);
-    crate::worker::spawn_unhooked(|| handle.spawn(heartbeat(probe)));
+    crate::state::worker::spawn_unhooked(|| handle.spawn(heartbeat(probe)));
 }
 
 async fn heartbeat(probe: Arc<RuntimeProbe>) {
@@ -59,7 +59,7 @@ async fn heartbeat(probe: Arc<RuntimeProbe>) {
         probe.pinged().await;
         // The worker threads this runs on become known (name, kernel id, runtime): where the
         // watchdog looks for a worker stuck in a task taskscope did not spawn.
-        crate::worker::current();
+        crate::state::worker::current();
         probe.answer();
     }
 }

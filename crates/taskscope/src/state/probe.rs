@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use tokio::runtime::{Handle, RuntimeFlavor, RuntimeMetrics};
 use tokio::sync::Notify;
 
-use crate::clock;
+use crate::base::clock;
 use crate::stats::histogram::AtomicHistogram;
 
 /// What the watchdog tracks per tokio worker to tell "stuck in one poll" from "busy".

@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering::*;
 
 use taskscope_wire::{Lock, Semaphore, Task, TaskChange};
 
-use crate::clock;
-use crate::location::format_location;
-use crate::shared::Shared;
+use crate::base::clock;
+use crate::base::location::format_location;
+use crate::state::shared::Shared;
 use crate::stats::lock::LockStats;
 use crate::stats::task::TaskStats;
 

@@ -22,13 +22,13 @@ use std::time::Duration;
 
 use taskscope_wire::{Warning, WarningKind};
 
-use crate::clock;
-use crate::probe::{RuntimeProbe, StallEnded, WorkerWatch};
-use crate::registry::Registry;
-use crate::shared::Shared;
+use crate::base::clock;
 use crate::stacks::Thread;
-use crate::warnings::fmt_ns;
-use crate::worker::WorkerSlot;
+use crate::state::probe::{RuntimeProbe, StallEnded, WorkerWatch};
+use crate::state::registry::Registry;
+use crate::state::shared::Shared;
+use crate::state::warnings::fmt_ns;
+use crate::state::worker::WorkerSlot;
 
 /// The task name of a worker stuck in a task taskscope did not spawn.
 const UNINSTRUMENTED: &str = "(uninstrumented task)";
@@ -229,7 +229,7 @@ fn raise(
     warning.message = message(&warning, probe.id, worker, elapsed);
     if let Some(thread) = found {
         let location = registry.stacks.foreign_top(key).map(|f| f.to_string());
-        crate::warnings::locate_uninstrumented(&mut warning, &thread, location);
+        crate::state::warnings::locate_uninstrumented(&mut warning, &thread, location);
     }
     let id = registry.warnings.raise(warning);
     registry.stacks.rename(key, id);
@@ -242,14 +242,14 @@ fn raise(
 /// What tokio's counters tell of a stuck worker, until its stack was sampled
 /// (`warnings::uninstrumented_message` then says where it is).
 fn message(w: &Warning, runtime: u64, worker: usize, elapsed: u64) -> String {
-    if let Some(located) = crate::warnings::uninstrumented_message(w) {
+    if let Some(located) = crate::state::warnings::uninstrumented_message(w) {
         return located;
     }
     let tense = if w.ongoing { "has been" } else { "was" };
     format!(
         "a worker of runtime {runtime} (tokio worker index {worker} or a sibling) {tense} inside one poll for {} {}",
         fmt_ns(elapsed),
-        crate::warnings::UNINSTRUMENTED_ORIGIN,
+        crate::state::warnings::UNINSTRUMENTED_ORIGIN,
     )
 }
 
@@ -299,7 +299,7 @@ pub(crate) fn sample(shared: &'static Shared, due: Vec<ForeignDue>, slots: &[&'s
         let first = take(&candidates);
         if !searching {
             if !first.is_empty() {
-                crate::symbolizer::submit_foreign(job.warning, first);
+                crate::threads::symbolizer::submit_foreign(job.warning, first);
             }
             continue;
         }
@@ -315,9 +315,11 @@ pub(crate) fn sample(shared: &'static Shared, due: Vec<ForeignDue>, slots: &[&'s
             .iter()
             .any(|(t, _)| !crate::stacks::waits_for_work(t.tid))
         {
-            crate::registry::lock(shared).stacks.stuck_seen(job.warning);
+            crate::state::registry::lock(shared)
+                .stacks
+                .stuck_seen(job.warning);
         }
-        crate::symbolizer::submit_foreign(job.warning, stayed);
+        crate::threads::symbolizer::submit_foreign(job.warning, stayed);
     }
 }
 

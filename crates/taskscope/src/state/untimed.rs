@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::*;
 
-use crate::clock;
-use crate::worker::WorkerSlot;
+use crate::base::clock;
+use crate::state::worker::WorkerSlot;
 
 /// Untimed polls (`task::instrumented`) show a marker in their worker slot instead of a start
 /// time. The watchdog gives such a poll, when it first sees it, the later of two moments before

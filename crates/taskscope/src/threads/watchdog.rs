@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use taskscope_wire::{TaskKind, Warning, WarningKind};
 
-use crate::clock;
-use crate::probe::RuntimeProbe;
-use crate::registry::Registry;
-use crate::shared::Shared;
-use crate::warnings::fmt_ns;
-use crate::worker::{self, WorkerSlot};
+use crate::base::clock;
+use crate::state::probe::RuntimeProbe;
+use crate::state::registry::Registry;
+use crate::state::shared::Shared;
+use crate::state::warnings::fmt_ns;
+use crate::state::worker::{self, WorkerSlot};
 
 /// Period of the scans that discover polls: half the threshold, between 1 and 5 ms.
 ///
@@ -31,7 +31,7 @@ pub(crate) fn scan_period(threshold_ns: u64) -> Duration {
 }
 
 pub(crate) fn run(shared: &'static Shared, stop: Arc<AtomicBool>) {
-    let threshold = crate::shared::THRESHOLDS.blocked_ns.load(Relaxed);
+    let threshold = crate::state::shared::THRESHOLDS.blocked_ns.load(Relaxed);
     let period = scan_period(threshold);
     let mut wait = period;
     while !stop.load(Acquire) {
@@ -58,9 +58,9 @@ const PING_EVERY: Duration = Duration::from_millis(10);
 /// One pass over slots, ongoing warnings and runtime probes. Returns the earliest moment (clock
 /// ticks) at which a poll seen running but not yet blocked crosses the threshold.
 pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
-    let threshold = crate::shared::THRESHOLDS.blocked_ns.load(Relaxed);
+    let threshold = crate::state::shared::THRESHOLDS.blocked_ns.load(Relaxed);
     let threshold_ticks = clock::ticks_for(Duration::from_nanos(threshold));
-    let mut registry = crate::registry::lock(shared);
+    let mut registry = crate::state::registry::lock(shared);
     let now = clock::now();
 
     // Long polls that ended since the last scan, before the slots are read (the timeline
@@ -196,13 +196,20 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
             probe.ping();
         }
         if probe.multi_thread {
-            let due = crate::foreign::watch(shared, &mut registry, probe, &slots, threshold, now);
+            let due = crate::threads::foreign::watch(
+                shared,
+                &mut registry,
+                probe,
+                &slots,
+                threshold,
+                now,
+            );
             foreign.extend(due);
         }
     }
     drop(registry);
     sample_stacks(shared, to_sample);
-    crate::foreign::sample(shared, foreign, &slots);
+    crate::threads::foreign::sample(shared, foreign, &slots);
     deadline
 }
 
@@ -226,11 +233,11 @@ fn sample_stacks(shared: &'static Shared, to_sample: Vec<(u64, &'static WorkerSl
             continue;
         };
         if slot.start.load(Acquire) == start {
-            crate::symbolizer::submit(id, raw);
+            crate::threads::symbolizer::submit(id, raw);
         }
     }
     if !unanswered.is_empty() {
-        let mut registry = crate::registry::lock(shared);
+        let mut registry = crate::state::registry::lock(shared);
         for id in unanswered {
             registry.stacks.give_up(id);
         }
@@ -295,7 +302,7 @@ fn poll_ended(shared: &Shared, registry: &mut Registry, task: u64, start: u64, e
 fn describe(registry: &Registry, task: u64) -> (String, String, String) {
     match registry.describe(task) {
         Some((name, location, TaskKind::Scope)) => {
-            let created = if location == crate::location::LAYER_LOCATION {
+            let created = if location == crate::base::location::LAYER_LOCATION {
                 "a request through the tower layer".to_string()
             } else {
                 format!("created at {location}")

@@ -6,8 +6,8 @@ use std::collections::{HashMap, VecDeque};
 pub(crate) use taskscope_wire::fmt_ns;
 use taskscope_wire::{Task, Warning, WarningKind};
 
-use crate::clock;
-use crate::shared::Shared;
+use crate::base::clock;
+use crate::state::shared::Shared;
 
 /// How many warnings are kept; the oldest finished ones go first.
 const MAX_WARNINGS: usize = 10_000;

@@ -9,15 +9,15 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use taskscope_wire::{Outcome, Task, TaskChange, TaskGroup, TaskKind};
 
-use crate::delta::{live_task_changes, LiveView, SentTasks, TaskChanges};
-use crate::ids::IdMap;
-use crate::location::format_location;
-use crate::probe::RuntimeProbe;
-use crate::shared::{Event, Shared};
+use crate::base::ids::IdMap;
+use crate::base::location::format_location;
+use crate::state::delta::{live_task_changes, LiveView, SentTasks, TaskChanges};
+use crate::state::probe::RuntimeProbe;
+use crate::state::shared::{Event, Shared};
+use crate::state::to_wire::task_to_wire;
+use crate::state::warnings::Warnings;
 use crate::stats::lock::LockStats;
 use crate::stats::task::TaskStats;
-use crate::to_wire::task_to_wire;
-use crate::warnings::Warnings;
 
 mod locks;
 
@@ -71,7 +71,7 @@ impl Drop for RegistryGuard {
         let raised = std::mem::take(&mut guard.warnings.to_emit);
         drop(guard);
         for warning in raised {
-            crate::warnings::emit(&warning);
+            crate::state::warnings::emit(&warning);
         }
     }
 }
@@ -116,9 +116,9 @@ pub(crate) struct Registry {
     /// Long polls reported by the hot path, for the watchdog to match with what it saw.
     pub(crate) long_polls: Vec<(u64, u64, u64)>,
     /// Untimed polls the watchdog is timing itself.
-    pub(crate) untimed: crate::untimed::UntimedPolls,
+    pub(crate) untimed: crate::state::untimed::UntimedPolls,
     /// The sampled poll timeline, fed by the watchdog's scans.
-    pub(crate) timeline: crate::timeline::Timeline,
+    pub(crate) timeline: crate::state::timeline::Timeline,
     /// Stacks sampled from blocked workers.
     pub(crate) stacks: crate::stacks::Stacks,
     /// Live locks and semaphores.
@@ -291,7 +291,7 @@ impl Registry {
                 let ended = stats.ended.load(Relaxed);
                 scope
                     .latency_ns
-                    .record(crate::clock::delta_ns(stats.created, ended));
+                    .record(crate::base::clock::delta_ns(stats.created, ended));
                 scope.responses.count(stats.response.load(Relaxed));
             }
             match stats.outcome() {
@@ -480,7 +480,7 @@ impl Retained {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock;
+    use crate::base::clock;
 
     /// A task whose `Done` event was shed is found by the scans: by a later regular retire,
     /// and at once by the final one, whose group counts must be exact.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::export::Exporter;
-use crate::shared::Shared;
+use crate::state::shared::Shared;
 
 /// Collection tick. Sampling, not per-event work, so its cost does not grow with the poll rate.
 const TICK: Duration = Duration::from_millis(100);
@@ -25,7 +25,7 @@ pub(crate) fn run(
         if stop.load(Acquire) {
             break;
         }
-        let mut registry = crate::registry::lock(shared);
+        let mut registry = crate::state::registry::lock(shared);
         if last_tick.elapsed() < TICK {
             // Woken early: finished tasks piled up (see `Registry::sync`).
             registry.retire_finished(shared);
@@ -50,7 +50,7 @@ pub(crate) fn run(
             if tasks {
                 exporter.prepare_tasks(shared, &view);
             }
-            registry = crate::registry::lock(shared);
+            registry = crate::state::registry::lock(shared);
         }
         exporter.tick(shared, &mut registry);
     }

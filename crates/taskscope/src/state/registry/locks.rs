@@ -8,11 +8,11 @@ use std::sync::Arc;
 use taskscope_wire::{Lock, Semaphore, Warning, WarningKind};
 
 use super::{Edge, Registry};
-use crate::clock;
-use crate::location::format_location;
-use crate::shared::Shared;
+use crate::base::clock;
+use crate::base::location::format_location;
+use crate::state::shared::Shared;
+use crate::state::to_wire::{lock_to_wire, semaphore_to_wire};
 use crate::stats::lock::{LockKind, LockStats};
-use crate::to_wire::{lock_to_wire, semaphore_to_wire};
 
 impl Registry {
     pub(crate) fn lock_name(&self, id: u64) -> String {
@@ -220,7 +220,7 @@ fn held_message(
     format!(
         "lock `{lock}` acquired at {} was held across an .await by {task}{times}, up to {}: other tasks wait while it is suspended",
         format_location(location),
-        crate::warnings::fmt_ns(hold_ns)
+        crate::state::warnings::fmt_ns(hold_ns)
     )
 }
 

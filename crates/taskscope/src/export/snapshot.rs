@@ -5,11 +5,11 @@ use std::sync::atomic::Ordering::*;
 
 use taskscope_wire::{ProcessInfo, Runtime, Snapshot, Worker};
 
-use crate::clock;
-use crate::delta::LiveView;
-use crate::registry::Registry;
-use crate::shared::{self, Shared};
-use crate::worker;
+use crate::base::clock;
+use crate::state::delta::LiveView;
+use crate::state::registry::Registry;
+use crate::state::shared::{self, Shared};
+use crate::state::worker;
 
 /// Everything taskscope knows now. Without a live [`Guard`](crate::Guard) the snapshot holds
 /// only the process description.
@@ -23,7 +23,7 @@ use crate::worker;
 pub fn snapshot() -> Snapshot {
     let shared = shared::global();
     let (view, partial) = {
-        let mut registry = crate::registry::lock(shared);
+        let mut registry = crate::state::registry::lock(shared);
         registry.retire_finished(shared);
         (registry.view(), build_without_live(shared, &registry))
     };
@@ -75,7 +75,7 @@ fn build_without_live(shared: &'static Shared, registry: &Registry) -> Snapshot 
 
 /// The worker slots now. An untimed poll's running time is counted from the start the watchdog
 /// gave it (0 before the watchdog saw it: it started less than a scan period ago).
-pub(crate) fn workers(now: u64, untimed: &crate::untimed::UntimedPolls) -> Vec<Worker> {
+pub(crate) fn workers(now: u64, untimed: &crate::state::untimed::UntimedPolls) -> Vec<Worker> {
     worker::all()
         .into_iter()
         .filter(|s| s.alive.load(Acquire))

@@ -33,7 +33,7 @@ type SymbolizerThread = (
 const PENDING_SAMPLES: usize = 256;
 
 /// Starts the symbolising thread (when sampling is on).
-pub(crate) fn start_symbolizer(shared: &'static crate::shared::Shared) {
+pub(crate) fn start_symbolizer(shared: &'static crate::state::shared::Shared) {
     if !enabled() {
         return;
     }
@@ -50,7 +50,7 @@ pub(crate) fn start_symbolizer(shared: &'static crate::shared::Shared) {
                     .chain(rx.try_iter())
                     .map(|job| symbolizer.symbolize_job(job))
                     .collect();
-                let mut registry = crate::registry::lock(shared);
+                let mut registry = crate::state::registry::lock(shared);
                 for done in batch {
                     match done {
                         Symbolized::Blocked(id, sample) => registry.stacks.add(id, sample),
@@ -60,7 +60,9 @@ pub(crate) fn start_symbolizer(shared: &'static crate::shared::Shared) {
                             {
                                 if let Some(w) = registry.warnings.get_mut(id) {
                                     let location = top.map(|f| f.to_string());
-                                    crate::warnings::locate_uninstrumented(w, &thread, location);
+                                    crate::state::warnings::locate_uninstrumented(
+                                        w, &thread, location,
+                                    );
                                 }
                             }
                         }
