@@ -138,7 +138,7 @@ impl Exporter {
                 && changed_stacks.is_empty()
                 && scopes.is_empty()
             {
-                recorder.write(shared, &hello, &frames, at_ms, registry);
+                recorder.write(&hello, || recording_start(shared, registry), &frames, at_ms);
             } else {
                 let mut all = frames.clone();
                 all.extend(changed_stacks.iter().cloned());
@@ -149,7 +149,7 @@ impl Exporter {
                 if !polls.is_empty() {
                     all.push(Frame::Polls(polls));
                 }
-                recorder.write(shared, &hello, &all, at_ms, registry);
+                recorder.write(&hello, || recording_start(shared, registry), &all, at_ms);
             }
         }
         if let Some(server) = &self.server {
@@ -241,6 +241,25 @@ impl Exporter {
             server.shutdown();
         }
     }
+}
+
+/// What a recording starts with after its hello: a key frame, every warning with its stacks,
+/// and the scope groups.
+fn recording_start(shared: &'static Shared, registry: &Registry) -> Vec<Frame> {
+    let mut frames =
+        vec![Exporter::default().update(shared, registry, &mut Default::default(), true)];
+    frames.extend(
+        registry
+            .warnings
+            .all()
+            .into_iter()
+            .map(|w| Frame::Warning(Box::new(w))),
+    );
+    for &warning in registry.stacks.folded.keys() {
+        frames.extend(stacks_frame(registry, warning));
+    }
+    frames.push(scopes_frame(registry));
+    frames
 }
 
 /// Every scope group's latency and responses, as a frame.

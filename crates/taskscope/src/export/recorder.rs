@@ -9,9 +9,6 @@ use std::path::{Path, PathBuf};
 use taskscope_wire::recording::RecordingWriter;
 use taskscope_wire::Frame;
 
-use crate::state::registry::Registry;
-use crate::state::shared::Shared;
-
 #[derive(Debug)]
 pub(crate) struct Recorder {
     path: PathBuf,
@@ -37,14 +34,14 @@ impl Recorder {
         })
     }
 
-    /// Appends this tick's frames (after a hello and a key frame when the file is new).
+    /// Appends this tick's frames; a new file first gets `hello` and the frames `start` makes
+    /// (a key frame and what a reader needs before the first update).
     pub(crate) fn write(
         &mut self,
-        shared: &'static Shared,
         hello: &Frame,
+        start: impl FnOnce() -> Vec<Frame>,
         frames: &[Frame],
         at_ms: u64,
-        registry: &Registry,
     ) {
         // Rotate before writing, so a new file always starts with frames (never left empty).
         let over = self
@@ -60,23 +57,10 @@ impl Recorder {
         };
         let mut result = Ok(());
         if self.needs_key {
-            let key =
-                super::Exporter::default().update(shared, registry, &mut Default::default(), true);
-            result = writer
-                .write(at_ms, hello)
-                .and_then(|()| writer.write(at_ms, &key));
-            for w in registry.warnings.all() {
-                result = result.and_then(|()| writer.write(at_ms, &Frame::Warning(Box::new(w))));
-            }
-            for (&warning, stacks) in &registry.stacks.folded {
-                let frame = Frame::Stacks {
-                    warning,
-                    stacks: stacks.clone(),
-                };
+            result = writer.write(at_ms, hello);
+            for frame in start() {
                 result = result.and_then(|()| writer.write(at_ms, &frame));
             }
-            let scopes = super::scopes_frame(registry);
-            result = result.and_then(|()| writer.write(at_ms, &scopes));
             self.needs_key = false;
         }
         for frame in frames {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use taskscope_wire::StackFrame;
 
-use super::{RawStack, ACTIVE, MAX_FRAMES};
+use super::raw::{RawStack, ACTIVE, MAX_FRAMES};
 
 const IDLE: u8 = 0;
 const REQUESTED: u8 = 1;

@@ -2,7 +2,7 @@
 
 use taskscope_wire::StackFrame;
 
-use super::RawStack;
+use super::raw::RawStack;
 
 pub(super) fn current_tid() -> i32 {
     0

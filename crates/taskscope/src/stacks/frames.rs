@@ -2,7 +2,10 @@
 
 use taskscope_wire::{StackFrame, StackSample};
 
-use super::{MAX_APP_FRAMES, MAX_STACKS};
+/// Application frames kept per folded stack.
+const MAX_APP_FRAMES: usize = 24;
+/// Distinct stacks kept per warning (the rarest are dropped first).
+pub(crate) const MAX_STACKS: usize = 8;
 /// taskscope's own sources: where the application's frames end (the poll wrapper).
 pub(super) const OWN_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
 

@@ -18,35 +18,22 @@
 //!   as they must for any profiler's signals.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::atomic::Ordering::*;
 
 use taskscope_wire::StackSample;
 
 mod foreign;
 mod frames;
+mod raw;
 mod threads;
 
 pub(crate) use frames::{fold, in_task_poll, split_app_frames};
+pub(crate) use raw::RawStack;
+use raw::ACTIVE;
 pub(crate) use threads::{named as threads_named, Thread};
 
-/// Frames kept per sample (innermost first, before filtering).
-const MAX_FRAMES: usize = 128;
-/// Application frames kept per folded stack.
-const MAX_APP_FRAMES: usize = 24;
-/// Distinct stacks kept per warning (the rarest are dropped first).
-pub(crate) const MAX_STACKS: usize = 8;
 /// Samples taken per blocked poll at most.
 pub(crate) const MAX_SAMPLES: u32 = 32;
-
-/// Whether the Builder (or `TASKSCOPE_STACKS`) asked for stacks and the handler is installed.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
-
-/// One raw sample: the interrupted instruction and the return addresses above it.
-#[derive(Debug, Clone)]
-pub(crate) struct RawStack {
-    pub(crate) pc: usize,
-    pub(crate) ips: Vec<usize>,
-}
 
 /// Stacks can be sampled on this platform.
 pub(crate) const SUPPORTED: bool = cfg!(all(
@@ -86,24 +73,6 @@ pub(crate) fn capture(tid: i32) -> Option<RawStack> {
 /// Whether thread `tid` blocks the sampling signal (then asking again is pointless).
 pub(crate) fn blocks_signal(tid: i32) -> bool {
     imp::blocks_signal(tid)
-}
-
-impl RawStack {
-    /// The return addresses of the interrupted code (the callers of where it was), hashed:
-    /// equal in two samples of a thread that stayed in one call (a sleep, a read, a lock, a
-    /// loop that calls nothing), equal only by chance for a thread that ran other polls in
-    /// between (`stacks::foreign`).
-    pub(crate) fn call_chain(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let start = self
-            .ips
-            .iter()
-            .position(|&ip| ip == self.pc)
-            .map_or(0, |i| i + 1);
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.ips[start..].hash(&mut hasher);
-        hasher.finish()
-    }
 }
 
 /// Whether thread `tid` is in one of the kernel's waits a parked tokio worker is in (`futex`,
@@ -298,7 +267,7 @@ mod imp;
 
 #[cfg(test)]
 mod tests {
-    use super::frames::{split_app_frames, OWN_SOURCES};
+    use super::frames::{split_app_frames, MAX_STACKS, OWN_SOURCES};
     use super::*;
     use taskscope_wire::StackFrame;
 

@@ -6,7 +6,7 @@ use std::panic::Location;
 
 use crate::base::clock;
 use crate::sync::held::{Ctx, Held};
-use crate::sync::Registered;
+use crate::sync::register::Registered;
 
 /// A blocking acquisition that waited longer than this counts as contended.
 const BLOCKING_CONTENDED_NS: u64 = 1_000_000;
@@ -43,10 +43,10 @@ pub(crate) fn hold(
 /// `Mutex` (66 → 82 ns, `overhead --locks`; +19 instructions per lock+unlock under callgrind).
 macro_rules! acquire {
     ($side:expr, $at:expr, $attempt:expr, $wait:expr) => {{
-        let side: Option<&$crate::sync::Registered> = $side;
+        let side: Option<&$crate::sync::register::Registered> = $side;
         match side {
             None => ($wait.await, 0, false),
-            Some(stats) => match try_spending_budget!($attempt) {
+            Some(stats) => match $crate::sync::budget::try_spending_budget!($attempt) {
                 Ok(guard) => (guard, 0, false),
                 Err(_) => {
                     let ctx = $crate::sync::held::Ctx::current;

@@ -9,7 +9,8 @@ use crate::stats::lock::LockKind;
 use crate::sync::acquire::{acquire, blocking, hold};
 use crate::sync::guards::{guard, lock_impls};
 use crate::sync::held::Held;
-use crate::sync::{register, TryLockError};
+use crate::sync::register::register;
+use tokio::sync::TryLockError;
 
 /// An asynchronous mutex, like [`tokio::sync::Mutex`], that records how long tasks wait for it
 /// and hold it, who holds it now, and lock-order and held-across-await problems.
@@ -25,7 +26,7 @@ use crate::sync::{register, TryLockError};
 /// # }
 /// ```
 pub struct Mutex<T: ?Sized> {
-    stats: Option<super::Registered>,
+    stats: Option<crate::sync::register::Registered>,
     inner: tokio::sync::Mutex<T>,
 }
 

@@ -9,7 +9,8 @@ use crate::stats::lock::LockKind;
 use crate::sync::acquire::{acquire, blocking, hold};
 use crate::sync::guards::{guard, lock_impls};
 use crate::sync::held::Held;
-use crate::sync::{register, TryLockError};
+use crate::sync::register::register;
+use tokio::sync::TryLockError;
 
 /// An asynchronous reader-writer lock, like [`tokio::sync::RwLock`] (fair, write-preferring), that
 /// records waits and holds of readers and writers separately.
@@ -24,8 +25,8 @@ use crate::sync::{register, TryLockError};
 /// # }
 /// ```
 pub struct RwLock<T: ?Sized> {
-    read_stats: Option<super::Registered>,
-    write_stats: Option<super::Registered>,
+    read_stats: Option<crate::sync::register::Registered>,
+    write_stats: Option<crate::sync::register::Registered>,
     inner: tokio::sync::RwLock<T>,
 }
 

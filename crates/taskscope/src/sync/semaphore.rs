@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use crate::base::clock;
 use crate::stats::lock::{LockKind, LockStats};
+use crate::sync::budget::try_spending_budget;
 use crate::sync::held::{Ctx, Waiting};
-use crate::sync::{register, AcquireError, TryAcquireError};
+use crate::sync::register::register;
+use tokio::sync::{AcquireError, TryAcquireError};
 
 /// A counting semaphore, like [`tokio::sync::Semaphore`] (fair), that records waits, holds,
 /// waiters and how long no permit was left.
@@ -27,7 +29,7 @@ use crate::sync::{register, AcquireError, TryAcquireError};
 /// # }
 /// ```
 pub struct Semaphore {
-    stats: Option<super::Registered>,
+    stats: Option<crate::sync::register::Registered>,
     inner: tokio::sync::Semaphore,
 }
 

@@ -1,0 +1,34 @@
+//! A raw sample and what the signal handler needs: the frame limit and whether sampling is on.
+
+use std::sync::atomic::AtomicBool;
+
+/// Frames kept per sample (innermost first, before filtering).
+pub(crate) const MAX_FRAMES: usize = 128;
+
+/// Whether the Builder (or `TASKSCOPE_STACKS`) asked for stacks and the handler is installed.
+pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// One raw sample: the interrupted instruction and the return addresses above it.
+#[derive(Debug, Clone)]
+pub(crate) struct RawStack {
+    pub(crate) pc: usize,
+    pub(crate) ips: Vec<usize>,
+}
+
+impl RawStack {
+    /// The return addresses of the interrupted code (the callers of where it was), hashed:
+    /// equal in two samples of a thread that stayed in one call (a sleep, a read, a lock, a
+    /// loop that calls nothing), equal only by chance for a thread that ran other polls in
+    /// between (`stacks::foreign`).
+    pub(crate) fn call_chain(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let start = self
+            .ips
+            .iter()
+            .position(|&ip| ip == self.pc)
+            .map_or(0, |i| i + 1);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.ips[start..].hash(&mut hasher);
+        hasher.finish()
+    }
+}
