@@ -2,7 +2,9 @@
 //! README).
 
 use serde::Serialize;
-use taskscope_wire::{Percentiles, Snapshot, StackSample, TaskKind, Warning};
+use std::collections::BTreeMap;
+
+use taskscope_wire::{Histogram, Percentiles, Snapshot, StackSample, Warning};
 
 /// The schema name written in every report.
 pub const SCHEMA: &str = "taskscope.report/v1";
@@ -23,13 +25,13 @@ pub struct Report<'a> {
     /// Events taskscope dropped under load (the numbers are incomplete when > 0).
     pub dropped_events: u64,
     /// Per task group, most busy first.
-    pub tasks: Vec<TaskRow<'a>>,
+    pub tasks: Vec<Row>,
     /// Per scope group: latency and responses.
-    pub scopes: Vec<ScopeRow<'a>>,
+    pub scopes: Vec<Row>,
     /// Per lock (and RwLock side), most waited-on first.
-    pub locks: Vec<LockRow<'a>>,
+    pub locks: Vec<Row>,
     /// Per semaphore, most waited-on first.
-    pub semaphores: Vec<SemaphoreRow<'a>>,
+    pub semaphores: Vec<Row>,
     /// Every warning, oldest first.
     pub warnings: Vec<WarningRow<'a>>,
 }
@@ -55,101 +57,123 @@ pub struct Process<'a> {
     pub start_unix_ms: u64,
 }
 
-/// One task group.
+/// A report row: fields in the schema's order, serialised as a JSON object.
+#[derive(Debug, Default)]
+pub struct Row(Vec<(&'static str, Field)>);
+
+/// A value of a row: a model field as it is, or a histogram's percentiles (kept as a struct, so
+/// that they print in their own order: count, p50 … max).
 #[derive(Debug, Serialize)]
-pub struct TaskRow<'a> {
-    /// Group name (task name, or spawn location when unnamed).
-    pub name: &'a str,
-    /// Spawn location.
-    pub location: &'a str,
-    /// `async` or `blocking`.
-    pub kind: TaskKind,
-    /// Tasks spawned.
-    pub spawned: u64,
-    /// Tasks still alive.
-    pub alive: u64,
-    /// Tasks completed.
-    pub completed: u64,
-    /// Tasks dropped before completing.
-    pub cancelled: u64,
-    /// Tasks that panicked.
-    pub panicked: u64,
-    /// Polls.
-    pub polls: u64,
-    /// Time in polls.
-    pub busy_ns: u64,
-    /// Poll durations.
-    pub poll_ns: Percentiles,
-    /// Wake → poll delays.
-    pub scheduled_ns: Percentiles,
-    /// `poll_ns` as a base64 compressed HdrHistogram V2 serialisation.
-    pub poll_ns_hdr: String,
-    /// `scheduled_ns` as a base64 compressed HdrHistogram V2 serialisation.
-    pub scheduled_ns_hdr: String,
+#[serde(untagged)]
+pub enum Field {
+    /// A value from the model or computed for the report.
+    Value(serde_json::Value),
+    /// A histogram's percentiles.
+    Percentiles(Percentiles),
 }
 
-/// What only a scope group has (its task row has the polls and outcomes).
-#[derive(Debug, Serialize)]
-pub struct ScopeRow<'a> {
-    /// Scope name.
-    pub name: &'a str,
-    /// Where the scopes were created.
-    pub location: &'a str,
-    /// Scopes that ended.
-    pub ended: u64,
-    /// Creation → end.
-    pub latency_ns: Percentiles,
-    /// `latency_ns` as a base64 compressed HdrHistogram V2 serialisation.
-    pub latency_ns_hdr: String,
-    /// Responses per status class.
-    pub responses: std::collections::BTreeMap<&'static str, u64>,
+impl Row {
+    /// The row's value of `field`, if it has one.
+    pub fn get(&self, field: &str) -> Option<&Field> {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, v)| v)
+    }
+
+    fn push(&mut self, field: &'static str, value: impl Serialize) {
+        let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        self.0.push((field, Field::Value(value)));
+    }
+
+    fn push_percentiles(&mut self, field: &'static str, h: &Histogram) {
+        self.0.push((field, Field::Percentiles(h.percentiles())));
+    }
+
+    /// A model entity's `fields`, in that order, each histogram of `histograms` among them as
+    /// its percentiles; then each histogram as a base64 compressed HdrHistogram V2
+    /// serialisation, `<name>_hdr`. The model is the one description of what an entity holds;
+    /// the row picks what the `taskscope.report/v1` schema promises.
+    fn of(
+        entity: &impl Serialize,
+        fields: &[&'static str],
+        histograms: &[(&'static str, &Histogram)],
+    ) -> Row {
+        let model = serde_json::to_value(entity).unwrap_or_default();
+        let mut row = Row::default();
+        for &field in fields {
+            match histograms.iter().find(|(name, _)| *name == field) {
+                Some((_, h)) => row.push_percentiles(field, h),
+                None => row.push(field, model.get(field).cloned().unwrap_or_default()),
+            }
+        }
+        for (name, h) in histograms {
+            let hdr: &'static str = HDR_FIELDS
+                .iter()
+                .find(|(of, _)| of == name)
+                .map_or("unnamed_hdr", |(_, hdr)| hdr);
+            row.push(hdr, crate::hdr::encode(h));
+        }
+        row
+    }
 }
 
-/// One lock, or one side of an RwLock.
-#[derive(Debug, Serialize)]
-pub struct LockRow<'a> {
-    /// Given name or creation location.
-    pub name: &'a str,
-    /// `mutex`, `rwlock_read` or `rwlock_write`.
-    pub kind: &'a str,
-    /// Creation location.
-    pub location: &'a str,
-    /// Acquisitions.
-    pub acquisitions: u64,
-    /// Acquisitions that had to wait.
-    pub contended: u64,
-    /// Most tasks waiting at once.
-    pub max_waiters: u64,
-    /// Ask → acquire.
-    pub wait_ns: Percentiles,
-    /// Acquire → release (sampled, see the README).
-    pub hold_ns: Percentiles,
-    /// `wait_ns` as a base64 compressed HdrHistogram V2 serialisation.
-    pub wait_ns_hdr: String,
-    /// `hold_ns` as a base64 compressed HdrHistogram V2 serialisation.
-    pub hold_ns_hdr: String,
+impl Serialize for Row {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (field, value) in &self.0 {
+            map.serialize_entry(field, value)?;
+        }
+        map.end()
+    }
 }
 
-/// One semaphore.
-#[derive(Debug, Serialize)]
-pub struct SemaphoreRow<'a> {
-    /// Given name or creation location.
-    pub name: &'a str,
-    /// Creation location.
-    pub location: &'a str,
-    /// Permits (created plus added, less forgotten).
-    pub permits: u64,
-    /// Acquisitions.
-    pub acquisitions: u64,
-    /// Most tasks waiting at once.
-    pub max_waiters: u64,
-    /// Time with no permit left.
-    pub saturated_ns: u64,
-    /// Ask → acquire.
-    pub wait_ns: Percentiles,
-    /// `wait_ns` as a base64 compressed HdrHistogram V2 serialisation.
-    pub wait_ns_hdr: String,
-}
+/// The `_hdr` field of each histogram field.
+const HDR_FIELDS: [(&str, &str); 5] = [
+    ("poll_ns", "poll_ns_hdr"),
+    ("scheduled_ns", "scheduled_ns_hdr"),
+    ("latency_ns", "latency_ns_hdr"),
+    ("wait_ns", "wait_ns_hdr"),
+    ("hold_ns", "hold_ns_hdr"),
+];
+
+/// A task group's row: what the `TaskGroup` of the model holds.
+const TASK_FIELDS: &[&str] = &[
+    "name",
+    "location",
+    "kind",
+    "spawned",
+    "alive",
+    "completed",
+    "cancelled",
+    "panicked",
+    "polls",
+    "busy_ns",
+    "poll_ns",
+    "scheduled_ns",
+];
+/// A lock's row (its live holder and waiters stay out: a report is of a run).
+const LOCK_FIELDS: &[&str] = &[
+    "name",
+    "kind",
+    "location",
+    "acquisitions",
+    "contended",
+    "max_waiters",
+    "wait_ns",
+    "hold_ns",
+];
+/// A semaphore's row.
+const SEMAPHORE_FIELDS: &[&str] = &[
+    "name",
+    "location",
+    "permits",
+    "acquisitions",
+    "max_waiters",
+    "saturated_ns",
+    "wait_ns",
+];
 
 /// Builds the report of a snapshot.
 pub fn report(snapshot: &Snapshot) -> Report<'_> {
@@ -165,64 +189,39 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
         tasks: snapshot
             .task_groups
             .iter()
-            .map(|g| TaskRow {
-                name: &g.name,
-                location: &g.location,
-                kind: g.kind,
-                spawned: g.spawned,
-                alive: g.alive,
-                completed: g.completed,
-                cancelled: g.cancelled,
-                panicked: g.panicked,
-                polls: g.polls,
-                busy_ns: g.busy_ns,
-                poll_ns: g.poll_ns.percentiles(),
-                scheduled_ns: g.scheduled_ns.percentiles(),
-                poll_ns_hdr: crate::hdr::encode(&g.poll_ns),
-                scheduled_ns_hdr: crate::hdr::encode(&g.scheduled_ns),
+            .map(|g| {
+                let histograms = [("poll_ns", &g.poll_ns), ("scheduled_ns", &g.scheduled_ns)];
+                Row::of(g, TASK_FIELDS, &histograms)
             })
             .collect(),
         scopes: snapshot
             .scopes
             .iter()
-            .map(|s| ScopeRow {
-                name: &s.name,
-                location: &s.location,
-                ended: s.latency_ns.count(),
-                latency_ns: s.latency_ns.percentiles(),
-                latency_ns_hdr: crate::hdr::encode(&s.latency_ns),
-                responses: s.responses.classes().into_iter().collect(),
+            .map(|s| {
+                let mut row = Row::of(s, &["name", "location"], &[]);
+                row.push("ended", s.latency_ns.count());
+                row.push_percentiles("latency_ns", &s.latency_ns);
+                row.push("latency_ns_hdr", crate::hdr::encode(&s.latency_ns));
+                let responses: BTreeMap<_, _> = s.responses.classes().into_iter().collect();
+                row.push("responses", responses);
+                row
             })
             .collect(),
         locks: snapshot
             .locks
             .iter()
-            .map(|l| LockRow {
-                name: &l.name,
-                kind: &l.kind,
-                location: &l.location,
-                acquisitions: l.acquisitions,
-                contended: l.contended,
-                max_waiters: l.max_waiters,
-                wait_ns: l.wait_ns.percentiles(),
-                hold_ns: l.hold_ns.percentiles(),
-                wait_ns_hdr: crate::hdr::encode(&l.wait_ns),
-                hold_ns_hdr: crate::hdr::encode(&l.hold_ns),
+            .map(|l| {
+                Row::of(
+                    l,
+                    LOCK_FIELDS,
+                    &[("wait_ns", &l.wait_ns), ("hold_ns", &l.hold_ns)],
+                )
             })
             .collect(),
         semaphores: snapshot
             .semaphores
             .iter()
-            .map(|s| SemaphoreRow {
-                name: &s.name,
-                location: &s.location,
-                permits: s.permits,
-                acquisitions: s.acquisitions,
-                max_waiters: s.max_waiters,
-                saturated_ns: s.saturated_ns,
-                wait_ns: s.wait_ns.percentiles(),
-                wait_ns_hdr: crate::hdr::encode(&s.wait_ns),
-            })
+            .map(|s| Row::of(s, SEMAPHORE_FIELDS, &[("wait_ns", &s.wait_ns)]))
             .collect(),
         warnings: snapshot
             .warnings

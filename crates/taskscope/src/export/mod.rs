@@ -95,22 +95,9 @@ impl Exporter {
         let hello = Frame::Hello(hello(shared));
         let needs_key = self.server.as_ref().is_some_and(|s| s.needs_key_frame());
         let key_frames = needs_key.then(|| {
-            let update = self.update(shared, registry, &mut SentTasks::default(), true);
-            let mut frames = vec![hello.clone(), update];
-            frames.extend(
-                registry
-                    .warnings
-                    .all()
-                    .into_iter()
-                    .map(|w| Frame::Warning(Box::new(w))),
-            );
-            let v2: Vec<Frame> = registry
-                .stacks
-                .folded
-                .keys()
-                .filter_map(|&id| stacks_frame(registry, id))
-                .collect();
-            Published::new(&frames, &v2, &[scopes_frame(registry)])
+            let (first, stacks, scopes) = start_frames(self, shared, registry);
+            let frames: Vec<Frame> = std::iter::once(hello.clone()).chain(first).collect();
+            Published::new(&frames, &stacks, &[scopes])
         });
 
         self.ticks += 1;
@@ -243,22 +230,32 @@ impl Exporter {
     }
 }
 
-/// What a recording starts with after its hello: a key frame, every warning with its stacks,
-/// and the scope groups.
+/// What a new reader needs before the first update: a key frame and every warning, every
+/// warning's stacks (for readers of version 2 on), and the scope groups (version 3).
+fn start_frames(
+    exporter: &mut Exporter,
+    shared: &'static Shared,
+    registry: &Registry,
+) -> (Vec<Frame>, Vec<Frame>, Frame) {
+    let update = exporter.update(shared, registry, &mut SentTasks::default(), true);
+    let warnings = registry.warnings.all().into_iter();
+    let first = std::iter::once(update)
+        .chain(warnings.map(|w| Frame::Warning(Box::new(w))))
+        .collect();
+    let stacks = registry
+        .stacks
+        .folded
+        .keys()
+        .filter_map(|&id| stacks_frame(registry, id))
+        .collect();
+    (first, stacks, scopes_frame(registry))
+}
+
+/// What a recording starts with after its hello: all of `start_frames`.
 fn recording_start(shared: &'static Shared, registry: &Registry) -> Vec<Frame> {
-    let mut frames =
-        vec![Exporter::default().update(shared, registry, &mut Default::default(), true)];
-    frames.extend(
-        registry
-            .warnings
-            .all()
-            .into_iter()
-            .map(|w| Frame::Warning(Box::new(w))),
-    );
-    for &warning in registry.stacks.folded.keys() {
-        frames.extend(stacks_frame(registry, warning));
-    }
-    frames.push(scopes_frame(registry));
+    let (mut frames, stacks, scopes) = start_frames(&mut Exporter::default(), shared, registry);
+    frames.extend(stacks);
+    frames.push(scopes);
     frames
 }
 
