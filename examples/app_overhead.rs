@@ -67,11 +67,7 @@ fn request_response(instrumented: bool, connections: u64, seconds: u64) -> (f64,
             .retained_tasks(1000)
             .init()
     });
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server = two_workers();
     let listener = server.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     server.spawn(serve(listener, instrumented));
@@ -114,16 +110,21 @@ fn request_response(instrumented: bool, connections: u64, seconds: u64) -> (f64,
     (count as f64 / seconds as f64, p50, p99)
 }
 
+/// A multi-thread runtime with two workers, as every measurement here uses.
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Runs in a child: a million short tasks, then prints the peak resident set in KiB, how many of
 /// the spawns were instrumented (the rest were shed, counted; 0 when bare) and how long the
 /// million spawns and awaits took, in milliseconds.
 fn rss_child(instrumented: bool) {
     let guard = instrumented.then(|| taskscope::Builder::new().no_server().init());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_workers();
     let started = std::time::Instant::now();
     rt.block_on(async {
         for _ in 0..1_000 {
@@ -149,11 +150,7 @@ fn rss_child(instrumented: bool) {
 fn rss_long_child(instrumented: bool) {
     const TASKS: u64 = 100_000;
     let guard = instrumented.then(|| taskscope::Builder::new().no_server().init());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_workers();
     let before = rss_kib("VmRSS:");
     rt.block_on(async {
         let (release, _) = tokio::sync::watch::channel(());
