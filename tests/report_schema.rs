@@ -255,3 +255,32 @@ fn numbers_match_a_known_workload_and_the_report_validates() {
         waits[4],
     );
 }
+
+#[test]
+fn every_warning_says_how_to_fix_it_in_json_markdown_and_html() {
+    let snap = recording_snapshot();
+    let report = report_json(&snap);
+    validate(&report).unwrap();
+    let warnings = report["warnings"].as_array().unwrap();
+    assert!(!warnings.is_empty());
+    for (json, warning) in warnings.iter().zip(&snap.warnings) {
+        assert_eq!(json["hint"], warning.kind.hint(), "{json}");
+    }
+    let markdown = taskscope_report::markdown::render(&snap);
+    let html = taskscope_report::html::render(&snap);
+    for kind in taskscope_wire::WarningKind::ALL {
+        let found = snap.warnings_of(kind).next().is_some();
+        let fix = format!("### {kind} (");
+        assert_eq!(markdown.contains(&fix), found, "{kind}");
+        if found {
+            let section = &markdown[markdown.find(&fix).unwrap()..];
+            let next = section[3..].find("\n#").map_or(section.len(), |at| at + 3);
+            assert!(
+                section[..next].contains(&format!("**Fix:** {}", kind.hint())),
+                "{kind} in:\n{}",
+                &section[..next]
+            );
+        }
+        assert_eq!(html.contains(kind.hint()), found, "{kind}");
+    }
+}

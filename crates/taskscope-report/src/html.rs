@@ -195,6 +195,23 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
         );
     }
     out.push_str("</table>");
+    // How to fix each kind found, gravest first.
+    let found: Vec<WarningKind> = WarningKind::ALL
+        .into_iter()
+        .filter(|&kind| snapshot.warnings_of(kind).next().is_some())
+        .collect();
+    if !found.is_empty() {
+        out.push_str("<h3>How to fix them</h3><dl>");
+        for kind in found {
+            let _ = write!(
+                out,
+                r#"<dt class="k" style="color:{}">{kind}</dt><dd>{}</dd>"#,
+                colour(kind),
+                esc(kind.hint())
+            );
+        }
+        out.push_str("</dl>");
+    }
     let tables = crate::tables::tables(snapshot);
     if !tables.scopes.rows.is_empty() {
         table(&mut out, &tables.scopes, "");

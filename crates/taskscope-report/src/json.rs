@@ -42,6 +42,8 @@ pub struct WarningRow<'a> {
     /// The warning's fields.
     #[serde(flatten)]
     pub warning: &'a Warning,
+    /// How to fix what the warning found.
+    pub hint: &'static str,
     /// Stacks sampled while the worker was blocked, most frequent first (empty when none).
     pub stacks: &'a [StackSample],
 }
@@ -228,6 +230,7 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
             .iter()
             .map(|w| WarningRow {
                 warning: w,
+                hint: w.hint(),
                 stacks: snapshot
                     .warning_stacks
                     .get(&w.id)

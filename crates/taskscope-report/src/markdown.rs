@@ -75,6 +75,7 @@ pub fn render(snapshot: &Snapshot) -> String {
                 continue;
             }
             let _ = writeln!(out, "### {kind} ({})\n", all.len());
+            let _ = writeln!(out, "**Fix:** {}\n", kind.hint());
             let mut worst = all.clone();
             worst.sort_by_key(|w| std::cmp::Reverse(w.duration_ns.unwrap_or(0)));
             for w in worst.iter().take(10) {

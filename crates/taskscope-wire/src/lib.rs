@@ -9,6 +9,7 @@
 
 mod assembler;
 pub mod frame;
+mod hint;
 mod histogram;
 mod model;
 pub mod recording;

@@ -1,16 +1,31 @@
 //! The Warnings view: newest first; blocked workers and deadlocks stand out, ongoing ones are
-//! marked.
+//! marked. Under the list, the selected warning in full and how to fix it.
 
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::text::{Line, Text};
-use ratatui::widgets::{Cell, Row, Table, TableState};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
+use taskscope_wire::Warning;
 
 use super::style::{block, warning_style, window};
 use crate::app::App;
 
+/// Rows of the detail pane under the list (borders included), when the view is tall enough.
+const DETAIL_HEIGHT: u16 = 8;
+
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let selected = app.snapshot.warnings.iter().rev().nth(app.selected());
+    let area = match selected {
+        Some(warning) if area.height >= 3 * DETAIL_HEIGHT => {
+            let [list, detail] =
+                Layout::vertical([Constraint::Fill(1), Constraint::Length(DETAIL_HEIGHT)])
+                    .areas(area);
+            render_detail(app, warning, frame, detail);
+            list
+        }
+        _ => area,
+    };
     let warnings = &app.snapshot.warnings;
     let range = window(
         warnings.len(),
@@ -63,4 +78,29 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let mut state =
         TableState::default().with_selected(Some(app.selected().saturating_sub(offset)));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// The selected warning in full (the list cuts long messages), where it was blocked, and the
+/// fix for its kind.
+fn render_detail(app: &App, w: &Warning, frame: &mut Frame, area: Rect) {
+    let style = warning_style(w.kind);
+    let mut head = vec![
+        Span::styled(w.kind.as_str(), style.bold()),
+        Span::raw(format!(" at {:.1}s", w.at_ms as f64 / 1000.0)),
+    ];
+    if w.ongoing {
+        head.push(Span::styled(" (now)", style));
+    }
+    let mut lines = vec![Line::from(head), Line::raw(w.message.clone())];
+    if let Some(stack) = app.snapshot.top_stack(w.id) {
+        lines.push(Line::raw(format!("at {}", stack.summary())).style(style));
+    }
+    lines.push(Line::from(vec![
+        Span::styled("Fix: ", Style::new().bold()),
+        Span::raw(w.hint()),
+    ]));
+    let detail = Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(block("Selected warning"));
+    frame.render_widget(detail, area);
 }
