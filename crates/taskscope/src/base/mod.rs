@@ -4,3 +4,4 @@ pub(crate) mod clock;
 pub(crate) mod error;
 pub(crate) mod ids;
 pub(crate) mod location;
+pub(crate) mod schedstat;

@@ -24,7 +24,28 @@ pub(crate) struct Warnings {
     /// What each `blocked_worker` in `blocked` calls the task or scope that blocked (its text
     /// is rewritten as the block goes on).
     pub(crate) subjects: HashMap<u64, String>,
+    /// How long the worker of each ongoing `blocked_worker` has waited for a CPU meanwhile.
+    pub(crate) cpu_waits: HashMap<u64, CpuWait>,
+    /// The same for polls seen running long but not yet past the threshold, by (task, start).
+    pub(crate) cpu_waits_before: HashMap<(u64, u64), CpuWait>,
     dropped_warning: Option<u64>,
+}
+
+/// A long poll's wait for a CPU: its worker thread, and the thread's run-queue wait
+/// (`base::schedstat`) when the poll was first seen running long and at the latest reading.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuWait {
+    pub(crate) tid: i32,
+    pub(crate) since: u64,
+    pub(crate) last: u64,
+}
+
+impl CpuWait {
+    /// Nanoseconds the worker was runnable but not running between the two readings: at least
+    /// that much of the poll was the machine's, not the task's.
+    pub(crate) fn waited(&self) -> u64 {
+        self.last.saturating_sub(self.since)
+    }
 }
 
 impl Warnings {

@@ -15,7 +15,7 @@ use crate::base::clock;
 use crate::state::probe::RuntimeProbe;
 use crate::state::registry::Registry;
 use crate::state::shared::Shared;
-use crate::state::warnings::fmt_ns;
+use crate::state::warnings::{fmt_ns, CpuWait, Warnings};
 use crate::state::worker::{self, WorkerSlot};
 
 /// Period of the scans that discover polls: half the threshold, between 1 and 5 ms.
@@ -60,6 +60,7 @@ const PING_EVERY: Duration = Duration::from_millis(10);
 pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
     let threshold = crate::state::shared::THRESHOLDS.blocked_ns.load(Relaxed);
     let threshold_ticks = clock::ticks_for(Duration::from_nanos(threshold));
+    let period_ns = scan_period(threshold).as_nanos() as u64;
     let mut registry = crate::state::registry::lock(shared);
     let now = clock::now();
 
@@ -115,6 +116,21 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
         if elapsed < threshold {
             let at = start.saturating_add(threshold_ticks);
             deadline = Some(deadline.map_or(at, |d| d.min(at)));
+            // A poll long enough that it may block: read its worker's wait for a CPU now, so
+            // that a block's text can tell the machine's share from the task's.
+            if elapsed >= period_ns / 2 {
+                let before = &mut registry.warnings.cpu_waits_before;
+                if let std::collections::hash_map::Entry::Vacant(e) = before.entry((task, start)) {
+                    let tid = slot.tid.load(Relaxed);
+                    if let Some(at) = crate::base::schedstat::runqueue_wait_ns(tid) {
+                        e.insert(CpuWait {
+                            tid,
+                            since: at,
+                            last: at,
+                        });
+                    }
+                }
+            }
             continue;
         }
         let id = match registry.warnings.blocked.get(&(task, start)).copied() {
@@ -122,9 +138,10 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
                 // Not once completed: the poll's exact end can arrive a moment before its slot
                 // shows it over.
                 let subject = registry.warnings.subject(id);
+                let waited = cpu_wait(&mut registry.warnings, id, true).map_or(0, |w| w.waited());
                 if let Some(w) = registry.warnings.get_mut(id).filter(|w| w.ongoing) {
                     w.duration_ns = Some(elapsed);
-                    w.message = blocked_message(w, &subject, elapsed, true);
+                    w.message = blocked_message(w, &subject, elapsed, true, waited);
                 }
                 id
             }
@@ -133,6 +150,19 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
                 let id = registry.warnings.raise(w);
                 registry.warnings.subjects.insert(id, subject);
                 registry.warnings.blocked.insert((task, start), id);
+                let tid = slot.tid.load(Relaxed);
+                let seen = registry.warnings.cpu_waits_before.remove(&(task, start));
+                let wait = seen.or_else(|| {
+                    let at = crate::base::schedstat::runqueue_wait_ns(tid)?;
+                    Some(CpuWait {
+                        tid,
+                        since: at,
+                        last: at,
+                    })
+                });
+                if let Some(wait) = wait {
+                    registry.warnings.cpu_waits.insert(id, wait);
+                }
                 if worker::is_marker(raw) {
                     // The poll times its own end from now on.
                     registry.untimed.flagged.insert(raw, (start, now));
@@ -146,6 +176,11 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
             to_sample.push((id, slot, raw));
         }
     }
+
+    registry
+        .warnings
+        .cpu_waits_before
+        .retain(|key, _| running.contains(key));
 
     // Long polls that ended while the slots were read: a poll queues its event before its slot
     // shows it over, so a blocked poll found ended above has its exact end here (unless the
@@ -168,18 +203,24 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
             continue;
         };
         let subject = registry.warnings.subject(id);
+        let waited = cpu_wait(&mut registry.warnings, id, false).map_or(0, |w| w.waited());
         if let Some(w) = registry.warnings.get_mut(id) {
             if w.ongoing {
                 w.ongoing = false;
                 let elapsed = w.duration_ns.unwrap_or(0);
-                w.message = blocked_message(w, &subject, elapsed, false);
+                w.message = blocked_message(w, &subject, elapsed, false, waited);
             }
         }
+        registry.warnings.cpu_waits.remove(&id);
     }
     if registry.warnings.blocked.len() > 1024 {
         let keep: HashSet<u64> = registry.warnings.ongoing().map(|w| w.id).collect();
         registry.warnings.blocked.retain(|_, id| keep.contains(id));
         registry.warnings.subjects.retain(|id, _| keep.contains(id));
+        registry
+            .warnings
+            .cpu_waits
+            .retain(|id, _| keep.contains(id));
     }
 
     crate::sync::graph::scan(shared, &mut registry, now);
@@ -277,18 +318,25 @@ fn poll_ended(shared: &Shared, registry: &mut Registry, task: u64, start: u64, e
                 .map(|(_, &id)| id)
         });
     let subject = existing.map(|id| registry.warnings.subject(id));
+    let waited = existing
+        .and_then(|id| cpu_wait(&mut registry.warnings, id, false))
+        .map_or(0, |w| w.waited());
+    if let Some(id) = existing {
+        registry.warnings.cpu_waits.remove(&id);
+    }
     match existing.and_then(|id| registry.warnings.get_mut(id)) {
         Some(w) => {
             w.duration_ns = Some(duration);
             w.ongoing = false;
-            w.message = blocked_message(w, subject.as_deref().unwrap_or("?"), duration, false);
+            let subject = subject.as_deref().unwrap_or("?");
+            w.message = blocked_message(w, subject, duration, false, waited);
             let done = w.clone();
             registry.warnings.to_emit.push(done);
         }
         None => {
             // Ended before a scan saw it (or the threshold is below the scan period).
             let (mut w, subject) = blocked_by(shared, registry, task, start, duration);
-            w.message = blocked_message(&w, &subject, duration, false);
+            w.message = blocked_message(&w, &subject, duration, false, 0);
             let id = registry.warnings.raise(w);
             registry.warnings.blocked.insert((task, start), id);
             registry.warnings.subjects.insert(id, subject);
@@ -372,7 +420,7 @@ fn blocked_warning(
         .as_deref()
         .map(str::to_owned);
     w.locks = registry.locks_held_by(task);
-    w.message = blocked_message(&w, &subject, elapsed, true);
+    w.message = blocked_message(&w, &subject, elapsed, true, 0);
     (w, subject)
 }
 
@@ -381,8 +429,27 @@ fn worker_name(slot: &WorkerSlot) -> String {
     format!("{thread} (#{})", slot.index)
 }
 
-/// The text of a `blocked_worker`; `subject` says what blocked (`describe`).
-fn blocked_message(w: &Warning, subject: &str, elapsed: u64, ongoing: bool) -> String {
+/// Warning `id`'s wait for a CPU, read anew while the block goes on (`refresh`), not once it
+/// has ended (the thread runs other work then).
+fn cpu_wait(warnings: &mut Warnings, id: u64, refresh: bool) -> Option<CpuWait> {
+    let wait = warnings.cpu_waits.get_mut(&id)?;
+    if refresh {
+        if let Some(read) = crate::base::schedstat::runqueue_wait_ns(wait.tid) {
+            wait.last = read;
+        }
+    }
+    Some(*wait)
+}
+
+/// A wait for a CPU worth saying: at least 1 ms and a tenth of the block.
+fn worth_saying(waited: u64, elapsed: u64) -> bool {
+    waited >= 1_000_000 && waited >= elapsed / 10
+}
+
+/// The text of a `blocked_worker`; `subject` says what blocked (`describe`), `waited` how much
+/// of it the worker spent runnable but not running. When that leaves the poll itself under the
+/// threshold, the text says the machine stalled the worker, not the task.
+fn blocked_message(w: &Warning, subject: &str, elapsed: u64, ongoing: bool, waited: u64) -> String {
     let worker = w
         .worker
         .as_deref()
@@ -399,14 +466,35 @@ fn blocked_message(w: &Warning, subject: &str, elapsed: u64, ongoing: bool) -> S
         let locks: Vec<String> = w.locks.iter().map(|l| format!("`{l}`")).collect();
         format!("{span}, holding {}", locks.join(", "))
     };
+    let threshold = crate::state::shared::THRESHOLDS.blocked_ns.load(Relaxed);
+    if worth_saying(waited, elapsed) && elapsed.saturating_sub(waited) < threshold {
+        let (ran, waited) = (fmt_ns(elapsed.saturating_sub(waited)), fmt_ns(waited));
+        let verb = if ongoing {
+            "has been stalled"
+        } else {
+            "was stalled"
+        };
+        let still = if ongoing { "; still stalled" } else { "" };
+        return format!(
+            "{worker}{verb} for {} polling {subject}{span}: {waited} of it waiting for a CPU \
+             that other threads had (the machine is oversubscribed), so the poll itself ran at \
+             most {ran}{still}",
+            fmt_ns(elapsed)
+        );
+    }
+    let of_which = if worth_saying(waited, elapsed) {
+        format!(" (of which {} waiting for a CPU)", fmt_ns(waited))
+    } else {
+        String::new()
+    };
     if ongoing {
         format!(
-            "{worker}has been blocked for {} by {subject}{span}; still blocked",
+            "{worker}has been blocked for {}{of_which} by {subject}{span}; still blocked",
             fmt_ns(elapsed)
         )
     } else {
         format!(
-            "{worker}was blocked for {} by one poll of {subject}{span}",
+            "{worker}was blocked for {}{of_which} by one poll of {subject}{span}",
             fmt_ns(elapsed)
         )
     }

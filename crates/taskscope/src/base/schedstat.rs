@@ -1,0 +1,24 @@
+//! How long a thread has been runnable but not running — waiting for a CPU because the machine
+//! is oversubscribed or the VM's host took the CPU — from Linux's per-thread `schedstat`.
+
+/// Nanoseconds thread `tid` (a kernel thread id of this process) has spent waiting on a run
+/// queue since it started; `None` where the kernel does not say (not Linux, no schedstats).
+pub(crate) fn runqueue_wait_ns(tid: i32) -> Option<u64> {
+    if tid <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    // "time on a CPU, time waiting on a run queue, timeslices", in nanoseconds.
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_thread_of_this_process_has_a_run_queue_wait_on_linux() {
+        let tid = crate::stacks::current_tid();
+        let wait = super::runqueue_wait_ns(tid);
+        assert_eq!(wait.is_some(), cfg!(target_os = "linux") && tid > 0);
+        assert_eq!(super::runqueue_wait_ns(0), None);
+    }
+}
