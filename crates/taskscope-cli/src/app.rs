@@ -290,6 +290,9 @@ impl App {
         let max = self.order.len().saturating_sub(1);
         let sel = &mut self.selected[View::Tasks as usize];
         *sel = (*sel).min(max);
+        let max = self.warning_rows().len().saturating_sub(1);
+        let sel = &mut self.selected[View::Warnings as usize];
+        *sel = (*sel).min(max);
     }
 
     fn rows(&self) -> usize {
@@ -299,7 +302,7 @@ impl App {
             View::Task => 0,
             View::Locks => self.snapshot.locks.len(),
             View::Semaphores => self.snapshot.semaphores.len(),
-            View::Warnings => self.snapshot.warnings.len(),
+            View::Warnings => self.warning_rows().len(),
             View::Requests => self.snapshot.scopes.len(),
         }
     }
@@ -351,7 +354,13 @@ impl App {
         self.reorder();
     }
 
-    /// Shows only tasks whose name or location contains `text` (case-insensitive).
+    /// The Warnings view's rows: repeats folded, the `/` filter applied, newest first.
+    pub fn warning_rows(&self) -> Vec<crate::warning_rows::WarningRow<'_>> {
+        crate::warning_rows::warning_rows(&self.snapshot.warnings, &self.filter)
+    }
+
+    /// Shows only tasks whose name or location contains `text` (case-insensitive), and only
+    /// warnings whose kind, text, task or location does.
     pub fn set_filter(&mut self, text: &str) {
         self.filter = text.to_string();
         self.reorder();
@@ -373,8 +382,8 @@ impl App {
         let id = match self.view {
             View::Tasks => self.tasks().nth(self.selected()).map(|t| t.id),
             View::Warnings => {
-                let w = self.snapshot.warnings.iter().rev().nth(self.selected());
-                w.and_then(|w| w.task)
+                let rows = self.warning_rows();
+                rows.get(self.selected()).and_then(|row| row.latest.task)
             }
             _ => None,
         };

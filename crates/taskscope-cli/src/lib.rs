@@ -10,3 +10,4 @@ pub mod screenshot;
 pub mod source;
 pub mod tui;
 pub mod view;
+pub mod warning_rows;

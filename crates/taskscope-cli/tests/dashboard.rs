@@ -179,3 +179,44 @@ fn tiny_and_resized_terminals_do_not_panic() {
     }
     assert!(text(&render(&app, 10, 3)).contains("taskscope"));
 }
+
+#[test]
+fn warnings_fold_repeats_filter_and_show_the_selected_one_in_full() {
+    let mut snap = fixture::snapshot();
+    let blocked = snap
+        .warnings
+        .iter()
+        .find(|w| w.kind == taskscope_wire::WarningKind::BlockedWorker)
+        .unwrap()
+        .clone();
+    // The same handler blocks again and again: 40 more warnings of one cause.
+    for i in 0..40u64 {
+        let mut again = blocked.clone();
+        again.id = 100 + i;
+        again.at_ms = 3_000 + i * 10;
+        again.ongoing = false;
+        again.duration_ns = Some(if i == 7 { 900_000_000 } else { 50_000_000 });
+        snap.warnings.push(again);
+    }
+    let mut app = App::new("replay of a fixture");
+    app.update(Arc::new(snap));
+    key(&mut app, KeyCode::Char('6'));
+    let shown = screen(&app);
+    insta::assert_snapshot!("warnings_folded", shown);
+    // One row for 41 blocks; the inversion and the deadlock still in sight.
+    assert!(shown.contains("×41 "), "{shown}");
+    assert!(
+        shown.contains("lock_order_inversion") && shown.contains("deadlock"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("41 times since 1.5s, the longest 900.0ms"),
+        "{shown}"
+    );
+    // `/` filters the warnings too.
+    app.set_filter("taken in both");
+    let shown = screen(&app);
+    assert!(shown.contains("lock_order_inversion"), "{shown}");
+    assert!(!shown.contains("blocked_worker"), "{shown}");
+    assert!(shown.contains("matching `taken in both`"), "{shown}");
+}
