@@ -10,6 +10,8 @@ use crate::state::delta::{LiveView, SentTasks, TaskChanges};
 use crate::state::registry::Registry;
 use crate::state::shared::Shared;
 
+pub(crate) mod conn;
+pub(crate) mod handshake;
 pub(crate) mod prometheus;
 pub(crate) mod recorder;
 pub(crate) mod server;

@@ -6,19 +6,18 @@
 //! client that sends anything but a valid hello is disconnected with a log line; lengths a client
 //! sends are bounded by `MAX_CLIENT_FRAME`.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use taskscope_wire::{
-    encode, ClientFrame, Frame, FrameReader, WireError, MAX_CLIENT_FRAME, MIN_WIRE_VERSION,
-    WIRE_VERSION,
-};
+use crate::export::conn::{refuse, Conn};
+use crate::export::handshake::handshake;
+use taskscope_wire::{encode, ClientFrame, Frame, FrameReader, MAX_CLIENT_FRAME};
 
 /// Frames queued per client: about 3 s of updates at the 100 ms tick (frames of a big app are
 /// large: the queue bounds the memory a stalled client can pin).
@@ -27,8 +26,9 @@ const CLIENT_QUEUE: usize = 32;
 const SEND_BUFFER: usize = 256 << 10;
 /// Dashboards at once; more are refused (each costs two threads).
 const MAX_CLIENTS: usize = 16;
-/// A client must say hello within this long when a token is required.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections still saying hello at once (each costs a thread until its hello's deadline);
+/// more are refused at once, so that peers that never finish cannot pile up threads.
+const MAX_HANDSHAKES: usize = 8;
 /// A write blocked this long means the client stopped reading: it is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -80,39 +80,6 @@ enum Listener {
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixListener),
 }
-
-/// A connected client stream.
-trait Conn: Read + Write + Send + 'static {
-    fn try_clone_box(&self) -> io::Result<Box<dyn Conn>>;
-    fn shutdown_both(&self);
-    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()>;
-}
-
-/// `Conn` for a std socket type: both have the same inherent methods.
-macro_rules! conn_for {
-    ($stream:ty) => {
-        impl Conn for $stream {
-            fn try_clone_box(&self) -> io::Result<Box<dyn Conn>> {
-                Ok(Box::new(self.try_clone()?))
-            }
-            fn shutdown_both(&self) {
-                let _ = self.shutdown(Shutdown::Both);
-            }
-            fn set_timeouts(
-                &self,
-                read: Option<Duration>,
-                write: Option<Duration>,
-            ) -> io::Result<()> {
-                self.set_read_timeout(read)?;
-                self.set_write_timeout(write)
-            }
-        }
-    };
-}
-
-conn_for!(TcpStream);
-#[cfg(unix)]
-conn_for!(std::os::unix::net::UnixStream);
 
 /// Encoded frames for every client (`v1`), for clients of version 2 or later (`v2`) and of
 /// version 3 or later (`v3`).
@@ -342,6 +309,7 @@ fn accept_loop(
     stop: Arc<AtomicBool>,
     token: Option<String>,
 ) {
+    let handshaking = Arc::new(AtomicUsize::new(0));
     while !stop.load(Acquire) {
         let accepted: io::Result<(Box<dyn Conn>, String)> = match &listener {
             Listener::Tcp(l) => l.accept().and_then(|(s, peer)| {
@@ -370,10 +338,19 @@ fn accept_loop(
                     );
                     continue;
                 }
+                if handshaking.load(Acquire) >= MAX_HANDSHAKES {
+                    tracing::warn!(target: "taskscope", "refusing {peer}: {MAX_HANDSHAKES} connections are saying hello already");
+                    let mut conn = conn;
+                    let why = format!("{MAX_HANDSHAKES} connections are saying hello; try again");
+                    refuse(&mut conn, &why);
+                    continue;
+                }
+                handshaking.fetch_add(1, AcqRel);
+                let pending = Pending(handshaking.clone());
                 let (clients, token, stop) = (clients.clone(), token.clone(), stop.clone());
                 let spawned = std::thread::Builder::new()
                     .name("taskscope-client".into())
-                    .spawn(move || serve_client(conn, peer, clients, token, stop));
+                    .spawn(move || serve_client(conn, peer, pending, clients, token, stop));
                 if let Err(e) = spawned {
                     tracing::warn!(target: "taskscope", "cannot serve a client: {e}");
                 }
@@ -389,79 +366,26 @@ fn accept_loop(
     }
 }
 
-/// Tells a client why it is refused (a frame small enough for the socket's buffer, written
-/// with a short timeout: it never holds up the caller) and closes the connection.
-fn refuse(conn: &mut Box<dyn Conn>, reason: &str) {
-    let _ = conn.set_timeouts(None, Some(Duration::from_millis(100)));
-    let frame = encode(&Frame::Refused {
-        reason: reason.to_string(),
-    });
-    let _ = conn.write_all(&frame);
-    conn.shutdown_both();
-}
+/// A connection counted among those saying hello until it is dropped.
+struct Pending(Arc<AtomicUsize>);
 
-/// Checks the client's hello. Without a token, a client that says nothing is accepted (a
-/// hand-written client may just read); one that sends anything malformed is not.
-/// Returns the client's wire version (a silent client gets version-1 frames only).
-///
-/// A refusal says why, and whether to tell the client: one that said a well-formed hello is
-/// told (its version or its token was wrong); garbage is not answered.
-fn handshake(conn: &mut Box<dyn Conn>, token: Option<&str>) -> Result<u32, (String, bool)> {
-    let wait = if token.is_some() {
-        HANDSHAKE_TIMEOUT
-    } else {
-        Duration::from_millis(300)
-    };
-    conn.set_timeouts(Some(wait), Some(WRITE_TIMEOUT))
-        .map_err(|e| (e.to_string(), false))?;
-    let mut reader = FrameReader::with_limit(&mut *conn, MAX_CLIENT_FRAME);
-    match reader.next_frame::<ClientFrame>() {
-        Ok(Some(ClientFrame::Hello {
-            version,
-            token: given,
-        })) => {
-            if !(MIN_WIRE_VERSION..=WIRE_VERSION).contains(&version) {
-                return Err((
-                    format!(
-                        "speaks wire version {version}, this serves {MIN_WIRE_VERSION} to {WIRE_VERSION}"
-                    ),
-                    true,
-                ));
-            }
-            match token {
-                Some(expected) if given.as_deref() != Some(expected) => {
-                    Err(("wrong or missing token".into(), true))
-                }
-                _ => Ok(version),
-            }
-        }
-        Ok(Some(ClientFrame::Watch { .. })) => {
-            Err(("asked to watch before saying hello".into(), false))
-        }
-        Ok(None) => Err(("closed before saying hello".into(), false)),
-        Err(WireError::Io(e))
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            match token {
-                Some(_) => Err(("no hello with the required token".into(), false)),
-                None => Ok(MIN_WIRE_VERSION),
-            }
-        }
-        Err(e) => Err((format!("sent garbage: {e}"), false)),
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, AcqRel);
     }
 }
 
 fn serve_client(
     mut conn: Box<dyn Conn>,
     peer: String,
+    pending: Pending,
     clients: Arc<Mutex<Vec<Client>>>,
     token: Option<String>,
     stop: Arc<AtomicBool>,
 ) {
-    let version = match handshake(&mut conn, token.as_deref()) {
+    let hello = handshake(&mut conn, token.as_deref());
+    drop(pending);
+    let version = match hello {
         Ok(version) => version,
         Err((why, tell)) => {
             tracing::warn!(target: "taskscope", "closing stream client {peer}: {why}");
@@ -475,10 +399,19 @@ fn serve_client(
     let (tx, rx) = sync_channel(CLIENT_QUEUE);
     let alive = Arc::new(AtomicBool::new(true));
     let watching = Arc::new(AtomicU64::new(0));
-    clients
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Client {
+    {
+        // The limit again, now that the hello is done: others may have finished theirs meanwhile.
+        let mut clients = clients.lock().unwrap_or_else(|e| e.into_inner());
+        if clients.len() >= MAX_CLIENTS {
+            drop(clients);
+            tracing::warn!(target: "taskscope", "refusing {peer}: {MAX_CLIENTS} clients already connected");
+            refuse(
+                &mut conn,
+                &format!("{MAX_CLIENTS} clients are connected already"),
+            );
+            return;
+        }
+        clients.push(Client {
             tx,
             alive: alive.clone(),
             watching: watching.clone(),
@@ -486,6 +419,7 @@ fn serve_client(
             dropped: 0,
             version,
         });
+    }
 
     // After its hello a client may only say what it watches; anything else is a protocol
     // error, and end of input is a goodbye.
