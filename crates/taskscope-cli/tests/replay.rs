@@ -98,11 +98,64 @@ fn replay_controls_move_through_the_recording() {
     replay.command(taskscope_cli::app::ReplayCmd::Step);
     let after_step = replay.position_ms;
     assert!(after_step > 0 && after_step <= end);
-    replay.command(taskscope_cli::app::ReplayCmd::Seek(10_000));
-    assert_eq!(replay.position_ms, end);
     replay.command(taskscope_cli::app::ReplayCmd::Faster);
     assert_eq!(replay.speed, 2.0);
-    assert!(replay.status().contains("×2 paused"));
+    assert!(replay.status().contains("×2 paused"), "{}", replay.status());
+    replay.command(taskscope_cli::app::ReplayCmd::Seek(10_000));
+    assert_eq!(replay.position_ms, end);
+    assert!(
+        replay.status().contains("end of recording"),
+        "{}",
+        replay.status()
+    );
+}
+
+#[test]
+fn the_status_follows_a_step_at_once_and_playing_reaches_the_report_s_end() {
+    let mut source =
+        taskscope_cli::source::Source::Replay(Box::new(Replay::open(&recording()).unwrap()));
+    let status = |feeds: Vec<taskscope_cli::source::Feed>| {
+        feeds
+            .into_iter()
+            .find_map(|f| match f {
+                taskscope_cli::source::Feed::Status(s) => Some(s),
+                _ => None,
+            })
+            .unwrap()
+    };
+    source.set_paused(true);
+    let before = status(source.poll());
+    source.replay(taskscope_cli::app::ReplayCmd::Step);
+    let after = status(source.poll());
+    assert_ne!(
+        before, after,
+        "the first poll after a step says where it went"
+    );
+    // Played to the end as the dashboard does (ticks at high speed), the state is the one the
+    // report is made of.
+    let mut played = Replay::open(&recording()).unwrap();
+    for _ in 0..7 {
+        played.command(taskscope_cli::app::ReplayCmd::Faster);
+    }
+    let mut last = None;
+    let start = std::time::Instant::now();
+    while played.position_ms < played.duration_ms() {
+        assert!(start.elapsed().as_secs() < 60, "playback reaches the end");
+        if let Some(snap) = played.tick() {
+            last = Some(snap);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let last = played.tick().or(last).unwrap();
+    assert!(played.status().contains("end of recording"));
+    let report = Replay::open(&recording()).unwrap().final_snapshot();
+    let spawned = |s: &taskscope_wire::Snapshot| -> Vec<(String, u64, u64)> {
+        s.task_groups
+            .iter()
+            .map(|g| (g.name.clone(), g.spawned, g.polls))
+            .collect()
+    };
+    assert_eq!(spawned(&last), spawned(&report));
 }
 
 #[test]

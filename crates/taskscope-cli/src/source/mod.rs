@@ -24,10 +24,10 @@ impl Source {
         match self {
             Source::Live(live) => live.feed.try_iter().collect(),
             Source::Replay(replay) => {
+                // The status after the clock moved, so that it says where the view is.
+                let snapshot = replay.tick();
                 let mut out = vec![Feed::Status(replay.status())];
-                if let Some(snapshot) = replay.tick() {
-                    out.push(Feed::Snapshot(snapshot));
-                }
+                out.extend(snapshot.map(Feed::Snapshot));
                 out
             }
         }

@@ -120,9 +120,16 @@ impl Replay {
         }
     }
 
-    /// The status line: position, length, speed, playing or paused, where the file ended early.
+    /// The status line: position, length, speed, playing, paused or at the end, where the file
+    /// ended early.
     pub fn status(&self) -> String {
-        let state = if self.paused { "paused" } else { "playing" };
+        let state = if self.position_ms >= self.duration_ms() {
+            "end of recording"
+        } else if self.paused {
+            "paused"
+        } else {
+            "playing"
+        };
         let mut s = format!(
             "replay {:.1}s / {:.1}s ×{} {state}",
             self.position_ms as f64 / 1000.0,
