@@ -18,9 +18,9 @@ use crate::model::{
 
 /// Version of the frame format this build writes. Version 2 added the `Polls` and `Stacks`
 /// frames; version 3 the `Scopes` frame and tasks of kind [`TaskKind::Scope`](crate::TaskKind)
-/// (which [`Frame::for_version`] turns into `async` ones for older readers); everything else is
-/// as in version 1.
-pub const WIRE_VERSION: u32 = 3;
+/// (which [`Frame::for_version`] turns into `async` ones for older readers); version 4 the
+/// warning kind `unbounded_spawn` (kept from older readers); everything else is as in version 1.
+pub const WIRE_VERSION: u32 = 4;
 
 /// The oldest version this build reads (recordings) and serves (clients, which are then sent
 /// only version-1 frames).
@@ -160,9 +160,15 @@ impl Frame {
     /// `Some(Some(copy))` when it must get a copy (version 2 and older know no scope tasks: they
     /// get them as `async` tasks).
     pub fn for_version(&self, version: u32) -> Option<Option<Frame>> {
-        use crate::model::TaskKind;
-        if version >= 3 {
+        use crate::model::{TaskKind, WarningKind};
+        if version >= 4 {
             return None;
+        }
+        // Kinds older readers cannot decode.
+        match self {
+            Frame::Warning(w) if w.kind == WarningKind::UnboundedSpawn => return Some(None),
+            _ if version >= 3 => return None,
+            _ => {}
         }
         let scope = |kind: TaskKind| kind == TaskKind::Scope;
         match self {
@@ -423,6 +429,16 @@ pub(crate) mod tests {
             }],
             ..Update::default()
         }))
+    }
+
+    #[test]
+    fn an_unbounded_spawn_warning_is_for_version_4_readers_only() {
+        let w = crate::model::Warning::new(1, WarningKind::UnboundedSpawn, 0, "fan-out");
+        let frame = Frame::Warning(Box::new(w));
+        assert_eq!(frame.for_version(4), None);
+        for older in 1..4 {
+            assert_eq!(frame.for_version(older), Some(None), "version {older}");
+        }
     }
 
     #[test]

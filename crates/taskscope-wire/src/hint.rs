@@ -54,6 +54,10 @@ impl WarningKind {
                 "Nothing holds a waker of this task, so it never runs again: a future returned \
                  `Pending` without storing `cx.waker()`; find the leaf future that drops it."
             }
+            WarningKind::UnboundedSpawn => {
+                "Bound the fan-out: acquire a `Semaphore` permit before each spawn, keep at most \
+                 N tasks in a `JoinSet`, or use `futures::stream::iter(..).buffer_unordered(N)`."
+            }
             WarningKind::SelfWakes => {
                 "The task wakes itself instead of waiting (a busy-yield loop): wait on a \
                  channel, `Notify` or timer rather than `yield_now` in a loop."

@@ -455,6 +455,9 @@ pub enum WarningKind {
     /// The recording could not be written (a full disk, a failed rotation) and stopped; it
     /// holds what came before (version 3).
     RecordingStopped,
+    /// A task group's live tasks jumped to thousands with no bound in sight: a fan-out that
+    /// spawns a task per item without a limit (version 4).
+    UnboundedSpawn,
 }
 
 impl WarningKind {
@@ -472,15 +475,17 @@ impl WarningKind {
             WarningKind::LostWaker => "lost_waker",
             WarningKind::SelfWakes => "self_wakes",
             WarningKind::RecordingStopped => "recording_stopped",
+            WarningKind::UnboundedSpawn => "unbounded_spawn",
         }
     }
 
     /// Every kind, the gravest first: the order reports and views list them in.
-    pub const ALL: [WarningKind; 11] = [
+    pub const ALL: [WarningKind; 12] = [
         WarningKind::Deadlock,
         WarningKind::BlockedWorker,
         WarningKind::LockOrderInversion,
         WarningKind::LockHeldAcrossAwait,
+        WarningKind::UnboundedSpawn,
         WarningKind::LongWait,
         WarningKind::TaskPanicked,
         WarningKind::TasksAliveAtExit,

@@ -19,6 +19,8 @@ use crate::{base::clock, state::attach, threads::collector, threads::watchdog};
 
 const DEFAULT_BLOCKED: Duration = Duration::from_millis(10);
 const DEFAULT_LONG_WAIT: Duration = Duration::from_millis(1000);
+/// Live tasks of one group from which a sudden rise is an `unbounded_spawn`.
+const DEFAULT_UNBOUNDED_ALIVE: u64 = 10_000;
 const DEFAULT_RETAINED: usize = 1000;
 const DEFAULT_SAMPLE: Duration = Duration::from_millis(1);
 
@@ -34,6 +36,7 @@ const DEFAULT_SAMPLE: Duration = Duration::from_millis(1);
 pub struct Builder {
     blocked_threshold: Duration,
     long_wait_threshold: Duration,
+    unbounded_alive: u64,
     report: Option<PathBuf>,
     retained_tasks: usize,
     bind: Result<Option<BindAddr>, String>,
@@ -54,6 +57,7 @@ impl Default for Builder {
         Builder {
             blocked_threshold: DEFAULT_BLOCKED,
             long_wait_threshold: DEFAULT_LONG_WAIT,
+            unbounded_alive: DEFAULT_UNBOUNDED_ALIVE,
             report: None,
             retained_tasks: DEFAULT_RETAINED,
             bind: parse_bind(DEFAULT_BIND),
@@ -261,6 +265,15 @@ impl Builder {
         self
     }
 
+    /// A task group whose live tasks reach `alive` (default 10,000) having at least doubled
+    /// within two seconds is an `unbounded_spawn`: a fan-out with no bound. A fan-out that a
+    /// semaphore or a `JoinSet` keeps at a steady level stays silent, however many tasks it
+    /// spawns in all, and so do a server's connections under steady load.
+    pub fn unbounded_spawn_alive(mut self, alive: u64) -> Self {
+        self.unbounded_alive = alive.max(1);
+        self
+    }
+
     /// Writes a report here when the Guard drops; the format follows the extension (`.json`,
     /// `.md`, `.html`, `.csv`, `.prom`).
     pub fn report(mut self, path: impl Into<PathBuf>) -> Self {
@@ -381,6 +394,9 @@ impl Builder {
         crate::state::shared::THRESHOLDS
             .wake_sample_ticks
             .store(clock::ticks_for(self.sample_interval), Relaxed);
+        crate::state::shared::THRESHOLDS
+            .unbounded_alive
+            .store(self.unbounded_alive, Relaxed);
         if let Err(why) = crate::stacks::set_enabled(self.stacks) {
             log_error(&format!(
                 "{why}; blocked_worker warnings will not carry stacks"

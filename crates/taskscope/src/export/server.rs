@@ -89,6 +89,8 @@ pub(crate) struct Published {
     /// What clients older than version 3 get instead of `v1`, when it differs (scope tasks as
     /// `async` ones: `Frame::for_version`).
     pub(crate) v1_before_v3: Option<Vec<Arc<Vec<u8>>>>,
+    /// What version-3 clients get instead of `v1`, when it differs (no `unbounded_spawn`).
+    pub(crate) v1_before_v4: Option<Vec<Arc<Vec<u8>>>>,
     pub(crate) v2: Vec<Arc<Vec<u8>>>,
     pub(crate) v3: Vec<Arc<Vec<u8>>>,
 }
@@ -99,28 +101,34 @@ impl Published {
         let v1: Vec<Arc<Vec<u8>>> = frames.iter().map(|f| Arc::new(encode(f))).collect();
         let before_v3: Vec<Option<Option<Frame>>> =
             frames.iter().map(|f| f.for_version(2)).collect();
-        let v1_before_v3 = before_v3.iter().any(Option::is_some).then(|| {
-            before_v3
-                .into_iter()
-                .zip(&v1)
-                .filter_map(|(copy, same)| match copy {
-                    None => Some(same.clone()),
-                    Some(None) => None,
-                    Some(Some(copy)) => Some(Arc::new(encode(&copy))),
-                })
-                .collect()
-        });
+        let older = |copies: Vec<Option<Option<Frame>>>| {
+            copies.iter().any(Option::is_some).then(|| {
+                copies
+                    .into_iter()
+                    .zip(&v1)
+                    .filter_map(|(copy, same)| match copy {
+                        None => Some(same.clone()),
+                        Some(None) => None,
+                        Some(Some(copy)) => Some(Arc::new(encode(&copy))),
+                    })
+                    .collect()
+            })
+        };
+        let v1_before_v3 = older(before_v3);
+        let v1_before_v4 = older(frames.iter().map(|f| f.for_version(3)).collect());
         Published {
             v1,
             v1_before_v3,
+            v1_before_v4,
             v2: v2.iter().map(|f| Arc::new(encode(f))).collect(),
             v3: v3.iter().map(|f| Arc::new(encode(f))).collect(),
         }
     }
 
     fn for_version(&self, version: u32) -> &[Arc<Vec<u8>>] {
-        match &self.v1_before_v3 {
-            Some(older) if version < 3 => older,
+        match (&self.v1_before_v3, &self.v1_before_v4) {
+            (Some(older), _) if version < 3 => older,
+            (_, Some(older)) if version < 4 => older,
             _ => &self.v1,
         }
     }

@@ -89,12 +89,16 @@ pub(crate) struct Thresholds {
     /// Clock ticks between a task's stamping windows (`Builder::sample_interval`; 0: every
     /// poll opens one, so every wake is stamped).
     pub(crate) wake_sample_ticks: AtomicU64,
+    /// A task group with at least this many live tasks, doubled within two seconds, is an
+    /// `unbounded_spawn` (`Builder::unbounded_spawn_alive`).
+    pub(crate) unbounded_alive: AtomicU64,
 }
 
 pub(crate) static THRESHOLDS: Thresholds = Thresholds {
     blocked_ns: AtomicU64::new(u64::MAX),
     long_wait_ns: AtomicU64::new(u64::MAX),
     wake_sample_ticks: AtomicU64::new(0),
+    unbounded_alive: AtomicU64::new(u64::MAX),
 };
 
 /// The process-global handle (created on first use; a Guard enables it).

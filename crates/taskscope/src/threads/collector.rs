@@ -34,6 +34,7 @@ pub(crate) fn run(
         last_tick = Instant::now();
         registry.retire_finished(shared);
         registry.retire_locks(shared);
+        registry.check_fan_out(shared);
         registry.runtimes.retain(|p| p.alive.load(Acquire));
         for probe in &registry.runtimes {
             probe.sample_busy();

@@ -19,6 +19,7 @@ use crate::state::warnings::Warnings;
 use crate::stats::lock::LockStats;
 use crate::stats::task::TaskStats;
 
+mod fan_out;
 mod locks;
 
 /// Beyond this many distinct (name, location) groups, new names fold into one group per location,
@@ -141,6 +142,8 @@ pub(crate) struct Registry {
     /// Tasks of a wait-for cycle, smallest first → `deadlock` warning id.
     pub(crate) deadlocks: HashMap<Vec<u64>, u64>,
     dropped_reported: u64,
+    /// Live counts per group for `unbounded_spawn` (`fan_out.rs`).
+    pub(crate) fan_out: fan_out::FanOut,
 }
 
 impl Registry {
