@@ -113,8 +113,16 @@ fn bounded_fan_out_and_a_steady_population_are_silent(multi: bool) {
         }
         tokio::time::sleep(Duration::from_millis(2_200)).await;
         assert_eq!(connections.len(), 2_400);
-        assert!(fan_outs("bounded-fetch").is_empty(), "{:?}", fan_outs("bounded-fetch"));
-        assert!(fan_outs("connection").is_empty(), "{:?}", fan_outs("connection"));
+        assert!(
+            fan_outs("bounded-fetch").is_empty(),
+            "{:?}",
+            fan_outs("bounded-fetch")
+        );
+        assert!(
+            fan_outs("connection").is_empty(),
+            "{:?}",
+            fan_outs("connection")
+        );
         drop(stop);
         for c in connections {
             c.await.unwrap();
