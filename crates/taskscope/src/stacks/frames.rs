@@ -6,6 +6,9 @@ use taskscope_wire::{StackFrame, StackSample};
 const MAX_APP_FRAMES: usize = 24;
 /// Distinct stacks kept per warning (the rarest are dropped first).
 pub(crate) const MAX_STACKS: usize = 8;
+/// Said after the call of a stack with no source line in any frame.
+const NO_DEBUG_INFO: &str = " (no line information: the binary has no debug info; \
+`debug = \"line-tables-only\"` under `[profile.release]` names the application's lines)";
 /// taskscope's own sources: where the application's frames end (the poll wrapper).
 pub(super) const OWN_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
 
@@ -73,7 +76,13 @@ pub(crate) fn split_app_frames(frames: Vec<StackFrame>) -> StackSample {
         // library code around its calls (taskscope's poll wrapper, std's `catch_unwind`), or the
         // binary has no debug info. Keep the Rust functions of unknown source (the
         // application's, without debug info), not std's or the system's.
-        let blocked_in = frames.first().map(|f| f.function.clone());
+        let mut blocked_in = frames.first().map(|f| f.function.clone());
+        if frames.iter().all(|f| f.file.is_none()) {
+            // Not one line anywhere, not even std's: the binary has no debug info.
+            if let Some(call) = &mut blocked_in {
+                call.push_str(NO_DEBUG_INFO);
+            }
+        }
         return StackSample {
             count: 1,
             blocked_in,

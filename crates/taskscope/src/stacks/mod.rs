@@ -280,6 +280,33 @@ mod tests {
     }
 
     #[test]
+    fn a_stack_without_any_line_says_the_binary_needs_debug_info() {
+        let frames = vec![
+            frame("__GI___clock_nanosleep", None),
+            frame("std::thread::functions::sleep", None),
+            frame("app::handler", None),
+        ];
+        let sample = split_app_frames(frames);
+        let call = sample.blocked_in.unwrap();
+        assert!(
+            call.starts_with("__GI___clock_nanosleep (no line information"),
+            "{call}"
+        );
+        assert!(call.contains("line-tables-only"), "{call}");
+        // With lines for std (a build with debug info), the same call says nothing of it.
+        let frames = vec![
+            frame("__GI___clock_nanosleep", None),
+            frame(
+                "std::thread::sleep",
+                Some("/rustc/abc/library/std/src/thread/mod.rs"),
+            ),
+            frame("tokio::runtime::task::harness::poll", None),
+        ];
+        let call = split_app_frames(frames).blocked_in.unwrap();
+        assert_eq!(call, "__GI___clock_nanosleep");
+    }
+
+    #[test]
     fn the_first_frame_is_the_applications_and_the_call_it_made_is_named() {
         let own = format!("{OWN_SOURCES}task/instrumented.rs");
         let frames = vec![
