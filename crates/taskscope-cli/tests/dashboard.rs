@@ -220,3 +220,21 @@ fn warnings_fold_repeats_filter_and_show_the_selected_one_in_full() {
     assert!(!shown.contains("blocked_worker"), "{shown}");
     assert!(shown.contains("matching `taken in both`"), "{shown}");
 }
+
+#[test]
+fn a_long_status_wraps_in_the_header_instead_of_being_cut() {
+    let hint = "disconnected: 127.0.0.1:6669 is not a taskscope stream (no hello) (an app \
+                instrumented with console-subscriber? `taskscope console 127.0.0.1:6669`, or \
+                report from console://127.0.0.1:6669); retrying";
+    let mut app = App::new(hint);
+    app.update(Arc::new(fixture::snapshot()));
+    let shown = text(&render(&app, 80, 30));
+    let header: String = shown.lines().take(4).collect::<Vec<_>>().join(" ");
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words(&header).contains("or report from console://127.0.0.1:6669); retrying"),
+        "{shown}"
+    );
+    // The view below still has its rows.
+    assert!(shown.contains("Task groups"), "{shown}");
+}

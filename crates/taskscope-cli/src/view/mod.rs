@@ -4,7 +4,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Tabs};
+use ratatui::widgets::{Paragraph, Tabs, Wrap};
 use ratatui::Frame;
 
 use crate::app::{App, View};
@@ -25,8 +25,14 @@ pub fn render(app: &App, frame: &mut Frame) {
         frame.render_widget(Paragraph::new("taskscope: terminal too small"), area);
         return;
     }
+    // A status longer than the terminal (a hint after a failed connection) wraps onto as many
+    // lines as it needs, up to three, instead of being cut.
+    let status_lines = status_line(app)
+        .width()
+        .div_ceil(usize::from(area.width))
+        .clamp(1, 3);
     let [header, body, footer] = Layout::vertical([
-        Constraint::Length(2),
+        Constraint::Length(1 + status_lines as u16),
         Constraint::Min(3),
         Constraint::Length(1),
     ])
@@ -49,7 +55,7 @@ pub fn render(app: &App, frame: &mut Frame) {
 
 fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     let [tabs_area, status_area] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+        Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
     let warnings = app.snapshot.warnings.len();
     let titles: Vec<Line> = View::ALL
         .iter()
@@ -69,6 +75,14 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         .divider("|");
     frame.render_widget(tabs, tabs_area);
 
+    frame.render_widget(
+        Paragraph::new(status_line(app)).wrap(Wrap { trim: false }),
+        status_area,
+    );
+}
+
+/// The header's second line: the app, the source's status, the time, drops, pause.
+fn status_line(app: &App) -> Line<'static> {
     let snap = &app.snapshot;
     let mut spans = vec![
         Span::from(" taskscope ").bold(),
@@ -86,7 +100,7 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     if app.paused {
         spans.push(Span::from(" PAUSED ").black().on_yellow());
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), status_area);
+    Line::from(spans)
 }
 
 fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
