@@ -49,8 +49,13 @@ macro_rules! acquire {
             Some(stats) => match $crate::sync::budget::try_spending_budget!($attempt) {
                 Ok(guard) => (guard, 0, false),
                 Err(_) => {
-                    let ctx = $crate::sync::held::Ctx::current;
-                    let waiting = $crate::sync::held::Waiting::start(stats, &ctx(), $at);
+                    // The context (a raw pointer) is a temporary of this statement, so it does
+                    // not live across the `.await`.
+                    let waiting = $crate::sync::held::Waiting::start(
+                        stats,
+                        &$crate::sync::held::Ctx::current(),
+                        $at,
+                    );
                     let guard = $wait.await;
                     let wait_ns =
                         $crate::base::clock::delta_ns(waiting.since(), $crate::base::clock::now());
