@@ -2,6 +2,7 @@
 //! README).
 
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use taskscope_wire::{Histogram, Percentiles, Snapshot, StackSample, Warning};
@@ -61,7 +62,7 @@ pub struct Process<'a> {
 
 /// A report row: fields in the schema's order, serialised as a JSON object.
 #[derive(Debug, Default)]
-pub struct Row(Vec<(&'static str, Field)>);
+pub struct Row(Vec<(Cow<'static, str>, Field)>);
 
 /// A value of a row: a model field as it is, or a histogram's percentiles (kept as a struct, so
 /// that they print in their own order: count, p50 … max).
@@ -79,17 +80,24 @@ impl Row {
     pub fn get(&self, field: &str) -> Option<&Field> {
         self.0
             .iter()
-            .find(|(name, _)| *name == field)
+            .find(|(name, _)| name == field)
             .map(|(_, v)| v)
     }
 
-    fn push(&mut self, field: &'static str, value: impl Serialize) {
+    fn push(&mut self, field: impl Into<Cow<'static, str>>, value: impl Serialize) {
         let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-        self.0.push((field, Field::Value(value)));
+        self.0.push((field.into(), Field::Value(value)));
     }
 
     fn push_percentiles(&mut self, field: &'static str, h: &Histogram) {
-        self.0.push((field, Field::Percentiles(h.percentiles())));
+        self.0
+            .push((field.into(), Field::Percentiles(h.percentiles())));
+    }
+
+    /// Histogram field `field` as a base64 compressed HdrHistogram V2 serialisation,
+    /// `<field>_hdr`.
+    fn push_hdr(&mut self, field: &str, h: &Histogram) {
+        self.push(format!("{field}_hdr"), crate::hdr::encode(h));
     }
 
     /// A model entity's `fields`, in that order, each histogram of `histograms` among them as
@@ -110,11 +118,7 @@ impl Row {
             }
         }
         for (name, h) in histograms {
-            let hdr: &'static str = HDR_FIELDS
-                .iter()
-                .find(|(of, _)| of == name)
-                .map_or("unnamed_hdr", |(_, hdr)| hdr);
-            row.push(hdr, crate::hdr::encode(h));
+            row.push_hdr(name, h);
         }
         row
     }
@@ -130,15 +134,6 @@ impl Serialize for Row {
         map.end()
     }
 }
-
-/// The `_hdr` field of each histogram field.
-const HDR_FIELDS: [(&str, &str); 5] = [
-    ("poll_ns", "poll_ns_hdr"),
-    ("scheduled_ns", "scheduled_ns_hdr"),
-    ("latency_ns", "latency_ns_hdr"),
-    ("wait_ns", "wait_ns_hdr"),
-    ("hold_ns", "hold_ns_hdr"),
-];
 
 /// A task group's row: what the `TaskGroup` of the model holds.
 const TASK_FIELDS: &[&str] = &[
@@ -203,7 +198,7 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                 let mut row = Row::of(s, &["name", "location"], &[]);
                 row.push("ended", s.latency_ns.count());
                 row.push_percentiles("latency_ns", &s.latency_ns);
-                row.push("latency_ns_hdr", crate::hdr::encode(&s.latency_ns));
+                row.push_hdr("latency_ns", &s.latency_ns);
                 let responses: BTreeMap<_, _> = s.responses.classes().into_iter().collect();
                 row.push("responses", responses);
                 row
