@@ -7,6 +7,8 @@ use taskscope_wire::{Warning, WarningKind};
 /// One row: a warning, or the repeats of one.
 #[derive(Debug, Clone, Copy)]
 pub struct WarningRow<'a> {
+    /// The first of the row's warnings.
+    pub first: &'a Warning,
     /// The newest of the row's warnings (the one the row shows).
     pub latest: &'a Warning,
     /// The longest of them (by duration; the latest when none has one).
@@ -31,13 +33,12 @@ fn folds(kind: WarningKind) -> bool {
     )
 }
 
-/// Whether `w` matches the `/` filter: a case-insensitive part of its kind, message, task or
-/// location (an empty filter matches all).
+/// Whether `w` matches the `/` filter (lowercased): a case-insensitive part of its kind,
+/// message, task or location (an empty filter matches all).
 fn matches(w: &Warning, filter: &str) -> bool {
     if filter.is_empty() {
         return true;
     }
-    let filter = filter.to_lowercase();
     [
         Some(w.kind.as_str()),
         Some(w.message.as_str()),
@@ -46,7 +47,7 @@ fn matches(w: &Warning, filter: &str) -> bool {
     ]
     .into_iter()
     .flatten()
-    .any(|text| text.to_lowercase().contains(&filter))
+    .any(|text| text.to_lowercase().contains(filter))
 }
 
 /// The view's rows of `warnings` (in the order they were raised, as in a snapshot) that match
@@ -55,10 +56,11 @@ pub fn warning_rows<'a>(warnings: &'a [Warning], filter: &str) -> Vec<WarningRow
     let mut rows: Vec<WarningRow<'a>> = Vec::new();
     let mut index: std::collections::HashMap<(WarningKind, Option<&str>, Option<&str>), usize> =
         std::collections::HashMap::new();
+    let filter = filter.to_lowercase();
     for (order, w) in warnings
         .iter()
         .enumerate()
-        .filter(|(_, w)| matches(w, filter))
+        .filter(|(_, w)| matches(w, &filter))
     {
         let key = (w.kind, w.task_name.as_deref(), w.location.as_deref());
         let folded = folds(w.kind) && (key.1.is_some() || key.2.is_some());
@@ -78,6 +80,7 @@ pub fn warning_rows<'a>(warnings: &'a [Warning], filter: &str) -> Vec<WarningRow
                     index.insert(key, rows.len());
                 }
                 rows.push(WarningRow {
+                    first: w,
                     latest: w,
                     worst: w,
                     count: 1,

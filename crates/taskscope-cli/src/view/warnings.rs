@@ -118,7 +118,7 @@ fn render_detail(app: &App, row: &WarningRow<'_>, frame: &mut Frame, area: Rect)
         head.push(Span::raw(format!(
             " · {} times since {:.1}s{longest} (at {:.1}s)",
             row.count,
-            first_at(app, row) as f64 / 1000.0,
+            row.first.at_ms as f64 / 1000.0,
             worst.at_ms as f64 / 1000.0
         )));
     }
@@ -135,14 +135,4 @@ fn render_detail(app: &App, row: &WarningRow<'_>, frame: &mut Frame, area: Rect)
         .wrap(Wrap { trim: false })
         .block(block("Selected warning"));
     frame.render_widget(detail, area);
-}
-
-/// When the first of a row's warnings was raised.
-fn first_at(app: &App, row: &WarningRow<'_>) -> u64 {
-    let w = row.latest;
-    app.snapshot
-        .warnings
-        .iter()
-        .find(|o| o.kind == w.kind && o.task_name == w.task_name && o.location == w.location)
-        .map_or(w.at_ms, |o| o.at_ms)
 }
