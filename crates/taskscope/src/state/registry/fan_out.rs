@@ -39,13 +39,16 @@ impl Registry {
         }
         self.fan_out.last_check_ms = now_ms.max(1);
         let threshold = THRESHOLDS.unbounded_alive.load(Relaxed);
-        let mut alive: HashMap<u32, u64> = HashMap::new();
-        for (_, group) in self.live.values() {
-            *alive.entry(*group).or_default() += 1;
+        // Live tasks per group index (groups are bounded: `MAX_GROUPS`).
+        let mut alive = vec![0u64; self.groups.len()];
+        for &(_, group) in self.live.values() {
+            alive[group as usize] += 1;
         }
+        let alive_in = |group: u32| alive.get(group as usize).copied().unwrap_or(0);
         // Groups with no live task left forget their history.
-        self.fan_out.history.retain(|g, _| alive.contains_key(g));
-        for (&group, &now) in &alive {
+        self.fan_out.history.retain(|&g, _| alive_in(g) > 0);
+        for (group, &now) in alive.iter().enumerate().filter(|(_, &n)| n > 0) {
+            let group = group as u32;
             let history = self.fan_out.history.entry(group).or_default();
             let lowest = history.iter().copied().min().unwrap_or(0);
             history.push_back(now);
@@ -83,11 +86,11 @@ impl Registry {
             .raised
             .keys()
             .copied()
-            .filter(|g| alive.get(g).copied().unwrap_or(0) < threshold / 2)
+            .filter(|&g| alive_in(g) < threshold / 2)
             .collect();
         for group in ended {
             if let Some((id, peak)) = self.fan_out.raised.remove(&group) {
-                let now = alive.get(&group).copied().unwrap_or(0);
+                let now = alive_in(group);
                 let text = self.fan_out_text(group, now, peak, None);
                 if let Some(w) = self.warnings.get_mut(id) {
                     w.ongoing = false;
