@@ -125,7 +125,8 @@ mod tests {
     use super::*;
     use crate::frame::tests::sample_update;
 
-    use crate::model::{Task, Warning, WarningKind};
+    use crate::model::Task;
+    use crate::warning::{Warning, WarningKind};
 
     #[test]
     fn poll_names_are_for_version_3_readers_only_and_name_the_timeline() {

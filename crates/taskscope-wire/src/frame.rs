@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::histogram::Histogram;
 use crate::model::{
     Lock, Outcome, PollSample, Runtime, ScopeGroup, Semaphore, StackSample, Task, TaskGroup,
-    TaskState, Warning, Worker,
+    TaskState, Worker,
 };
+use crate::warning::Warning;
 
 /// Version of the frame format this build writes. Version 2 added the `Polls` and `Stacks`
 /// frames; version 3 the `Scopes` frame and tasks of kind [`TaskKind::Scope`](crate::TaskKind)
@@ -160,7 +161,8 @@ impl Frame {
     /// `Some(Some(copy))` when it must get a copy (version 2 and older know no scope tasks: they
     /// get them as `async` tasks).
     pub fn for_version(&self, version: u32) -> Option<Option<Frame>> {
-        use crate::model::{TaskKind, WarningKind};
+        use crate::model::TaskKind;
+        use crate::warning::WarningKind;
         if version >= 4 {
             return None;
         }
@@ -174,7 +176,7 @@ impl Frame {
         match self {
             Frame::Scopes(_) | Frame::PollNames(_) | Frame::Refused { .. } => Some(None),
             // A kind older readers cannot decode.
-            Frame::Warning(w) if w.kind == crate::model::WarningKind::RecordingStopped => {
+            Frame::Warning(w) if w.kind == crate::warning::WarningKind::RecordingStopped => {
                 Some(None)
             }
             Frame::Polls(_) | Frame::Stacks { .. } if version < 2 => Some(None),
@@ -412,7 +414,7 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::WarningKind;
+    use crate::warning::WarningKind;
 
     /// An update with one task (shared with the assembler's tests).
     pub(crate) fn sample_update() -> Frame {
@@ -433,7 +435,7 @@ pub(crate) mod tests {
 
     #[test]
     fn an_unbounded_spawn_warning_is_for_version_4_readers_only() {
-        let w = crate::model::Warning::new(1, WarningKind::UnboundedSpawn, 0, "fan-out");
+        let w = crate::warning::Warning::new(1, WarningKind::UnboundedSpawn, 0, "fan-out");
         let frame = Frame::Warning(Box::new(w));
         assert_eq!(frame.for_version(4), None);
         for older in 1..4 {
@@ -443,7 +445,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_recording_stopped_warning_is_for_version_3_readers_only() {
-        use crate::model::Warning;
+        use crate::warning::Warning;
         let w = Warning::new(
             1,
             WarningKind::RecordingStopped,

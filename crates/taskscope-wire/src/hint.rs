@@ -2,7 +2,7 @@
 //! with every warning in the dashboard and the reports. A function of the kind, so recordings
 //! and streams of every version carry it without a field of their own.
 
-use crate::model::{Warning, WarningKind};
+use crate::warning::{Warning, WarningKind};
 
 impl WarningKind {
     /// How to fix what this kind of warning found.

@@ -13,6 +13,7 @@ mod hint;
 mod histogram;
 mod model;
 pub mod recording;
+mod warning;
 
 pub use assembler::Assembler;
 pub use frame::{
@@ -24,6 +25,6 @@ pub use histogram::{
 };
 pub use model::{
     Lock, Outcome, PollSample, PollTimeline, ProcessInfo, Resource, Responses, Runtime, ScopeGroup,
-    Semaphore, Snapshot, StackFrame, StackSample, Task, TaskGroup, TaskKind, TaskState, Warning,
-    WarningKind, Worker,
+    Semaphore, Snapshot, StackFrame, StackSample, Task, TaskGroup, TaskKind, TaskState, Worker,
 };
+pub use warning::{Warning, WarningKind};
