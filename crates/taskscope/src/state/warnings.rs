@@ -41,6 +41,23 @@ pub(crate) struct CpuWait {
 }
 
 impl CpuWait {
+    /// A first reading of thread `tid`'s run-queue wait (`None` where the kernel does not say).
+    pub(crate) fn read(tid: i32) -> Option<CpuWait> {
+        let at = crate::base::schedstat::runqueue_wait_ns(tid)?;
+        Some(CpuWait {
+            tid,
+            since: at,
+            last: at,
+        })
+    }
+
+    /// Takes the latest reading (kept as it was where the kernel does not say).
+    pub(crate) fn read_again(&mut self) {
+        if let Some(at) = crate::base::schedstat::runqueue_wait_ns(self.tid) {
+            self.last = at;
+        }
+    }
+
     /// Nanoseconds the worker was runnable but not running between the two readings: at least
     /// that much of the poll was the machine's, not the task's.
     pub(crate) fn waited(&self) -> u64 {

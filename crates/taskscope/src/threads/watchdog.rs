@@ -121,13 +121,8 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
             if elapsed >= period_ns / 2 {
                 let before = &mut registry.warnings.cpu_waits_before;
                 if let std::collections::hash_map::Entry::Vacant(e) = before.entry((task, start)) {
-                    let tid = slot.tid.load(Relaxed);
-                    if let Some(at) = crate::base::schedstat::runqueue_wait_ns(tid) {
-                        e.insert(CpuWait {
-                            tid,
-                            since: at,
-                            last: at,
-                        });
+                    if let Some(wait) = CpuWait::read(slot.tid.load(Relaxed)) {
+                        e.insert(wait);
                     }
                 }
             }
@@ -150,16 +145,8 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
                 let id = registry.warnings.raise(w);
                 registry.warnings.subjects.insert(id, subject);
                 registry.warnings.blocked.insert((task, start), id);
-                let tid = slot.tid.load(Relaxed);
                 let seen = registry.warnings.cpu_waits_before.remove(&(task, start));
-                let wait = seen.or_else(|| {
-                    let at = crate::base::schedstat::runqueue_wait_ns(tid)?;
-                    Some(CpuWait {
-                        tid,
-                        since: at,
-                        last: at,
-                    })
-                });
+                let wait = seen.or_else(|| CpuWait::read(slot.tid.load(Relaxed)));
                 if let Some(wait) = wait {
                     registry.warnings.cpu_waits.insert(id, wait);
                 }
@@ -434,9 +421,7 @@ fn worker_name(slot: &WorkerSlot) -> String {
 fn cpu_wait(warnings: &mut Warnings, id: u64, refresh: bool) -> Option<CpuWait> {
     let wait = warnings.cpu_waits.get_mut(&id)?;
     if refresh {
-        if let Some(read) = crate::base::schedstat::runqueue_wait_ns(wait.tid) {
-            wait.last = read;
-        }
+        wait.read_again();
     }
     Some(*wait)
 }
