@@ -59,8 +59,8 @@ impl WarningKind {
                  N tasks in a `JoinSet`, or use `futures::stream::iter(..).buffer_unordered(N)`."
             }
             WarningKind::SelfWakes => {
-                "The task wakes itself instead of waiting (a busy-yield loop): wait on a \
-                 channel, `Notify` or timer rather than `yield_now` in a loop."
+                "The task wakes itself in its own poll instead of waiting (`wake_by_ref()` \
+                 then `Pending`, a busy loop): wait on the channel, `Notify` or timer instead."
             }
         }
     }

@@ -22,11 +22,12 @@ pub enum WarningKind {
     TasksAliveAtExit,
     /// The event queue shed load.
     EventsDropped,
-    /// A task that is not done has no waker left: nothing can wake it again (derived from
-    /// console-subscriber's waker counts by `taskscope console`).
+    /// A task that is not done, not running and not woken has no waker left: nothing can wake
+    /// it again (from taskscope's waker proxy, or console-subscriber's waker counts in
+    /// `taskscope console`).
     LostWaker,
-    /// More than half of a task's wakes were self-wakes (derived from console-subscriber's
-    /// counts by `taskscope console`).
+    /// More than half of a task's wakes (at least 20 in a second) were its own, during its own
+    /// poll: a busy loop that re-polls itself instead of waiting.
     SelfWakes,
     /// The recording could not be written (a full disk, a failed rotation) and stopped; it
     /// holds what came before (version 3).
@@ -70,11 +71,6 @@ impl WarningKind {
         WarningKind::LostWaker,
         WarningKind::SelfWakes,
     ];
-
-    /// Whether only `taskscope console` raises this kind (from console-subscriber's data).
-    pub fn console_only(self) -> bool {
-        matches!(self, WarningKind::LostWaker | WarningKind::SelfWakes)
-    }
 }
 
 impl std::fmt::Display for WarningKind {

@@ -125,9 +125,13 @@ fn render_tasks(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn render_warnings(app: &App, frame: &mut Frame, area: Rect) {
-    // Kinds only `taskscope console` derives, and a stopped recording, are listed once they
-    // occur.
-    let rare = |kind: WarningKind| kind.console_only() || kind == WarningKind::RecordingStopped;
+    // The rare kinds are listed once they occur, which keeps the pane short.
+    let rare = |kind: WarningKind| {
+        matches!(
+            kind,
+            WarningKind::LostWaker | WarningKind::SelfWakes | WarningKind::RecordingStopped
+        )
+    };
     let lines: Vec<Line> = WarningKind::ALL
         .into_iter()
         .filter(|&kind| !rare(kind) || app.snapshot.warnings_of(kind).next().is_some())

@@ -85,6 +85,14 @@ impl WakeRef {
         self.cell().refs.load(Acquire) == 1
     }
 
+    /// Whether the task's last poll handed out counted wakers and none is alive, nor was one woken
+    /// since: its stamping window is open and unstamped, and this is the only reference. Nothing
+    /// taskscope counted can wake the task (`lost_waker`, `state::registry::wakers`).
+    pub(crate) fn no_counted_waker_left(&self) -> bool {
+        let cell = self.cell();
+        cell.woken_at.load(Acquire) == 0 && cell.refs.load(Acquire) == 1
+    }
+
     /// Clears a cell nothing else refers to, for a new task: window closed, no target (the runtime
     /// waker it held is dropped here).
     pub(crate) fn reset_unique(&mut self) {

@@ -21,6 +21,7 @@ use crate::stats::task::TaskStats;
 
 mod fan_out;
 mod locks;
+mod wakers;
 
 /// Beyond this many distinct (name, location) groups, new names fold into one group per location,
 /// so per-request names (`format!("conn-{id}")`) cannot grow memory without bound.
@@ -144,6 +145,8 @@ pub(crate) struct Registry {
     dropped_reported: u64,
     /// Live counts per group for `unbounded_spawn` (`fan_out.rs`).
     pub(crate) fan_out: fan_out::FanOut,
+    /// What the last waker check saw (`wakers.rs`).
+    wakers: wakers::WakerWatch,
 }
 
 impl Registry {
