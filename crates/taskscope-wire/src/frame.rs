@@ -20,8 +20,10 @@ use crate::warning::Warning;
 /// Version of the frame format this build writes. Version 2 added the `Polls` and `Stacks`
 /// frames; version 3 the `Scopes` frame and tasks of kind [`TaskKind::Scope`](crate::TaskKind)
 /// (which [`Frame::for_version`] turns into `async` ones for older readers); version 4 the
-/// warning kind `unbounded_spawn` (kept from older readers); everything else is as in version 1.
-pub const WIRE_VERSION: u32 = 4;
+/// warning kind `unbounded_spawn`, version 5 `stale_update` (each kept from older readers:
+/// [`WarningKind::since_version`](crate::WarningKind::since_version)); everything else is as in
+/// version 1.
+pub const WIRE_VERSION: u32 = 5;
 
 /// The oldest version this build reads (recordings) and serves (clients, which are then sent
 /// only version-1 frames).
@@ -162,23 +164,18 @@ impl Frame {
     /// get them as `async` tasks).
     pub fn for_version(&self, version: u32) -> Option<Option<Frame>> {
         use crate::model::TaskKind;
-        use crate::warning::WarningKind;
-        if version >= 4 {
+        if version >= WIRE_VERSION {
             return None;
         }
         // Kinds older readers cannot decode.
         match self {
-            Frame::Warning(w) if w.kind == WarningKind::UnboundedSpawn => return Some(None),
+            Frame::Warning(w) if w.kind.since_version() > version => return Some(None),
             _ if version >= 3 => return None,
             _ => {}
         }
         let scope = |kind: TaskKind| kind == TaskKind::Scope;
         match self {
             Frame::Scopes(_) | Frame::PollNames(_) | Frame::Refused { .. } => Some(None),
-            // A kind older readers cannot decode.
-            Frame::Warning(w) if w.kind == crate::warning::WarningKind::RecordingStopped => {
-                Some(None)
-            }
             Frame::Polls(_) | Frame::Stacks { .. } if version < 2 => Some(None),
             Frame::Update(update)
                 if update.tasks.iter().any(|t| scope(t.kind))
@@ -434,12 +431,23 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn an_unbounded_spawn_warning_is_for_version_4_readers_only() {
-        let w = crate::warning::Warning::new(1, WarningKind::UnboundedSpawn, 0, "fan-out");
-        let frame = Frame::Warning(Box::new(w));
-        assert_eq!(frame.for_version(4), None);
-        for older in 1..4 {
-            assert_eq!(frame.for_version(older), Some(None), "version {older}");
+    fn a_warning_kind_reaches_only_readers_of_its_version_and_later() {
+        for (kind, since) in [
+            (WarningKind::UnboundedSpawn, 4),
+            (WarningKind::StaleUpdate, 5),
+        ] {
+            let w = crate::warning::Warning::new(1, kind, 0, "found");
+            let frame = Frame::Warning(Box::new(w));
+            for version in since..=WIRE_VERSION {
+                assert_eq!(
+                    frame.for_version(version),
+                    None,
+                    "{kind} to version {version}"
+                );
+            }
+            for older in 1..since {
+                assert_eq!(frame.for_version(older), Some(None), "{kind} to {older}");
+            }
         }
     }
 

@@ -58,6 +58,11 @@ impl WarningKind {
                 "Bound the fan-out: acquire a `Semaphore` permit before each spawn, keep at most \
                  N tasks in a `JoinSet`, or use `futures::stream::iter(..).buffer_unordered(N)`."
             }
+            WarningKind::StaleUpdate => {
+                "Read, compute and write in one critical section (keep the guard; do the slow \
+                 `.await` before taking the lock or after releasing it), or re-read the value \
+                 under the lock and check it is unchanged before writing."
+            }
             WarningKind::SelfWakes => {
                 "The task wakes itself in its own poll instead of waiting (`wake_by_ref()` \
                  then `Pending`, a busy loop): wait on the channel, `Notify` or timer instead."

@@ -35,6 +35,10 @@ pub enum WarningKind {
     /// A task group's live tasks jumped to thousands with no bound in sight: a fan-out that
     /// spawns a task per item without a limit (version 4).
     UnboundedSpawn,
+    /// A task read a lock's value, awaited, then wrote the lock without reading it again while
+    /// another task wrote it in between: a read-modify-write split by an `.await`, whose
+    /// update may overwrite the other one (version 5).
+    StaleUpdate,
 }
 
 impl WarningKind {
@@ -53,15 +57,28 @@ impl WarningKind {
             WarningKind::SelfWakes => "self_wakes",
             WarningKind::RecordingStopped => "recording_stopped",
             WarningKind::UnboundedSpawn => "unbounded_spawn",
+            WarningKind::StaleUpdate => "stale_update",
+        }
+    }
+
+    /// The wire version that introduced the kind: readers of older versions cannot decode it
+    /// (see [`Frame::for_version`](crate::Frame::for_version)).
+    pub fn since_version(self) -> u32 {
+        match self {
+            WarningKind::RecordingStopped => 3,
+            WarningKind::UnboundedSpawn => 4,
+            WarningKind::StaleUpdate => 5,
+            _ => 1,
         }
     }
 
     /// Every kind, the gravest first: the order reports and views list them in.
-    pub const ALL: [WarningKind; 12] = [
+    pub const ALL: [WarningKind; 13] = [
         WarningKind::Deadlock,
         WarningKind::BlockedWorker,
         WarningKind::LockOrderInversion,
         WarningKind::LockHeldAcrossAwait,
+        WarningKind::StaleUpdate,
         WarningKind::UnboundedSpawn,
         WarningKind::LongWait,
         WarningKind::TaskPanicked,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::export::conn::{refuse, Conn};
 use crate::export::handshake::handshake;
-use taskscope_wire::{encode, ClientFrame, Frame, FrameReader, MAX_CLIENT_FRAME};
+use taskscope_wire::{encode, ClientFrame, Frame, FrameReader, MAX_CLIENT_FRAME, WIRE_VERSION};
 
 /// Frames queued per client: about 3 s of updates at the 100 ms tick (frames of a big app are
 /// large: the queue bounds the memory a stalled client can pin).
@@ -86,11 +86,11 @@ enum Listener {
 #[derive(Debug, Default)]
 pub(crate) struct Published {
     pub(crate) v1: Vec<Arc<Vec<u8>>>,
-    /// What clients older than version 3 get instead of `v1`, when it differs (scope tasks as
-    /// `async` ones: `Frame::for_version`).
-    pub(crate) v1_before_v3: Option<Vec<Arc<Vec<u8>>>>,
-    /// What version-3 clients get instead of `v1`, when it differs (no `unbounded_spawn`).
-    pub(crate) v1_before_v4: Option<Vec<Arc<Vec<u8>>>>,
+    /// For each wire version older than this build's whose clients must get something else
+    /// than `v1` (scope tasks as `async` ones, no warning kinds of later versions:
+    /// `Frame::for_version`): the version and what its clients, and older ones without an
+    /// entry of their own, get instead. Oldest first.
+    pub(crate) older: Vec<(u32, Vec<Arc<Vec<u8>>>)>,
     pub(crate) v2: Vec<Arc<Vec<u8>>>,
     pub(crate) v3: Vec<Arc<Vec<u8>>>,
 }
@@ -99,38 +99,39 @@ impl Published {
     /// `frames` encoded for every client, with a copy for older clients where they need one.
     pub(crate) fn new(frames: &[Frame], v2: &[Frame], v3: &[Frame]) -> Published {
         let v1: Vec<Arc<Vec<u8>>> = frames.iter().map(|f| Arc::new(encode(f))).collect();
-        let before_v3: Vec<Option<Option<Frame>>> =
-            frames.iter().map(|f| f.for_version(2)).collect();
-        let older = |copies: Vec<Option<Option<Frame>>>| {
-            copies.iter().any(Option::is_some).then(|| {
-                copies
-                    .into_iter()
-                    .zip(&v1)
-                    .filter_map(|(copy, same)| match copy {
-                        None => Some(same.clone()),
-                        Some(None) => None,
-                        Some(Some(copy)) => Some(Arc::new(encode(&copy))),
-                    })
-                    .collect()
+        // What a version must not get as it is, no older one may get either: a client takes
+        // the first entry at or above its version (none: `v1`).
+        let older = (2..WIRE_VERSION)
+            .filter_map(|version| {
+                let copies: Vec<Option<Option<Frame>>> =
+                    frames.iter().map(|f| f.for_version(version)).collect();
+                copies.iter().any(Option::is_some).then(|| {
+                    let frames = copies
+                        .into_iter()
+                        .zip(&v1)
+                        .filter_map(|(copy, same)| match copy {
+                            None => Some(same.clone()),
+                            Some(None) => None,
+                            Some(Some(copy)) => Some(Arc::new(encode(&copy))),
+                        })
+                        .collect();
+                    (version, frames)
+                })
             })
-        };
-        let v1_before_v3 = older(before_v3);
-        let v1_before_v4 = older(frames.iter().map(|f| f.for_version(3)).collect());
+            .collect();
         Published {
             v1,
-            v1_before_v3,
-            v1_before_v4,
+            older,
             v2: v2.iter().map(|f| Arc::new(encode(f))).collect(),
             v3: v3.iter().map(|f| Arc::new(encode(f))).collect(),
         }
     }
 
     fn for_version(&self, version: u32) -> &[Arc<Vec<u8>>] {
-        match (&self.v1_before_v3, &self.v1_before_v4) {
-            (Some(older), _) if version < 3 => older,
-            (_, Some(older)) if version < 4 => older,
-            _ => &self.v1,
-        }
+        self.older
+            .iter()
+            .find(|(older, _)| version <= *older)
+            .map_or(&self.v1, |(_, frames)| frames)
     }
 }
 
@@ -486,4 +487,41 @@ fn watch_client(
     }
     alive.store(false, Release);
     conn.shutdown_both();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskscope_wire::{Warning, WarningKind};
+
+    #[test]
+    fn each_client_gets_only_the_warning_kinds_its_version_decodes() {
+        let warning = |kind| Frame::Warning(Box::new(Warning::new(1, kind, 0, "found")));
+        let frames = [
+            warning(WarningKind::LongWait),
+            warning(WarningKind::RecordingStopped),
+            warning(WarningKind::UnboundedSpawn),
+            warning(WarningKind::StaleUpdate),
+        ];
+        let published = Published::new(&frames, &[], &[]);
+        let kinds = |version| -> Vec<WarningKind> {
+            published
+                .for_version(version)
+                .iter()
+                .map(|bytes| match FrameReader::new(&bytes[..]).next_frame() {
+                    Ok(Some(Frame::Warning(w))) => w.kind,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        use WarningKind::*;
+        assert_eq!(
+            kinds(WIRE_VERSION),
+            [LongWait, RecordingStopped, UnboundedSpawn, StaleUpdate]
+        );
+        assert_eq!(kinds(4), [LongWait, RecordingStopped, UnboundedSpawn]);
+        assert_eq!(kinds(3), [LongWait, RecordingStopped]);
+        assert_eq!(kinds(2), [LongWait]);
+        assert_eq!(kinds(1), [LongWait]);
+    }
 }

@@ -44,6 +44,27 @@ pub(crate) enum Event {
         location: &'static Location<'static>,
         hold_ns: u64,
     },
+    /// A task wrote a lock's value without reading it in that hold, after reading it in an
+    /// earlier hold, and another writer wrote it in between (boxed: rare, and larger than the
+    /// other events).
+    StaleUpdate(Box<StaleUpdate>),
+}
+
+/// See [`Event::StaleUpdate`].
+#[derive(Debug)]
+pub(crate) struct StaleUpdate {
+    /// The lock (an `RwLock`'s write side).
+    pub(crate) lock: u64,
+    pub(crate) task: u64,
+    /// Where the task acquired the lock to read it, and to write it.
+    pub(crate) read_at: &'static Location<'static>,
+    pub(crate) write_at: &'static Location<'static>,
+    /// The last writer in between (0: not an instrumented task), and where it acquired the lock.
+    pub(crate) other: u64,
+    pub(crate) other_at: Option<&'static Location<'static>>,
+    /// Whether the task returned `Pending` between the read and the write (else both were in
+    /// one poll, and the other writer ran on another thread meanwhile).
+    pub(crate) awaited: bool,
 }
 
 /// State shared by the hot path and taskscope's threads, created once per process.

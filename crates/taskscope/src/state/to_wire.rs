@@ -64,8 +64,8 @@ pub(crate) fn task_to_wire(stats: &TaskStats, shared: &Shared) -> Task {
 
 /// Reads a lock's atomics into the wire model.
 pub(crate) fn lock_to_wire(stats: &LockStats) -> Lock {
-    let holder = stats.holder.load(Relaxed);
-    let at = stats.holder_location.load(Relaxed);
+    let holder = stats.owner.holder.load(Relaxed);
+    let at = stats.owner.holder_location.load(Relaxed);
     Lock {
         id: stats.id,
         name: stats.display_name(),

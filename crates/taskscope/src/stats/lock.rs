@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::Arc;
 
 use super::histogram::AtomicHistogram;
 pub(crate) use super::waiters::Waiter;
@@ -36,6 +37,22 @@ impl LockKind {
     }
 }
 
+/// What an exclusive holder writes at acquire and release, on one cache line, which its core
+/// owns for the critical section.
+#[derive(Debug, Default)]
+#[repr(C, align(64))]
+pub(crate) struct Owner {
+    /// Exclusive holder's task id (0: none or not an instrumented task).
+    pub(crate) holder: AtomicU64,
+    /// Exclusive holder's acquire location (null: none).
+    pub(crate) holder_location: AtomicPtr<Location<'static>>,
+    /// Exclusive holds that wrote through their guard (`DerefMut`), counted by their only
+    /// holder; with the last of them: its task (0: not an instrumented task) and acquire location.
+    pub(crate) writes: AtomicU64,
+    pub(crate) last_writer: AtomicU64,
+    pub(crate) last_write_location: AtomicPtr<Location<'static>>,
+}
+
 #[derive(Debug)]
 pub(crate) struct LockStats {
     pub(crate) id: u64,
@@ -46,10 +63,8 @@ pub(crate) struct LockStats {
     pub(crate) contended: AtomicU64,
     pub(crate) wait_ns: AtomicHistogram,
     pub(crate) hold_ns: AtomicHistogram,
-    /// Exclusive holder's task id (0: none or not an instrumented task).
-    pub(crate) holder: AtomicU64,
-    /// Exclusive holder's acquire location (null: none).
-    pub(crate) holder_location: AtomicPtr<Location<'static>>,
+    /// The exclusive holder and the last writer.
+    pub(crate) owner: Owner,
     /// Semaphores: permits available, as last seen by an acquire or release.
     pub(crate) available: AtomicU64,
     /// Who waits now (lock-free; waits beyond the table are counted but not listed).
@@ -61,6 +76,10 @@ pub(crate) struct LockStats {
     next_predecessor: AtomicUsize,
     /// For an RwLock side, the id of the other side's statistics (0: none).
     pub(crate) partner: AtomicU64,
+    /// For an RwLock's read side, its write side, which counts the lock's writes (null: none).
+    /// Set once when the lock is made; only dereferenced through a guard of the lock, which
+    /// keeps both sides alive.
+    write_side: AtomicPtr<LockStats>,
     // Semaphores.
     pub(crate) permits: AtomicU64,
     pub(crate) saturated_since: AtomicU64,
@@ -83,8 +102,7 @@ impl LockStats {
             contended: AtomicU64::new(0),
             wait_ns: AtomicHistogram::default(),
             hold_ns: AtomicHistogram::default(),
-            holder: AtomicU64::new(0),
-            holder_location: AtomicPtr::new(std::ptr::null_mut()),
+            owner: Owner::default(),
             available: AtomicU64::new(0),
             waiters: WaiterTable::new(),
             waiting: AtomicU64::new(0),
@@ -92,6 +110,7 @@ impl LockStats {
             predecessors: [const { AtomicU64::new(0) }; 4],
             next_predecessor: AtomicUsize::new(0),
             partner: AtomicU64::new(0),
+            write_side: AtomicPtr::new(std::ptr::null_mut()),
             permits: AtomicU64::new(0),
             saturated_since: AtomicU64::new(0),
             saturated_ns: AtomicU64::new(0),
@@ -138,6 +157,29 @@ impl LockStats {
             self.waiters.remove(index);
         }
         self.waiting.fetch_sub(1, Relaxed);
+    }
+
+    /// Pairs an RwLock's read side (`self`) with its write side.
+    pub(crate) fn set_write_side(&self, write: &Arc<LockStats>) {
+        self.partner.store(write.id, Relaxed);
+        write.partner.store(self.id, Relaxed);
+        self.write_side
+            .store(Arc::as_ptr(write) as *mut LockStats, Relaxed);
+    }
+
+    /// The statistics that count this lock's writes: its own, or an RwLock read side's write side.
+    ///
+    /// # Safety
+    ///
+    /// Only while a guard of the lock is alive (see `write_side`).
+    pub(crate) unsafe fn versioned(&self) -> &LockStats {
+        let write = self.write_side.load(Relaxed);
+        if write.is_null() {
+            self
+        } else {
+            // SAFETY: the caller holds a guard, so the lock and both its sides are alive.
+            unsafe { &*write }
+        }
     }
 
     /// The listed waiters now.

@@ -8,5 +8,6 @@ pub(crate) mod samples;
 pub(crate) mod state;
 pub(crate) mod task;
 pub(crate) mod task_histogram;
+pub(crate) mod task_locks;
 pub(crate) mod waiters;
 pub(crate) mod wake;

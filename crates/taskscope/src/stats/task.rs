@@ -4,9 +4,7 @@
 use std::borrow::Cow;
 use std::panic::Location;
 use std::ptr;
-use std::sync::atomic::{
-    AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*,
-};
+use std::sync::atomic::{AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::sync::Mutex;
 
 use taskscope_wire::{bucket_index, bucket_range, Histogram, Outcome, TaskKind, TaskState};
@@ -14,6 +12,8 @@ use taskscope_wire::{bucket_index, bucket_range, Histogram, Outcome, TaskKind, T
 use super::histogram::DenseHistogram;
 use super::samples::*;
 pub(crate) use super::state::*;
+use super::task_locks::TaskLocks;
+pub(crate) use super::task_locks::HELD_LOCKS;
 use super::wake::WakeRef;
 
 /// The one cache line every poll writes.
@@ -78,20 +78,11 @@ pub(crate) struct TaskStats {
     exact_untimed: AtomicU32,
     pub(crate) ended: AtomicU64,
     pub(crate) panic_message: Mutex<Option<String>>,
-    /// Locks this task holds now: (lock id, acquire location address). Written by the task's own
-    /// polls; read by the watchdog to name the locks a blocked task holds.
-    pub(crate) held: [(AtomicU64, AtomicUsize); HELD_LOCKS],
-    /// Which entries of `held` are in use (bit i: entry i), so that taking a lock while holding
-    /// none reads one byte instead of scanning every entry. Written by the task's own polls.
-    pub(crate) held_mask: AtomicU8,
+    /// The locks it holds and the last one it only read (see `stats::task_locks`).
+    pub(crate) locks: TaskLocks,
     /// A scope's response status (HTTP, set by the tower layer; 0: none).
     pub(crate) response: AtomicU16,
 }
-
-/// How many locks held at once a task tracks for the lock-order graph; deeper nesting is rare
-/// and only loses edges, never correctness of the locks.
-pub(crate) const HELD_LOCKS: usize = 8;
-const _: () = assert!(HELD_LOCKS <= 8, "held_mask is a u8");
 
 use super::prefetch::prefetch;
 
@@ -131,8 +122,7 @@ impl TaskStats {
             exact_untimed: AtomicU32::new(0),
             ended: AtomicU64::new(0),
             panic_message: Mutex::new(None),
-            held: [const { (AtomicU64::new(0), AtomicUsize::new(0)) }; HELD_LOCKS],
-            held_mask: AtomicU8::new(0),
+            locks: TaskLocks::new(),
             response: AtomicU16::new(0),
         }
     }
@@ -172,8 +162,7 @@ impl TaskStats {
             exact_untimed,
             ended,
             panic_message,
-            held,
-            held_mask,
+            locks,
             response,
         } = self;
         let bins = std::mem::replace(hot.bins.get_mut(), ptr::null_mut());
@@ -193,11 +182,7 @@ impl TaskStats {
         *exact_untimed.get_mut() = 0;
         *ended.get_mut() = 0;
         *panic_message.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
-        for (lock, at) in held.iter_mut() {
-            *lock.get_mut() = 0;
-            *at.get_mut() = 0;
-        }
-        *held_mask.get_mut() = 0;
+        locks.reset();
         *response.get_mut() = 0;
     }
 

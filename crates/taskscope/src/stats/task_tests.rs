@@ -174,8 +174,8 @@ fn reused_statistics_read_like_new_ones_and_drop_what_the_old_task_held() {
     }
     s.self_wakes.store(3, Relaxed);
     s.first_poll.store(5, Relaxed);
-    s.held[0].0.store(42, Relaxed);
-    s.held_mask.store(1, Relaxed);
+    s.locks.held[0].0.store(42, Relaxed);
+    s.locks.held_mask.store(1, Relaxed);
     *s.panic_message.lock().unwrap() = Some("boom".into());
     s.finish(OUTCOME_PANICKED, 9);
     assert!(s.bins().is_some());
@@ -212,7 +212,7 @@ fn reused_statistics_read_like_new_ones_and_drop_what_the_old_task_held() {
     assert_eq!(s.self_wakes.load(Relaxed), 0);
     assert_eq!(s.first_poll.load(Relaxed), 0);
     assert_eq!(s.ended.load(Relaxed), 0);
-    assert_eq!(s.held_mask.load(Relaxed), 0);
-    assert_eq!(s.held[0].0.load(Relaxed), 0);
+    assert_eq!(s.locks.held_mask.load(Relaxed), 0);
+    assert_eq!(s.locks.held[0].0.load(Relaxed), 0);
     assert!(s.panic_message.lock().unwrap().is_none());
 }

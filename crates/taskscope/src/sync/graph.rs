@@ -155,7 +155,7 @@ pub(crate) fn scan(shared: &Shared, registry: &mut Registry, now: u64) {
 fn exclusive_holder(registry: &Registry, lock: &LockStats) -> u64 {
     match lock.kind {
         LockKind::Mutex | LockKind::RwLockWrite => {
-            let holder = lock.holder.load(Relaxed);
+            let holder = lock.owner.holder.load(Relaxed);
             if holder != 0 || lock.kind == LockKind::Mutex {
                 return holder;
             }
@@ -165,7 +165,7 @@ fn exclusive_holder(registry: &Registry, lock: &LockStats) -> u64 {
         LockKind::RwLockRead => registry
             .locks
             .get(&lock.partner.load(Relaxed))
-            .map_or(0, |write| write.holder.load(Relaxed)),
+            .map_or(0, |write| write.owner.holder.load(Relaxed)),
         LockKind::Semaphore => 0,
     }
 }

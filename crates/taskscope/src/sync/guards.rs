@@ -4,7 +4,8 @@
 
 /// Declares a guard — `#[attributes] pub struct Name [generics] [arguments] => Target, read |
 /// write { fields }` — whose field `inner` derefs to `Target`, with `Deref` (and `DerefMut` for
-/// `write`), `Debug` and `Display` like tokio's guards.
+/// `write`), `Debug` and `Display` like tokio's guards. Its field `held: Option<Held>` notes
+/// each access to a plain value, read or write, for `stale_update` (see `Held::note_read`).
 macro_rules! guard {
     ($(#[$attr:meta])* pub struct $guard:ident [$($gen:tt)*] [$($arg:tt)*] => $target:ident, $access:ident {
         $($fields:tt)*
@@ -15,7 +16,13 @@ macro_rules! guard {
         }
         impl<$($gen)*> std::ops::Deref for $guard<$($arg)*> {
             type Target = $target;
+            #[inline]
             fn deref(&self) -> &$target {
+                // Only plain values are judged (see `Held::note_read`): for the others the note
+                // is compiled out.
+                if let (false, Some(held)) = (std::mem::needs_drop::<$target>(), &self.held) {
+                    held.note_read();
+                }
                 &self.inner
             }
         }
@@ -34,7 +41,11 @@ macro_rules! guard {
     (@read $($rest:tt)*) => {};
     (@write $guard:ident [$($gen:tt)*] [$($arg:tt)*] => $target:ident) => {
         impl<$($gen)*> std::ops::DerefMut for $guard<$($arg)*> {
+            #[inline]
             fn deref_mut(&mut self) -> &mut $target {
+                if let (false, Some(held)) = (std::mem::needs_drop::<$target>(), &self.held) {
+                    held.note_write();
+                }
                 &mut self.inner
             }
         }

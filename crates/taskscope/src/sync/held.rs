@@ -12,11 +12,11 @@
 //! acquisitions and contended acquisitions, and every wait, are exact.
 
 use std::panic::Location;
-use std::sync::atomic::Ordering::*;
+use std::sync::atomic::{AtomicU8, Ordering::*};
 use std::sync::Arc;
 
 use crate::base::clock;
-use crate::state::shared::{self, Event};
+use crate::state::shared::{self, Event, StaleUpdate};
 use crate::state::worker;
 use crate::stats::lock::{LockStats, Waiter};
 use crate::stats::task::{TaskStats, HELD_LOCKS};
@@ -113,7 +113,14 @@ pub(crate) struct Held {
     held_index: usize,
     location: &'static Location<'static>,
     exclusive: bool,
+    /// How the guard was used: `READ`, `WROTE`, `WROTE_FIRST` bits (see `note_read`).
+    access: AtomicU8,
 }
+
+/// `Held::access` bits: the value was read, written, and written before any read.
+const READ: u8 = 1;
+const WROTE: u8 = 2;
+const WROTE_FIRST: u8 = 4;
 
 // SAFETY: the raw pointers are only dereferenced while the lock's owner keeps the stats alive
 // (a guard borrows or owns its lock), and `task_stats` only during its own task's poll.
@@ -193,8 +200,9 @@ impl Held {
                     .contended
                     .store(stats.contended.load(Relaxed) + 1, Relaxed);
             }
-            stats.holder.store(ctx.task, Relaxed);
+            stats.owner.holder.store(ctx.task, Relaxed);
             stats
+                .owner
                 .holder_location
                 .store(location as *const _ as *mut _, Relaxed);
         } else {
@@ -227,6 +235,33 @@ impl Held {
             held_index,
             location,
             exclusive,
+            access: AtomicU8::new(0),
+        }
+    }
+
+    /// Notes a read of the value through the guard (`Deref`). Only the first access matters, so
+    /// later ones cost a load; the guard may be shared between threads, and a lost note between
+    /// two concurrent first reads only loses a `READ` that the other one sets.
+    ///
+    /// Guards note only plain values — those that own nothing to drop: numbers, flags, structs,
+    /// tuples and arrays of them. A write to a map, vector or string usually changes one entry
+    /// of many (`insert`, `push`, `entry().or_insert()`), and which one cannot be seen from the
+    /// guard: judging them would report every cache that checks, fetches and inserts while
+    /// other tasks insert other keys.
+    #[inline(always)]
+    pub(crate) fn note_read(&self) {
+        if self.access.load(Relaxed) == 0 {
+            self.access.store(READ, Relaxed);
+        }
+    }
+
+    /// Notes a write through the guard (`DerefMut`, which takes the guard exclusively).
+    #[inline(always)]
+    pub(crate) fn note_write(&self) {
+        let access = self.access.load(Relaxed);
+        if access & WROTE == 0 {
+            let first = if access == 0 { WROTE_FIRST } else { 0 };
+            self.access.store(access | WROTE | first, Relaxed);
         }
     }
 
@@ -249,12 +284,12 @@ fn note_held(
     task_id: u64,
     location: &'static Location<'static>,
 ) -> usize {
-    let mask = task.held_mask.load(Relaxed);
+    let mask = task.locks.held_mask.load(Relaxed);
     let mut others = mask;
     while others != 0 {
         let i = others.trailing_zeros() as usize;
         others &= others - 1;
-        let (id, at) = &task.held[i];
+        let (id, at) = &task.locks.held[i];
         let held = id.load(Relaxed);
         if held != 0 && held != stats.id && !stats.knows_predecessor(held) {
             lock_edge(held, at.load(Relaxed), stats.id, location, task_id);
@@ -264,11 +299,11 @@ fn note_held(
     if free >= HELD_LOCKS {
         return usize::MAX;
     }
-    task.held[free]
+    task.locks.held[free]
         .1
         .store(location as *const Location<'static> as usize, Relaxed);
-    task.held[free].0.store(stats.id, Relaxed);
-    task.held_mask.store(mask | 1 << free, Relaxed);
+    task.locks.held[free].0.store(stats.id, Relaxed);
+    task.locks.held_mask.store(mask | 1 << free, Relaxed);
     free
 }
 
@@ -321,28 +356,117 @@ impl Drop for Held {
             if let Some(hold) = hold_ns {
                 stats.hold_ns.record_exclusive_n(hold, weight);
             }
-            stats.holder.store(0, Relaxed);
-            stats.holder_location.store(std::ptr::null_mut(), Relaxed);
+            stats.owner.holder.store(0, Relaxed);
+            stats
+                .owner
+                .holder_location
+                .store(std::ptr::null_mut(), Relaxed);
         } else if let Some(hold) = hold_ns {
             stats.hold_ns.record_n(hold, weight);
         }
-        let Some(ctx) = ctx else { return };
-        if self.held_index != usize::MAX && std::ptr::eq(ctx.stats, self.task_stats) {
-            if let Some(task) = ctx.task_stats() {
-                let entry = &task.held[self.held_index].0;
+        let access = self.access.load(Relaxed);
+        let task = match &ctx {
+            Some(ctx) if std::ptr::eq(ctx.stats, self.task_stats) => ctx.task_stats(),
+            _ => None,
+        };
+        if let Some(task) = task {
+            if self.held_index != usize::MAX {
+                let entry = &task.locks.held[self.held_index].0;
                 if entry.load(Relaxed) == stats.id {
                     entry.store(0, Relaxed);
-                    let mask = task.held_mask.load(Relaxed);
-                    task.held_mask
+                    let mask = task.locks.held_mask.load(Relaxed);
+                    task.locks
+                        .held_mask
                         .store(mask & !(1 << self.held_index), Relaxed);
                 }
             }
+            if access != 0 {
+                // `ctx` is the poll releasing the hold (`task` is only `Some` with it).
+                let release_poll = ctx.map_or(0, |ctx| ctx.poll);
+                self.note_access(task, stats, access, release_poll);
+            }
+        }
+        if access & WROTE != 0 {
+            // The only holder (only exclusive guards write): plain stores.
+            stats
+                .owner
+                .writes
+                .store(stats.owner.writes.load(Relaxed) + 1, Relaxed);
+            stats.owner.last_writer.store(self.task, Relaxed);
+            stats
+                .owner
+                .last_write_location
+                .store(self.location as *const _ as *mut _, Relaxed);
         }
         // Released in a later poll (or outside the poll it was taken in): the holder returned
         // Pending, or was dropped, while holding it.
         if across_await {
             held_across_await(stats.id, self.task, self.location, hold_ns.unwrap_or(0));
         }
+    }
+}
+
+impl Held {
+    /// What the hold's task remembers of its reads for `stale_update`: a read-only hold becomes
+    /// its last read (released in `release_poll`); a write of the lock its last read was of
+    /// forgets it — after reporting it, if the hold wrote before reading and another writer
+    /// wrote in between (noting whether the task awaited in between: the hold began in a later
+    /// poll than the read ended).
+    #[inline]
+    fn note_access(&self, task: &TaskStats, stats: &LockStats, access: u8, release_poll: u64) {
+        let last = &task.locks.last_read;
+        if access & WROTE == 0 {
+            // SAFETY: the guard holding this hold is still alive (it is being dropped).
+            let versioned = unsafe { stats.versioned() };
+            last.set(
+                versioned.id,
+                self.location as *const Location<'static> as usize,
+                versioned.owner.writes.load(Relaxed),
+                release_poll,
+            );
+        } else if last.lock.load(Relaxed) == stats.id {
+            if access & WROTE_FIRST != 0
+                && last.writes.load(Relaxed) < stats.owner.writes.load(Relaxed)
+                // (Its own write, released elsewhere — a guard sent to another task — is not
+                // another writer's.)
+                && stats.owner.last_writer.load(Relaxed) != self.task
+            {
+                let awaited = last.poll.load(Relaxed) != self.poll;
+                let read_at = last.location.load(Relaxed);
+                stale_update(stats, self.task, read_at, self.location, awaited);
+            }
+            last.lock.store(0, Relaxed);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn stale_update(
+    stats: &LockStats,
+    task: u64,
+    read_at: usize,
+    write_at: &'static Location<'static>,
+    awaited: bool,
+) {
+    if let Some(shared) = shared::active() {
+        let other_at = stats.owner.last_write_location.load(Relaxed);
+        // SAFETY: both are `&'static Location`s stored as addresses (null: none).
+        let (read_at, other_at) = unsafe {
+            (
+                &*(read_at as *const Location<'static>),
+                (!other_at.is_null()).then(|| &*other_at),
+            )
+        };
+        let _ = shared.push(Event::StaleUpdate(Box::new(StaleUpdate {
+            lock: stats.id,
+            task,
+            read_at,
+            write_at,
+            other: stats.owner.last_writer.load(Relaxed),
+            other_at,
+            awaited,
+        })));
     }
 }
 

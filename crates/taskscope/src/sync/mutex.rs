@@ -65,7 +65,7 @@ guard! {
     /// An owned guard mapped to a part of the protected value.
     #[must_use = "if unused the Mutex will immediately unlock"]
     pub struct OwnedMappedMutexGuard [T: ?Sized + 'static, U: ?Sized + 'static] [T, U] => U, write {
-        _held: Option<Held>,
+        held: Option<Held>,
         inner: tokio::sync::MappedMutexGuard<'static, U>,
         _lock: Arc<Mutex<T>>,
     }
@@ -214,7 +214,7 @@ impl<T: ?Sized + 'static> OwnedMutexGuard<T> {
     ) -> OwnedMappedMutexGuard<T, U> {
         let OwnedMutexGuard { held, inner, lock } = this;
         OwnedMappedMutexGuard {
-            _held: held,
+            held,
             inner: tokio::sync::MutexGuard::map(inner, f),
             _lock: lock,
         }

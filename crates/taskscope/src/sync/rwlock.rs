@@ -53,7 +53,7 @@ guard! {
     /// Write access to a part of an [`RwLock`]'s value.
     #[must_use = "if unused the RwLock will immediately unlock"]
     pub struct RwLockMappedWriteGuard ['a, T: ?Sized] ['a, T] => T, write {
-        _held: Option<Held>,
+        held: Option<Held>,
         inner: tokio::sync::RwLockMappedWriteGuard<'a, T>,
     }
 }
@@ -62,7 +62,7 @@ guard! {
     /// Owned read access, from [`RwLock::read_owned`].
     #[must_use = "if unused the RwLock will immediately unlock"]
     pub struct OwnedRwLockReadGuard [T: ?Sized + 'static] [T] => T, read {
-        _held: Option<Held>,
+        held: Option<Held>,
         inner: tokio::sync::RwLockReadGuard<'static, T>,
         _lock: Arc<RwLock<T>>,
     }
@@ -72,7 +72,7 @@ guard! {
     /// Owned write access, from [`RwLock::write_owned`].
     #[must_use = "if unused the RwLock will immediately unlock"]
     pub struct OwnedRwLockWriteGuard [T: ?Sized + 'static] [T] => T, write {
-        _held: Option<Held>,
+        held: Option<Held>,
         inner: tokio::sync::RwLockWriteGuard<'static, T>,
         _lock: Arc<RwLock<T>>,
     }
@@ -141,11 +141,7 @@ impl<T> RwLock<T> {
         let read_stats = register(name.clone(), location, LockKind::RwLockRead);
         let write_stats = register(name, location, LockKind::RwLockWrite);
         if let (Some(read), Some(write)) = (&read_stats, &write_stats) {
-            read.partner
-                .store(write.id, std::sync::atomic::Ordering::Relaxed);
-            write
-                .partner
-                .store(read.id, std::sync::atomic::Ordering::Relaxed);
+            read.set_write_side(write);
         }
         RwLock {
             read_stats,
@@ -315,7 +311,7 @@ impl<T: ?Sized + 'static> OwnedRwLockReadGuard<T> {
         // field, which is dropped after the guard field.
         let inner: tokio::sync::RwLockReadGuard<'static, T> = unsafe { std::mem::transmute(inner) };
         OwnedRwLockReadGuard {
-            _held: held,
+            held,
             inner,
             _lock: lock.clone(),
         }
@@ -329,7 +325,7 @@ impl<T: ?Sized + 'static> OwnedRwLockWriteGuard<T> {
         let inner: tokio::sync::RwLockWriteGuard<'static, T> =
             unsafe { std::mem::transmute(inner) };
         OwnedRwLockWriteGuard {
-            _held: held,
+            held,
             inner,
             _lock: lock.clone(),
         }
@@ -355,7 +351,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     ) -> RwLockMappedWriteGuard<'a, U> {
         let RwLockWriteGuard { held, inner, .. } = this;
         RwLockMappedWriteGuard {
-            _held: held,
+            held,
             inner: tokio::sync::RwLockWriteGuard::map(inner, f),
         }
     }

@@ -194,6 +194,7 @@ impl Registry {
             return Vec::new();
         };
         stats
+            .locks
             .held
             .iter()
             .map(|(id, _)| id.load(Relaxed))

@@ -21,6 +21,7 @@ use crate::stats::task::TaskStats;
 
 mod fan_out;
 mod locks;
+mod stale_updates;
 mod wakers;
 
 /// Beyond this many distinct (name, location) groups, new names fold into one group per location,
@@ -138,6 +139,8 @@ pub(crate) struct Registry {
     lock_names: HashMap<u64, String>,
     /// (lock, acquire location) → `lock_held_across_await` warning id.
     held_across: HashMap<(u64, usize), u64>,
+    /// (lock, read location, write location) → `stale_update` warning id.
+    stale_updates: HashMap<(u64, usize, usize), u64>,
     /// (lock, task, wait start) → `long_wait` warning id.
     pub(crate) long_waits: HashMap<(u64, u64, u64), u64>,
     /// Tasks of a wait-for cycle, smallest first → `deadlock` warning id.
@@ -198,6 +201,7 @@ impl Registry {
                     location,
                     hold_ns,
                 } => self.held_across_await(shared, lock, task, location, hold_ns),
+                Event::StaleUpdate(update) => self.stale_update(shared, &update),
             }
         }
         if self.done.len() >= RETIRE_EARLY && !self.retire_asked {
