@@ -82,8 +82,8 @@ impl Builder {
 
     /// The defaults overridden by `TASKSCOPE_BIND`, `TASKSCOPE_TOKEN`, `TASKSCOPE_RECORD`,
     /// `TASKSCOPE_REPORT`, `TASKSCOPE_BLOCKED_MS`, `TASKSCOPE_LONG_WAIT_MS`,
-    /// `TASKSCOPE_SAMPLE_US` (or its old name `TASKSCOPE_WAKE_SAMPLE_US`), `TASKSCOPE_STACKS` and
-    /// `TASKSCOPE_PROMETHEUS`. Returns the
+    /// `TASKSCOPE_SAMPLE_US` (or its old name `TASKSCOPE_WAKE_SAMPLE_US`),
+    /// `TASKSCOPE_UNBOUNDED_SPAWN_ALIVE`, `TASKSCOPE_STACKS` and `TASKSCOPE_PROMETHEUS`. Returns the
     /// first invalid variable as an error.
     pub fn from_env() -> Result<Self, Error> {
         let (builder, mut errors) = Builder::from_env_lenient();
@@ -119,6 +119,16 @@ impl Builder {
                     value,
                     expected:
                         "a whole number of microseconds (0: time every poll and stamp every wake)",
+                }),
+            }
+        }
+        if let Some(value) = env_string("TASKSCOPE_UNBOUNDED_SPAWN_ALIVE") {
+            match value.trim().parse::<u64>() {
+                Ok(alive) if alive > 0 => builder.unbounded_alive = alive,
+                _ => errors.push(Error::InvalidEnv {
+                    var: "TASKSCOPE_UNBOUNDED_SPAWN_ALIVE",
+                    value,
+                    expected: "a whole number of live tasks above 0",
                 }),
             }
         }

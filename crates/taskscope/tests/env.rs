@@ -44,4 +44,47 @@ fn bad_environment_values_are_errors_and_init_falls_back() {
     drop(taskscope::try_init().expect("the old name is not read when the new one is set"));
     std::env::remove_var("TASKSCOPE_SAMPLE_US");
     std::env::remove_var("TASKSCOPE_WAKE_SAMPLE_US");
+
+    // The unbounded-spawn threshold: a bad value is an error; a low one makes a fan-out of
+    // 1,500 tasks (far below the default 10,000) a warning.
+    std::env::set_var("TASKSCOPE_UNBOUNDED_SPAWN_ALIVE", "lots");
+    let text = taskscope::try_init().unwrap_err().to_string();
+    assert!(text.contains("TASKSCOPE_UNBOUNDED_SPAWN_ALIVE"), "{text}");
+    std::env::set_var("TASKSCOPE_UNBOUNDED_SPAWN_ALIVE", "500");
+    std::env::set_var("TASKSCOPE_BIND", "off");
+    let guard = taskscope::try_init().expect("a valid threshold");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let warned = rt.block_on(async {
+        let tasks: Vec<_> = (0..1_500)
+            .map(|_| {
+                taskscope::spawn_named("fetch-all", async {
+                    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await
+                })
+            })
+            .collect();
+        let mut warned = false;
+        for _ in 0..40 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            warned = taskscope::snapshot()
+                .warnings_of(taskscope::WarningKind::UnboundedSpawn)
+                .any(|w| w.task_name.as_deref() == Some("fetch-all"));
+            if warned {
+                break;
+            }
+        }
+        for task in tasks {
+            task.abort();
+        }
+        warned
+    });
+    assert!(
+        warned,
+        "no unbounded_spawn at the threshold from the environment"
+    );
+    drop(guard);
+    std::env::remove_var("TASKSCOPE_UNBOUNDED_SPAWN_ALIVE");
+    std::env::remove_var("TASKSCOPE_BIND");
 }

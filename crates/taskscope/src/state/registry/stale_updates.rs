@@ -23,10 +23,17 @@ impl Registry {
         );
         let lock = self.lock_name(update.lock);
         let who = self.who(update.task);
-        let other = match (update.other, update.other_at) {
-            (0, _) => "code outside instrumented tasks".to_string(),
-            (task, Some(at)) => format!("{} (at {})", self.who(task), format_location(at)),
-            (task, None) => self.who(task),
+        let other = match update.other {
+            0 => "code outside instrumented tasks".to_string(),
+            // Usually a task of the same group: say it is another one.
+            task => match self.who(task) {
+                same if same == who => format!("another {same}"),
+                other => other,
+            },
+        };
+        let other = match update.other_at {
+            Some(at) if update.other != 0 => format!("{other} (at {})", format_location(at)),
+            _ => other,
         };
         if let Some(w) = self
             .stale_updates
