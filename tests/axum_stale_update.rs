@@ -2,8 +2,9 @@
 //! layer: a handler that reads a balance under a `taskscope::sync::Mutex`, awaits, then writes
 //! back what it read plus one loses updates under concurrent requests, and the warning names
 //! the route and the handler's read and write lines; the route that does the same in one
-//! critical section loses nothing and is not named. The JSON report carries the warning and
-//! validates against its schema.
+//! critical section loses nothing and is not named. The run's recording, read back, has the
+//! warning, and every report format that lists warnings shows it (JSON valid against its
+//! schema, Markdown with its fix, HTML, Prometheus's count, Perfetto's instant event).
 
 mod common;
 
@@ -47,7 +48,10 @@ const REQUESTS: u64 = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_that_reads_awaits_and_writes_is_named_by_route_and_line() {
-    let guard = common::exclusive(|| taskscope::Builder::new().no_server());
+    let dir = std::env::temp_dir().join(format!("taskscope-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recording = dir.join("stale.tsrec");
+    let guard = common::exclusive(|| taskscope::Builder::new().no_server().record(&recording));
     let accounts = Accounts {
         racy: Arc::new(Mutex::named("racy balance", 0)),
         safe: Arc::new(Mutex::named("safe balance", 0)),
@@ -94,8 +98,22 @@ async fn a_handler_that_reads_awaits_and_writes_is_named_by_route_and_line() {
     assert!(w.message.contains("scope `GET /deposit`"), "{}", w.message);
     assert!(w.message.contains("awaited"), "{}", w.message);
 
+    // Read back from the recording, as `taskscope report` and `replay` do.
+    let mut assembler = taskscope_wire::Assembler::new();
+    let read = taskscope_wire::recording::RecordingReader::open(&recording)
+        .unwrap()
+        .read_all();
+    for (_, frame) in read.frames {
+        assembler.apply(frame);
+    }
+    let replayed = assembler.snapshot();
+    let again: Vec<_> = replayed.warnings_of(WarningKind::StaleUpdate).collect();
+    assert_eq!(again.len(), 1, "{:#?}", replayed.warnings);
+    assert_eq!(again[0].message, w.message);
+    std::fs::remove_dir_all(&dir).unwrap();
+
     let json: serde_json::Value =
-        serde_json::from_str(&taskscope_report::Format::Json.render(&snap)).unwrap();
+        serde_json::from_str(&taskscope_report::Format::Json.render(&replayed)).unwrap();
     common::validate(taskscope_report::json::JSON_SCHEMA, &json).unwrap();
     let kinds: Vec<&str> = json["warnings"]
         .as_array()
@@ -104,4 +122,29 @@ async fn a_handler_that_reads_awaits_and_writes_is_named_by_route_and_line() {
         .filter_map(|w| w["kind"].as_str())
         .collect();
     assert!(kinds.contains(&"stale_update"), "{kinds:?}");
+    let markdown = taskscope_report::Format::Markdown.render(&replayed);
+    assert!(markdown.contains("### stale_update ("), "{markdown}");
+    assert!(
+        markdown.contains(&format!("**Fix:** {}", WarningKind::StaleUpdate.hint())),
+        "{markdown}"
+    );
+    let html = taskscope_report::Format::Html.render(&replayed);
+    assert!(html.contains(WarningKind::StaleUpdate.hint()));
+    assert!(html.contains("racy balance"));
+    let prometheus = taskscope_report::Format::Prometheus.render(&replayed);
+    assert!(
+        prometheus
+            .lines()
+            .any(|l| l == "taskscope_warnings_total{kind=\"stale_update\"} 1"),
+        "{prometheus}"
+    );
+    let perfetto: serde_json::Value =
+        serde_json::from_str(&taskscope_report::Format::Perfetto.render(&replayed)).unwrap();
+    let events = perfetto["traceEvents"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["name"]
+            .as_str()
+            .is_some_and(|n| n.contains("stale_update"))),
+        "no stale_update event in the trace"
+    );
 }

@@ -63,6 +63,17 @@ pub fn snapshot() -> Snapshot {
         2_500,
         "locks `a` and `b` are taken in both orders",
     );
+    let mut stale = Warning::new(
+        4,
+        WarningKind::StaleUpdate,
+        1_000,
+        "task `handler-6` read lock `balance` at src/server.rs:40:22, awaited, then wrote it at src/server.rs:42:5 without reading it again, while another task `handler-6` (at src/server.rs:42:5) wrote it in between (31 times): if the value written was computed from the earlier read, that update is lost",
+    );
+    stale.task = Some(7);
+    stale.task_name = Some("handler-6".into());
+    stale.location = Some("src/server.rs:42:5".into());
+    stale.locks = vec!["balance".into()];
+    stale.count = Some(31);
     Snapshot {
         process: ProcessInfo {
             name: "server".into(),
@@ -135,7 +146,7 @@ pub fn snapshot() -> Snapshot {
             saturated_ns: 990_000_000,
             wait_ns: hist(&[0, 20_000_000]),
         }],
-        warnings: vec![inversion, deadlock, blocked],
+        warnings: vec![stale, inversion, deadlock, blocked],
         poll_timeline: Default::default(),
         warning_stacks: [(
             1,
