@@ -113,7 +113,7 @@ async fn a_handler_that_reads_awaits_and_writes_is_named_by_route_and_line() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     let json: serde_json::Value =
-        serde_json::from_str(&taskscope_report::Format::Json.render(&replayed)).unwrap();
+        serde_json::from_str(&taskscope_report::Format::Json.render(replayed)).unwrap();
     common::validate(taskscope_report::json::JSON_SCHEMA, &json).unwrap();
     let kinds: Vec<&str> = json["warnings"]
         .as_array()
@@ -122,16 +122,16 @@ async fn a_handler_that_reads_awaits_and_writes_is_named_by_route_and_line() {
         .filter_map(|w| w["kind"].as_str())
         .collect();
     assert!(kinds.contains(&"stale_update"), "{kinds:?}");
-    let markdown = taskscope_report::Format::Markdown.render(&replayed);
+    let markdown = taskscope_report::Format::Markdown.render(replayed);
     assert!(markdown.contains("### stale_update ("), "{markdown}");
     assert!(
         markdown.contains(&format!("**Fix:** {}", WarningKind::StaleUpdate.hint())),
         "{markdown}"
     );
-    let html = taskscope_report::Format::Html.render(&replayed);
+    let html = taskscope_report::Format::Html.render(replayed);
     assert!(html.contains(WarningKind::StaleUpdate.hint()));
     assert!(html.contains("racy balance"));
-    let prometheus = taskscope_report::Format::Prometheus.render(&replayed);
+    let prometheus = taskscope_report::Format::Prometheus.render(replayed);
     assert!(
         prometheus
             .lines()
@@ -139,7 +139,7 @@ async fn a_handler_that_reads_awaits_and_writes_is_named_by_route_and_line() {
         "{prometheus}"
     );
     let perfetto: serde_json::Value =
-        serde_json::from_str(&taskscope_report::Format::Perfetto.render(&replayed)).unwrap();
+        serde_json::from_str(&taskscope_report::Format::Perfetto.render(replayed)).unwrap();
     let events = perfetto["traceEvents"].as_array().unwrap();
     assert!(
         events.iter().any(|e| e["name"]
