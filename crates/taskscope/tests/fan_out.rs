@@ -3,6 +3,8 @@
 //! before each spawn, and a steady population of long-lived tasks, stay silent. On the
 //! current-thread and the multi-thread runtime.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,27 +13,11 @@ use taskscope::WarningKind;
 const ITEMS: usize = 3_000;
 
 fn guard() -> taskscope::Guard {
-    loop {
-        let builder = taskscope::Builder::new()
+    common::exclusive(|| {
+        taskscope::Builder::new()
             .no_server()
-            .unbounded_spawn_alive(2_000);
-        match builder.try_init() {
-            Ok(guard) => return guard,
-            Err(taskscope::Error::AlreadyRunning) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
-fn runtime(multi: bool) -> tokio::runtime::Runtime {
-    let mut builder = if multi {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(2);
-        b
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    builder.enable_all().build().unwrap()
+            .unbounded_spawn_alive(2_000)
+    })
 }
 
 /// `unbounded_spawn` warnings of the group named `name`, as (ongoing, message).
@@ -45,7 +31,7 @@ fn fan_outs(name: &str) -> Vec<(bool, String)> {
 
 fn unbounded_fan_out_is_reported_live(multi: bool) {
     let _guard = guard();
-    runtime(multi).block_on(async {
+    common::runtime(multi).block_on(async {
         let handles: Vec<_> = (0..ITEMS)
             .map(|i| {
                 taskscope::spawn_named("fetch", async move {
@@ -81,7 +67,7 @@ fn unbounded_fan_out_is_reported_live(multi: bool) {
 
 fn bounded_fan_out_and_a_steady_population_are_silent(multi: bool) {
     let _guard = guard();
-    runtime(multi).block_on(async {
+    common::runtime(multi).block_on(async {
         // The same items through a semaphore of 64, acquired before each spawn: at most 64
         // alive at once, 3,000 spawned in all.
         let permits = Arc::new(tokio::sync::Semaphore::new(64));

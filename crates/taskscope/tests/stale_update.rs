@@ -9,6 +9,8 @@
 //! and a write that re-reads and validates the value under the lock first.
 //! On the current-thread and the multi-thread runtime.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,24 +22,7 @@ const TASKS: u64 = 8;
 const ROUNDS: u64 = 50;
 
 fn guard() -> taskscope::Guard {
-    loop {
-        match taskscope::Builder::new().no_server().try_init() {
-            Ok(guard) => return guard,
-            Err(taskscope::Error::AlreadyRunning) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
-fn runtime(multi: bool) -> tokio::runtime::Runtime {
-    let mut builder = if multi {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(2);
-        b
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    builder.enable_all().build().unwrap()
+    common::exclusive(|| taskscope::Builder::new().no_server())
 }
 
 /// Every `stale_update` warning now: (message, count, location).
@@ -83,7 +68,7 @@ fn at(line: u32) -> String {
 
 fn a_read_await_write_on_a_mutex_is_reported(multi: bool) {
     let _guard = guard();
-    let (updates, lines) = runtime(multi).block_on(async {
+    let (updates, lines) = common::runtime(multi).block_on(async {
         let balance = Arc::new(Mutex::named("balance", 0u64));
         let lines = Arc::new(std::sync::Mutex::new((0, 0)));
         let (b, l) = (balance.clone(), lines.clone());
@@ -138,7 +123,7 @@ fn a_read_await_write_on_a_mutex_is_reported_multi_thread() {
 
 fn a_read_await_write_on_an_rwlock_is_reported(multi: bool) {
     let _guard = guard();
-    let (updates, read_line) = runtime(multi).block_on(async {
+    let (updates, read_line) = common::runtime(multi).block_on(async {
         let hits = Arc::new(RwLock::named("hits", 0u64));
         let line = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let (h, l) = (hits.clone(), line.clone());
@@ -175,7 +160,7 @@ fn a_read_await_write_on_an_rwlock_is_reported_multi_thread() {
 #[test]
 fn a_check_then_set_split_by_an_await_is_reported() {
     let _guard = guard();
-    let overwritten = runtime(true).block_on(async {
+    let overwritten = common::runtime(true).block_on(async {
         let leader: Arc<Mutex<Option<u64>>> = Arc::new(Mutex::named("leader", None));
         let overwritten = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (l, n) = (leader.clone(), overwritten.clone());
@@ -207,7 +192,7 @@ fn a_check_then_set_split_by_an_await_is_reported() {
 
 fn safe_twins_stay_silent(multi: bool) {
     let _guard = guard();
-    let rt = runtime(multi);
+    let rt = common::runtime(multi);
 
     // The read-modify-write in one critical section, with awaits between rounds: nothing lost.
     let balance = Arc::new(Mutex::new(0u64));
@@ -317,7 +302,7 @@ fn safe_twins_stay_silent_multi_thread() {
 #[test]
 fn a_read_then_write_in_one_poll_over_another_threads_write_is_reported_without_an_await() {
     let _guard = guard();
-    let (total, read_line) = runtime(true).block_on(async {
+    let (total, read_line) = common::runtime(true).block_on(async {
         let total = Arc::new(Mutex::named("total", 0u64));
         let t = total.clone();
         let read_line = taskscope::spawn_named("split", async move {
@@ -351,7 +336,7 @@ fn a_read_then_write_in_one_poll_over_another_threads_write_is_reported_without_
 fn a_single_writer_that_reads_awaits_and_writes_stays_silent() {
     // One task reads, awaits and writes back: no other writer in between, nothing is lost.
     let _guard = guard();
-    let total = runtime(true).block_on(async {
+    let total = common::runtime(true).block_on(async {
         let total = Arc::new(Mutex::new(0u64));
         let t = total.clone();
         taskscope::spawn_named("alone", async move {

@@ -5,6 +5,8 @@
 //! reported while it spins; one that waits for a timer between rounds is not. On the
 //! current-thread and the multi-thread runtime.
 
+mod common;
+
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,24 +16,7 @@ use std::time::{Duration, Instant};
 use taskscope::WarningKind;
 
 fn guard() -> taskscope::Guard {
-    loop {
-        match taskscope::Builder::new().no_server().try_init() {
-            Ok(guard) => return guard,
-            Err(taskscope::Error::AlreadyRunning) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
-fn runtime(multi: bool) -> tokio::runtime::Runtime {
-    let mut builder = if multi {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(2);
-        b
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    builder.enable_all().build().unwrap()
+    common::exclusive(|| taskscope::Builder::new().no_server())
 }
 
 /// Warnings of `kind` about the task named `name`, as (ongoing, message).
@@ -69,7 +54,7 @@ impl Future for DropsItsWaker {
 
 fn a_task_with_no_waker_left_is_reported_live(multi: bool) {
     let _guard = guard();
-    runtime(multi).block_on(async {
+    common::runtime(multi).block_on(async {
         // A few rounds of real work first, then the future that loses the waker.
         let stuck = taskscope::spawn_named("forgetful", async {
             for _ in 0..3 {
@@ -103,7 +88,7 @@ fn a_task_with_no_waker_left_is_reported_live(multi: bool) {
 
 fn tasks_whose_waker_is_held_are_silent(multi: bool) {
     let _guard = guard();
-    runtime(multi).block_on(async {
+    common::runtime(multi).block_on(async {
         let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
         let receiver = taskscope::spawn_named("receiver", async move {
             let _ = rx.await;
@@ -164,7 +149,7 @@ fn tasks_whose_waker_is_held_are_silent(multi: bool) {
 
 fn a_self_waking_loop_is_reported_while_it_spins(multi: bool) {
     let _guard = guard();
-    runtime(multi).block_on(async {
+    common::runtime(multi).block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let spinner = taskscope::spawn_named("spinner", {
             let stop = stop.clone();
@@ -195,7 +180,7 @@ fn a_self_waking_loop_is_reported_while_it_spins(multi: bool) {
 
 fn a_loop_that_waits_between_rounds_is_silent(multi: bool) {
     let _guard = guard();
-    runtime(multi).block_on(async {
+    common::runtime(multi).block_on(async {
         let ticker = taskscope::spawn_named("ticker", async {
             let mut interval = tokio::time::interval(Duration::from_millis(2));
             for _ in 0..1_200 {

@@ -1,6 +1,6 @@
 //! Shared by the integration tests: a layer that captures taskscope's `tracing` events, a
-//! future that wakes itself, runtimes, snapshot polling and the blocking calls of the
-//! blocked-worker tests.
+//! future that wakes itself, runtimes, one Guard at a time, snapshot polling and the blocking
+//! calls of the blocked-worker tests.
 #![allow(dead_code)] // each test file uses a part of it
 
 use std::sync::{Arc, Mutex};
@@ -75,6 +75,26 @@ pub fn multi_thread() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// A 2-worker multi-thread runtime (`multi`) or a current-thread one.
+pub fn runtime(multi: bool) -> tokio::runtime::Runtime {
+    match multi {
+        true => multi_thread(),
+        false => current_thread(),
+    }
+}
+
+/// Starts taskscope, waiting while another test of this binary has it running (one Guard per
+/// process at a time).
+pub fn exclusive(builder: impl Fn() -> taskscope::Builder) -> taskscope::Guard {
+    loop {
+        match builder().try_init() {
+            Ok(guard) => return guard,
+            Err(taskscope::Error::AlreadyRunning) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
 
 /// A current-thread runtime.
