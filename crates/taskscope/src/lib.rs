@@ -23,6 +23,7 @@
 
 mod base;
 mod builder;
+mod dump;
 mod export;
 mod guard;
 mod layer;
@@ -37,6 +38,7 @@ pub mod tower;
 
 pub use base::error::Error;
 pub use builder::{init, try_init, Builder, DEFAULT_BIND};
+pub use dump::{task_dump, AsyncFrame, Chain, DumpedTask, LockWait, TaskDump, Trace};
 pub use export::snapshot::snapshot;
 pub use guard::Guard;
 pub use layer::{layer, SpanLayer};

@@ -35,6 +35,10 @@ pub(crate) struct WakeCell {
     /// The stamping window (see `task::waker`): [`UNARMED`] while closed; 0 while open and not
     /// woken yet; the ticks of the window's first wake once woken.
     pub(crate) woken_at: AtomicU64,
+    /// Clock ticks at the end of the task's last timed poll (0: none yet), for task dumps: a
+    /// task polled less often than once per sampling interval has every poll timed, a busier
+    /// one a poll at least every interval. Written by the poller, on a line it writes anyway.
+    last_poll_end: AtomicU64,
     /// The runtime waker to forward to and the address of the task's `TaskStats` (its identity
     /// for the self-wake check). Written once, by the task's first poll, before the first proxy
     /// waker exists; read-only afterwards.
@@ -69,6 +73,7 @@ impl WakeRef {
         let cell = Box::new(WakeCell {
             refs: AtomicUsize::new(1),
             woken_at: AtomicU64::new(UNARMED),
+            last_poll_end: AtomicU64::new(0),
             target: UnsafeCell::new(None),
         });
         WakeRef(NonNull::from(Box::leak(cell)))
@@ -99,6 +104,7 @@ impl WakeRef {
         assert!(self.is_unique(), "a wake line in use cannot be reset");
         let cell = self.cell();
         cell.woken_at.store(UNARMED, Relaxed);
+        cell.last_poll_end.store(0, Relaxed);
         // SAFETY: the only reference, held mutably: nobody reads the target concurrently.
         unsafe { *cell.target.get() = None };
     }
@@ -147,6 +153,17 @@ impl WakeCell {
     #[inline(always)]
     pub(crate) fn close_window(&self) {
         self.woken_at.store(UNARMED, Relaxed);
+    }
+
+    /// Notes the end of a timed poll (poller only).
+    #[inline(always)]
+    pub(crate) fn note_poll_end(&self, end: u64) {
+        self.last_poll_end.store(end, Relaxed);
+    }
+
+    /// The end of the task's last timed poll, in clock ticks (0: none yet).
+    pub(crate) fn last_poll_end(&self) -> u64 {
+        self.last_poll_end.load(Relaxed)
     }
 
     /// The stamp of the window's first wake, if any (poller only).

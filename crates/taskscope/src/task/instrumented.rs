@@ -20,7 +20,7 @@
 
 use std::future::Future;
 use std::mem::ManuallyDrop;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::resume_unwind;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::*;
@@ -34,6 +34,7 @@ use crate::state::shared::{self, Event};
 use crate::state::worker::{self, WorkerSlot, UNTIMED_RUN};
 use crate::stats::task::*;
 use crate::stats::wake::WakeCell;
+use crate::task::trace;
 use crate::task::waker::{poll_waker, proxy_waker_borrowed, PollWaker};
 
 pin_project! {
@@ -172,11 +173,11 @@ impl<F: Future> Future for Instrumented<F> {
                 poll_waker(&runtime_waker)
             }
         });
-        let mut proxied = Context::from_waker(&proxy);
-        let result = catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)));
+        let result = trace::poll(this.future, &proxy, *this.id);
 
         let end = clock::now();
         slot.tick.store(end, Relaxed);
+        cell.note_poll_end(end);
         let duration = clock::delta_ns(start, end);
         // A long poll's exact end is queued before the slot shows the poll over: a watchdog scan
         // that finds the slot free then finds the event too (`watchdog::scan`).
@@ -233,8 +234,7 @@ fn untimed_poll<F: Future>(
             None => poll_waker(&runtime_waker),
         }
     });
-    let mut proxied = Context::from_waker(&proxy);
-    let result = catch_unwind(AssertUnwindSafe(|| this.future.poll(&mut proxied)));
+    let result = trace::poll(this.future, &proxy, id);
 
     // As in a timed poll, the end of a poll the watchdog found blocked is queued before the
     // slot shows the poll over.

@@ -1,0 +1,205 @@
+//! What a task dump holds, and how it prints: like a goroutine dump, one paragraph per task with
+//! the chain of `async fn`s it is suspended in, innermost first.
+
+use std::fmt;
+
+use serde::Serialize;
+use taskscope_wire::{TaskKind, TaskState};
+
+/// Where every live task spawned through taskscope is waiting, from [`task_dump`](crate::task_dump).
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskDump {
+    /// When the dump was taken, ms since the Guard started.
+    pub taken_at_ms: u64,
+    /// The tasks, by id.
+    pub tasks: Vec<DumpedTask>,
+}
+
+/// One task of a [`TaskDump`].
+#[derive(Clone, Debug, Serialize)]
+pub struct DumpedTask {
+    /// The task's id.
+    pub id: u64,
+    /// Its name (or spawn location).
+    pub name: String,
+    /// Where it was spawned, `file:line:column`.
+    pub location: String,
+    /// Async or blocking.
+    pub kind: TaskKind,
+    /// Its state when the dump began.
+    pub state: TaskState,
+    /// Time since the end of its last timed poll when the dump began (a task polled less often
+    /// than once per sampling interval has every poll timed; a busier one is within one
+    /// interval of it). `None`: not polled yet.
+    pub since_poll_ns: Option<u64>,
+    /// Where it is suspended.
+    pub trace: Trace,
+    /// The taskscope lock or semaphore it waits for, if any.
+    pub waiting_for: Option<LockWait>,
+}
+
+/// Where a task is suspended, found by its trace poll.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trace {
+    /// It returned `Pending`: one chain per waker it registered (a `select!` or `join!` waits on
+    /// several futures at once).
+    Suspended {
+        /// The chains, in registration order.
+        chains: Vec<Chain>,
+    },
+    /// It returned `Pending` without registering a new waker: its leaf future keeps an older
+    /// waker without re-registering it (or waits on nothing).
+    NoWakerRegistered,
+    /// It completed in the dump's poll.
+    CompletedDuringTrace,
+    /// It panicked in the dump's poll (also a `task_panicked` warning).
+    PanickedDuringTrace,
+    /// It was not polled within the dump's timeout: still in a poll (a blocked worker: see its
+    /// `blocked_worker` warning's stack), or its runtime did not get to it.
+    NotPolled,
+    /// It cannot be traced (why, in words).
+    NotTraceable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The chain from a leaf future up to the task's own future.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Chain {
+    /// The future that registered the waker (e.g. `tokio::sync::oneshot::Receiver`'s `poll`),
+    /// when it is not itself an `async` body.
+    pub leaf: Option<String>,
+    /// The `async fn`s and `async` blocks, innermost first, each at its `.await`.
+    pub frames: Vec<AsyncFrame>,
+}
+
+/// One `async fn` or `async` block, suspended at an `.await`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AsyncFrame {
+    /// The function (`crate::module::name`; `{async_block}` marks a block).
+    pub function: String,
+    /// The source file.
+    pub file: Option<String>,
+    /// The line of the `.await`.
+    pub line: Option<u32>,
+}
+
+/// A wait for a taskscope lock or semaphore.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LockWait {
+    /// The lock's name (or creation location).
+    pub lock: String,
+    /// `mutex`, `rwlock_read`, `rwlock_write` or `semaphore`.
+    pub kind: String,
+    /// Where the task asked for it.
+    pub at: String,
+    /// How long it has waited so far.
+    pub waited_ns: u64,
+    /// The task holding it exclusively, if known (its own entry is in the dump).
+    pub holder: Option<u64>,
+}
+
+impl TaskDump {
+    /// The task with this id.
+    pub fn task(&self, id: u64) -> Option<&DumpedTask> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+
+    /// The tasks with this name.
+    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a DumpedTask> + 'a {
+        self.tasks.iter().filter(move |t| t.name == name)
+    }
+}
+
+impl AsyncFrame {
+    /// `function (file:line)`.
+    fn at(&self) -> String {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => format!("{} ({file}:{line})", self.function),
+            (Some(file), None) => format!("{} ({file})", self.function),
+            _ => self.function.clone(),
+        }
+    }
+}
+
+fn duration(ns: u64) -> String {
+    match ns {
+        ns if ns >= 1_000_000_000 => format!("{:.2} s", ns as f64 / 1e9),
+        ns if ns >= 1_000_000 => format!("{:.1} ms", ns as f64 / 1e6),
+        ns => format!("{:.1} µs", ns as f64 / 1e3),
+    }
+}
+
+impl fmt::Display for TaskDump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "taskscope task dump at {:.3} s: {} tasks",
+            self.taken_at_ms as f64 / 1000.0,
+            self.tasks.len()
+        )?;
+        for task in &self.tasks {
+            writeln!(f)?;
+            write!(f, "{task}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for DumpedTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = format!("{:?}", self.state).to_lowercase();
+        let since = self
+            .since_poll_ns
+            .map(|ns| format!(", last polled {} ago", duration(ns)))
+            .unwrap_or_default();
+        writeln!(
+            f,
+            "task {} `{}` [{state}{since}], spawned at {}:",
+            self.id, self.name, self.location
+        )?;
+        if let Some(wait) = &self.waiting_for {
+            let holder = wait
+                .holder
+                .map(|h| format!(", held by task {h}"))
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "    waiting for {} `{}` for {} (asked at {}){holder}",
+                wait.kind,
+                wait.lock,
+                duration(wait.waited_ns),
+                wait.at
+            )?;
+        }
+        match &self.trace {
+            Trace::Suspended { chains } => {
+                for (i, chain) in chains.iter().enumerate() {
+                    if chains.len() > 1 {
+                        writeln!(f, "    branch {}:", i + 1)?;
+                    }
+                    if let Some(leaf) = &chain.leaf {
+                        writeln!(f, "    waiting on {leaf}")?;
+                    }
+                    for frame in &chain.frames {
+                        writeln!(f, "    in {}", frame.at())?;
+                    }
+                }
+                Ok(())
+            }
+            Trace::NoWakerRegistered => writeln!(
+                f,
+                "    pending, but its poll registered no new waker (a future that keeps an older one)"
+            ),
+            Trace::CompletedDuringTrace => writeln!(f, "    completed in the dump's poll"),
+            Trace::PanickedDuringTrace => writeln!(f, "    panicked in the dump's poll"),
+            Trace::NotPolled => writeln!(
+                f,
+                "    not polled within the dump's timeout (in a poll, or its runtime is busy)"
+            ),
+            Trace::NotTraceable { reason } => writeln!(f, "    not traced: {reason}"),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! `taskscope::task_dump`: every pending task's chain of `async fn`s, each at its `.await` line,
+//! down to the future it waits on; the taskscope lock a task waits for and who holds it; no
+//! wake-up lost and nothing run twice by the dump's poll; a task that completes, panics or
+//! registers no new waker in that poll reported as such; and a clear panic on a worker. On the
+//! multi-thread and the current-thread runtime.
+
+mod common;
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use taskscope::{TaskDump, Trace};
+
+fn guard() -> taskscope::Guard {
+    common::exclusive(|| taskscope::Builder::new().no_server())
+}
+
+/// A dump taken from a thread of its own, as a user would from a signal handler's thread.
+fn dump() -> TaskDump {
+    std::thread::spawn(|| taskscope::task_dump(Duration::from_secs(5)))
+        .join()
+        .unwrap()
+}
+
+const INNER_AWAIT: u32 = line!() + 2;
+async fn inner_stage(rx: tokio::sync::oneshot::Receiver<u32>) -> u32 {
+    rx.await.unwrap()
+}
+
+const MIDDLE_AWAIT: u32 = line!() + 2;
+async fn middle_stage(rx: tokio::sync::oneshot::Receiver<u32>) -> u32 {
+    inner_stage(rx).await + 1
+}
+
+const OUTER_AWAIT: u32 = line!() + 2;
+async fn outer_stage(rx: tokio::sync::oneshot::Receiver<u32>) -> u32 {
+    middle_stage(rx).await * 2
+}
+
+/// The chains of the task named `name`.
+fn chains<'a>(dump: &'a TaskDump, name: &'a str) -> &'a [taskscope::Chain] {
+    let task = dump
+        .named(name)
+        .next()
+        .unwrap_or_else(|| panic!("no task {name} in\n{dump}"));
+    match &task.trace {
+        Trace::Suspended { chains } => chains,
+        other => panic!("{name}: {other:?}\n{dump}"),
+    }
+}
+
+fn the_chain_of_a_pending_task_names_each_async_fn_at_its_await(multi: bool) {
+    let _guard = guard();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let rt = Arc::new(common::runtime(multi));
+    let handle = rt.spawn(async {
+        taskscope::spawn_named("pipeline", outer_stage(rx))
+            .await
+            .unwrap()
+    });
+    // The current-thread runtime runs only while something blocks on it.
+    let driver = (!multi).then(|| {
+        let rt = rt.clone();
+        std::thread::spawn(move || {
+            rt.block_on(async { tokio::time::sleep(Duration::from_millis(1500)).await })
+        })
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let dump = dump();
+    let chains = chains(&dump, "pipeline");
+    assert_eq!(chains.len(), 1, "{dump}");
+    let chain = &chains[0];
+    assert!(
+        chain
+            .leaf
+            .as_deref()
+            .is_some_and(|l| l.contains("oneshot::Receiver")),
+        "{dump}"
+    );
+    let found: Vec<(String, Option<u32>)> = chain
+        .frames
+        .iter()
+        .take(3)
+        .map(|f| (f.function.rsplit("::").next().unwrap().to_string(), f.line))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("inner_stage".to_string(), Some(INNER_AWAIT)),
+            ("middle_stage".to_string(), Some(MIDDLE_AWAIT)),
+            ("outer_stage".to_string(), Some(OUTER_AWAIT)),
+        ],
+        "{dump}"
+    );
+    assert!(
+        chain.frames[0]
+            .file
+            .as_deref()
+            .is_some_and(|f| f.ends_with("task_dump.rs")),
+        "{dump}"
+    );
+    let text = dump.to_string();
+    assert!(
+        text.contains(&format!("task_dump.rs:{INNER_AWAIT})")),
+        "{text}"
+    );
+    // The task's wake-up was not lost: it finishes when the value comes.
+    tx.send(20).unwrap();
+    if let Some(driver) = driver {
+        driver.join().unwrap();
+    }
+    let result = rt.block_on(handle).unwrap();
+    assert_eq!(result, 42);
+}
+
+#[test]
+fn the_chain_of_a_pending_task_names_each_async_fn_at_its_await_multi_thread() {
+    the_chain_of_a_pending_task_names_each_async_fn_at_its_await(true);
+}
+
+#[test]
+fn the_chain_of_a_pending_task_names_each_async_fn_at_its_await_current_thread() {
+    the_chain_of_a_pending_task_names_each_async_fn_at_its_await(false);
+}
+
+#[test]
+fn no_wake_is_lost_and_nothing_runs_twice() {
+    let _guard = guard();
+    let rt = common::multi_thread();
+    let steps = Arc::new(AtomicU32::new(0));
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let lock = Arc::new(taskscope::sync::Mutex::named("gate", 0u32));
+    let (tasks, held) = rt.block_on(async {
+        let held = lock.clone().lock_owned().await;
+        let mut tasks = Vec::new();
+        for i in 0..30 {
+            let (steps, notify, lock) = (steps.clone(), notify.clone(), lock.clone());
+            tasks.push(taskscope::spawn_named("waiter", async move {
+                steps.fetch_add(1, SeqCst);
+                match i % 3 {
+                    0 => notify.notified().await,
+                    1 => *lock.lock().await += 1,
+                    _ => tokio::time::sleep(Duration::from_millis(400)).await,
+                }
+                steps.fetch_add(1, SeqCst);
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (tasks, held)
+    });
+    let dump = dump();
+    assert_eq!(dump.named("waiter").count(), 30, "{dump}");
+    for task in dump.named("waiter") {
+        assert!(matches!(task.trace, Trace::Suspended { .. }), "{dump}");
+    }
+    // Each task ran its first step once, the dump's poll notwithstanding.
+    assert_eq!(steps.load(SeqCst), 30);
+    // Released: every one finishes (the Notify's, the lock's and the timer's wake-ups kept).
+    drop(held);
+    notify.notify_waiters();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            for task in tasks {
+                task.await.unwrap();
+            }
+        })
+        .await
+        .expect("every task finished after the dump")
+    });
+    assert_eq!(steps.load(SeqCst), 60);
+    assert_eq!(*lock.blocking_lock(), 10);
+}
+
+#[test]
+fn a_task_waiting_for_a_lock_names_the_lock_and_its_holder() {
+    let _guard = guard();
+    let rt = common::multi_thread();
+    let accounts = Arc::new(taskscope::sync::Mutex::named("accounts", 0u32));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (holder, waiter) = rt.block_on(async {
+        let a = accounts.clone();
+        let holder = taskscope::spawn_named("holder", async move {
+            let _guard = a.lock().await;
+            rx.await.ok();
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let a = accounts.clone();
+        let waiter = taskscope::spawn_named("transfer", async move {
+            *a.lock().await += 1;
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        (holder, waiter)
+    });
+    let dump = dump();
+    let holder_id = dump.named("holder").next().unwrap().id;
+    let transfer = dump.named("transfer").next().unwrap();
+    let wait = transfer
+        .waiting_for
+        .as_ref()
+        .unwrap_or_else(|| panic!("{dump}"));
+    assert_eq!(wait.lock, "accounts");
+    assert_eq!(wait.holder, Some(holder_id), "{dump}");
+    assert!(wait.at.contains("task_dump.rs:"), "{dump}");
+    assert!(dump.to_string().contains("waiting for mutex `accounts`"));
+    // The holder's own chain: it waits on its oneshot while holding the lock.
+    assert!(
+        chains(&dump, "holder")[0]
+            .leaf
+            .as_deref()
+            .is_some_and(|l| l.contains("oneshot")),
+        "{dump}"
+    );
+    tx.send(()).unwrap();
+    rt.block_on(async {
+        holder.await.unwrap();
+        waiter.await.unwrap();
+    });
+    assert_eq!(*accounts.blocking_lock(), 1);
+}
+
+/// Pending at its first poll (keeping the waker, so the test can finish it), then `action` at
+/// the next.
+struct SecondPoll<F> {
+    polls: u32,
+    action: F,
+}
+
+impl<F: FnMut() + Unpin> Future for SecondPoll<F> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        self.polls += 1;
+        if self.polls == 1 {
+            return Poll::Pending;
+        }
+        (self.action)();
+        Poll::Ready(())
+    }
+}
+
+#[test]
+fn a_task_that_completes_or_panics_in_the_dumps_poll_is_reported_so() {
+    let _guard = guard();
+    let rt = common::multi_thread();
+    let (completes, panics) = rt.block_on(async {
+        let completes = taskscope::spawn_named(
+            "completes",
+            SecondPoll {
+                polls: 0,
+                action: || {},
+            },
+        );
+        let panics = taskscope::spawn_named(
+            "panics",
+            SecondPoll {
+                polls: 0,
+                action: || panic!("woken by the dump"),
+            },
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        (completes, panics)
+    });
+    let dump = dump();
+    let trace = |name: &str| dump.named(name).next().map(|t| t.trace.clone());
+    assert_eq!(
+        trace("completes"),
+        Some(Trace::CompletedDuringTrace),
+        "{dump}"
+    );
+    assert_eq!(trace("panics"), Some(Trace::PanickedDuringTrace), "{dump}");
+    rt.block_on(async {
+        completes.await.unwrap();
+        assert!(panics.await.unwrap_err().is_panic());
+    });
+    let snap = taskscope::snapshot();
+    assert!(snap
+        .warnings_of(taskscope::WarningKind::TaskPanicked)
+        .any(|w| w.message.contains("woken by the dump")));
+}
+
+#[test]
+fn a_task_whose_future_keeps_an_old_waker_is_reported_so() {
+    let _guard = guard();
+    let rt = common::multi_thread();
+    let kept: Arc<StdMutex<Option<Waker>>> = Arc::default();
+    let done = Arc::new(AtomicU32::new(0));
+    #[allow(clippy::async_yields_async)] // the task's handle, awaited after the dump
+    let task = rt.block_on(async {
+        let (kept, done) = (kept.clone(), done.clone());
+        let task = taskscope::spawn_named(
+            "keeps-old-waker",
+            poll_fn(move |cx| {
+                let mut slot = kept.lock().unwrap();
+                if done.load(SeqCst) == 1 {
+                    return Poll::Ready(());
+                }
+                // Registers only once: later polls keep the first waker.
+                if slot.is_none() {
+                    *slot = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }),
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        task
+    });
+    let dump = dump();
+    let traced = dump.named("keeps-old-waker").next().unwrap();
+    assert_eq!(traced.trace, Trace::NoWakerRegistered, "{dump}");
+    // The kept waker still works.
+    done.store(1, SeqCst);
+    kept.lock().unwrap().take().unwrap().wake();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap()
+    });
+}
+
+#[test]
+fn a_dump_on_a_worker_panics_with_a_clear_message() {
+    let _guard = guard();
+    let rt = common::multi_thread();
+    let error = rt.block_on(async {
+        taskscope::spawn_named("dumps-on-a-worker", async {
+            taskscope::task_dump(Duration::from_millis(100));
+        })
+        .await
+        .unwrap_err()
+    });
+    let message = error.into_panic();
+    let text = message
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| message.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap();
+    assert!(text.contains("spawn_blocking"), "{text}");
+}
+
+#[test]
+fn without_a_guard_the_dump_is_empty() {
+    // Waits for other tests' Guards to end, then holds none.
+    drop(guard());
+    let dump = dump();
+    assert!(dump.tasks.is_empty(), "{dump}");
+}
