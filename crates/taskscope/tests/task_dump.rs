@@ -348,3 +348,130 @@ fn without_a_guard_the_dump_is_empty() {
     let dump = dump();
     assert!(dump.tasks.is_empty(), "{dump}");
 }
+
+const TIMER_AWAIT: u32 = line!() + 2;
+async fn nap() {
+    tokio::time::sleep(Duration::from_secs(30)).await;
+}
+
+const JOIN_AWAIT: u32 = line!() + 2;
+async fn join(handle: tokio::task::JoinHandle<()>) {
+    handle.await.unwrap();
+}
+
+const READ_AWAIT: u32 = line!() + 3;
+async fn read_request(mut stream: tokio::net::TcpStream) -> usize {
+    use tokio::io::AsyncReadExt;
+    let n = stream.read(&mut [0u8; 64]).await.unwrap();
+    n
+}
+
+/// The line of the innermost `.await` of the task named `name`'s first chain.
+fn innermost(dump: &TaskDump, name: &str) -> (String, Option<u32>) {
+    let frame = &chains(dump, name)[0].frames[0];
+    let function = frame.function.rsplit("::").next().unwrap().to_string();
+    (function, frame.line)
+}
+
+#[test]
+fn a_timer_a_join_and_a_tcp_read_are_each_named_at_their_await() {
+    let _guard = guard();
+    let rt = common::multi_thread();
+    let (tasks, client) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server_side, _) = listener.accept().await.unwrap();
+        let sleeper = taskscope::spawn_named("sleeper", nap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let child = taskscope::spawn_named("child", async move {
+            rx.await.ok();
+        });
+        let parent = taskscope::spawn_named("parent", join(child));
+        let reader = taskscope::spawn_named("reader", read_request(server_side));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ((sleeper, tx, parent, reader), client)
+    });
+    let dump = dump();
+    assert_eq!(
+        innermost(&dump, "sleeper"),
+        ("nap".into(), Some(TIMER_AWAIT)),
+        "{dump}"
+    );
+    assert_eq!(
+        innermost(&dump, "parent"),
+        ("join".into(), Some(JOIN_AWAIT)),
+        "{dump}"
+    );
+    assert_eq!(
+        innermost(&dump, "reader"),
+        ("read_request".into(), Some(READ_AWAIT)),
+        "{dump}"
+    );
+    // They all go on: the read gets its bytes, the join its child, the timer is aborted.
+    let (sleeper, tx, parent, reader) = tasks;
+    rt.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let mut client = client;
+        client.write_all(b"GET /").await.unwrap();
+        assert_eq!(reader.await.unwrap(), 5);
+        tx.send(()).unwrap();
+        parent.await.unwrap();
+        sleeper.abort();
+    });
+}
+
+#[test]
+fn dumping_again_and_again_while_tasks_run_loses_no_wake() {
+    let _guard = guard();
+    let rt = common::multi_thread();
+    let done = Arc::new(AtomicU32::new(0));
+    let tasks: Vec<_> = rt.block_on(async {
+        let (tx, _) = tokio::sync::broadcast::channel::<u32>(1024);
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (mut rx, done) = (tx.subscribe(), done.clone());
+            tasks.push(taskscope::spawn_named("consumer", async move {
+                let mut seen = 0;
+                while let Ok(n) = rx.recv().await {
+                    seen += n;
+                }
+                done.fetch_add(1, SeqCst);
+                seen
+            }));
+        }
+        let producer = taskscope::spawn_named("producer", async move {
+            for _ in 0..400 {
+                tx.send(1).unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        tasks.push(taskscope::spawn_named("wait-producer", async move {
+            producer.await.unwrap();
+            0
+        }));
+        tasks
+    });
+    // Dumps while the producer and consumers run.
+    let mut dumps = 0;
+    while done.load(SeqCst) < 50 && dumps < 200 {
+        let dump = taskscope::task_dump(Duration::from_secs(2));
+        assert!(!dump.tasks.is_empty() || done.load(SeqCst) == 50);
+        dumps += 1;
+    }
+    assert!(dumps >= 3, "only {dumps} dumps ran");
+    let totals: Vec<u32> = rt.block_on(async {
+        let mut totals = Vec::new();
+        for task in tasks {
+            totals.push(
+                tokio::time::timeout(Duration::from_secs(10), task)
+                    .await
+                    .expect("every task finished")
+                    .unwrap(),
+            );
+        }
+        totals
+    });
+    // Every consumer saw every message: no wake-up was lost to a dump.
+    assert!(totals[..50].iter().all(|&t| t == 400), "{totals:?}");
+}

@@ -60,18 +60,68 @@ fn chain_of(symbols: &[Symbol]) -> Chain {
         .iter()
         .rev()
         .find(|s| !is_plumbing(&s.name) && !is_async_name(&s.name))
-        .map(|s| s.name.clone());
+        .map(|s| match (&s.file, s.line) {
+            (Some(file), Some(line)) => format!("{} ({}:{line})", s.name, short_path(file)),
+            _ => s.name.clone(),
+        });
     let frames = window
         .iter()
         .zip(&bodies)
         .filter(|(_, &body)| body)
         .map(|(s, _)| AsyncFrame {
-            function: function_of(&s.name),
+            function: match s.name.starts_with('{') {
+                // Only `{async_fn#0}`: a release build's line tables name no inlined function.
+                true => recover_name(&s.name, s.file.as_deref(), s.line),
+                false => function_of(&s.name),
+            },
             file: s.file.as_deref().map(short_path),
             line: s.line,
         })
         .collect();
     Chain { leaf, frames }
+}
+
+/// The name of the function around `file:line` read from the source, when the debug info has
+/// none (`{async_fn#0}`): the nearest `fn NAME` above the line, marked as read from the source;
+/// the compiler's placeholder when the file cannot be read (a binary away from its sources) or
+/// the line is in a macro.
+fn recover_name(placeholder: &str, file: Option<&str>, line: Option<u32>) -> String {
+    let found = file.zip(line).and_then(|(file, line)| {
+        let source = std::fs::read_to_string(file).ok()?;
+        let lines: Vec<&str> = source.lines().collect();
+        let at = (line as usize).min(lines.len());
+        // Code expanded from a macro is attributed to the macro's lines: no name from those.
+        lines[..at]
+            .iter()
+            .rev()
+            .take(400)
+            .find_map(|l| match l.contains("macro_rules!") {
+                true => Some(None),
+                false => fn_name(l).map(Some),
+            })
+            .flatten()
+    });
+    match found {
+        Some(name) if placeholder.starts_with("{async_block") => {
+            format!("{name}::{{async_block}} (name from the source)")
+        }
+        Some(name) => format!("{name} (name from the source)"),
+        None => placeholder.to_string(),
+    }
+}
+
+/// `NAME` of a line declaring `fn NAME`.
+fn fn_name(line: &str) -> Option<String> {
+    let code = line.split("//").next()?;
+    let at = code.find("fn ")?;
+    if at > 0 && !code[..at].ends_with(' ') {
+        return None; // `xfn `, not a declaration
+    }
+    let name: String = code[at + 3..]
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
 }
 
 /// Named as the body of an `async fn` or block is: a closure as the compiler names it
@@ -134,6 +184,20 @@ mod tests {
     }
 
     #[test]
+    fn a_function_is_named_from_its_declaration() {
+        assert_eq!(
+            fn_name("async fn backend_call(reply: Receiver<String>) -> String {").as_deref(),
+            Some("backend_call")
+        );
+        assert_eq!(
+            fn_name("    pub(crate) async fn lock(&self) -> Guard<'_, T> {").as_deref(),
+            Some("lock")
+        );
+        assert_eq!(fn_name("    let f = |x| x; // fn not here"), None);
+        assert_eq!(fn_name("    handlefn (x)"), None);
+    }
+
+    #[test]
     fn the_window_between_the_waker_and_the_poll_is_the_chain() {
         let stack = [
             symbol("backtrace::backtrace::trace", 1),
@@ -156,7 +220,10 @@ mod tests {
         let chain = chain_of(&stack);
         assert_eq!(
             chain.leaf.as_deref(),
-            Some("<tokio::sync::oneshot::Receiver<T> as core::future::future::Future>::poll")
+            Some(
+                "<tokio::sync::oneshot::Receiver<T> as core::future::future::Future>::poll \
+                 (src/main.rs:6)"
+            )
         );
         let frames: Vec<(String, Option<u32>)> = chain
             .frames

@@ -111,6 +111,15 @@ pub fn task_dump(timeout: Duration) -> TaskDump {
     }
     let mut traced = trace::finish();
 
+    // Parked tasks mostly share a few stacks: each distinct one is resolved once.
+    let mut chains: HashMap<Vec<usize>, Chain> = HashMap::new();
+    let mut chain_of = |stack: backtrace::Backtrace| -> Chain {
+        let key: Vec<usize> = stack.frames().iter().map(|f| f.ip() as usize).collect();
+        chains
+            .entry(key)
+            .or_insert_with(|| chain::chain(stack))
+            .clone()
+    };
     let mut tasks: Vec<DumpedTask> = live
         .iter()
         .zip(states)
@@ -118,7 +127,7 @@ pub fn task_dump(timeout: Duration) -> TaskDump {
             let trace = match traced.remove(&stats.id) {
                 Some(Traced::Pending(stacks)) if stacks.is_empty() => Trace::NoWakerRegistered,
                 Some(Traced::Pending(stacks)) => Trace::Suspended {
-                    chains: stacks.into_iter().map(chain::chain).collect(),
+                    chains: stacks.into_iter().map(&mut chain_of).collect(),
                 },
                 Some(Traced::Completed) => Trace::CompletedDuringTrace,
                 Some(Traced::Panicked) => Trace::PanickedDuringTrace,
