@@ -46,6 +46,22 @@ enum Command {
         #[arg(long, env = "TASKSCOPE_TOKEN")]
         token: Option<String>,
     },
+    /// Print where every task of a running app waits: each task's chain of async fns, each at
+    /// its .await line, and the taskscope lock it waits for with its holder (a task dump).
+    Dump {
+        /// The app's stream address.
+        #[arg(default_value = taskscope::DEFAULT_BIND)]
+        addr: String,
+        /// Access token, for an app serving beyond loopback (or set TASKSCOPE_TOKEN).
+        #[arg(long, env = "TASKSCOPE_TOKEN")]
+        token: Option<String>,
+        /// How long the app may wait for its tasks' trace polls (at most 10s).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Print the dump as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Attach the dashboard to an app instrumented with console-subscriber (tokio-console's
     /// protocol, `console_subscriber::init()`): its tasks, tokio's locks, semaphores and other
     /// resources, and the warnings taskscope derives from them; reconnects when the app restarts.
@@ -159,6 +175,18 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 Source::Live(live::connect(addr.clone(), token)),
                 &format!("connecting to {addr}"),
             )?;
+        }
+        Command::Dump {
+            addr,
+            token,
+            timeout,
+            json,
+        } => {
+            let dump = crate::dump::fetch(&addr, token.as_deref(), timeout)?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&dump)?),
+                false => print!("{dump}"),
+            }
         }
         Command::Console { addr, thresholds } => {
             tui::check_terminal()?;

@@ -110,7 +110,7 @@ impl Assembler {
             }
             Frame::Scopes(scopes) => snap.scopes = scopes,
             Frame::PollNames(names) => snap.timeline_names.extend(names),
-            Frame::Refused { .. } => {}
+            Frame::Refused { .. } | Frame::Dump(_) => {}
         }
     }
 

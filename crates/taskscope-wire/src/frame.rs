@@ -10,6 +10,7 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::dump::TaskDump;
 use crate::histogram::Histogram;
 use crate::model::{
     Lock, Outcome, PollSample, Runtime, ScopeGroup, Semaphore, StackSample, Task, TaskGroup,
@@ -21,9 +22,9 @@ use crate::warning::Warning;
 /// frames; version 3 the `Scopes` frame and tasks of kind [`TaskKind::Scope`](crate::TaskKind)
 /// (which [`Frame::for_version`] turns into `async` ones for older readers); version 4 the
 /// warning kind `unbounded_spawn`, version 5 `stale_update` (each kept from older readers:
-/// [`WarningKind::since_version`](crate::WarningKind::since_version)); everything else is as in
-/// version 1.
-pub const WIRE_VERSION: u32 = 5;
+/// [`WarningKind::since_version`](crate::WarningKind::since_version)); version 6 task dumps
+/// ([`ClientFrame::Dump`], [`Frame::Dump`]); everything else is as in version 1.
+pub const WIRE_VERSION: u32 = 6;
 
 /// The oldest version this build reads (recordings) and serves (clients, which are then sent
 /// only version-1 frames).
@@ -155,6 +156,8 @@ pub enum Frame {
         /// Why, in words.
         reason: String,
     },
+    /// The answer to [`ClientFrame::Dump`], to that client only (version 6).
+    Dump(Box<TaskDump>),
 }
 
 impl Frame {
@@ -170,6 +173,7 @@ impl Frame {
         // Kinds older readers cannot decode.
         match self {
             Frame::Warning(w) if w.kind.since_version() > version => return Some(None),
+            Frame::Dump(_) => return Some(None),
             _ if version >= 3 => return None,
             _ => {}
         }
@@ -219,6 +223,13 @@ pub enum ClientFrame {
     Watch {
         /// The task to watch.
         task: Option<u64>,
+    },
+    /// Asks for a task dump ([`Frame::Dump`]), waiting up to `timeout_ms` for the tasks' trace
+    /// polls (servers cap it at 10 s). Only for servers of version 6 or later: older ones close
+    /// the connection on a frame they do not know.
+    Dump {
+        /// How long the server may wait for the trace polls.
+        timeout_ms: u64,
     },
 }
 

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod assembler;
+mod dump;
 pub mod frame;
 mod hint;
 mod histogram;
@@ -16,6 +17,7 @@ pub mod recording;
 mod warning;
 
 pub use assembler::Assembler;
+pub use dump::{AsyncFrame, Chain, DumpedTask, LockWait, TaskDump, Trace};
 pub use frame::{
     encode, write_frame, ClientFrame, Frame, FrameReader, Hello, TaskChange, Update, WireError,
     MAX_CLIENT_FRAME, MAX_FRAME, MIN_WIRE_VERSION, WIRE_VERSION,

@@ -4,7 +4,7 @@
 //! leaf future. An `async` body is told from a plain closure (both are `{{closure}}`s) by what
 //! polls it: a `poll` function or another `async` body.
 
-use super::model::{AsyncFrame, Chain};
+use taskscope_wire::{AsyncFrame, Chain};
 
 /// One symbol of a resolved stack (an inlined call is a symbol of its own).
 struct Symbol {

@@ -3,14 +3,13 @@
 //! who holds it.
 
 mod chain;
-mod model;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use model::{AsyncFrame, Chain, DumpedTask, LockWait, TaskDump, Trace};
+pub use taskscope_wire::{AsyncFrame, Chain, DumpedTask, LockWait, TaskDump, Trace};
 use taskscope_wire::{TaskKind, TaskState};
 
 use crate::base::clock;
@@ -68,10 +67,13 @@ pub fn task_dump(timeout: Duration) -> TaskDump {
              std::thread::spawn or tokio::task::spawn_blocking"
         );
     }
+    // One dump at a time (the API's and the stream's): a trace request replaces the last.
+    let _one = DUMPING.lock().unwrap_or_else(|e| e.into_inner());
     let Some(shared) = shared::active() else {
         return TaskDump {
             taken_at_ms: 0,
             tasks: Vec::new(),
+            omitted: 0,
         };
     };
     let now = clock::now();
@@ -155,8 +157,12 @@ pub fn task_dump(timeout: Duration) -> TaskDump {
     TaskDump {
         taken_at_ms: shared.ms_at(now),
         tasks,
+        omitted: 0,
     }
 }
+
+/// Held for the whole of a dump.
+static DUMPING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The taskscope lock or semaphore each waiting task waits for.
 fn lock_waits(registry: &registry::Registry, now: u64) -> HashMap<u64, LockWait> {

@@ -79,8 +79,8 @@ pub(crate) fn handshake(
                 _ => Ok(version),
             }
         }
-        Ok(Some(ClientFrame::Watch { .. })) => {
-            Err(("asked to watch before saying hello".into(), false))
+        Ok(Some(ClientFrame::Watch { .. } | ClientFrame::Dump { .. })) => {
+            Err(("asked for something before saying hello".into(), false))
         }
         Ok(None) => Err(("closed before saying hello".into(), false)),
         Err(WireError::Io(e))

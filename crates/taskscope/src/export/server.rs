@@ -406,6 +406,7 @@ fn serve_client(
         }
     };
     let (tx, rx) = sync_channel(CLIENT_QUEUE);
+    let dump_tx = tx.clone();
     let alive = Arc::new(AtomicBool::new(true));
     let watching = Arc::new(AtomicU64::new(0));
     {
@@ -433,10 +434,10 @@ fn serve_client(
     // After its hello a client may only say what it watches; anything else is a protocol
     // error, and end of input is a goodbye.
     if let Ok(reading) = conn.try_clone_box() {
-        let (alive, peer) = (alive.clone(), peer.clone());
+        let (alive, peer, dump_tx) = (alive.clone(), peer.clone(), dump_tx);
         let _ = std::thread::Builder::new()
             .name("taskscope-client-read".into())
-            .spawn(move || watch_client(reading, peer, alive, watching));
+            .spawn(move || watch_client(reading, peer, alive, watching, dump_tx));
     }
     write_loop(&mut conn, rx, &alive, &stop);
     alive.store(false, Release);
@@ -468,6 +469,7 @@ fn watch_client(
     peer: String,
     alive: Arc<AtomicBool>,
     watching: Arc<AtomicU64>,
+    tx: SyncSender<Arc<Vec<u8>>>,
 ) {
     // Blocking reads: the writer side shuts the socket down when the client goes, which ends them.
     let _ = conn.set_timeouts(None, None);
@@ -475,6 +477,14 @@ fn watch_client(
     loop {
         match reader.next_frame::<ClientFrame>() {
             Ok(Some(ClientFrame::Watch { task })) => watching.store(task.unwrap_or(0), Relaxed),
+            Ok(Some(ClientFrame::Dump { timeout_ms })) => {
+                // This thread is not a runtime worker: it may wait for the trace polls.
+                let timeout = Duration::from_millis(timeout_ms.min(MAX_DUMP_WAIT_MS));
+                let dump = crate::dump::task_dump(timeout);
+                if tx.send(Arc::new(dump_frame(dump))).is_err() {
+                    break; // the client is gone
+                }
+            }
             Ok(Some(ClientFrame::Hello { .. })) => {}
             Ok(None) => break,
             Err(e) => {
@@ -487,6 +497,22 @@ fn watch_client(
     }
     alive.store(false, Release);
     conn.shutdown_both();
+}
+
+/// The longest a client may have a dump wait for its trace polls.
+const MAX_DUMP_WAIT_MS: u64 = 10_000;
+
+/// A dump as one frame: tasks beyond what fits in a frame are left out, and counted.
+fn dump_frame(mut dump: taskscope_wire::TaskDump) -> Vec<u8> {
+    loop {
+        let encoded = encode(&Frame::Dump(Box::new(dump.clone())));
+        if encoded.len() <= taskscope_wire::MAX_FRAME || dump.tasks.is_empty() {
+            return encoded;
+        }
+        let keep = dump.tasks.len() / 2;
+        dump.omitted += (dump.tasks.len() - keep) as u64;
+        dump.tasks.truncate(keep);
+    }
 }
 
 #[cfg(test)]

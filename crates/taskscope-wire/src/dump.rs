@@ -1,22 +1,27 @@
 //! What a task dump holds, and how it prints: like a goroutine dump, one paragraph per task with
-//! the chain of `async fn`s it is suspended in, innermost first.
+//! the chain of `async fn`s it is suspended in, innermost first. Made by `taskscope::task_dump`
+//! in the application, sent over the stream to `taskscope dump`.
 
 use std::fmt;
 
-use serde::Serialize;
-use taskscope_wire::{TaskKind, TaskState};
+use serde::{Deserialize, Serialize};
 
-/// Where every live task spawned through taskscope is waiting, from [`task_dump`](crate::task_dump).
-#[derive(Clone, Debug, Serialize)]
+use crate::model::{TaskKind, TaskState};
+
+/// Where every live task spawned through taskscope is waiting: `taskscope::task_dump`'s answer,
+/// and the stream's `Frame::Dump` (wire version 6).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskDump {
     /// When the dump was taken, ms since the Guard started.
     pub taken_at_ms: u64,
     /// The tasks, by id.
     pub tasks: Vec<DumpedTask>,
+    /// Tasks left out to fit the dump in one stream frame (0 in the application).
+    pub omitted: u64,
 }
 
 /// One task of a [`TaskDump`].
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DumpedTask {
     /// The task's id.
     pub id: u64,
@@ -39,8 +44,8 @@ pub struct DumpedTask {
 }
 
 /// Where a task is suspended, found by its trace poll.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Trace {
     /// It returned `Pending`: one chain per waker it registered (a `select!` or `join!` waits on
     /// several futures at once).
@@ -66,7 +71,7 @@ pub enum Trace {
 }
 
 /// The chain from a leaf future up to the task's own future.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Chain {
     /// The future that registered the waker (e.g. `tokio::sync::oneshot::Receiver`'s `poll`),
     /// when it is not itself an `async` body.
@@ -76,7 +81,7 @@ pub struct Chain {
 }
 
 /// One `async fn` or `async` block, suspended at an `.await`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AsyncFrame {
     /// The function (`crate::module::name`; `{async_block}` marks a block).
     pub function: String,
@@ -87,7 +92,7 @@ pub struct AsyncFrame {
 }
 
 /// A wait for a taskscope lock or semaphore.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LockWait {
     /// The lock's name (or creation location).
     pub lock: String,
@@ -143,6 +148,13 @@ impl fmt::Display for TaskDump {
         for task in &self.tasks {
             writeln!(f)?;
             write!(f, "{task}")?;
+        }
+        if self.omitted > 0 {
+            writeln!(
+                f,
+                "\n({} more tasks left out: the dump did not fit in one frame)",
+                self.omitted
+            )?;
         }
         Ok(())
     }
