@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use taskscope_wire::{Snapshot, Task};
+use taskscope_wire::{Snapshot, Task, TaskDump};
 
 /// The screens, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,11 +24,13 @@ pub enum View {
     Warnings,
     /// Scopes and requests (the tower layer's routes), slowest first.
     Requests,
+    /// The last task dump, tasks grouped by where they wait.
+    Dump,
 }
 
 impl View {
-    /// Every view, in tab order (keys 1 to 7).
-    pub const ALL: [View; 7] = [
+    /// Every view, in tab order (keys 1 to 8).
+    pub const ALL: [View; 8] = [
         View::Overview,
         View::Tasks,
         View::Task,
@@ -36,6 +38,7 @@ impl View {
         View::Semaphores,
         View::Warnings,
         View::Requests,
+        View::Dump,
     ];
 
     /// The view's name on its tab.
@@ -48,6 +51,7 @@ impl View {
             View::Semaphores => "Semaphores",
             View::Warnings => "Warnings",
             View::Requests => "Requests",
+            View::Dump => "Dump",
         }
     }
 }
@@ -122,6 +126,8 @@ pub enum Action {
     Watch(Option<u64>),
     /// Replay controls (ignored by live sources).
     Replay(ReplayCmd),
+    /// Ask the source for a task dump (`d`).
+    Dump,
 }
 
 /// Replay controls.
@@ -172,11 +178,13 @@ pub struct App {
     /// Whether the help overlay is shown (`?`).
     pub help: bool,
     /// Selected row per table view.
-    pub selected: [usize; 7],
+    pub selected: [usize; 8],
     /// The task shown in the Task view.
     pub task: Option<u64>,
     /// The overview's sparkline samples, oldest first.
     pub history: VecDeque<Sample>,
+    /// The last task dump (`d`), for the Dump view and the Task view's "waiting at".
+    pub dump: Option<Arc<TaskDump>>,
     /// Sorted and filtered task indices into `snapshot.tasks`, recomputed when they change.
     order: Vec<usize>,
     pending_g: bool,
@@ -197,9 +205,10 @@ impl App {
             editing_filter: false,
             paused: false,
             help: false,
-            selected: [0; 7],
+            selected: [0; 8],
             task: None,
             history: VecDeque::with_capacity(HISTORY),
+            dump: None,
             order: Vec::new(),
             pending_g: false,
         }
@@ -304,6 +313,10 @@ impl App {
             View::Semaphores => self.snapshot.semaphores.len(),
             View::Warnings => self.warning_rows().len(),
             View::Requests => self.snapshot.scopes.len(),
+            View::Dump => self
+                .dump
+                .as_ref()
+                .map_or(0, |d| crate::dump_groups::dump_groups(d).len()),
         }
     }
 
@@ -397,6 +410,14 @@ impl App {
         }
     }
 
+    /// A task dump from the source: shown in the Dump view, and in the Task view.
+    pub fn set_dump(&mut self, dump: Arc<TaskDump>) {
+        let groups = crate::dump_groups::dump_groups(&dump).len();
+        self.dump = Some(dump);
+        let sel = &mut self.selected[View::Dump as usize];
+        *sel = (*sel).min(groups.saturating_sub(1));
+    }
+
     /// Handles one key; key releases and repeats of crossterm are ignored.
     pub fn on_key(&mut self, key: KeyEvent) -> Action {
         if key.kind != KeyEventKind::Press {
@@ -434,7 +455,8 @@ impl App {
             KeyCode::Char('?') => self.help = true,
             KeyCode::Tab => return self.next_tab(),
             KeyCode::BackTab => return self.previous_tab(),
-            KeyCode::Char(c @ '1'..='7') => return self.show(View::ALL[c as usize - '1' as usize]),
+            KeyCode::Char(c @ '1'..='8') => return self.show(View::ALL[c as usize - '1' as usize]),
+            KeyCode::Char('d') => return Action::Dump,
             KeyCode::Down | KeyCode::Char('j') => self.select(self.selected() + 1),
             KeyCode::Up | KeyCode::Char('k') => self.select(self.selected().saturating_sub(1)),
             KeyCode::PageDown => self.select(self.selected() + 20),

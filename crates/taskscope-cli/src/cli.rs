@@ -312,6 +312,7 @@ fn listen(
                 Some(why) => bail!("no data from {addr}: {why}"),
                 None => status = s,
             },
+            Ok(crate::source::Feed::Dump(_)) => {} // never asked for here
             Err(_) => break,
         }
     }

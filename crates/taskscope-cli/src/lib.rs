@@ -8,6 +8,7 @@
 pub mod app;
 pub mod cli;
 pub mod dump;
+pub mod dump_groups;
 pub mod screenshot;
 pub mod source;
 pub mod tui;

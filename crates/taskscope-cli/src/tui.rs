@@ -54,6 +54,7 @@ fn event_loop(
             match feed {
                 Feed::Snapshot(s) => app.update(s),
                 Feed::Status(s) => app.status = s,
+                Feed::Dump(d) => app.set_dump(d),
             }
         }
         terminal.draw(|frame| view::render(&app, frame))?;
@@ -65,6 +66,12 @@ fn event_loop(
                     Action::Redraw => terminal.clear()?,
                     Action::Watch(task) => source.watch(task),
                     Action::Replay(cmd) => source.replay(cmd),
+                    Action::Dump => {
+                        app.status = match source.dump() {
+                            true => "task dump asked for (view 8)".into(),
+                            false => "task dumps need a live taskscope app".into(),
+                        }
+                    }
                     Action::None => {}
                 }
                 if app.paused != was_paused {

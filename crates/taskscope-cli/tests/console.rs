@@ -145,6 +145,7 @@ fn sees_a_console_subscriber_app_over_grpc() {
         match source.feed.recv_timeout(Duration::from_millis(500)) {
             Ok(Feed::Snapshot(s)) => last = Some(s),
             Ok(Feed::Status(s)) => status = s,
+            Ok(Feed::Dump(_)) => unreachable!("a console source cannot dump"),
             Err(_) => {}
         }
         if last.as_ref().is_some_and(|s| missing(s).is_empty()) {

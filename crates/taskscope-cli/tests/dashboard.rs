@@ -238,3 +238,39 @@ fn a_long_status_wraps_in_the_header_instead_of_being_cut() {
     // The view below still has its rows.
     assert!(shown.contains("Task groups"), "{shown}");
 }
+
+#[test]
+fn the_dump_view_groups_tasks_by_where_they_wait_and_the_task_view_shows_it() {
+    let mut app = app();
+    assert_eq!(key(&mut app, KeyCode::Char('d')), Action::Dump);
+    key(&mut app, KeyCode::Char('8'));
+    assert_eq!(app.view, View::Dump);
+    assert!(screen(&app).contains("press d"), "{}", screen(&app));
+    app.set_dump(Arc::new(fixture::dump()));
+    let shown = screen(&app);
+    insta::assert_snapshot!("view_dump_grouped", shown);
+    // Nine handlers on one `.await` are one row, first; the pane has their chain and lock.
+    assert!(shown.contains("handler ×9"), "{shown}");
+    assert!(shown.contains("11 tasks in 3 places"), "{shown}");
+    assert!(
+        shown.contains("waiting for mutex `a` (asked at src/server.rs:31:20), held by task 10"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("in server::load_session (src/server.rs:31)"),
+        "{shown}"
+    );
+    // The worker's select! has two branches.
+    key(&mut app, KeyCode::Char('G'));
+    let shown = screen(&app);
+    assert!(shown.contains("branch 2:"), "{shown}");
+    // The Task view of a dumped task says where it waits.
+    app.task = Some(10);
+    app.view = View::Task;
+    let shown = screen(&app);
+    assert!(shown.contains("Waiting at (dump at 2.9s"), "{shown}");
+    assert!(
+        shown.contains("in server::backend_call (src/server.rs:52)"),
+        "{shown}"
+    );
+}

@@ -187,3 +187,89 @@ pub fn snapshot() -> Snapshot {
         timeline_names: Default::default(),
     }
 }
+
+/// A task dump of the fixture's app: nine handlers parked on one `.await`, the one that holds
+/// lock `a` waiting on its backend, and a worker in a `select!`.
+pub fn dump() -> taskscope_wire::TaskDump {
+    use taskscope_wire::{AsyncFrame, Chain, DumpedTask, LockWait, TaskDump, TaskState, Trace};
+    let frame = |function: &str, line: u32| AsyncFrame {
+        function: function.into(),
+        file: Some("src/server.rs".into()),
+        line: Some(line),
+    };
+    let parked = Chain {
+        leaf: Some("<tokio::sync::batch_semaphore::Acquire as Future>::poll".into()),
+        frames: vec![
+            AsyncFrame {
+                file: Some("tokio-1.54.1/src/sync/mutex.rs".into()),
+                ..frame("tokio::sync::mutex::Mutex<T>::acquire", 658)
+            },
+            frame("server::load_session", 31),
+            frame("server::handle", 12),
+        ],
+    };
+    let task = |id: u64, name: &str, trace: Trace, waiting_for: Option<LockWait>| DumpedTask {
+        id,
+        name: name.into(),
+        location: "src/server.rs:11:9".into(),
+        kind: TaskKind::Async,
+        state: TaskState::Idle,
+        since_poll_ns: Some(1_200_000_000),
+        trace,
+        waiting_for,
+    };
+    let mut tasks: Vec<DumpedTask> = (1..=9)
+        .map(|id| {
+            task(
+                id,
+                "handler",
+                Trace::Suspended {
+                    chains: vec![parked.clone()],
+                },
+                Some(LockWait {
+                    lock: "a".into(),
+                    kind: "mutex".into(),
+                    at: "src/server.rs:31:20".into(),
+                    waited_ns: 1_200_000_000,
+                    holder: Some(10),
+                }),
+            )
+        })
+        .collect();
+    tasks.push(task(
+        10,
+        "refresh",
+        Trace::Suspended {
+            chains: vec![Chain {
+                leaf: Some("<tokio::sync::oneshot::Receiver<T> as Future>::poll".into()),
+                frames: vec![
+                    frame("server::backend_call", 52),
+                    frame("server::refresh", 47),
+                ],
+            }],
+        },
+        None,
+    ));
+    tasks.push(task(
+        11,
+        "worker",
+        Trace::Suspended {
+            chains: vec![
+                Chain {
+                    leaf: Some("tokio::sync::mpsc::chan::Rx<T,S>::recv".into()),
+                    frames: vec![frame("server::worker", 70)],
+                },
+                Chain {
+                    leaf: Some("<tokio::sync::notify::Notified as Future>::poll".into()),
+                    frames: vec![frame("server::worker", 71)],
+                },
+            ],
+        },
+        None,
+    ));
+    TaskDump {
+        taken_at_ms: 2_900,
+        tasks,
+        omitted: 0,
+    }
+}

@@ -1,5 +1,6 @@
 //! The real binary in a real terminal (tmux): `taskscope demo` shows the blocked task and the
-//! lock warnings on screen, keys switch views, `q` quits and gives the terminal back.
+//! lock warnings on screen, keys switch views, `d` dumps the demo's tasks into the Dump view,
+//! `q` quits and gives the terminal back.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -100,6 +101,18 @@ fn demo_in_a_terminal_shows_the_blocked_task_and_lock_warnings() {
     let locks_ready = |s: &str| {
         s.contains("Locks (most waited-on first)") && s.contains("sessions") && s.contains("cache")
     };
+    let locks = wait_for_screen(&name, Duration::from_secs(10), locks_ready);
+    assert!(locks_ready(&locks), "{locks}");
+
+    // A task dump of the demo's tasks over the stream: grouped by where they wait.
+    tmux(&["send-keys", "-t", &name, "8"]);
+    tmux(&["send-keys", "-t", &name, "d"]);
+    let dump_ready = |s: &str| {
+        s.contains("Dump at") && s.contains("Where they wait") && s.contains("request-loop")
+    };
+    let dump = wait_for_screen(&name, Duration::from_secs(15), dump_ready);
+    assert!(dump_ready(&dump), "{dump}");
+    tmux(&["send-keys", "-t", &name, "4"]);
     let locks = wait_for_screen(&name, Duration::from_secs(10), locks_ready);
     assert!(locks_ready(&locks), "{locks}");
 

@@ -3,7 +3,7 @@
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use taskscope_wire::Snapshot;
+use taskscope_wire::{Snapshot, TaskDump};
 
 /// What a source tells the UI.
 #[derive(Debug)]
@@ -12,6 +12,8 @@ pub enum Feed {
     Snapshot(Arc<Snapshot>),
     /// A line for the status bar (connecting, disconnected, replay position, ...).
     Status(String),
+    /// A task dump the UI asked for.
+    Dump(Arc<TaskDump>),
 }
 
 /// Tells the UI that the connection to `addr` is being made; false when the UI is gone.

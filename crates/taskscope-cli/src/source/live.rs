@@ -24,12 +24,23 @@ pub struct Live {
     /// Snapshots and status lines, as they arrive.
     pub feed: Receiver<Feed>,
     watch: Sender<Option<u64>>,
+    /// Dump requests (`None`: a source that cannot dump).
+    dump: Option<Sender<()>>,
 }
 
 impl Live {
-    /// A source fed by another connection manager (the console client).
+    /// A source fed by another connection manager (the console client, which cannot dump).
     pub(crate) fn from_parts(feed: Receiver<Feed>, watch: Sender<Option<u64>>) -> Self {
-        Live { feed, watch }
+        Live {
+            feed,
+            watch,
+            dump: None,
+        }
+    }
+
+    /// Asks the app for a task dump; false if this source cannot dump.
+    pub fn dump(&self) -> bool {
+        self.dump.as_ref().is_some_and(|d| d.send(()).is_ok())
     }
 
     /// Asks for a task's details (histograms), or stops asking.
@@ -47,11 +58,16 @@ enum Event {
 pub fn connect(addr: String, token: Option<String>) -> Live {
     let (feed_tx, feed) = channel();
     let (watch, watch_rx) = channel();
+    let (dump, dump_rx) = channel();
     std::thread::Builder::new()
         .name("taskscope-live".into())
-        .spawn(move || manage(addr, token, feed_tx, watch_rx))
+        .spawn(move || manage(addr, token, feed_tx, watch_rx, dump_rx))
         .expect("spawn the connection thread");
-    Live { feed, watch }
+    Live {
+        feed,
+        watch,
+        dump: Some(dump),
+    }
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, String> {
@@ -61,11 +77,17 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{addr} resolves to no address"))
 }
 
-fn manage(addr: String, token: Option<String>, feed: Sender<Feed>, watch: Receiver<Option<u64>>) {
+fn manage(
+    addr: String,
+    token: Option<String>,
+    feed: Sender<Feed>,
+    watch: Receiver<Option<u64>>,
+    dumps: Receiver<()>,
+) {
     let mut watching = None;
     loop {
         let _ = connecting(&feed, &addr);
-        let why = match session(&addr, token.as_deref(), &feed, &watch, &mut watching) {
+        let why = match session(&addr, token.as_deref(), &feed, &watch, &dumps, &mut watching) {
             Ok(()) => return, // the UI is gone
             Err(why) if why.contains("is not a taskscope stream") => format!(
                 "{why} (an app instrumented with console-subscriber? `taskscope console {addr}`, or report from console://{addr})"
@@ -90,6 +112,7 @@ fn session(
     token: Option<&str>,
     feed: &Sender<Feed>,
     watch: &Receiver<Option<u64>>,
+    dumps: &Receiver<()>,
     watching: &mut Option<u64>,
 ) -> Result<(), String> {
     let target = resolve(addr)?;
@@ -133,6 +156,12 @@ fn session(
                 if let Frame::Refused { reason } = &frame {
                     return Err(format!("{addr} refused this dashboard: {reason}"));
                 }
+                if let Frame::Dump(dump) = frame {
+                    if feed.send(Feed::Dump(Arc::new(*dump))).is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 if asm.hello.is_none() && !matches!(frame, Frame::Hello(_)) {
                     return Err(format!("{addr} is not a taskscope stream (no hello)"));
                 }
@@ -164,6 +193,14 @@ fn session(
                 "{addr} is not a taskscope stream (nothing sent in {}s)",
                 HELLO_TIMEOUT.as_secs()
             ));
+        }
+        // Dump requests (the app answers with a Dump frame; taken while connected only).
+        while dumps.try_recv().is_ok() {
+            if asm.hello.is_some() {
+                write_frame(&mut stream, &ClientFrame::Dump { timeout_ms: 5_000 })
+                    .map_err(|e| e.to_string())?;
+                stream.flush().map_err(|e| e.to_string())?;
+            }
         }
         loop {
             match watch.try_recv() {

@@ -40,6 +40,15 @@ impl Source {
         }
     }
 
+    /// Asks for a task dump; false (with nothing sent) for a source that cannot dump: a
+    /// recording, or a console-subscriber app.
+    pub fn dump(&self) -> bool {
+        match self {
+            Source::Live(live) => live.dump(),
+            Source::Replay(_) => false,
+        }
+    }
+
     /// Passes a replay control to a replay.
     pub fn replay(&mut self, cmd: ReplayCmd) {
         if let Source::Replay(replay) = self {

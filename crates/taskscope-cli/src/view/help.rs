@@ -7,14 +7,18 @@ use ratatui::Frame;
 
 use super::style::block;
 
-pub const KEYS: [(&str, &str); 18] = [
+pub const KEYS: [(&str, &str); 19] = [
     ("q, ctrl-c", "quit"),
     ("ctrl-l", "repaint the screen"),
     ("?", "this help (any key closes it)"),
     ("tab, shift-tab", "next, previous view"),
     (
-        "1-7",
-        "Overview, Tasks, Task, Locks, Semaphores, Warnings, Requests",
+        "1-8",
+        "Overview, Tasks, Task, Locks, Semaphores, Warnings, Requests, Dump",
+    ),
+    (
+        "d",
+        "dump the live app's tasks: where each waits (Dump, Task)",
     ),
     ("j/k, down/up", "move the selection"),
     ("pgdn/pgup", "move by 20 rows"),

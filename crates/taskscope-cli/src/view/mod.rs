@@ -9,6 +9,7 @@ use ratatui::Frame;
 
 use crate::app::{App, View};
 
+mod dump;
 mod help;
 mod locks;
 mod overview;
@@ -46,6 +47,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         View::Semaphores => locks::render_semaphores(app, frame, body),
         View::Warnings => warnings::render(app, frame, body),
         View::Requests => requests::render(app, frame, body),
+        View::Dump => dump::render(app, frame, body),
     }
     render_footer(app, frame, footer);
     if app.help {
@@ -112,7 +114,7 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
         } else {
             format!(" [filter: {}]", app.filter)
         };
-        format!(" q quit · ? help · tab/1-7 views · j/k move · enter open · h/l sort · i invert · / filter · p pause{filter}")
+        format!(" q quit · ? help · tab/1-8 views · d dump · j/k move · enter open · h/l sort · i invert · / filter · p pause{filter}")
     };
     frame.render_widget(Paragraph::new(text).dim(), area);
 }

@@ -11,18 +11,54 @@ use taskscope_wire::{bucket_range, Histogram};
 use super::style::{block, state_style, warning_style};
 use crate::app::{fmt_ns, App};
 
+/// The task's chain in the last dump: the lock it waits for, then each chain.
+fn waiting_lines(app: &App, id: u64) -> Option<Vec<Line<'static>>> {
+    let task = app.dump.as_ref()?.task(id)?;
+    let mut lines = Vec::new();
+    if let Some(wait) = &task.waiting_for {
+        let holder = wait
+            .holder
+            .map(|h| format!(", held by task {h}"))
+            .unwrap_or_default();
+        lines.push(Line::from(format!(
+            "waiting for {} `{}`{holder}",
+            wait.kind, wait.lock
+        )));
+    }
+    match &task.trace {
+        taskscope_wire::Trace::Suspended { chains } => {
+            for chain in chains {
+                super::dump::chain_lines(chain, &mut lines);
+            }
+        }
+        other => lines.push(Line::from(format!("{other:?}"))),
+    }
+    Some(lines)
+}
+
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let Some(task) = app.task.and_then(|id| app.snapshot.task(id)) else {
         let text = "No task selected: choose one in the Tasks view (2) and press enter.";
         frame.render_widget(Paragraph::new(text).block(block("Task")), area);
         return;
     };
-    let [info, charts, warnings] = Layout::vertical([
+    // Where it waits, from the last task dump (`d`), when the dump has it.
+    let waiting = waiting_lines(app, task.id);
+    let waiting_height = waiting.as_ref().map_or(0, |l| (l.len() as u16 + 2).min(9));
+    let [info, waiting_area, charts, warnings] = Layout::vertical([
         Constraint::Length(8),
+        Constraint::Length(waiting_height),
         Constraint::Min(6),
         Constraint::Length(6),
     ])
     .areas(area);
+    if let Some(lines) = waiting {
+        let title = format!(
+            "Waiting at (dump at {:.1}s; d: again)",
+            app.dump.as_ref().map_or(0, |d| d.taken_at_ms) as f64 / 1000.0
+        );
+        frame.render_widget(Paragraph::new(lines).block(block(&title)), waiting_area);
+    }
     let p = task.poll_ns.percentiles();
     let s = task.scheduled_ns.percentiles();
     let parent = task.parent.map_or("-".to_string(), |p| p.to_string());

@@ -1,0 +1,116 @@
+//! The Dump view's rows: the tasks of a task dump grouped by where they wait — tasks with the
+//! same chain (the same functions at the same lines, the same leaf) are one row with a count, so
+//! a thousand tasks parked on one `.await` are one line. Most tasks first.
+
+use std::collections::HashMap;
+
+use taskscope_wire::{Chain, DumpedTask, TaskDump, Trace};
+
+/// Tasks waiting at the same place.
+#[derive(Debug)]
+pub struct DumpGroup<'a> {
+    /// The tasks, by id.
+    pub tasks: Vec<&'a DumpedTask>,
+    /// Where they wait (the first task's trace; the same for all).
+    pub trace: &'a Trace,
+}
+
+impl DumpGroup<'_> {
+    /// The innermost `async fn` of the application (not of a dependency: tokio's own `lock`
+    /// says less than the line that called it) and its line, or what the trace says instead.
+    pub fn waiting_at(&self) -> String {
+        match self.trace {
+            Trace::Suspended { chains } => chains
+                .first()
+                .and_then(|c| {
+                    c.frames
+                        .iter()
+                        .find(|f| !f.file.as_deref().is_some_and(is_dependency))
+                        .or(c.frames.first())
+                })
+                .map(|f| match (&f.file, f.line) {
+                    (Some(file), Some(line)) => format!("{} ({file}:{line})", f.function),
+                    _ => f.function.clone(),
+                })
+                .unwrap_or_else(|| "(no async frame)".into()),
+            Trace::NoWakerRegistered => "(pending, registered no new waker)".into(),
+            Trace::CompletedDuringTrace => "(completed in the dump's poll)".into(),
+            Trace::PanickedDuringTrace => "(panicked in the dump's poll)".into(),
+            Trace::NotPolled => "(not polled within the timeout)".into(),
+            Trace::NotTraceable { reason } => format!("(not traced: {reason})"),
+        }
+    }
+
+    /// The leaf future of the first chain, if any.
+    pub fn leaf(&self) -> Option<&str> {
+        match self.trace {
+            Trace::Suspended { chains } => chains.first().and_then(|c| c.leaf.as_deref()),
+            _ => None,
+        }
+    }
+}
+
+/// A source path in a dependency's crate directory, as dumps print them (`tokio-1.54.1/src/..`).
+fn is_dependency(file: &str) -> bool {
+    let first = file.split('/').next().unwrap_or("");
+    first.rsplit_once('-').is_some_and(|(name, version)| {
+        !name.is_empty()
+            && version.split('.').count() >= 3
+            && version.split('.').all(|p| !p.is_empty())
+            && version.starts_with(|c: char| c.is_ascii_digit())
+    })
+}
+
+/// The groups of `dump`, most tasks first (then by where they wait).
+pub fn dump_groups(dump: &TaskDump) -> Vec<DumpGroup<'_>> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut groups: Vec<DumpGroup<'_>> = Vec::new();
+    for task in &dump.tasks {
+        let key = signature(&task.trace);
+        match index.get(&key) {
+            Some(&i) => groups[i].tasks.push(task),
+            None => {
+                index.insert(key, groups.len());
+                groups.push(DumpGroup {
+                    tasks: vec![task],
+                    trace: &task.trace,
+                });
+            }
+        }
+    }
+    groups.sort_by(|a, b| {
+        b.tasks
+            .len()
+            .cmp(&a.tasks.len())
+            .then_with(|| a.waiting_at().cmp(&b.waiting_at()))
+    });
+    groups
+}
+
+/// What makes two traces the same place: every chain's leaf, functions and lines.
+fn signature(trace: &Trace) -> String {
+    match trace {
+        Trace::Suspended { chains } => chains.iter().map(chain_signature).collect(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn chain_signature(chain: &Chain) -> String {
+    let mut s = chain.leaf.clone().unwrap_or_default();
+    for f in &chain.frames {
+        s.push_str(&format!("|{}:{:?}:{:?}", f.function, f.file, f.line));
+    }
+    s.push(';');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dependencies_are_told_by_their_crate_directory() {
+        assert!(super::is_dependency("tokio-1.54.1/src/sync/mutex.rs"));
+        assert!(super::is_dependency("tower-http-0.6.11/src/trace/mod.rs"));
+        assert!(!super::is_dependency("src/server.rs"));
+        assert!(!super::is_dependency("crates/taskscope-cli/src/app.rs"));
+    }
+}
