@@ -36,14 +36,29 @@ fn chain_of(symbols: &[Symbol]) -> Chain {
     // Innermost first: the capture, the tracing waker, the leaf's registration, ... the poll.
     let start = symbols
         .iter()
-        .rposition(|s| {
-            s.name.contains("trace::trace_clone") || s.name.contains("trace::trace_wake_by_ref")
-        })
+        .rposition(|s| is_tracer(&s.name))
         .map_or(0, |i| i + 1);
-    let end = symbols[start..]
+    // Trace polls nest (a scope traced inside a traced task): a stack captured by the n-th
+    // tracing waker from the inside (its registration passes through n of them) ends at the
+    // n-th trace poll.
+    let tracers = symbols[..start]
         .iter()
-        .position(|s| s.name.contains("trace::traced_poll"))
-        .map_or(symbols.len(), |i| start + i);
+        .filter(|s| is_tracer(&s.name))
+        .count()
+        .max(1);
+    let mut polls_passed = 0;
+    let mut end = symbols.len();
+    for (i, s) in symbols.iter().enumerate().skip(start) {
+        if s.name.contains("trace::traced_poll") {
+            if polls_passed + 1 == tracers {
+                end = i;
+                break;
+            }
+            if !is_async_name(&s.name) && !s.name.contains("{closure") {
+                polls_passed += 1;
+            }
+        }
+    }
     let window = &symbols[start..end];
     // An `async` body is a closure-named frame polled by a `poll` or by another `async` body
     // (a plain closure, like the one a channel registers its waker in, is neither).
@@ -51,6 +66,7 @@ fn chain_of(symbols: &[Symbol]) -> Chain {
     let mut inner: Option<usize> = None;
     for (i, s) in window.iter().enumerate() {
         bodies[i] = is_async_name(&s.name)
+            && !s.name.contains("taskscope::task::trace::")
             && inner.is_some_and(|j| bodies[j] || window[j].name.contains("poll"));
         inner = Some(i);
     }
@@ -124,6 +140,11 @@ fn fn_name(line: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// A frame of a tracing waker's registration.
+fn is_tracer(name: &str) -> bool {
+    name.contains("trace::trace_clone") || name.contains("trace::trace_wake_by_ref")
+}
+
 /// Named as the body of an `async fn` or block is: a closure as the compiler names it
 /// (`{{closure}}` in a debug build, `{async_fn#0}` / `{async_block#0}` with v0 or
 /// line-tables-only names).
@@ -181,6 +202,46 @@ mod tests {
             file: Some("src/main.rs".to_string()),
             line: Some(line),
         }
+    }
+
+    #[test]
+    fn a_stack_through_two_tracing_wakers_ends_at_the_outer_trace_poll() {
+        // A scope traced inside a traced task: the task's tracer captures through both.
+        let stack = [
+            symbol("taskscope::task::trace::Tracer::capture", 1),
+            symbol("taskscope::task::trace::trace_clone", 2),
+            symbol("<core::task::wake::Waker as core::clone::Clone>::clone", 3),
+            symbol("taskscope::task::trace::trace_clone", 4),
+            symbol(
+                "<tokio::sync::oneshot::Receiver<T> as core::future::future::Future>::poll",
+                5,
+            ),
+            symbol("app::load_user::{{closure}}", 20),
+            symbol("taskscope::task::trace::traced_poll::{{closure}}", 6),
+            symbol("taskscope::task::trace::traced_poll", 6),
+            symbol("taskscope::task::scope::Scope<F>::poll_with", 7),
+            symbol("app::handle::{{closure}}", 30),
+            symbol("taskscope::task::trace::traced_poll::{{closure}}", 8),
+            symbol("taskscope::task::trace::traced_poll", 8),
+        ];
+        let frames: Vec<String> = chain_of(&stack)
+            .frames
+            .into_iter()
+            .map(|f| f.function)
+            .collect();
+        assert_eq!(frames, ["app::load_user", "app::handle"]);
+        // The scope's own tracer, one level in, ends at the scope.
+        let inner: Vec<&Symbol> = stack[..2].iter().chain(&stack[4..]).collect();
+        let inner: Vec<Symbol> = inner
+            .into_iter()
+            .map(|s| symbol(&s.name, s.line.unwrap()))
+            .collect();
+        let frames: Vec<String> = chain_of(&inner)
+            .frames
+            .into_iter()
+            .map(|f| f.function)
+            .collect();
+        assert_eq!(frames, ["app::load_user"]);
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub fn task_dump(timeout: Duration) -> TaskDump {
             .live
             .values()
             .map(|(stats, _)| stats.clone())
-            .filter(|s| s.kind != TaskKind::Scope && !s.is_done())
+            .filter(|s| !s.is_done())
             .collect();
         (live, lock_waits(&registry, now))
     };
@@ -99,7 +99,7 @@ pub fn task_dump(timeout: Duration) -> TaskDump {
     // Ask for a trace poll of every async task polled at least once, and wake it.
     let traceable: Vec<&Arc<TaskStats>> = live
         .iter()
-        .filter(|s| s.kind == TaskKind::Async && s.wake.cell().target().is_some())
+        .filter(|s| s.kind != TaskKind::Blocking && s.wake.cell().target().is_some())
         .collect();
     trace::request(traceable.iter().map(|s| s.id));
     for stats in &traceable {
@@ -133,7 +133,7 @@ pub fn task_dump(timeout: Duration) -> TaskDump {
                 },
                 Some(Traced::Completed) => Trace::CompletedDuringTrace,
                 Some(Traced::Panicked) => Trace::PanickedDuringTrace,
-                None if stats.kind != TaskKind::Async => Trace::NotTraceable {
+                None if stats.kind == TaskKind::Blocking => Trace::NotTraceable {
                     reason: "a blocking task runs on its own thread, outside any poll".into(),
                 },
                 None if stats.wake.cell().target().is_none() => Trace::NotTraceable {

@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
+use std::panic::{resume_unwind, Location};
 use std::pin::Pin;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
@@ -138,9 +138,19 @@ impl<F: Future> Scope<F> {
         let outer = slot.enter_poll(stats.id, stats, token);
         if stats.first_poll.load(Relaxed) == 0 {
             stats.first_poll.store(start, Relaxed);
+            // The enclosing task's waker, for a task dump to wake the scope by (kept until the
+            // scope's statistics are retired).
+            // SAFETY: a scope makes no proxy waker of its wake line, so nothing reads the
+            // target concurrently; the first poll happens once.
+            unsafe {
+                stats
+                    .wake
+                    .cell()
+                    .set_target(cx.waker().clone(), stats as *const TaskStats as usize)
+            };
         }
         stats.hot.state.store(STATE_RUNNING, Relaxed);
-        let result = catch_unwind(AssertUnwindSafe(|| this.future.poll(cx)));
+        let result = crate::task::trace::poll(this.future, cx.waker(), stats.id);
         let end = clock::now();
         let duration = clock::delta_ns(start, end);
         // As for a task's poll, the end of a long one is queued before the slot shows it over
