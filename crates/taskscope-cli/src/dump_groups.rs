@@ -51,7 +51,7 @@ impl DumpGroup<'_> {
 }
 
 /// A source path in a dependency's crate directory, as dumps print them (`tokio-1.54.1/src/..`).
-fn is_dependency(file: &str) -> bool {
+pub fn is_dependency(file: &str) -> bool {
     let first = file.split('/').next().unwrap_or("");
     first.rsplit_once('-').is_some_and(|(name, version)| {
         !name.is_empty()

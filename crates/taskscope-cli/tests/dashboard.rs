@@ -274,3 +274,27 @@ fn the_dump_view_groups_tasks_by_where_they_wait_and_the_task_view_shows_it() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_deadlocks_detail_says_where_each_of_its_tasks_waits() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('6'));
+    let rows = app.warning_rows();
+    let deadlock = rows
+        .iter()
+        .position(|r| r.latest.kind == taskscope_wire::WarningKind::Deadlock)
+        .unwrap();
+    for _ in 0..deadlock {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    let shown = screen(&app);
+    assert!(
+        shown.contains("task 2 `handler-1` waits in server::load_session (src/server.rs:31)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("← server::handle (src/server.rs:12)"),
+        "{shown}"
+    );
+    assert!(shown.contains("Fix: "), "{shown}");
+}

@@ -74,6 +74,18 @@ pub fn snapshot() -> Snapshot {
     stale.location = Some("src/server.rs:42:5".into());
     stale.locks = vec!["balance".into()];
     stale.count = Some(31);
+    // Where the deadlock's two tasks wait, from the dump taken when it was raised.
+    let chains = dump()
+        .tasks
+        .into_iter()
+        .take(2)
+        .enumerate()
+        .map(|(i, mut t)| {
+            t.id = [2, 3][i];
+            t.name = format!("handler-{}", i + 1);
+            t
+        })
+        .collect();
     Snapshot {
         process: ProcessInfo {
             name: "server".into(),
@@ -147,6 +159,7 @@ pub fn snapshot() -> Snapshot {
             wait_ns: hist(&[0, 20_000_000]),
         }],
         warnings: vec![stale, inversion, deadlock, blocked],
+        warning_chains: [(2, chains)].into_iter().collect(),
         poll_timeline: Default::default(),
         warning_stacks: [(
             1,

@@ -185,6 +185,18 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
                 );
             }
         }
+        for (task, at) in crate::chains::waits(snapshot, w.id) {
+            let at: Vec<String> = at
+                .iter()
+                .map(|f| format!("<code>{}</code>", esc(f)))
+                .collect();
+            let _ = write!(
+                stacks,
+                "<br>task {} waits in {}",
+                esc(&task),
+                at.join(" ← ")
+            );
+        }
         let _ = write!(
             out,
             r#"<tr><td>{:.1} s</td><td class="l k" style="color:{}">{}</td><td class="l">{}{stacks}</td></tr>"#,

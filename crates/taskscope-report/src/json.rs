@@ -47,6 +47,19 @@ pub struct WarningRow<'a> {
     pub hint: &'static str,
     /// Stacks sampled while the worker was blocked, most frequent first (empty when none).
     pub stacks: &'a [StackSample],
+    /// `deadlock`, `long_wait`: where each of its tasks waited (empty when not traced).
+    pub chains: Vec<ChainRow<'a>>,
+}
+
+/// Where one task of a warning waited: its chains of `async fn`s, from a task dump.
+#[derive(Debug, Serialize)]
+pub struct ChainRow<'a> {
+    /// The task.
+    pub task: u64,
+    /// Its name.
+    pub name: &'a str,
+    /// One chain per future it waited on, innermost frame first.
+    pub chains: &'a [taskscope_wire::Chain],
 }
 
 /// The observed process.
@@ -230,6 +243,20 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                     .warning_stacks
                     .get(&w.id)
                     .map_or(&[][..], Vec::as_slice),
+                chains: snapshot
+                    .warning_chains
+                    .get(&w.id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| match &t.trace {
+                        taskscope_wire::Trace::Suspended { chains } => Some(ChainRow {
+                            task: t.id,
+                            name: &t.name,
+                            chains,
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
             })
             .collect(),
     }

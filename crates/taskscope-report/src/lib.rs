@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod chains;
 pub mod csv;
 pub mod hdr;
 pub mod hlog;

@@ -85,6 +85,9 @@ pub fn render(snapshot: &Snapshot) -> String {
                     w.message,
                     w.at_ms as f64 / 1000.0
                 );
+                for (task, at) in crate::chains::waits(snapshot, w.id) {
+                    let _ = writeln!(out, "  - task {task} waits in `{}`", at.join("` ← `"));
+                }
                 if let Some(stacks) = snapshot.warning_stacks.get(&w.id) {
                     let samples: u64 = stacks.iter().map(|s| s.count).sum();
                     for s in stacks.iter().take(3) {

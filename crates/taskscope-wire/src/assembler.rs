@@ -110,6 +110,9 @@ impl Assembler {
             }
             Frame::Scopes(scopes) => snap.scopes = scopes,
             Frame::PollNames(names) => snap.timeline_names.extend(names),
+            Frame::Chains { warning, tasks } => {
+                snap.warning_chains.insert(warning, tasks);
+            }
             Frame::Refused { .. } | Frame::Dump(_) => {}
         }
     }

@@ -158,6 +158,13 @@ pub enum Frame {
     },
     /// The answer to [`ClientFrame::Dump`], to that client only (version 6).
     Dump(Box<TaskDump>),
+    /// Where the tasks of a `deadlock` or `long_wait` warning wait (version 6).
+    Chains {
+        /// The warning's id.
+        warning: u64,
+        /// Its tasks, as a task dump shows them.
+        tasks: Vec<crate::dump::DumpedTask>,
+    },
 }
 
 impl Frame {
@@ -173,7 +180,7 @@ impl Frame {
         // Kinds older readers cannot decode.
         match self {
             Frame::Warning(w) if w.kind.since_version() > version => return Some(None),
-            Frame::Dump(_) => return Some(None),
+            Frame::Dump(_) | Frame::Chains { .. } if version < 6 => return Some(None),
             _ if version >= 3 => return None,
             _ => {}
         }

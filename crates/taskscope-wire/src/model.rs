@@ -39,6 +39,10 @@ pub struct Snapshot {
     /// (`blocked_worker` warnings; Linux only).
     #[serde(default)]
     pub warning_stacks: std::collections::BTreeMap<u64, Vec<StackSample>>,
+    /// Where the tasks of a `deadlock` or `long_wait` waited, from a task dump of them taken
+    /// when the warning was raised, by warning id (wire version 6).
+    #[serde(default)]
+    pub warning_chains: std::collections::BTreeMap<u64, Vec<crate::dump::DumpedTask>>,
     /// Other resources, seen through console-subscriber (`taskscope console`): timers, `Notify`,
     /// channels, ... Empty for taskscope's own instrumentation, whose locks and semaphores are
     /// in `locks` and `semaphores`.

@@ -20,9 +20,15 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let selected = all.get(app.selected());
     let area = match selected {
         Some(warning) if area.height >= 3 * DETAIL_HEIGHT => {
+            // A line more for each task of a deadlock or long wait whose chain is known.
+            let chains = app
+                .snapshot
+                .warning_chains
+                .get(&warning.latest.id)
+                .map_or(0, |c| c.len() as u16);
+            let height = DETAIL_HEIGHT + chains.min(4);
             let [list, detail] =
-                Layout::vertical([Constraint::Fill(1), Constraint::Length(DETAIL_HEIGHT)])
-                    .areas(area);
+                Layout::vertical([Constraint::Fill(1), Constraint::Length(height)]).areas(area);
             render_detail(app, warning, frame, detail);
             list
         }
@@ -126,6 +132,34 @@ fn render_detail(app: &App, row: &WarningRow<'_>, frame: &mut Frame, area: Rect)
     let stack = app.snapshot.top_stack(w.id);
     if let Some(stack) = stack.or_else(|| app.snapshot.top_stack(row.worst.id)) {
         lines.push(Line::raw(format!("at {}", stack.summary())).style(style));
+    }
+    // A deadlock's or long wait's tasks: where each waits, from the dump taken when raised.
+    for task in app.snapshot.warning_chains.get(&w.id).into_iter().flatten() {
+        if let Some(chain) = match &task.trace {
+            taskscope_wire::Trace::Suspended { chains } => chains.first(),
+            _ => None,
+        } {
+            // The application's frames: the dependencies' (tokio's `lock`) say less.
+            let at: Vec<String> = chain
+                .frames
+                .iter()
+                .filter(|f| {
+                    !f.file
+                        .as_deref()
+                        .is_some_and(crate::dump_groups::is_dependency)
+                })
+                .map(|f| match (&f.file, f.line) {
+                    (Some(file), Some(line)) => format!("{} ({file}:{line})", f.function),
+                    _ => f.function.clone(),
+                })
+                .collect();
+            lines.push(Line::raw(format!(
+                "task {} `{}` waits in {}",
+                task.id,
+                task.name,
+                at.join(" ← ")
+            )));
+        }
     }
     lines.push(Line::from(vec![
         Span::styled("Fix: ", Style::new().bold()),

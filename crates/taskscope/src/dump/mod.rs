@@ -67,6 +67,17 @@ pub fn task_dump(timeout: Duration) -> TaskDump {
              std::thread::spawn or tokio::task::spawn_blocking"
         );
     }
+    dump(None, timeout)
+}
+
+/// The dump of the tasks `ids` alone (those still alive), for a warning's chains. From a
+/// thread that polls no tasks.
+pub(crate) fn dump_tasks(ids: &[u64], timeout: Duration) -> Vec<DumpedTask> {
+    dump(Some(ids), timeout).tasks
+}
+
+/// The dump of every live task, or of `only` those.
+fn dump(only: Option<&[u64]>, timeout: Duration) -> TaskDump {
     // One dump at a time (the API's and the stream's): a trace request replaces the last.
     let _one = DUMPING.lock().unwrap_or_else(|e| e.into_inner());
     let Some(shared) = shared::active() else {
@@ -83,7 +94,7 @@ pub fn task_dump(timeout: Duration) -> TaskDump {
             .live
             .values()
             .map(|(stats, _)| stats.clone())
-            .filter(|s| !s.is_done())
+            .filter(|s| !s.is_done() && only.is_none_or(|ids| ids.contains(&s.id)))
             .collect();
         (live, lock_waits(&registry, now))
     };

@@ -87,6 +87,10 @@ impl Exporter {
             .into_iter()
             .filter_map(|id| stacks_frame(registry, id))
             .collect();
+        let changed_chains: Vec<Frame> = std::mem::take(&mut registry.chains.changed)
+            .into_iter()
+            .filter_map(|id| chains_frame(registry, id))
+            .collect();
         let registry: &Registry = registry;
         if !self.active() {
             // Nobody listens: forget what was sent, so the next listener starts from a key frame.
@@ -113,6 +117,8 @@ impl Exporter {
             _ => Vec::new(),
         };
         let mut frames = vec![update];
+        // Clients older than version 6 get them left out (`Frame::for_version`).
+        frames.extend(changed_chains);
         // Up to 10,000 warnings are compared every tick: copy only the changed ones.
         for w in registry.warnings.iter() {
             if self.sent_warnings.get(&w.id) != Some(w) {
@@ -241,8 +247,14 @@ fn start_frames(
 ) -> (Vec<Frame>, Vec<Frame>, Frame) {
     let update = exporter.update(shared, registry, &mut SentTasks::default(), true);
     let warnings = registry.warnings.all().into_iter();
+    let chains = registry
+        .chains
+        .by_warning
+        .keys()
+        .filter_map(|&id| chains_frame(registry, id));
     let first = std::iter::once(update)
         .chain(warnings.map(|w| Frame::Warning(Box::new(w))))
+        .chain(chains)
         .collect();
     let stacks = registry
         .stacks
@@ -264,6 +276,15 @@ fn recording_start(shared: &'static Shared, registry: &Registry) -> Vec<Frame> {
 /// Every scope group's latency and responses, as a frame.
 pub(crate) fn scopes_frame(registry: &Registry) -> Frame {
     Frame::Scopes(registry.scope_groups())
+}
+
+/// Where the tasks of a warning wait, as a frame.
+fn chains_frame(registry: &Registry, warning: u64) -> Option<Frame> {
+    let tasks = registry.chains.by_warning.get(&warning)?;
+    Some(Frame::Chains {
+        warning,
+        tasks: tasks.clone(),
+    })
 }
 
 /// The folded stacks of a warning, as a frame.

@@ -68,6 +68,7 @@ fn build_without_live(shared: &'static Shared, registry: &Registry) -> Snapshot 
         poll_timeline: registry.timeline.all(shared),
         timeline_names: registry.timeline.names(),
         warning_stacks: registry.stacks.folded.clone(),
+        warning_chains: registry.chains.by_warning.clone(),
         resources: Vec::new(),
         scopes: registry.scope_groups(),
     }

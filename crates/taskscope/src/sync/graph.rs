@@ -134,6 +134,7 @@ pub(crate) fn scan(shared: &Shared, registry: &mut Registry, now: u64) {
             let w = deadlock_warning(shared, registry, cycle, &edges);
             let id = registry.warnings.raise(w);
             registry.deadlocks.insert(cycle.clone(), id);
+            registry.chains.want(id, cycle.clone());
         }
     }
     let resolved: Vec<Vec<u64>> = registry
@@ -227,6 +228,8 @@ fn long_wait_warning(
     w.ongoing = true;
     let id = registry.warnings.raise(w);
     registry.long_waits.insert(key, id);
+    let tasks = std::iter::once(waiter.task).chain((holder != 0).then_some(holder));
+    registry.chains.want(id, tasks.collect());
 }
 
 fn deadlock_warning(

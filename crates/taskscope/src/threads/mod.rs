@@ -1,6 +1,8 @@
 //! taskscope's own threads: the watchdog's 2 ms scan, the collector's 100 ms tick, the
-//! symbolizer, and the watch of workers stuck in tasks taskscope did not spawn.
+//! symbolizer, the watch of workers stuck in tasks taskscope did not spawn, and the tracing of
+//! the tasks of deadlocks and long waits.
 
+pub(crate) mod chains;
 pub(crate) mod collector;
 pub(crate) mod foreign;
 pub(crate) mod symbolizer;

@@ -211,6 +211,7 @@ pub(crate) fn scan(shared: &'static Shared) -> Option<u64> {
     }
 
     crate::sync::graph::scan(shared, &mut registry, now);
+    crate::threads::chains::trace_wanted(shared, &mut registry);
 
     let probes: Vec<Arc<RuntimeProbe>> = registry.runtimes.clone();
     let last_ping = LAST_PING.load(Relaxed);

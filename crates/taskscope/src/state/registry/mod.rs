@@ -19,6 +19,7 @@ use crate::state::warnings::Warnings;
 use crate::stats::lock::LockStats;
 use crate::stats::task::TaskStats;
 
+mod chains;
 mod fan_out;
 mod locks;
 mod stale_updates;
@@ -150,6 +151,8 @@ pub(crate) struct Registry {
     pub(crate) fan_out: fan_out::FanOut,
     /// What the last waker check saw (`wakers.rs`).
     wakers: wakers::WakerWatch,
+    /// The chains of deadlocks and long waits (`chains.rs`).
+    pub(crate) chains: chains::WarningChains,
 }
 
 impl Registry {
