@@ -1,6 +1,6 @@
 //! The chains of a `deadlock` and of a `long_wait`: when one is raised, taskscope dumps the
-//! tasks it involves, and the snapshot, the JSON report (valid against its schema), Markdown
-//! and HTML say where each waits — the `async fn` and the line of the lock it waits for.
+//! tasks it involves, and the snapshot, the JSON report (valid against its schema), Markdown,
+//! HTML and the recording say where each waits — the `async fn` and the line of the lock it waits for.
 
 mod common;
 
@@ -52,7 +52,10 @@ fn waits(snap: &Snapshot, warning: u64) -> Vec<(String, String, Option<u32>)> {
 
 #[test]
 fn a_deadlock_says_where_each_of_its_tasks_waits_in_every_report() {
-    let _guard = common::exclusive(|| taskscope::Builder::new().no_server());
+    let dir = std::env::temp_dir().join(format!("taskscope-chains-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recording = dir.join("deadlock.tsrec");
+    let guard = common::exclusive(|| taskscope::Builder::new().no_server().record(&recording));
     let rt = common::two_workers();
     let (a, b) = (
         Arc::new(Mutex::named("account:alice", 0)),
@@ -95,6 +98,18 @@ fn a_deadlock_says_where_each_of_its_tasks_waits_in_every_report() {
     for task in tasks {
         task.abort();
     }
+    // And the recording has them, read back as `taskscope report` and `replay` do.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(guard);
+    let mut assembler = taskscope_wire::Assembler::new();
+    let read = taskscope_wire::recording::RecordingReader::open(&recording)
+        .unwrap()
+        .read_all();
+    for (_, frame) in read.frames {
+        assembler.apply(frame);
+    }
+    assert_eq!(waits(assembler.snapshot(), deadlock).len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 const WAITER_LOCK: u32 = line!() + 2;
