@@ -25,7 +25,7 @@ impl DumpGroup<'_> {
                 .and_then(|c| {
                     c.frames
                         .iter()
-                        .find(|f| !f.file.as_deref().is_some_and(is_dependency))
+                        .find(|f| !f.in_dependency())
                         .or(c.frames.first())
                 })
                 .map(|f| match (&f.file, f.line) {
@@ -48,17 +48,6 @@ impl DumpGroup<'_> {
             _ => None,
         }
     }
-}
-
-/// A source path in a dependency's crate directory, as dumps print them (`tokio-1.54.1/src/..`).
-pub fn is_dependency(file: &str) -> bool {
-    let first = file.split('/').next().unwrap_or("");
-    first.rsplit_once('-').is_some_and(|(name, version)| {
-        !name.is_empty()
-            && version.split('.').count() >= 3
-            && version.split('.').all(|p| !p.is_empty())
-            && version.starts_with(|c: char| c.is_ascii_digit())
-    })
 }
 
 /// The groups of `dump`, most tasks first (then by where they wait).
@@ -102,15 +91,4 @@ fn chain_signature(chain: &Chain) -> String {
     }
     s.push(';');
     s
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dependencies_are_told_by_their_crate_directory() {
-        assert!(super::is_dependency("tokio-1.54.1/src/sync/mutex.rs"));
-        assert!(super::is_dependency("tower-http-0.6.11/src/trace/mod.rs"));
-        assert!(!super::is_dependency("src/server.rs"));
-        assert!(!super::is_dependency("crates/taskscope-cli/src/app.rs"));
-    }
 }

@@ -119,8 +119,23 @@ impl TaskDump {
 }
 
 impl AsyncFrame {
+    /// Whether the frame is in a dependency's source (a crate directory of cargo's registry, as
+    /// dumps print them: `tokio-1.54.1/src/...`), not the application's.
+    pub fn in_dependency(&self) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        let first = file.split('/').next().unwrap_or("");
+        first.rsplit_once('-').is_some_and(|(name, version)| {
+            !name.is_empty()
+                && version.starts_with(|c: char| c.is_ascii_digit())
+                && version.split('.').count() >= 3
+                && version.split('.').all(|p| !p.is_empty())
+        })
+    }
+
     /// `function (file:line)`.
-    fn at(&self) -> String {
+    pub fn at(&self) -> String {
         match (&self.file, self.line) {
             (Some(file), Some(line)) => format!("{} ({file}:{line})", self.function),
             (Some(file), None) => format!("{} ({file})", self.function),
@@ -213,5 +228,26 @@ impl fmt::Display for DumpedTask {
             ),
             Trace::NotTraceable { reason } => writeln!(f, "    not traced: {reason}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AsyncFrame;
+
+    fn at(file: &str) -> AsyncFrame {
+        AsyncFrame {
+            function: "f".into(),
+            file: Some(file.into()),
+            line: Some(1),
+        }
+    }
+
+    #[test]
+    fn dependencies_are_told_by_their_crate_directory() {
+        assert!(at("tokio-1.54.1/src/sync/mutex.rs").in_dependency());
+        assert!(at("tower-http-0.6.11/src/trace/mod.rs").in_dependency());
+        assert!(!at("src/server.rs").in_dependency());
+        assert!(!at("crates/taskscope-cli/src/app.rs").in_dependency());
     }
 }

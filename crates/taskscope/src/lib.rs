@@ -32,6 +32,8 @@ mod state;
 mod stats;
 pub mod sync;
 mod task;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod threads;
 #[cfg(feature = "tower")]
 pub mod tower;
@@ -46,8 +48,25 @@ pub use layer::{layer, SpanLayer};
 pub use task::hooks::hooks;
 pub use task::scope::{scope, Scope, MAX_SCOPE_NAME};
 pub use task::spawn::{spawn, spawn_blocking, spawn_named};
+/// A tokio test that fails when its code blocks a worker, holds a lock across `.await`, takes
+/// locks in both orders, deadlocks, loses a panic or a waker, writes a stale update, or leaves
+/// tasks running: each finding with its kind, task, line and fix, like an assertion message.
+/// Takes `#[tokio::test]`'s `flavor`, `worker_threads` and `start_paused`, and
+/// `blocked_threshold = "5ms"` and `allow(kind, ...)`. See [`testing`] (cargo feature `testing`).
+///
+/// ```
+/// #[taskscope::test(flavor = "current_thread", blocked_threshold = "5ms")]
+/// async fn sums_in_a_task() {
+///     let total = taskscope::spawn(async { (1..=10).sum::<u32>() }).await.unwrap();
+///     assert_eq!(total, 55);
+/// }
+/// ```
+#[cfg(feature = "testing")]
+pub use taskscope_macros::test;
 pub use taskscope_wire::fmt_ns;
 pub use taskscope_wire::{
     Histogram, Lock, Outcome, Percentiles, Responses, Runtime, ScopeGroup, Semaphore, Snapshot,
     Task, TaskGroup, TaskKind, TaskState, Warning, WarningKind, Worker,
 };
+#[cfg(feature = "testing")]
+pub use testing::check;

@@ -143,11 +143,7 @@ fn render_detail(app: &App, row: &WarningRow<'_>, frame: &mut Frame, area: Rect)
             let at: Vec<String> = chain
                 .frames
                 .iter()
-                .filter(|f| {
-                    !f.file
-                        .as_deref()
-                        .is_some_and(crate::dump_groups::is_dependency)
-                })
+                .filter(|f| !f.in_dependency())
                 .map(|f| match (&f.file, f.line) {
                     (Some(file), Some(line)) => format!("{} ({file}:{line})", f.function),
                     _ => f.function.clone(),

@@ -1,0 +1,363 @@
+//! Tests that fail on hazards: `#[taskscope::test]` and `taskscope::check`.
+//!
+//! The test's body runs as a scope (`taskscope::scope`, named after the test) under a Guard of
+//! its own, on a runtime built for it; the findings are the warnings of the fatal kinds about
+//! the scope and the tasks it spawned (their parents lead to it), so tasks of other tests in
+//! the process are never counted. A Guard is process-wide: taskscope tests of one process run
+//! one at a time (the others wait; plain tests still run in parallel), and `cargo nextest`
+//! runs each in a process of its own.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use taskscope_wire::{Snapshot, Warning, WarningKind};
+
+use crate::builder::Builder;
+use crate::guard::Guard;
+
+/// The warning kinds that fail a test unless allowed.
+pub const FATAL: [WarningKind; 8] = [
+    WarningKind::BlockedWorker,
+    WarningKind::Deadlock,
+    WarningKind::LockOrderInversion,
+    WarningKind::LockHeldAcrossAwait,
+    WarningKind::StaleUpdate,
+    WarningKind::TaskPanicked,
+    WarningKind::LostWaker,
+    WarningKind::TasksAliveAtExit,
+];
+
+/// How a test runs: what `#[taskscope::test]`'s arguments say.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// The test's name (its path), the name of the scope its body runs in.
+    pub name: &'static str,
+    /// A multi-thread runtime (else current-thread).
+    pub multi_thread: bool,
+    /// Its workers (default 2).
+    pub worker_threads: Option<usize>,
+    /// Starts with tokio's clock paused (current-thread only).
+    pub start_paused: bool,
+    /// A poll longer than this blocks a worker (`"5ms"`, `"500us"`, `"1s"`; default 10 ms).
+    pub blocked_threshold: Option<&'static str>,
+    /// Warning kinds that do not fail the test (`"lock_held_across_await"`, ...).
+    pub allow: &'static [&'static str],
+}
+
+impl Config {
+    /// A multi-thread test named `name`, with the defaults.
+    pub const fn new(name: &'static str) -> Config {
+        Config {
+            name,
+            multi_thread: true,
+            worker_threads: None,
+            start_paused: false,
+            blocked_threshold: None,
+            allow: &[],
+        }
+    }
+}
+
+/// What a test's code did that it should not have: the warnings of [`FATAL`] kinds about the
+/// test's own tasks.
+#[derive(Clone, Debug, Default)]
+pub struct Findings {
+    /// The test's name.
+    pub test: String,
+    /// The warnings, oldest first.
+    pub warnings: Vec<Warning>,
+    /// Where the tasks of a `deadlock` or `long_wait` among them waited, by warning id.
+    pub chains: std::collections::BTreeMap<u64, Vec<taskscope_wire::DumpedTask>>,
+}
+
+impl Findings {
+    /// Whether nothing was found.
+    pub fn is_clean(&self) -> bool {
+        self.warnings.is_empty()
+    }
+
+    /// Panics with every finding — kind, message, where, how to fix it — unless there is none.
+    #[track_caller]
+    pub fn assert_clean(&self) {
+        if !self.is_clean() {
+            panic!("{self}");
+        }
+    }
+}
+
+impl fmt::Display for Findings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_clean() {
+            return write!(f, "taskscope found nothing in {}", self.test);
+        }
+        writeln!(
+            f,
+            "taskscope found {} problem{} in {}:",
+            self.warnings.len(),
+            if self.warnings.len() == 1 { "" } else { "s" },
+            self.test
+        )?;
+        for w in &self.warnings {
+            writeln!(f, "\n{}: {}", w.kind, w.message)?;
+            if let Some(at) = &w.location {
+                writeln!(f, "  at {at}")?;
+            }
+            for task in self.chains.get(&w.id).into_iter().flatten() {
+                if let taskscope_wire::Trace::Suspended { chains } = &task.trace {
+                    let frames = chains.first().map(|c| c.frames.as_slice()).unwrap_or(&[]);
+                    let at: Vec<String> = frames
+                        .iter()
+                        .filter(|fr| !fr.in_dependency())
+                        .map(|fr| fr.at())
+                        .collect();
+                    writeln!(f, "  task `{}` waits in {}", task.name, at.join(" <- "))?;
+                }
+            }
+            writeln!(f, "  fix: {}", w.hint())?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `body` as the test `config` describes and returns what taskscope found in it; the
+/// test's own panic, if any, is resumed after taskscope stopped.
+///
+/// ```
+/// let findings = taskscope::check(taskscope::testing::Config::new("blocks"), async {
+///     std::thread::sleep(std::time::Duration::from_millis(50)); // blocks the worker
+/// });
+/// assert_eq!(findings.warnings[0].kind, taskscope::WarningKind::BlockedWorker);
+/// ```
+#[track_caller]
+pub fn check<F: Future>(config: Config, body: F) -> Findings {
+    let (findings, outcome) = run_body(config, body, std::panic::Location::caller());
+    if let Ended::Panicked(panic) = outcome {
+        resume_unwind(panic);
+    }
+    findings
+}
+
+/// How a test's body ended.
+enum Ended<T> {
+    Finished(T),
+    /// It never would: a deadlock was raised (the wait for it was given up).
+    Deadlocked,
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+/// `#[taskscope::test]`'s body: [`check`], then a failure for any finding.
+#[doc(hidden)]
+#[track_caller]
+pub fn run<F: Future>(config: Config, body: F) -> F::Output {
+    let (findings, outcome) = run_body(config, body, std::panic::Location::caller());
+    match outcome {
+        Ended::Finished(output) => {
+            findings.assert_clean();
+            output
+        }
+        Ended::Deadlocked => panic!("the test deadlocked: {findings}"),
+        Ended::Panicked(panic) => {
+            if !findings.is_clean() {
+                eprintln!("{findings}");
+            }
+            resume_unwind(panic)
+        }
+    }
+}
+
+/// `at`: the test's location, where its scope says it was created.
+fn run_body<F: Future>(
+    config: Config,
+    body: F,
+    at: &'static std::panic::Location<'static>,
+) -> (Findings, Ended<F::Output>) {
+    let runtime = runtime(&config);
+    let threshold = config
+        .blocked_threshold
+        .map(|t| parse_duration(t).unwrap_or_else(|e| panic!("blocked_threshold: {e}")));
+    let guard = exclusive(|| {
+        let mut builder = Builder::new()
+            .no_server()
+            .retained_tasks(100_000)
+            .attach(runtime.handle());
+        if let Some(threshold) = threshold {
+            builder = builder.blocked_threshold(threshold);
+        }
+        builder
+    });
+    // A deadlocked body never finishes: a thread of ours watches for one and ends the wait.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watching = stop.clone();
+    let watcher = std::thread::spawn(move || {
+        while !watching.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+            if crate::snapshot()
+                .warnings_of(WarningKind::Deadlock)
+                .any(|w| w.ongoing)
+            {
+                let _ = tx.send(());
+                return;
+            }
+        }
+    });
+    let scope_id = std::cell::Cell::new(0u64);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let mut test = pin!(crate::task::scope::scope_at(
+                config.name.into(),
+                at,
+                async {
+                    scope_id.set(crate::state::worker::current_task());
+                    body.await
+                }
+            ));
+            let mut deadlocked = pin!(rx);
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(output) = test.as_mut().poll(cx) {
+                    return Poll::Ready(Some(output));
+                }
+                match deadlocked.as_mut().poll(cx) {
+                    Poll::Ready(Ok(())) => Poll::Ready(None),
+                    _ => Poll::Pending,
+                }
+            })
+            .await
+        })
+    }));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watcher.join();
+    // Before the runtime goes: tasks still running are `tasks_alive_at_exit`.
+    let snapshot = guard.finish().unwrap_or_default();
+    drop(runtime);
+    let findings = findings(&config, &snapshot, scope_id.get());
+    let outcome = match outcome {
+        Ok(Some(output)) => Ended::Finished(output),
+        Ok(None) => Ended::Deadlocked,
+        Err(panic) => Ended::Panicked(panic),
+    };
+    (findings, outcome)
+}
+
+fn runtime(config: &Config) -> tokio::runtime::Runtime {
+    let mut builder = match config.multi_thread {
+        true => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(config.worker_threads.unwrap_or(2));
+            b
+        }
+        false => tokio::runtime::Builder::new_current_thread(),
+    };
+    builder.enable_all();
+    if config.start_paused {
+        builder.start_paused(true);
+    }
+    builder.build().expect("a runtime for the test")
+}
+
+/// Starts taskscope, waiting while another test of this process has it running.
+fn exclusive(builder: impl Fn() -> Builder) -> Guard {
+    loop {
+        match builder().try_init() {
+            Ok(guard) => return guard,
+            Err(crate::Error::AlreadyRunning) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("taskscope could not start for the test: {e}"),
+        }
+    }
+}
+
+/// The fatal, not allowed warnings about the test's scope `scope` and the tasks under it.
+fn findings(config: &Config, snapshot: &Snapshot, scope: u64) -> Findings {
+    let parents: std::collections::HashMap<u64, Option<u64>> =
+        snapshot.tasks.iter().map(|t| (t.id, t.parent)).collect();
+    // The scope itself (finished scopes are not kept among the tasks), and every task whose
+    // parents lead to it.
+    let mut ours: HashSet<u64> = HashSet::from([scope]);
+    for &id in parents.keys() {
+        let mut at = Some(id);
+        let mut hops = 0;
+        while let Some(task) = at {
+            if task == scope {
+                ours.insert(id);
+                break;
+            }
+            at = parents.get(&task).copied().flatten();
+            hops += 1;
+            if hops > 1024 {
+                break;
+            }
+        }
+    }
+    let about_us = |w: &Warning| {
+        w.task.is_some_and(|t| ours.contains(&t)) || w.tasks.iter().any(|t| ours.contains(t))
+    };
+    let allowed = |kind: WarningKind| config.allow.contains(&kind.as_str());
+    // The Guard's `tasks_alive_at_exit` counts every task of the process: this test's own are
+    // told apart here.
+    let mut warnings: Vec<Warning> = snapshot
+        .warnings
+        .iter()
+        .filter(|w| FATAL.contains(&w.kind) && !allowed(w.kind))
+        .filter(|w| w.kind != WarningKind::TasksAliveAtExit && about_us(w))
+        .cloned()
+        .collect();
+    let alive: Vec<&taskscope_wire::Task> = snapshot
+        .tasks
+        .iter()
+        .filter(|t| t.id != scope && ours.contains(&t.id) && t.outcome.is_none())
+        .collect();
+    if !alive.is_empty() && !allowed(WarningKind::TasksAliveAtExit) {
+        let listed: Vec<String> = alive
+            .iter()
+            .take(5)
+            .map(|t| format!("`{}` ({})", t.name, t.location))
+            .collect();
+        let mut w = Warning::new(
+            0,
+            WarningKind::TasksAliveAtExit,
+            snapshot.taken_at_ms,
+            format!(
+                "{} {} of the test {} still running when it ended: {}",
+                alive.len(),
+                if alive.len() == 1 { "task" } else { "tasks" },
+                if alive.len() == 1 { "was" } else { "were" },
+                listed.join(", ")
+            ),
+        );
+        w.tasks = alive.iter().map(|t| t.id).collect();
+        w.location = Some(alive[0].location.clone());
+        warnings.push(w);
+    }
+    let chains = warnings
+        .iter()
+        .filter_map(|w| Some((w.id, snapshot.warning_chains.get(&w.id)?.clone())))
+        .collect();
+    Findings {
+        test: config.name.to_string(),
+        warnings,
+        chains,
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let at = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(at);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 5ms"))?;
+    let seconds = match unit {
+        "s" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        _ => return Err(format!("`{s}`: use s, ms or us")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
