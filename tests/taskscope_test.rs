@@ -86,7 +86,17 @@ async fn a_detached_panic_fails_the_test() {
     drop(taskscope::spawn_named("fire-and-forget", async {
         panic!("nobody awaits me");
     }));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Until the panic is over (printing a backtrace can take a while in a debug build).
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let snapshot = taskscope::snapshot();
+        if snapshot
+            .warnings_of(WarningKind::TaskPanicked)
+            .any(|w| w.message.contains("nobody awaits me"))
+        {
+            break;
+        }
+    }
 }
 
 // A panicked task fails the test even when its handle is awaited (tokio's handle does not say
@@ -235,4 +245,46 @@ fn blocking_tasks_elsewhere_in_the_process_are_no_tests_findings() {
             .unwrap();
         }
     });
+}
+
+/// Sixteen checks at once, on threads of their own, bodies overlapping in time: the eight that
+/// block a worker each get exactly their own `blocked_worker`, the eight that do not get none.
+#[test]
+fn sixteen_tests_at_once_each_see_only_their_own_findings() {
+    let barrier = Arc::new(std::sync::Barrier::new(16));
+    let runs: Vec<_> = (0..16)
+        .map(|i| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let name: &'static str = Box::leak(format!("parallel-{i}").into_boxed_str());
+                let hazardous = i % 2 == 0;
+                barrier.wait();
+                let mut window = (std::time::Instant::now(), std::time::Instant::now());
+                let findings = taskscope::check(Config::new(name), async {
+                    let start = std::time::Instant::now();
+                    if hazardous {
+                        std::thread::sleep(Duration::from_millis(60));
+                    }
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    window = (start, std::time::Instant::now());
+                });
+                (name, hazardous, findings, window)
+            })
+        })
+        .collect();
+    let runs: Vec<_> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    // They ran at the same time: every body started before any ended.
+    let last_start = runs.iter().map(|r| r.3 .0).max().unwrap();
+    let first_end = runs.iter().map(|r| r.3 .1).min().unwrap();
+    assert!(last_start < first_end, "the bodies did not overlap");
+    for (name, hazardous, findings, _) in &runs {
+        if *hazardous {
+            assert_eq!(findings.warnings.len(), 1, "{findings}");
+            let w = &findings.warnings[0];
+            assert_eq!(w.kind, WarningKind::BlockedWorker, "{findings}");
+            assert!(w.message.contains(&format!("scope `{name}`")), "{findings}");
+        } else {
+            assert!(findings.is_clean(), "{findings}");
+        }
+    }
 }

@@ -1,17 +1,20 @@
 //! Tests that fail on hazards: `#[taskscope::test]` and `taskscope::check`.
 //!
-//! The test's body runs as a scope (`taskscope::scope`, named after the test) under a Guard of
-//! its own, on a runtime built for it; the findings are the warnings of the fatal kinds about
-//! the scope and the tasks it spawned (their parents lead to it), so tasks of other tests in
-//! the process are never counted. A Guard is process-wide: taskscope tests of one process run
-//! one at a time (the others wait; plain tests still run in parallel), and `cargo nextest`
-//! runs each in a process of its own.
+//! The test's body runs as a scope (`taskscope::scope`, named after the test) on a runtime
+//! built for it; the findings are the warnings of the fatal kinds about the scope and the
+//! tasks it spawned (their parents lead to it), so the tasks of other tests running at the same
+//! time are never counted. The tests of a process share one Guard (taskscope is process-wide),
+//! started by the first and stopped by the last; a test asking for another blocked threshold
+//! than the one running waits for the others to end. `cargo nextest` runs each test in a
+//! process of its own.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -180,40 +183,40 @@ fn run_body<F: Future>(
     let threshold = config
         .blocked_threshold
         .map(|t| parse_duration(t).unwrap_or_else(|e| panic!("blocked_threshold: {e}")));
-    let guard = exclusive(|| {
-        let mut builder = Builder::new()
-            .no_server()
-            .retained_tasks(100_000)
-            .attach(runtime.handle());
-        if let Some(threshold) = threshold {
-            builder = builder.blocked_threshold(threshold);
-        }
-        builder
-    });
-    // A deadlocked body never finishes: a thread of ours watches for one and ends the wait.
+    let lease = Lease::take(threshold, runtime.handle());
+    // A deadlocked body never finishes: a thread of ours watches for a deadlock of the test's
+    // own tasks and, once their chains are in, ends the wait.
+    let scope_id = Arc::new(AtomicU64::new(0));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watching = stop.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (watching, scope) = (stop.clone(), scope_id.clone());
     let watcher = std::thread::spawn(move || {
-        while !watching.load(std::sync::atomic::Ordering::Relaxed) {
+        while !watching.load(Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
-            if crate::snapshot()
+            let snapshot = crate::snapshot();
+            let ours = ours(&snapshot, scope.load(Relaxed));
+            let deadlock = snapshot
                 .warnings_of(WarningKind::Deadlock)
-                .any(|w| w.ongoing)
-            {
+                .find(|w| w.ongoing && w.tasks.iter().any(|t| ours.contains(t)));
+            if let Some(id) = deadlock.map(|w| w.id) {
+                for _ in 0..60 {
+                    if crate::snapshot().warning_chains.contains_key(&id) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 let _ = tx.send(());
                 return;
             }
         }
     });
-    let scope_id = std::cell::Cell::new(0u64);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async {
             let mut test = pin!(crate::task::scope::scope_at(
                 config.name.into(),
                 at,
                 async {
-                    scope_id.set(crate::state::worker::current_task());
+                    scope_id.store(crate::state::worker::current_task(), Relaxed);
                     body.await
                 }
             ));
@@ -230,18 +233,88 @@ fn run_body<F: Future>(
             .await
         })
     }));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Relaxed);
     let _ = watcher.join();
-    // Before the runtime goes: tasks still running are `tasks_alive_at_exit`.
-    let snapshot = guard.finish().unwrap_or_default();
+    // Before the runtime goes: its tasks still running are the test's tasks alive at its end.
+    let snapshot = crate::snapshot();
+    let findings = findings(&config, &snapshot, scope_id.load(Relaxed));
     drop(runtime);
-    let findings = findings(&config, &snapshot, scope_id.get());
+    drop(lease);
     let outcome = match outcome {
         Ok(Some(output)) => Ended::Finished(output),
         Ok(None) => Ended::Deadlocked,
         Err(panic) => Ended::Panicked(panic),
     };
     (findings, outcome)
+}
+
+/// The Guard the taskscope tests of a process share: started by the first one, stopped when
+/// the last one ends. Its blocked-worker threshold is the first one's: a test asking for
+/// another waits until the tests running end.
+static SHARED: Mutex<Option<SharedGuard>> = Mutex::new(None);
+
+struct SharedGuard {
+    _guard: Guard,
+    tests: usize,
+    threshold: Option<Duration>,
+}
+
+/// A test's use of the shared Guard.
+struct Lease;
+
+impl Lease {
+    fn take(threshold: Option<Duration>, runtime: &tokio::runtime::Handle) -> Lease {
+        loop {
+            let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+            match shared.as_mut() {
+                Some(s) if s.threshold == threshold => {
+                    s.tests += 1;
+                    return Lease;
+                }
+                Some(_) => {} // other tests run under another threshold
+                None => {
+                    let mut builder = Builder::new()
+                        .no_server()
+                        .retained_tasks(100_000)
+                        .attach(runtime);
+                    if let Some(threshold) = threshold {
+                        builder = builder.blocked_threshold(threshold);
+                    }
+                    match builder.try_init() {
+                        Ok(guard) => {
+                            *shared = Some(SharedGuard {
+                                _guard: guard,
+                                tests: 1,
+                                threshold,
+                            });
+                            return Lease;
+                        }
+                        // A Guard that is not the tests' (a plain test's): wait for it.
+                        Err(crate::Error::AlreadyRunning) => {}
+                        Err(e) => panic!("taskscope could not start for the test: {e}"),
+                    }
+                }
+            }
+            drop(shared);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let last = shared.as_mut().is_some_and(|s| {
+            s.tests -= 1;
+            s.tests == 0
+        });
+        if last {
+            // Stops taskscope (outside no lock of its own: the Guard takes the registry's).
+            let ended = shared.take();
+            drop(shared);
+            drop(ended);
+        }
+    }
 }
 
 fn runtime(config: &Config) -> tokio::runtime::Runtime {
@@ -260,23 +333,11 @@ fn runtime(config: &Config) -> tokio::runtime::Runtime {
     builder.build().expect("a runtime for the test")
 }
 
-/// Starts taskscope, waiting while another test of this process has it running.
-fn exclusive(builder: impl Fn() -> Builder) -> Guard {
-    loop {
-        match builder().try_init() {
-            Ok(guard) => return guard,
-            Err(crate::Error::AlreadyRunning) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("taskscope could not start for the test: {e}"),
-        }
-    }
-}
-
-/// The fatal, not allowed warnings about the test's scope `scope` and the tasks under it.
-fn findings(config: &Config, snapshot: &Snapshot, scope: u64) -> Findings {
+/// The test's scope `scope` (finished scopes are not kept among the tasks) and every task
+/// whose parents lead to it.
+fn ours(snapshot: &Snapshot, scope: u64) -> HashSet<u64> {
     let parents: std::collections::HashMap<u64, Option<u64>> =
         snapshot.tasks.iter().map(|t| (t.id, t.parent)).collect();
-    // The scope itself (finished scopes are not kept among the tasks), and every task whose
-    // parents lead to it.
     let mut ours: HashSet<u64> = HashSet::from([scope]);
     for &id in parents.keys() {
         let mut at = Some(id);
@@ -293,6 +354,12 @@ fn findings(config: &Config, snapshot: &Snapshot, scope: u64) -> Findings {
             }
         }
     }
+    ours
+}
+
+/// The fatal, not allowed warnings about the test's scope `scope` and the tasks under it.
+fn findings(config: &Config, snapshot: &Snapshot, scope: u64) -> Findings {
+    let ours = ours(snapshot, scope);
     let about_us = |w: &Warning| {
         w.task.is_some_and(|t| ours.contains(&t)) || w.tasks.iter().any(|t| ours.contains(t))
     };
@@ -304,6 +371,11 @@ fn findings(config: &Config, snapshot: &Snapshot, scope: u64) -> Findings {
         .iter()
         .filter(|w| FATAL.contains(&w.kind) && !allowed(w.kind))
         .filter(|w| w.kind != WarningKind::TasksAliveAtExit && about_us(w))
+        // A worker the machine stalled (runnable, without a CPU) was not blocked by the test.
+        .filter(|w| {
+            !w.message
+                .contains("waiting for a CPU that other threads had")
+        })
         .cloned()
         .collect();
     let alive: Vec<&taskscope_wire::Task> = snapshot
