@@ -364,6 +364,12 @@ fn findings(config: &Config, snapshot: &Snapshot, scope: u64) -> Findings {
         w.task.is_some_and(|t| ours.contains(&t)) || w.tasks.iter().any(|t| ours.contains(t))
     };
     let allowed = |kind: WarningKind| config.allow.contains(&kind.as_str());
+    let panicked: HashSet<u64> = snapshot
+        .tasks
+        .iter()
+        .filter(|t| t.outcome == Some(taskscope_wire::Outcome::Panicked))
+        .map(|t| t.id)
+        .collect();
     // The Guard's `tasks_alive_at_exit` counts every task of the process: this test's own are
     // told apart here.
     let mut warnings: Vec<Warning> = snapshot
@@ -375,6 +381,11 @@ fn findings(config: &Config, snapshot: &Snapshot, scope: u64) -> Findings {
         .filter(|w| {
             !w.message
                 .contains("waiting for a CPU that other threads had")
+        })
+        // Nor one a panicking task held while the panic hook printed its backtrace: the
+        // panic is the finding (or is allowed).
+        .filter(|w| {
+            w.kind != WarningKind::BlockedWorker || !w.task.is_some_and(|t| panicked.contains(&t))
         })
         .cloned()
         .collect();
