@@ -185,6 +185,60 @@ async fn a_real_block_under_paused_time_fails_the_test() {
     std::thread::sleep(Duration::from_millis(60));
 }
 
+// A deadlock, a lost waker, and a kind made fatal.
+
+#[taskscope::test]
+#[should_panic(expected = "the test deadlocked")]
+async fn a_deadlock_fails_the_test_instead_of_hanging_it() {
+    let (a, b) = (
+        Arc::new(Mutex::named("a", 0)),
+        Arc::new(Mutex::named("b", 0)),
+    );
+    let (a2, b2) = (a.clone(), b.clone());
+    let other = taskscope::spawn(async move {
+        let _b = b2.lock().await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let _a = a2.lock().await;
+    });
+    let _a = a.lock().await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let _b = b.lock().await;
+    let _ = other.await;
+}
+
+/// Returns `Pending` and keeps no waker: nothing can wake its task again.
+struct DropsItsWaker;
+
+impl std::future::Future for DropsItsWaker {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Pending
+    }
+}
+
+#[taskscope::test]
+#[should_panic(expected = "lost_waker")]
+async fn a_task_nothing_can_wake_fails_the_test() {
+    let stuck = taskscope::spawn_named("forgetful", DropsItsWaker);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    stuck.abort();
+}
+
+#[taskscope::test(fail_on(long_wait))]
+#[should_panic(expected = "long_wait")]
+async fn a_kind_made_fatal_fails_the_test() {
+    // A second on a lock counts once `long_wait` is fatal (the threshold is a second).
+    let lock = Arc::new(Mutex::named("slow", 0));
+    let held = lock.clone().lock_owned().await;
+    let waiter = taskscope::spawn({
+        let lock = lock.clone();
+        async move { *lock.lock().await += 1 }
+    });
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    drop(held);
+    waiter.await.unwrap();
+}
+
 // The function form, and what its findings say.
 
 #[test]

@@ -40,6 +40,7 @@ fn expand(
     let mut start_paused = false;
     let mut blocked: Option<String> = None;
     let mut allowed: Vec<String> = Vec::new();
+    let mut fail_on: Vec<String> = Vec::new();
     let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
     for meta in metas {
         let name = meta
@@ -66,11 +67,17 @@ fn expand(
                     .parse2(list.tokens.clone())?;
                 allowed.extend(kinds.iter().map(|k| k.to_string()));
             }
+            ("fail_on", Meta::List(list)) => {
+                let kinds = Punctuated::<syn::Ident, Token![,]>::parse_terminated
+                    .parse2(list.tokens.clone())?;
+                fail_on.extend(kinds.iter().map(|k| k.to_string()));
+            }
             _ => {
                 return Err(syn::Error::new_spanned(
                     &meta,
                     "unknown argument: #[taskscope::test] takes flavor, worker_threads, \
-                     start_paused, blocked_threshold = \"5ms\" and allow(kind, ...)",
+                     start_paused, blocked_threshold = \"5ms\", allow(kind, ...) and \
+                     fail_on(kind, ...)",
                 ))
             }
         }
@@ -105,6 +112,7 @@ fn expand(
                 start_paused: #start_paused,
                 blocked_threshold: #blocked,
                 allow: &[#(#allowed),*],
+                fail_on: &[#(#fail_on),*],
             };
             ::taskscope::testing::run(config, async move #body)
         }

@@ -52,7 +52,8 @@ pub use task::spawn::{spawn, spawn_blocking, spawn_named};
 /// locks in both orders, deadlocks, loses a panic or a waker, writes a stale update, or leaves
 /// tasks running: each finding with its kind, task, line and fix, like an assertion message.
 /// Takes `#[tokio::test]`'s `flavor`, `worker_threads` and `start_paused`, and
-/// `blocked_threshold = "5ms"` and `allow(kind, ...)`. See [`testing`] (cargo feature `testing`).
+/// `blocked_threshold = "5ms"`, `allow(kind, ...)` and `fail_on(kind, ...)`. See [`testing`] (cargo
+/// feature `testing`).
 ///
 /// ```
 /// #[taskscope::test(flavor = "current_thread", blocked_threshold = "5ms")]

@@ -50,6 +50,8 @@ pub struct Config {
     pub blocked_threshold: Option<&'static str>,
     /// Warning kinds that do not fail the test (`"lock_held_across_await"`, ...).
     pub allow: &'static [&'static str],
+    /// Warning kinds beyond [`FATAL`] that fail it too (`"long_wait"`, `"self_wakes"`, ...).
+    pub fail_on: &'static [&'static str],
 }
 
 impl Config {
@@ -62,6 +64,7 @@ impl Config {
             start_paused: false,
             blocked_threshold: None,
             allow: &[],
+            fail_on: &[],
         }
     }
 }
@@ -375,7 +378,10 @@ fn findings(config: &Config, snapshot: &Snapshot, scope: u64) -> Findings {
     let mut warnings: Vec<Warning> = snapshot
         .warnings
         .iter()
-        .filter(|w| FATAL.contains(&w.kind) && !allowed(w.kind))
+        .filter(|w| {
+            (FATAL.contains(&w.kind) || config.fail_on.contains(&w.kind.as_str()))
+                && !allowed(w.kind)
+        })
         .filter(|w| w.kind != WarningKind::TasksAliveAtExit && about_us(w))
         // A worker the machine stalled (runnable, without a CPU) was not blocked by the test.
         .filter(|w| {
