@@ -114,6 +114,7 @@ fn dump(only: Option<&[u64]>, timeout: Duration) -> TaskDump {
         .collect();
     trace::request(traceable.iter().map(|s| s.id));
     for stats in &traceable {
+        stats.wake.cell().ask_trace(true);
         if let Some((waker, _)) = stats.wake.cell().target() {
             waker.wake_by_ref();
         }
@@ -123,6 +124,9 @@ fn dump(only: Option<&[u64]>, timeout: Duration) -> TaskDump {
         std::thread::sleep(Duration::from_millis(1));
     }
     let mut traced = trace::finish();
+    for stats in &traceable {
+        stats.wake.cell().ask_trace(false);
+    }
 
     // Parked tasks mostly share a few stacks: each distinct one is resolved once.
     let mut chains: HashMap<Vec<usize>, Chain> = HashMap::new();

@@ -21,9 +21,9 @@ use std::ptr::NonNull;
 use std::task::Waker;
 
 #[cfg(taskscope_loom)]
-use loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::*};
+use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 #[cfg(not(taskscope_loom))]
-use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 /// Counts above this abort, as `Arc` does: a leak of that many wakers is a bug to stop, not to
 /// wrap around into a use-after-free.
@@ -39,6 +39,9 @@ pub(crate) struct WakeCell {
     /// task polled less often than once per sampling interval has every poll timed, a busier
     /// one a poll at least every interval. Written by the poller, on a line it writes anyway.
     last_poll_end: AtomicU64,
+    /// Whether a task dump asked for a trace poll of this task (read by polls only while a
+    /// dump runs: `task::trace`).
+    trace_asked: AtomicBool,
     /// The runtime waker to forward to and the address of the task's `TaskStats` (its identity
     /// for the self-wake check). Written once, by the task's first poll, before the first proxy
     /// waker exists; read-only afterwards.
@@ -74,6 +77,7 @@ impl WakeRef {
             refs: AtomicUsize::new(1),
             woken_at: AtomicU64::new(UNARMED),
             last_poll_end: AtomicU64::new(0),
+            trace_asked: AtomicBool::new(false),
             target: UnsafeCell::new(None),
         });
         WakeRef(NonNull::from(Box::leak(cell)))
@@ -105,6 +109,7 @@ impl WakeRef {
         let cell = self.cell();
         cell.woken_at.store(UNARMED, Relaxed);
         cell.last_poll_end.store(0, Relaxed);
+        cell.trace_asked.store(false, Relaxed);
         // SAFETY: the only reference, held mutably: nobody reads the target concurrently.
         unsafe { *cell.target.get() = None };
     }
@@ -159,6 +164,17 @@ impl WakeCell {
     #[inline(always)]
     pub(crate) fn note_poll_end(&self, end: u64) {
         self.last_poll_end.store(end, Relaxed);
+    }
+
+    /// Asks for (or stops asking for) a trace poll of the task.
+    pub(crate) fn ask_trace(&self, asked: bool) {
+        self.trace_asked.store(asked, Relaxed);
+    }
+
+    /// Whether a trace poll of the task is asked for.
+    #[inline(always)]
+    pub(crate) fn trace_asked(&self) -> bool {
+        self.trace_asked.load(Relaxed)
     }
 
     /// The end of the task's last timed poll, in clock ticks (0: none yet).

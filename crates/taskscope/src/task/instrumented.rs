@@ -173,7 +173,7 @@ impl<F: Future> Future for Instrumented<F> {
                 poll_waker(&runtime_waker)
             }
         });
-        let result = trace::poll(this.future, &proxy, *this.id);
+        let result = trace::poll(this.future, &proxy, *this.id, cell);
 
         let end = clock::now();
         slot.tick.store(end, Relaxed);
@@ -234,7 +234,8 @@ fn untimed_poll<F: Future>(
             None => poll_waker(&runtime_waker),
         }
     });
-    let result = trace::poll(this.future, &proxy, id);
+    // SAFETY: `stats` keeps the cell alive.
+    let result = trace::poll(this.future, &proxy, id, unsafe { this.cell.as_ref() });
 
     // As in a timed poll, the end of a poll the watchdog found blocked is queued before the
     // slot shows the poll over.

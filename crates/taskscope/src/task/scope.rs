@@ -150,7 +150,7 @@ impl<F: Future> Scope<F> {
             };
         }
         stats.hot.state.store(STATE_RUNNING, Relaxed);
-        let result = crate::task::trace::poll(this.future, cx.waker(), stats.id);
+        let result = crate::task::trace::poll(this.future, cx.waker(), stats.id, stats.wake.cell());
         let end = clock::now();
         let duration = clock::delta_ns(start, end);
         // As for a task's poll, the end of a long one is queued before the slot shows it over

@@ -9,7 +9,8 @@
 //! (spurious polls are allowed by the `Future` contract): it may make progress, complete or
 //! panic, which the dump reports as such.
 //!
-//! Cost when no dump is running: one relaxed load of a static per poll.
+//! Cost when no dump is running: one relaxed load of a static per poll; while one runs, one
+//! more of the task's wake line, and the asked tasks' trace polls.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,6 +20,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use crate::stats::wake::WakeCell;
 
 /// Whether a dump is waiting for trace polls.
 static TRACING: AtomicBool = AtomicBool::new(false);
@@ -68,14 +71,18 @@ pub(crate) fn finish() -> HashMap<u64, Traced> {
         .collect()
 }
 
-/// Polls `future` of task `task` with `waker`, catching a panic; traced if a dump asked for it.
+/// Polls `future` of task `task` (whose wake line is `cell`) with `waker`, catching a panic;
+/// traced if a dump asked for it. While a dump runs, a task it did not ask for reads one more
+/// flag, on its wake line; only the asked ones take the requests' lock.
 #[inline(always)]
 pub(crate) fn poll<F: Future>(
     future: Pin<&mut F>,
     waker: &Waker,
     task: u64,
+    cell: &WakeCell,
 ) -> std::thread::Result<Poll<F::Output>> {
-    if TRACING.load(Relaxed) {
+    if TRACING.load(Relaxed) && cell.trace_asked() {
+        cell.ask_trace(false);
         return traced_poll(future, waker, task);
     }
     let mut cx = Context::from_waker(waker);
