@@ -225,6 +225,7 @@ pub fn dump() -> taskscope_wire::TaskDump {
         id,
         name: name.into(),
         location: "src/server.rs:11:9".into(),
+        parent: None,
         kind: TaskKind::Async,
         state: TaskState::Idle,
         since_poll_ns: Some(1_200_000_000),

@@ -29,6 +29,8 @@ pub struct DumpedTask {
     pub name: String,
     /// Where it was spawned, `file:line:column`.
     pub location: String,
+    /// The task (or scope) it was spawned in, if an instrumented one.
+    pub parent: Option<u64>,
     /// Async or blocking.
     pub kind: TaskKind,
     /// Its state when the dump began.
@@ -182,9 +184,17 @@ impl fmt::Display for DumpedTask {
             .since_poll_ns
             .map(|ns| format!(", last polled {} ago", duration(ns)))
             .unwrap_or_default();
+        let by = self
+            .parent
+            .map(|p| format!(" by task {p}"))
+            .unwrap_or_default();
+        let (what, made) = match self.kind {
+            TaskKind::Scope => ("scope", "created"),
+            _ => ("task", "spawned"),
+        };
         writeln!(
             f,
-            "task {} `{}` [{state}{since}], spawned at {}:",
+            "{what} {} `{}` [{state}{since}], {made} at {}{by}:",
             self.id, self.name, self.location
         )?;
         if let Some(wait) = &self.waiting_for {

@@ -475,3 +475,33 @@ fn dumping_again_and_again_while_tasks_run_loses_no_wake() {
     // Every consumer saw every message: no wake-up was lost to a dump.
     assert!(totals[..50].iter().all(|&t| t == 400), "{totals:?}");
 }
+
+#[test]
+fn a_dump_says_which_task_spawned_each_one() {
+    let _guard = guard();
+    let rt = common::multi_thread();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let parent = rt.block_on(async {
+        let parent = taskscope::spawn_named("supervisor", async move {
+            taskscope::spawn_named("child", async move {
+                rx.await.ok();
+            })
+            .await
+            .unwrap();
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        parent
+    });
+    let dump = dump();
+    let supervisor = dump.named("supervisor").next().unwrap();
+    let child = dump.named("child").next().unwrap();
+    assert_eq!(child.parent, Some(supervisor.id), "{dump}");
+    assert_eq!(supervisor.parent, None, "{dump}");
+    assert!(
+        dump.to_string()
+            .contains(&format!("by task {}:", supervisor.id)),
+        "{dump}"
+    );
+    tx.send(()).unwrap();
+    rt.block_on(parent).unwrap();
+}

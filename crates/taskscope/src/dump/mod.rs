@@ -160,6 +160,7 @@ fn dump(only: Option<&[u64]>, timeout: Duration) -> TaskDump {
                 id: stats.id,
                 name: stats.display_name().into_owned(),
                 location: stats.location_string(),
+                parent: (stats.parent != 0).then_some(stats.parent),
                 kind: stats.kind,
                 state,
                 since_poll_ns,
