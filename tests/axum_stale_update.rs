@@ -99,14 +99,7 @@ async fn a_handler_that_reads_awaits_and_writes_is_named_by_route_and_line() {
     assert!(w.message.contains("awaited"), "{}", w.message);
 
     // Read back from the recording, as `taskscope report` and `replay` do.
-    let mut assembler = taskscope_wire::Assembler::new();
-    let read = taskscope_wire::recording::RecordingReader::open(&recording)
-        .unwrap()
-        .read_all();
-    for (_, frame) in read.frames {
-        assembler.apply(frame);
-    }
-    let replayed = assembler.snapshot();
+    let replayed = &common::read_recording(&recording);
     let again: Vec<_> = replayed.warnings_of(WarningKind::StaleUpdate).collect();
     assert_eq!(again.len(), 1, "{:#?}", replayed.warnings);
     assert_eq!(again[0].message, w.message);

@@ -101,14 +101,10 @@ fn a_deadlock_says_where_each_of_its_tasks_waits_in_every_report() {
     // And the recording has them, read back as `taskscope report` and `replay` do.
     std::thread::sleep(Duration::from_millis(300));
     drop(guard);
-    let mut assembler = taskscope_wire::Assembler::new();
-    let read = taskscope_wire::recording::RecordingReader::open(&recording)
-        .unwrap()
-        .read_all();
-    for (_, frame) in read.frames {
-        assembler.apply(frame);
-    }
-    assert_eq!(waits(assembler.snapshot(), deadlock).len(), 2);
+    assert_eq!(
+        waits(&common::read_recording(&recording), deadlock).len(),
+        2
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -54,3 +54,15 @@ pub async fn get_body(client: &HttpClient, url: String) -> String {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(body.to_vec()).unwrap()
 }
+
+/// The state a recording rebuilds, as `taskscope report` and `replay` read it.
+pub fn read_recording(path: &std::path::Path) -> taskscope::Snapshot {
+    let mut assembler = taskscope_wire::Assembler::new();
+    let read = taskscope_wire::recording::RecordingReader::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .read_all();
+    for (_, frame) in read.frames {
+        assembler.apply(frame);
+    }
+    assembler.snapshot().clone()
+}

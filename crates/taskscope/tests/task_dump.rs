@@ -481,6 +481,7 @@ fn a_dump_says_which_task_spawned_each_one() {
     let _guard = guard();
     let rt = common::multi_thread();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    #[allow(clippy::async_yields_async)] // the task's handle, awaited after the dump
     let parent = rt.block_on(async {
         let parent = taskscope::spawn_named("supervisor", async move {
             taskscope::spawn_named("child", async move {
