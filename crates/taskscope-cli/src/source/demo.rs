@@ -61,6 +61,15 @@ async fn workload(until: Instant) {
     let _ = tokio::join!(requests, blocker, blocking, locks);
 }
 
+/// Recomputes a session under its lock: 20 µs of CPU, the same in debug and release builds.
+fn refresh_session(count: u64) -> u64 {
+    let until = Instant::now() + Duration::from_micros(20);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+    count + 1
+}
+
 /// Contention, a lock held across an `.await`, a saturated semaphore and a lock-order inversion.
 async fn lock_workload(until: Instant) {
     let sessions = Arc::new(Mutex::named("sessions", 0u64));
@@ -78,7 +87,10 @@ async fn lock_workload(until: Instant) {
             let sessions = sessions.clone();
             tasks.push(taskscope::spawn_named("session-touch", async move {
                 for _ in 0..50 {
-                    *sessions.lock().await += 1;
+                    // 20 µs of work under the lock: the other worker's tasks queue for it.
+                    let mut count = sessions.lock().await;
+                    *count = refresh_session(*count);
+                    drop(count);
                     tokio::task::yield_now().await;
                 }
             }));
