@@ -28,10 +28,7 @@ impl DumpGroup<'_> {
                         .find(|f| !f.in_dependency())
                         .or(c.frames.first())
                 })
-                .map(|f| match (&f.file, f.line) {
-                    (Some(file), Some(line)) => format!("{} ({file}:{line})", f.function),
-                    _ => f.function.clone(),
-                })
+                .map(|f| f.at())
                 .unwrap_or_else(|| "(no async frame)".into()),
             Trace::NoWakerRegistered => "(pending, registered no new waker)".into(),
             Trace::CompletedDuringTrace => "(completed in the dump's poll)".into(),

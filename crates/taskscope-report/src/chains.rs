@@ -1,7 +1,7 @@
 //! A warning's task chains as the text formats print them: per task, its first chain's
 //! `async fn`s, innermost first, each `function (file:line)`.
 
-use taskscope_wire::{Snapshot, Trace};
+use taskscope_wire::Snapshot;
 
 /// (task `id` `name`, its frames) for each traced task of warning `warning`.
 pub(crate) fn waits(snapshot: &Snapshot, warning: u64) -> Vec<(String, Vec<String>)> {
@@ -11,18 +11,7 @@ pub(crate) fn waits(snapshot: &Snapshot, warning: u64) -> Vec<(String, Vec<Strin
         .into_iter()
         .flatten()
         .filter_map(|t| {
-            let Trace::Suspended { chains } = &t.trace else {
-                return None;
-            };
-            let frames = chains
-                .first()?
-                .frames
-                .iter()
-                .map(|f| match (&f.file, f.line) {
-                    (Some(file), Some(line)) => format!("{} ({file}:{line})", f.function),
-                    _ => f.function.clone(),
-                })
-                .collect();
+            let frames = t.first_chain()?.frames.iter().map(|f| f.at()).collect();
             Some((format!("{} `{}`", t.id, t.name), frames))
         })
         .collect()

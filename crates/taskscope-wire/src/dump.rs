@@ -120,6 +120,17 @@ impl TaskDump {
     }
 }
 
+impl DumpedTask {
+    /// The chain of the first future a suspended task registered its waker with (`None`: not
+    /// suspended).
+    pub fn first_chain(&self) -> Option<&Chain> {
+        match &self.trace {
+            Trace::Suspended { chains } => chains.first(),
+            _ => None,
+        }
+    }
+}
+
 impl AsyncFrame {
     /// Whether the frame is in a dependency's source (a crate directory of cargo's registry, as
     /// dumps print them: `tokio-1.54.1/src/...`), not the application's.

@@ -114,9 +114,9 @@ impl fmt::Display for Findings {
                 writeln!(f, "  at {at}")?;
             }
             for task in self.chains.get(&w.id).into_iter().flatten() {
-                if let taskscope_wire::Trace::Suspended { chains } = &task.trace {
-                    let frames = chains.first().map(|c| c.frames.as_slice()).unwrap_or(&[]);
-                    let at: Vec<String> = frames
+                if let Some(chain) = task.first_chain() {
+                    let at: Vec<String> = chain
+                        .frames
                         .iter()
                         .filter(|fr| !fr.in_dependency())
                         .map(|fr| fr.at())

@@ -156,10 +156,6 @@ pub(super) fn chain_lines(chain: &Chain, lines: &mut Vec<Line<'static>>) {
         lines.push(Line::from(format!("on {leaf}")).dim());
     }
     for f in &chain.frames {
-        let at = match (&f.file, f.line) {
-            (Some(file), Some(line)) => format!("{} ({file}:{line})", f.function),
-            _ => f.function.clone(),
-        };
-        lines.push(Line::from(format!("in {at}")));
+        lines.push(Line::from(format!("in {}", f.at())));
     }
 }

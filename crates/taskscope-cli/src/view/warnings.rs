@@ -135,19 +135,13 @@ fn render_detail(app: &App, row: &WarningRow<'_>, frame: &mut Frame, area: Rect)
     }
     // A deadlock's or long wait's tasks: where each waits, from the dump taken when raised.
     for task in app.snapshot.warning_chains.get(&w.id).into_iter().flatten() {
-        if let Some(chain) = match &task.trace {
-            taskscope_wire::Trace::Suspended { chains } => chains.first(),
-            _ => None,
-        } {
+        if let Some(chain) = task.first_chain() {
             // The application's frames: the dependencies' (tokio's `lock`) say less.
             let at: Vec<String> = chain
                 .frames
                 .iter()
                 .filter(|f| !f.in_dependency())
-                .map(|f| match (&f.file, f.line) {
-                    (Some(file), Some(line)) => format!("{} ({file}:{line})", f.function),
-                    _ => f.function.clone(),
-                })
+                .map(|f| f.at())
                 .collect();
             lines.push(Line::raw(format!(
                 "task {} `{}` waits in {}",

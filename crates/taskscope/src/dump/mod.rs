@@ -17,7 +17,6 @@ use crate::base::location::format_location;
 use crate::state::registry;
 use crate::state::shared;
 use crate::state::worker;
-use crate::stats::lock::LockKind;
 use crate::stats::task::TaskStats;
 use crate::task::trace::{self, Traced};
 
@@ -187,14 +186,7 @@ fn lock_waits(registry: &registry::Registry, now: u64) -> HashMap<u64, LockWait>
         if lock.waiting.load(Relaxed) == 0 {
             continue;
         }
-        let holder = match lock.kind {
-            LockKind::Mutex | LockKind::RwLockWrite => lock.owner.holder.load(Relaxed),
-            LockKind::RwLockRead => registry
-                .locks
-                .get(&lock.partner.load(Relaxed))
-                .map_or(0, |write| write.owner.holder.load(Relaxed)),
-            LockKind::Semaphore => 0,
-        };
+        let holder = crate::sync::graph::exclusive_holder(registry, lock);
         for waiter in lock.waiters() {
             waits.insert(
                 waiter.task,

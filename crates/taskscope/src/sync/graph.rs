@@ -153,7 +153,7 @@ pub(crate) fn scan(shared: &Shared, registry: &mut Registry, now: u64) {
 }
 
 /// The task holding `lock` exclusively, or, for a read waiter of an RwLock, its writer.
-fn exclusive_holder(registry: &Registry, lock: &LockStats) -> u64 {
+pub(crate) fn exclusive_holder(registry: &Registry, lock: &LockStats) -> u64 {
     match lock.kind {
         LockKind::Mutex | LockKind::RwLockWrite => {
             let holder = lock.owner.holder.load(Relaxed);
