@@ -185,6 +185,8 @@ pub struct App {
     pub history: VecDeque<Sample>,
     /// The last task dump (`d`), for the Dump view and the Task view's "waiting at".
     pub dump: Option<Arc<TaskDump>>,
+    /// Its tasks grouped by where they wait (indices into its tasks), most first.
+    pub dump_groups: Vec<Vec<usize>>,
     /// Sorted and filtered task indices into `snapshot.tasks`, recomputed when they change.
     order: Vec<usize>,
     pending_g: bool,
@@ -209,6 +211,7 @@ impl App {
             task: None,
             history: VecDeque::with_capacity(HISTORY),
             dump: None,
+            dump_groups: Vec::new(),
             order: Vec::new(),
             pending_g: false,
         }
@@ -313,10 +316,7 @@ impl App {
             View::Semaphores => self.snapshot.semaphores.len(),
             View::Warnings => self.warning_rows().len(),
             View::Requests => self.snapshot.scopes.len(),
-            View::Dump => self
-                .dump
-                .as_ref()
-                .map_or(0, |d| crate::dump_groups::dump_groups(d).len()),
+            View::Dump => self.dump_groups.len(),
         }
     }
 
@@ -412,7 +412,8 @@ impl App {
 
     /// A task dump from the source: shown in the Dump view, and in the Task view.
     pub fn set_dump(&mut self, dump: Arc<TaskDump>) {
-        let groups = crate::dump_groups::dump_groups(&dump).len();
+        self.dump_groups = crate::dump_groups::dump_groups(&dump);
+        let groups = self.dump_groups.len();
         self.dump = Some(dump);
         let sel = &mut self.selected[View::Dump as usize];
         *sel = (*sel).min(groups.saturating_sub(1));

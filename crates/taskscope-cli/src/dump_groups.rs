@@ -15,7 +15,16 @@ pub struct DumpGroup<'a> {
     pub trace: &'a Trace,
 }
 
-impl DumpGroup<'_> {
+impl<'a> DumpGroup<'a> {
+    /// The group of `dump`'s tasks at `tasks` (indices, as [`dump_groups`] gives them).
+    pub fn of(dump: &'a TaskDump, tasks: &[usize]) -> DumpGroup<'a> {
+        let tasks: Vec<&DumpedTask> = tasks.iter().map(|&i| &dump.tasks[i]).collect();
+        DumpGroup {
+            trace: &tasks[0].trace,
+            tasks,
+        }
+    }
+
     /// The innermost `async fn` of the application (not of a dependency: tokio's own `lock`
     /// says less than the line that called it) and its line, or what the trace says instead.
     pub fn waiting_at(&self) -> String {
@@ -47,30 +56,27 @@ impl DumpGroup<'_> {
     }
 }
 
-/// The groups of `dump`, most tasks first (then by where they wait).
-pub fn dump_groups(dump: &TaskDump) -> Vec<DumpGroup<'_>> {
+/// The groups of `dump`, most tasks first (then by where they wait), as indices into its
+/// tasks: computed once per dump (the view draws them every frame, with [`DumpGroup::of`]).
+pub fn dump_groups(dump: &TaskDump) -> Vec<Vec<usize>> {
     let mut index: HashMap<String, usize> = HashMap::new();
-    let mut groups: Vec<DumpGroup<'_>> = Vec::new();
-    for task in &dump.tasks {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, task) in dump.tasks.iter().enumerate() {
         let key = signature(&task.trace);
         match index.get(&key) {
-            Some(&i) => groups[i].tasks.push(task),
+            Some(&g) => groups[g].push(i),
             None => {
                 index.insert(key, groups.len());
-                groups.push(DumpGroup {
-                    tasks: vec![task],
-                    trace: &task.trace,
-                });
+                groups.push(vec![i]);
             }
         }
     }
-    groups.sort_by(|a, b| {
-        b.tasks
-            .len()
-            .cmp(&a.tasks.len())
-            .then_with(|| a.waiting_at().cmp(&b.waiting_at()))
-    });
-    groups
+    let mut keyed: Vec<(usize, String, Vec<usize>)> = groups
+        .into_iter()
+        .map(|g| (g.len(), DumpGroup::of(dump, &g).waiting_at(), g))
+        .collect();
+    keyed.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    keyed.into_iter().map(|(_, _, g)| g).collect()
 }
 
 /// What makes two traces the same place: every chain's leaf, functions and lines.

@@ -11,7 +11,7 @@ use taskscope_wire::{Chain, Trace};
 
 use super::style::{block, window};
 use crate::app::App;
-use crate::dump_groups::{dump_groups, DumpGroup};
+use crate::dump_groups::DumpGroup;
 
 /// Rows of the chain pane under the list (borders included), when the view is tall enough.
 const DETAIL_HEIGHT: u16 = 12;
@@ -31,7 +31,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         );
         return;
     };
-    let groups = dump_groups(dump);
+    let groups: Vec<DumpGroup<'_>> = app
+        .dump_groups
+        .iter()
+        .map(|tasks| DumpGroup::of(dump, tasks))
+        .collect();
     let selected = groups.get(app.selected());
     let area = match selected {
         Some(group) if area.height >= 2 * DETAIL_HEIGHT => {
