@@ -113,6 +113,7 @@ impl Assembler {
             Frame::Chains { warning, tasks } => {
                 snap.warning_chains.insert(warning, tasks);
             }
+            Frame::Profile(profile) => snap.profile = Some(*profile),
             Frame::Refused { .. } | Frame::Dump(_) => {}
         }
     }

@@ -23,8 +23,9 @@ use crate::warning::Warning;
 /// (which [`Frame::for_version`] turns into `async` ones for older readers); version 4 the
 /// warning kind `unbounded_spawn`, version 5 `stale_update` (each kept from older readers:
 /// [`WarningKind::since_version`](crate::WarningKind::since_version)); version 6 task dumps
-/// ([`ClientFrame::Dump`], [`Frame::Dump`]); everything else is as in version 1.
-pub const WIRE_VERSION: u32 = 6;
+/// ([`ClientFrame::Dump`], [`Frame::Dump`]); version 7 CPU profiles ([`Frame::Profile`]);
+/// everything else is as in version 1.
+pub const WIRE_VERSION: u32 = 7;
 
 /// The oldest version this build reads (recordings) and serves (clients, which are then sent
 /// only version-1 frames).
@@ -165,6 +166,8 @@ pub enum Frame {
         /// Its tasks, as a task dump shows them.
         tasks: Vec<crate::dump::DumpedTask>,
     },
+    /// The CPU profile so far, whole (version 7; sent with the task groups when it changed).
+    Profile(Box<crate::profile::Profile>),
 }
 
 impl Frame {
@@ -181,6 +184,7 @@ impl Frame {
         match self {
             Frame::Warning(w) if w.kind.since_version() > version => return Some(None),
             Frame::Dump(_) | Frame::Chains { .. } if version < 6 => return Some(None),
+            Frame::Profile(_) if version < 7 => return Some(None),
             _ if version >= 3 => return None,
             _ => {}
         }

@@ -13,6 +13,7 @@ pub mod frame;
 mod hint;
 mod histogram;
 mod model;
+mod profile;
 pub mod recording;
 mod warning;
 
@@ -29,4 +30,5 @@ pub use model::{
     Lock, Outcome, PollSample, PollTimeline, ProcessInfo, Resource, Responses, Runtime, ScopeGroup,
     Semaphore, Snapshot, StackFrame, StackSample, Task, TaskGroup, TaskKind, TaskState, Worker,
 };
+pub use profile::{FunctionShare, Profile, ProfileGroup, ProfileStack, UNINSTRUMENTED};
 pub use warning::{Warning, WarningKind};

@@ -55,6 +55,9 @@ pub struct Snapshot {
     /// `tasks`; tasks are named there).
     #[serde(default)]
     pub timeline_names: std::collections::BTreeMap<u64, String>,
+    /// The sampling CPU profile of the worker threads, when profiling is on (wire version 7).
+    #[serde(default)]
+    pub profile: Option<crate::profile::Profile>,
 }
 
 /// Resources other than locks and semaphores that share a type and a creation location, as

@@ -73,6 +73,7 @@ impl Guard {
     fn stop(&mut self) -> Option<Snapshot> {
         let inner = self.inner.take()?;
         inner.stop.store(true, Release);
+        crate::threads::profiler::stop();
         inner.watchdog.thread().unpark();
         inner.collector.thread().unpark();
         let _ = inner.watchdog.join();

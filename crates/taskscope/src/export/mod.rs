@@ -91,6 +91,10 @@ impl Exporter {
             .into_iter()
             .filter_map(|id| chains_frame(registry, id))
             .collect();
+        // The profile, whole, every `GROUPS_EVERY` ticks when it changed (and at the end).
+        let profile_due = (all_groups || (self.ticks + 1) % GROUPS_EVERY == 1)
+            && std::mem::take(&mut registry.profile.changed);
+        let profile = profile_due.then(|| profile_frame(registry)).flatten();
         let registry: &Registry = registry;
         if !self.active() {
             // Nobody listens: forget what was sent, so the next listener starts from a key frame.
@@ -117,8 +121,10 @@ impl Exporter {
             _ => Vec::new(),
         };
         let mut frames = vec![update];
-        // Clients older than version 6 get them left out (`Frame::for_version`).
+        // Clients older than version 6 get them left out (`Frame::for_version`), older than 7
+        // the profile.
         frames.extend(changed_chains);
+        frames.extend(profile);
         // Up to 10,000 warnings are compared every tick: copy only the changed ones.
         for w in registry.warnings.iter() {
             if self.sent_warnings.get(&w.id) != Some(w) {
@@ -255,6 +261,7 @@ fn start_frames(
     let first = std::iter::once(update)
         .chain(warnings.map(|w| Frame::Warning(Box::new(w))))
         .chain(chains)
+        .chain(profile_frame(registry))
         .collect();
     let stacks = registry
         .stacks
@@ -276,6 +283,11 @@ fn recording_start(shared: &'static Shared, registry: &Registry) -> Vec<Frame> {
 /// Every scope group's latency and responses, as a frame.
 pub(crate) fn scopes_frame(registry: &Registry) -> Frame {
     Frame::Scopes(registry.scope_groups())
+}
+
+/// The CPU profile so far, as a frame (none when profiling is off).
+fn profile_frame(registry: &Registry) -> Option<Frame> {
+    Some(Frame::Profile(Box::new(registry.profile.to_wire()?)))
 }
 
 /// Where the tasks of a warning wait, as a frame.

@@ -67,6 +67,7 @@ fn build_without_live(shared: &'static Shared, registry: &Registry) -> Snapshot 
         warnings: registry.warnings.all(),
         poll_timeline: registry.timeline.all(shared),
         timeline_names: registry.timeline.names(),
+        profile: registry.profile.to_wire(),
         warning_stacks: registry.stacks.folded.clone(),
         warning_chains: registry.chains.by_warning.clone(),
         resources: Vec::new(),

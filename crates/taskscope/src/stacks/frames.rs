@@ -64,6 +64,39 @@ pub(crate) fn in_task_poll(frames: &[StackFrame]) -> bool {
     })
 }
 
+/// The frames of a CPU profile's sample, innermost first: every frame (the application's,
+/// its libraries', the system's) up to the poll of the task or scope it was taken in
+/// (taskscope's poll wrappers and tokio's runtime are left out).
+pub(crate) fn profile_frames(frames: Vec<StackFrame>) -> Vec<StackFrame> {
+    let task_sources = concat!(env!("CARGO_MANIFEST_DIR"), "/src/task/");
+    let mut kept: Vec<StackFrame> = frames
+        .into_iter()
+        .take_while(|f| {
+            !is_runtime(f)
+                && !f.file.as_deref().is_some_and(|p| p.starts_with(task_sources))
+                && !f.function.contains("taskscope::task::")
+        })
+        .collect();
+    // std's frames between the wrapper and the task's future (`catch_unwind` and kin).
+    while kept.len() > 1 && kept.last().is_some_and(is_std) {
+        kept.pop();
+    }
+    kept
+}
+
+/// A frame of Rust's standard library.
+fn is_std(frame: &StackFrame) -> bool {
+    frame.file.as_deref().map_or_else(
+        || frame.function.starts_with("std::") || frame.function.starts_with("core::"),
+        |f| {
+            f.starts_with("/rustc/")
+                || f.contains("/library/std/")
+                || f.contains("/library/core/")
+                || f.contains("/library/alloc/")
+        },
+    )
+}
+
 /// Keeps the application's frames, from the first one outward up to the poll boundary, and
 /// names the library call it was blocked in.
 pub(crate) fn split_app_frames(frames: Vec<StackFrame>) -> StackSample {

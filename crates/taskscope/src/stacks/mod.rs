@@ -24,10 +24,12 @@ use taskscope_wire::StackSample;
 
 mod foreign;
 mod frames;
+mod profile;
 mod raw;
 mod threads;
 
-pub(crate) use frames::{fold, in_task_poll, split_app_frames};
+pub(crate) use frames::{fold, in_task_poll, profile_frames, split_app_frames};
+pub(crate) use profile::{ProfileStore, SampleLabel};
 pub(crate) use raw::RawStack;
 use raw::ACTIVE;
 pub(crate) use threads::{named as threads_named, Thread};
@@ -67,7 +69,19 @@ pub(crate) fn capture(tid: i32) -> Option<RawStack> {
     if !enabled() || tid <= 0 {
         return None;
     }
-    imp::capture(tid)
+    imp::capture(tid, None)
+}
+
+/// Like `capture`, and the handler reads `tags` on the sampled thread as it samples it (what
+/// that thread polls at that instant: `RawStack::tags`).
+pub(crate) fn capture_tagged(
+    tid: i32,
+    tags: [&'static std::sync::atomic::AtomicU64; 2],
+) -> Option<RawStack> {
+    if !enabled() || tid <= 0 {
+        return None;
+    }
+    imp::capture(tid, Some(tags))
 }
 
 /// Whether thread `tid` blocks the sampling signal (then asking again is pointless).

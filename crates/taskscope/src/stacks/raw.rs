@@ -13,6 +13,9 @@ pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
 pub(crate) struct RawStack {
     pub(crate) pc: usize,
     pub(crate) ips: Vec<usize>,
+    /// What the handler read, on the sampled thread, from the two words the sampler named
+    /// (`capture_tagged`; zeros otherwise).
+    pub(crate) tags: [u64; 2],
 }
 
 impl RawStack {

@@ -20,8 +20,8 @@ impl std::fmt::Display for Thread {
 /// Threads looked at per sample at most: each costs a signal and a stack walk.
 const MAX_THREADS: usize = 64;
 
-/// tokio's default worker name, as the kernel keeps it.
-const TOKIO_WORKER: &str = "tokio-runtime-worker";
+/// tokio's default worker names: the current one and the one of older versions.
+const TOKIO_WORKERS: [&str; 2] = ["tokio-rt-worker", "tokio-runtime-worker"];
 
 /// The kernel's copy of a thread name: its first 15 bytes.
 fn kernel_name(name: &str) -> &str {
@@ -32,11 +32,11 @@ fn kernel_name(name: &str) -> &str {
     &name[..end]
 }
 
-/// The threads of this process named like one of `names` (tokio's default worker name when
-/// `names` is empty), except those in `exclude` and taskscope's own, at most `MAX_THREADS`.
+/// The threads of this process named like one of `names` (tokio's default worker names when
+/// `names` is empty: either version's), except those in `exclude` and taskscope's own, at most `MAX_THREADS`.
 pub(crate) fn named(names: &[String], exclude: &[i32]) -> Vec<Thread> {
     let wanted: Vec<&str> = if names.is_empty() {
-        vec![kernel_name(TOKIO_WORKER)]
+        TOKIO_WORKERS.iter().map(|n| kernel_name(n)).collect()
     } else {
         names.iter().map(|n| kernel_name(n)).collect()
     };

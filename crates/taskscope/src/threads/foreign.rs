@@ -351,7 +351,14 @@ mod tests {
         // The handler's own frames first, then the interrupted instruction and its callers.
         let mut ips = vec![0x10, 0x20, pc];
         ips.extend_from_slice(callers);
-        (thread, RawStack { pc, ips })
+        (
+            thread,
+            RawStack {
+                pc,
+                ips,
+                tags: [0; 2],
+            },
+        )
     }
 
     #[test]

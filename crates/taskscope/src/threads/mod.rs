@@ -5,5 +5,6 @@
 pub(crate) mod chains;
 pub(crate) mod collector;
 pub(crate) mod foreign;
+pub(crate) mod profiler;
 pub(crate) mod symbolizer;
 pub(crate) mod watchdog;

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use taskscope_wire::{StackFrame, StackSample};
 
-use crate::stacks::{enabled, in_task_poll, split_app_frames, symbolize, RawStack, Thread};
+use crate::stacks::{
+    enabled, in_task_poll, profile_frames, split_app_frames, symbolize, RawStack, SampleLabel,
+    Thread,
+};
 
 /// What the symbolising thread is given.
 #[derive(Debug)]
@@ -15,6 +18,9 @@ enum Job {
     /// uninstrumented task (warning `.0`): the one inside a task poll is found here
     /// (`Stacks::add_foreign`).
     Foreign(u64, Vec<(Thread, RawStack)>),
+    /// A round of the CPU profiler: one sample per thread, tagged with the task and poll start
+    /// its worker slot showed as it was taken (`threads::profiler`).
+    Profile(Vec<RawStack>),
 }
 
 /// The symbolising thread: resolving addresses reads the binary's debug info (seconds, the
@@ -54,6 +60,13 @@ pub(crate) fn start_symbolizer(shared: &'static crate::state::shared::Shared) {
                 for done in batch {
                     match done {
                         Symbolized::Blocked(id, sample) => registry.stacks.add(id, sample),
+                        Symbolized::Profile(samples) => {
+                            // Tasks spawned since the last sync are known only after it.
+                            registry.sync_events(shared);
+                            for sample in samples {
+                                fold_profile_sample(&mut registry, sample);
+                            }
+                        }
                         Symbolized::Foreign(id, in_poll) => {
                             if let Some((id, thread, top)) =
                                 registry.stacks.add_foreign(id, in_poll)
@@ -87,9 +100,42 @@ pub(crate) fn submit_foreign(id: u64, samples: Vec<(Thread, RawStack)>) {
     send(Job::Foreign(id, samples));
 }
 
-fn send(job: Job) {
-    if let Some((tx, _)) = &*SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner()) {
-        let _ = tx.try_send(job);
+/// Hands a round of the CPU profiler's samples to the symbolising thread; never waits.
+/// Returns whether it took them (it has room for `PENDING_SAMPLES` jobs).
+pub(crate) fn submit_profile(samples: Vec<RawStack>) -> bool {
+    send(Job::Profile(samples))
+}
+
+fn send(job: Job) -> bool {
+    match &*SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some((tx, _)) => tx.try_send(job).is_ok(),
+        None => false,
+    }
+}
+
+/// A profiler's sample, symbolised.
+enum ProfileSample {
+    /// The thread was outside any task poll.
+    Idle,
+    /// In the poll of task `.0` (`None`: a task taskscope did not spawn), with these frames.
+    Busy(Option<u64>, Vec<StackFrame>),
+}
+
+fn fold_profile_sample(registry: &mut crate::state::registry::Registry, sample: ProfileSample) {
+    match sample {
+        ProfileSample::Idle => registry.profile.add_idle(),
+        ProfileSample::Busy(task, frames) => {
+            let label = task
+                .and_then(|id| registry.profile_label(id))
+                .unwrap_or_else(|| SampleLabel {
+                    group: taskscope_wire::ProfileGroup {
+                        name: taskscope_wire::UNINSTRUMENTED.into(),
+                        location: String::new(),
+                    },
+                    scope: None,
+                });
+            registry.profile.add(&label, frames);
+        }
     }
 }
 
@@ -98,6 +144,7 @@ enum Symbolized {
     Blocked(u64, StackSample),
     /// The threads found inside a task poll, with their application frames.
     Foreign(u64, Vec<(Thread, StackSample)>),
+    Profile(Vec<ProfileSample>),
 }
 
 /// Symbolises what was submitted and stops the thread.
@@ -131,7 +178,25 @@ impl Symbolizer {
                     .collect();
                 Symbolized::Foreign(id, in_poll)
             }
+            Job::Profile(samples) => Symbolized::Profile(
+                samples
+                    .into_iter()
+                    .map(|raw| self.profile_sample(&raw))
+                    .collect(),
+            ),
         }
+    }
+
+    /// A profiler's sample: idle, or busy in a task's poll with its frames up to that poll.
+    fn profile_sample(&mut self, raw: &RawStack) -> ProfileSample {
+        let [task, start] = raw.tags;
+        let frames = self.frames(raw);
+        if start == 0 && !in_task_poll(&frames) {
+            return ProfileSample::Idle;
+        }
+        let mut frames = profile_frames(frames);
+        self.relativize(&mut frames);
+        ProfileSample::Busy((start != 0).then_some(task), frames)
     }
 
     /// The sample as a stack of the application's frames (count 1).

@@ -22,6 +22,7 @@ use crate::stats::task::TaskStats;
 mod chains;
 mod fan_out;
 mod locks;
+mod profile;
 mod stale_updates;
 mod wakers;
 
@@ -125,6 +126,8 @@ pub(crate) struct Registry {
     pub(crate) timeline: crate::state::timeline::Timeline,
     /// Stacks sampled from blocked workers.
     pub(crate) stacks: crate::stacks::Stacks,
+    /// The CPU profile of the worker threads, when profiling is on (`threads::profiler`).
+    pub(crate) profile: crate::stacks::ProfileStore,
     /// Live locks and semaphores.
     pub(crate) locks: IdMap<Arc<LockStats>>,
     /// Locks announced dropped, to retire (some may still be referenced: retried).

@@ -1,7 +1,7 @@
 //! `Builder`, `init()` and the environment variables of DESIGN.md §5: configuring and starting
 //! taskscope (the threads, the sinks, the runtimes to attach).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +16,10 @@ use crate::export::Exporter;
 use crate::guard::{Guard, GuardInner};
 use crate::state::shared::{self};
 use crate::{base::clock, state::attach, threads::collector, threads::watchdog};
+
+mod env;
+
+use env::check_report_path;
 
 const DEFAULT_BLOCKED: Duration = Duration::from_millis(10);
 const DEFAULT_LONG_WAIT: Duration = Duration::from_millis(1000);
@@ -45,6 +49,7 @@ pub struct Builder {
     record_max_bytes: Option<u64>,
     prometheus: Option<String>,
     stacks: bool,
+    profile_hz: u32,
     sample_interval: Duration,
     attach: Vec<tokio::runtime::Handle>,
 }
@@ -66,6 +71,7 @@ impl Default for Builder {
             record_max_bytes: None,
             prometheus: None,
             stacks: crate::stacks::SUPPORTED,
+            profile_hz: 0,
             sample_interval: DEFAULT_SAMPLE,
             attach: Vec::new(),
         }
@@ -78,95 +84,6 @@ impl Builder {
     /// counted in their groups).
     pub fn new() -> Self {
         Builder::default()
-    }
-
-    /// The defaults overridden by `TASKSCOPE_BIND`, `TASKSCOPE_TOKEN`, `TASKSCOPE_RECORD`,
-    /// `TASKSCOPE_REPORT`, `TASKSCOPE_BLOCKED_MS`, `TASKSCOPE_LONG_WAIT_MS`,
-    /// `TASKSCOPE_SAMPLE_US` (or its old name `TASKSCOPE_WAKE_SAMPLE_US`),
-    /// `TASKSCOPE_UNBOUNDED_SPAWN_ALIVE`, `TASKSCOPE_STACKS` and `TASKSCOPE_PROMETHEUS`. Returns the
-    /// first invalid variable as an error.
-    pub fn from_env() -> Result<Self, Error> {
-        let (builder, mut errors) = Builder::from_env_lenient();
-        match errors.is_empty() {
-            true => Ok(builder),
-            false => Err(errors.remove(0)),
-        }
-    }
-
-    /// The defaults overridden by every valid variable, and the errors of the invalid ones.
-    fn from_env_lenient() -> (Self, Vec<Error>) {
-        let mut builder = Builder::new();
-        let mut errors = Vec::new();
-        match env_ms("TASKSCOPE_BLOCKED_MS") {
-            Ok(Some(d)) => builder.blocked_threshold = d,
-            Ok(None) => {}
-            Err(e) => errors.push(e),
-        }
-        match env_ms("TASKSCOPE_LONG_WAIT_MS") {
-            Ok(Some(d)) => builder.long_wait_threshold = d,
-            Ok(None) => {}
-            Err(e) => errors.push(e),
-        }
-        // The variable's name until 0.1.6, when the interval began to sample poll timing too.
-        let sample_var = ["TASKSCOPE_SAMPLE_US", "TASKSCOPE_WAKE_SAMPLE_US"]
-            .into_iter()
-            .find_map(|var| env_string(var).map(|value| (var, value)));
-        if let Some((var, value)) = sample_var {
-            match value.trim().parse::<u64>() {
-                Ok(us) => builder.sample_interval = Duration::from_micros(us),
-                Err(_) => errors.push(Error::InvalidEnv {
-                    var,
-                    value,
-                    expected:
-                        "a whole number of microseconds (0: time every poll and stamp every wake)",
-                }),
-            }
-        }
-        if let Some(value) = env_string("TASKSCOPE_UNBOUNDED_SPAWN_ALIVE") {
-            match value.trim().parse::<u64>() {
-                Ok(alive) if alive > 0 => builder.unbounded_alive = alive,
-                _ => errors.push(Error::InvalidEnv {
-                    var: "TASKSCOPE_UNBOUNDED_SPAWN_ALIVE",
-                    value,
-                    expected: "a whole number of live tasks above 0",
-                }),
-            }
-        }
-        if let Some(value) = env_string("TASKSCOPE_BIND") {
-            match parse_bind(&value) {
-                Ok(bind) => builder.bind = Ok(bind),
-                Err(_) => errors.push(Error::InvalidEnv {
-                    var: "TASKSCOPE_BIND",
-                    value,
-                    expected: "`off`, host:port, or unix:/path",
-                }),
-            }
-        }
-        if let Some(value) = env_string("TASKSCOPE_STACKS") {
-            match value.to_ascii_lowercase().as_str() {
-                "on" | "1" | "true" => builder.stacks = true,
-                "off" | "0" | "false" => builder.stacks = false,
-                _ => errors.push(Error::InvalidEnv {
-                    var: "TASKSCOPE_STACKS",
-                    value,
-                    expected: "`on` or `off`",
-                }),
-            }
-        }
-        builder.token = env_string("TASKSCOPE_TOKEN");
-        builder.prometheus =
-            env_string("TASKSCOPE_PROMETHEUS").filter(|v| !v.eq_ignore_ascii_case("off"));
-        if let Some(path) = std::env::var_os("TASKSCOPE_RECORD").filter(|p| !p.is_empty()) {
-            builder.record = Some(PathBuf::from(path));
-        }
-        if let Some(path) = std::env::var_os("TASKSCOPE_REPORT").filter(|p| !p.is_empty()) {
-            let path = PathBuf::from(path);
-            match check_report_path(&path) {
-                Ok(()) => builder.report = Some(path),
-                Err(e) => errors.push(e),
-            }
-        }
-        (builder, errors)
     }
 
     /// Serves the live stream on `addr` (`host:port`, `unix:/path`, or `off`); default
@@ -182,6 +99,18 @@ impl Builder {
     /// turning it on logs that it is not available and changes nothing else).
     pub fn stacks(mut self, on: bool) -> Self {
         self.stacks = on;
+        self
+    }
+
+    /// Profiles the CPU of the threads that poll tasks: `hz` samples a second per thread
+    /// (99 is a good rate; at most 10,000), each attributed to the task group and scope whose
+    /// poll it interrupted, and threads outside any poll counted as idle (`TASKSCOPE_PROFILE_HZ`;
+    /// 0, the default, is off and starts nothing). The profile is in
+    /// [`Snapshot::profile`](crate::Snapshot::profile), the stream, recordings and reports
+    /// (`--format pprof`, `--format folded`). Linux on x86_64 and aarch64, like
+    /// [`stacks`](Self::stacks), which profiling turns on.
+    pub fn profile_hz(mut self, hz: u32) -> Self {
+        self.profile_hz = hz.min(crate::threads::profiler::MAX_HZ);
         self
     }
 
@@ -407,14 +336,22 @@ impl Builder {
         crate::state::shared::THRESHOLDS
             .unbounded_alive
             .store(self.unbounded_alive, Relaxed);
-        if let Err(why) = crate::stacks::set_enabled(self.stacks) {
+        if let Err(why) = crate::stacks::set_enabled(self.stacks || self.profile_hz > 0) {
             log_error(&format!(
-                "{why}; blocked_worker warnings will not carry stacks"
+                "{why}; blocked_worker warnings will not carry stacks{}",
+                if self.profile_hz > 0 {
+                    " and there is no CPU profile"
+                } else {
+                    ""
+                }
             ));
         }
         attach::GENERATION.fetch_add(1, Relaxed);
         crate::state::registry::lock(shared).reset(self.retained_tasks);
         crate::threads::symbolizer::start_symbolizer(shared);
+        if self.profile_hz > 0 && crate::stacks::enabled() {
+            crate::threads::profiler::start(shared, self.profile_hz);
+        }
 
         let stop = Arc::new(AtomicBool::new(false));
         let watchdog = {
@@ -536,34 +473,6 @@ fn start_prometheus(addr: &str, token: Option<String>) -> Result<Endpoint, Error
         false => Some(token.ok_or_else(|| Error::RemoteWithoutToken(resolved.to_string()))?),
     };
     Endpoint::start(resolved, token).map_err(error)
-}
-
-fn env_string(var: &str) -> Option<String> {
-    std::env::var_os(var)
-        .map(|v| v.to_string_lossy().into_owned())
-        .filter(|v| !v.is_empty())
-}
-
-fn env_ms(var: &'static str) -> Result<Option<Duration>, Error> {
-    let Some(value) = std::env::var_os(var) else {
-        return Ok(None);
-    };
-    let value = value.to_string_lossy().into_owned();
-    match value.trim().parse::<u64>() {
-        Ok(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
-        _ => Err(Error::InvalidEnv {
-            var,
-            value,
-            expected: "a whole number of milliseconds above 0",
-        }),
-    }
-}
-
-fn check_report_path(path: &Path) -> Result<(), Error> {
-    match taskscope_report::Format::from_path(path) {
-        Some(_) => Ok(()),
-        None => Err(Error::UnsupportedReportFormat(path.to_path_buf())),
-    }
 }
 
 /// Starts taskscope configured from the environment (DESIGN.md §5). A bad variable is logged and

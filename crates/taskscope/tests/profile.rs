@@ -1,0 +1,203 @@
+//! The CPU profile (Linux): a task group that spends 70 % of its time in one function and 30 %
+//! in another is profiled as such; samples in a scope carry the scope; tasks taskscope did not
+//! spawn are profiled as `[uninstrumented]`; idle workers count as idle; profiling off starts
+//! nothing.
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use taskscope_wire::{Profile, Snapshot};
+
+/// Tests share one process and one taskscope: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Hashes bytes until `spend` has passed.
+#[inline(never)]
+fn checksum(spend: Duration) -> u64 {
+    let start = Instant::now();
+    let mut sum = 0u64;
+    while start.elapsed() < spend {
+        for i in 0..256u64 {
+            sum = black_box(sum.rotate_left(5) ^ i.wrapping_mul(0x9e37_79b9));
+        }
+    }
+    sum
+}
+
+/// Parses numbers until `spend` has passed.
+#[inline(never)]
+fn parse(spend: Duration) -> u64 {
+    let start = Instant::now();
+    let mut sum = 0u64;
+    while start.elapsed() < spend {
+        for text in ["12", "345", "6789"] {
+            sum += black_box(text).parse::<u64>().unwrap_or(0);
+        }
+    }
+    sum
+}
+
+/// One round of the known workload: 700 µs in `checksum`, then 300 µs in `parse`.
+fn round() -> u64 {
+    checksum(Duration::from_micros(700)) ^ parse(Duration::from_micros(300))
+}
+
+/// Runs `body` on a 2-worker runtime with the profiler at 499 Hz, and returns the snapshot.
+fn profiled(body: impl std::future::Future<Output = ()> + Send + 'static) -> Snapshot {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = taskscope::Builder::new()
+        .no_server()
+        .profile_hz(499)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(body);
+    drop(rt);
+    guard.finish().expect("an active guard")
+}
+
+/// Runs `round` for `spend`, yielding between rounds.
+async fn busy_for(spend: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < spend {
+        black_box(round());
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The share (total samples) of the function named `name` among the stacks `keep` selects.
+fn share(profile: &Profile, name: &str, keep: impl Fn(&str) -> bool + Copy) -> f64 {
+    let label = |s: &taskscope_wire::ProfileStack| keep(&profile.label(s));
+    let all = profile.samples(label) as f64;
+    let of = profile
+        .functions(label)
+        .into_iter()
+        .find(|f| f.function.ends_with(name))
+        .map_or(0, |f| f.total_samples) as f64;
+    of / all.max(1.0)
+}
+
+#[test]
+fn a_task_groups_time_is_split_between_its_two_functions_as_it_spends_it() {
+    let snap = profiled(async {
+        let hasher = taskscope::spawn_named("hasher", busy_for(Duration::from_secs(2)));
+        let sleeper = taskscope::spawn_named("sleeper", async {
+            for _ in 0..200 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        hasher.await.unwrap();
+        sleeper.await.unwrap();
+    });
+    let profile = snap.profile.expect("a profile");
+    assert_eq!(profile.hz, 499);
+    let hasher = |label: &str| label == "hasher";
+    let samples = profile.samples(|s| hasher(&profile.label(s)));
+    // 2 s at 499 Hz on the worker running it: about a thousand samples.
+    assert!(samples > 300, "{samples} samples of hasher: {profile:#?}");
+    let checksum = share(&profile, "::checksum", hasher);
+    let parse = share(&profile, "::parse", hasher);
+    eprintln!("hasher: {samples} samples, checksum {checksum:.3}, parse {parse:.3}");
+    assert!(
+        (0.62..=0.78).contains(&checksum),
+        "checksum {checksum:.3} of {samples}"
+    );
+    assert!((0.22..=0.38).contains(&parse), "parse {parse:.3} of {samples}");
+    // The sleeper polls for microseconds: it has next to no samples, and the second worker
+    // is mostly idle.
+    let sleeper = profile.samples(|s| profile.label(s) == "sleeper");
+    assert!(sleeper * 20 < samples, "sleeper {sleeper} vs hasher {samples}");
+    assert!(profile.idle > samples / 4, "idle {} of {}", profile.idle, samples);
+    assert_eq!(profile.busy, profile.samples(|_| true));
+    // Frames carry their file and line, and stop at the task's future.
+    let top = profile
+        .stacks
+        .iter()
+        .find(|s| hasher(&profile.label(s)))
+        .unwrap();
+    let frames: Vec<_> = top
+        .frames
+        .iter()
+        .map(|&i| &profile.frames[i as usize])
+        .collect();
+    assert!(
+        frames.iter().any(|f| f.function.contains("busy_for")),
+        "{frames:#?}"
+    );
+    assert!(
+        !frames.iter().any(|f| f.function.contains("tokio::runtime")),
+        "{frames:#?}"
+    );
+    let folded = profile.folded();
+    assert!(
+        folded
+            .lines()
+            .any(|l| l.starts_with("hasher;") && l.contains("::checksum ")),
+        "{folded}"
+    );
+}
+
+#[test]
+fn samples_in_a_scope_carry_the_scope_and_the_task_around_it() {
+    let snap = profiled(async {
+        taskscope::spawn_named("server", async {
+            taskscope::scope("GET /sum", busy_for(Duration::from_millis(600))).await;
+        })
+        .await
+        .unwrap();
+    });
+    let profile = snap.profile.expect("a profile");
+    let in_scope = profile.samples(|s| profile.label(s) == "server/GET /sum");
+    assert!(in_scope > 50, "{:?}", profile.by_label());
+    assert!(share(&profile, "::checksum", |l| l == "server/GET /sum") > 0.5);
+}
+
+#[test]
+fn tasks_taskscope_did_not_spawn_are_profiled_as_uninstrumented() {
+    let snap = profiled(async {
+        tokio::spawn(busy_for(Duration::from_millis(600)))
+            .await
+            .unwrap();
+    });
+    let profile = snap.profile.expect("a profile");
+    let label = |l: &str| l == taskscope_wire::UNINSTRUMENTED;
+    assert!(
+        profile.samples(|s| label(&profile.label(s))) > 50,
+        "{:?} (idle {}, missed {}, threads {})",
+        profile.by_label(),
+        profile.idle,
+        profile.missed,
+        profile.threads
+    );
+    assert!(share(&profile, "::checksum", label) > 0.5);
+}
+
+#[test]
+fn with_profiling_off_there_is_no_profile_and_no_profiler_thread() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = taskscope::Builder::new().no_server().init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async { taskscope::spawn(async {}).await })
+        .unwrap();
+    let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("taskscope-prof")),
+        "{names:?}"
+    );
+    drop(rt);
+    assert!(guard.finish().unwrap().profile.is_none());
+}
