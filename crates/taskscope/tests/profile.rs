@@ -104,7 +104,10 @@ fn a_task_groups_time_is_split_between_its_two_functions_as_it_spends_it() {
     assert!(samples > 300, "{samples} samples of hasher: {profile:#?}");
     let checksum = share(&profile, "::checksum", hasher);
     let parse = share(&profile, "::parse", hasher);
-    eprintln!("hasher: {samples} samples, checksum {checksum:.3}, parse {parse:.3}");
+    eprintln!(
+        "hasher: {samples} samples, checksum {checksum:.3}, parse {parse:.3}; busy {} idle {} missed {} threads {}",
+        profile.busy, profile.idle, profile.missed, profile.threads
+    );
     assert!(
         (0.62..=0.78).contains(&checksum),
         "checksum {checksum:.3} of {samples}"

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::state::shared::Shared;
 use crate::state::worker;
-use crate::threads::symbolizer::submit_profile;
+use crate::threads::symbolizer::{is_ready, submit_profile};
 
 /// The most samples a second per thread (and the least: 1).
 pub(crate) const MAX_HZ: u32 = 10_000;
@@ -64,6 +64,10 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
     let mut found_at: Option<Instant> = None;
     let mut flushed_at = Instant::now();
     let (mut threads, mut missed) = (0u32, 0u64);
+    // Until the symbolizer has read the debug info, samples would only pile up in its queue.
+    while !is_ready() && !stop.load(Acquire) {
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
     let mut next = Instant::now();
     while !stop.load(Acquire) {
         let now = Instant::now();

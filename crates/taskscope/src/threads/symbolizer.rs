@@ -34,6 +34,15 @@ type SymbolizerThread = (
     std::thread::JoinHandle<()>,
 );
 
+/// Whether the symbolising thread has read the binary's debug info (the profiler waits for
+/// it rather than fill the queue meanwhile).
+static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the symbolising thread is ready for samples.
+pub(crate) fn is_ready() -> bool {
+    READY.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// Samples waiting for the symbolising thread at most (≈ 1 KiB each): while it reads debug
 /// info for the first time, a burst of blocked polls can outrun it; later samples are dropped.
 const PENDING_SAMPLES: usize = 256;
@@ -51,6 +60,7 @@ pub(crate) fn start_symbolizer(shared: &'static crate::state::shared::Shared) {
             // Reading the binary's debug info takes a while the first time (up to seconds for
             // a large debug build): done now, so the first blocked worker's stacks are not late.
             symbolizer.resolve(start_symbolizer as *const () as usize, true);
+            READY.store(true, std::sync::atomic::Ordering::Release);
             while let Ok(first) = rx.recv() {
                 let batch: Vec<_> = std::iter::once(first)
                     .chain(rx.try_iter())
