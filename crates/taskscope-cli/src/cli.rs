@@ -250,8 +250,19 @@ fn report(
         .map(|src| source_snapshot(src, duration, thresholds))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let snapshot = taskscope_report::merge::merge(&snapshots);
-    let text = format.render(&snapshot);
-    std::fs::write(output, text).with_context(|| format!("writing {}", output.display()))?;
+    if format.needs_profile() && snapshot.profile.is_none() {
+        bail!(
+            "{} holds no CPU profile: run the application with TASKSCOPE_PROFILE_HZ=99 (or \
+             taskscope::Builder::profile_hz) to record one",
+            if src.len() == 1 {
+                src[0].as_str()
+            } else {
+                "no source"
+            }
+        );
+    }
+    let bytes = format.bytes(&snapshot);
+    std::fs::write(output, bytes).with_context(|| format!("writing {}", output.display()))?;
     let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
     println!(
         "wrote {} ({}, {})",

@@ -12,6 +12,7 @@ pub mod json;
 pub mod markdown;
 pub mod merge;
 pub mod perfetto;
+pub mod pprof;
 pub mod prometheus;
 mod tables;
 
@@ -36,11 +37,16 @@ pub enum Format {
     Perfetto,
     /// HdrHistogram interval log ([`hlog`]).
     Hlog,
+    /// The CPU profile as a gzipped pprof protobuf ([`pprof`]; binary: see [`Format::bytes`]).
+    Pprof,
+    /// The CPU profile as folded stacks, for `inferno-flamegraph` or `flamegraph.pl`.
+    Folded,
 }
 
 /// What the format names and extensions are, for error messages.
-pub const FORMATS: &str = "json, md, html, csv, prom, perfetto or hlog (by extension: .json, \
-                           .md, .html, .csv, .prom, .trace.json or .perfetto.json, .hlog)";
+pub const FORMATS: &str = "json, md, html, csv, prom, perfetto, hlog, pprof or folded (by \
+                           extension: .json, .md, .html, .csv, .prom, .trace.json or \
+                           .perfetto.json, .hlog, .pb.gz or .pprof, .folded)";
 
 impl Format {
     /// The format a `--format` name asks for.
@@ -53,6 +59,8 @@ impl Format {
             "prom" | "prometheus" | "txt" => Format::Prometheus,
             "perfetto" | "trace" | "chrome-trace" => Format::Perfetto,
             "hlog" => Format::Hlog,
+            "pprof" => Format::Pprof,
+            "folded" => Format::Folded,
             _ => return None,
         })
     }
@@ -64,10 +72,30 @@ impl Format {
         if name.ends_with(".trace.json") || name.ends_with(".perfetto.json") {
             return Some(Format::Perfetto);
         }
+        if name.ends_with(".pb.gz") {
+            return Some(Format::Pprof);
+        }
         Format::from_name(path.extension()?.to_str()?)
     }
 
-    /// The snapshot in this format.
+    /// Whether the format needs a CPU profile ([`Snapshot::profile`]).
+    pub fn needs_profile(self) -> bool {
+        matches!(self, Format::Pprof | Format::Folded)
+    }
+
+    /// The snapshot in this format, as the bytes of its file.
+    pub fn bytes(self, snapshot: &Snapshot) -> Vec<u8> {
+        match self {
+            Format::Pprof => pprof::render(snapshot),
+            text => text.render(snapshot).into_bytes(),
+        }
+    }
+
+    /// The snapshot in this text format.
+    ///
+    /// # Panics
+    ///
+    /// For [`Format::Pprof`], which is binary: [`Format::bytes`] writes every format.
     pub fn render(self, snapshot: &Snapshot) -> String {
         match self {
             Format::Json => json::render(snapshot),
@@ -77,6 +105,12 @@ impl Format {
             Format::Prometheus => prometheus::render(snapshot),
             Format::Perfetto => perfetto::render(snapshot),
             Format::Hlog => hlog::render(snapshot),
+            Format::Folded => snapshot
+                .profile
+                .as_ref()
+                .map(|p| p.folded())
+                .unwrap_or_default(),
+            Format::Pprof => panic!("pprof is binary: use Format::bytes"),
         }
     }
 }
@@ -101,6 +135,18 @@ mod tests {
         assert_eq!(Format::from_path(Path::new("r.pdf")), None);
         assert_eq!(Format::from_path(Path::new("noext")), None);
         assert_eq!(Format::from_name("prom"), Some(Format::Prometheus));
+        assert_eq!(
+            Format::from_path(Path::new("cpu.pb.gz")),
+            Some(Format::Pprof)
+        );
+        assert_eq!(
+            Format::from_path(Path::new("cpu.pprof")),
+            Some(Format::Pprof)
+        );
+        assert_eq!(
+            Format::from_path(Path::new("cpu.folded")),
+            Some(Format::Folded)
+        );
     }
 
     /// A group whose polls were sampled says so in the Markdown and HTML tables; one whose

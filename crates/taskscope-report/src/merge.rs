@@ -39,6 +39,8 @@ pub fn merge(snapshots: &[Snapshot]) -> Snapshot {
         .max()
         .unwrap_or(0);
     out.dropped_events = snapshots.iter().map(|s| s.dropped_events).sum();
+    out.profile =
+        taskscope_wire::Profile::merged(snapshots.iter().filter_map(|s| s.profile.as_ref()));
 
     let mut groups: HashMap<(String, String, TaskKind), TaskGroup> = HashMap::new();
     let mut locks: HashMap<(String, String, String), Lock> = HashMap::new();

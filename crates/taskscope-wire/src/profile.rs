@@ -74,11 +74,7 @@ impl Profile {
     /// The name stacks of group `index` go under in folded output: the task group, and the
     /// scope after a `/` when there is one.
     pub fn label(&self, stack: &ProfileStack) -> String {
-        let name = |i: u32| {
-            self.groups
-                .get(i as usize)
-                .map_or("?", |g| g.name.as_str())
-        };
+        let name = |i: u32| self.groups.get(i as usize).map_or("?", |g| g.name.as_str());
         match stack.scope {
             Some(scope) => format!("{}/{}", name(stack.group), name(scope)),
             None => name(stack.group).to_string(),
@@ -105,13 +101,14 @@ impl Profile {
                 let Some(frame) = self.frames.get(index as usize) else {
                     continue;
                 };
-                let share = by_name
-                    .entry(frame.function.as_str())
-                    .or_insert_with(|| FunctionShare {
-                        function: frame.function.clone(),
-                        file: frame.file.clone(),
-                        ..FunctionShare::default()
-                    });
+                let share =
+                    by_name
+                        .entry(frame.function.as_str())
+                        .or_insert_with(|| FunctionShare {
+                            function: frame.function.clone(),
+                            file: frame.file.clone(),
+                            ..FunctionShare::default()
+                        });
                 if depth == 0 {
                     share.self_samples += stack.samples;
                 }
@@ -170,6 +167,69 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// Several profiles as one (of replicas of a service, say): groups with the same name and
+    /// location and equal frames are one, samples add up; `None` when none is given.
+    pub fn merged<'a>(profiles: impl IntoIterator<Item = &'a Profile>) -> Option<Profile> {
+        use std::collections::HashMap;
+        let mut out: Option<Profile> = None;
+        let mut groups: HashMap<ProfileGroup, u32> = HashMap::new();
+        let mut frames: HashMap<StackFrame, u32> = HashMap::new();
+        let mut stacks: HashMap<(u32, Option<u32>, Vec<u32>), u64> = HashMap::new();
+        for p in profiles {
+            let o = out.get_or_insert_with(Profile::default);
+            o.hz = o.hz.max(p.hz);
+            o.threads += p.threads;
+            o.busy += p.busy;
+            o.idle += p.idle;
+            o.missed += p.missed;
+            let mut group = |i: u32| {
+                let g = p.groups.get(i as usize).cloned().unwrap_or_default();
+                let next = groups.len() as u32;
+                *groups.entry(g).or_insert(next)
+            };
+            for stack in &p.stacks {
+                let g = group(stack.group);
+                let scope = stack.scope.map(&mut group);
+                let ids = stack
+                    .frames
+                    .iter()
+                    .map(|&f| {
+                        let frame = p.frames.get(f as usize).cloned().unwrap_or_default();
+                        let next = frames.len() as u32;
+                        *frames.entry(frame).or_insert(next)
+                    })
+                    .collect();
+                *stacks.entry((g, scope, ids)).or_default() += stack.samples;
+            }
+        }
+        let mut out = out?;
+        out.groups = vec![ProfileGroup::default(); groups.len()];
+        for (g, i) in groups {
+            out.groups[i as usize] = g;
+        }
+        out.frames = vec![StackFrame::default(); frames.len()];
+        for (f, i) in frames {
+            out.frames[i as usize] = f;
+        }
+        out.stacks = stacks
+            .into_iter()
+            .map(|((group, scope, frames), samples)| ProfileStack {
+                group,
+                scope,
+                frames,
+                samples,
+            })
+            .collect();
+        out.stacks.sort_by(|a, b| {
+            b.samples
+                .cmp(&a.samples)
+                .then_with(|| (a.group, a.scope, &a.frames).cmp(&(b.group, b.scope, &b.frames)))
+        });
+        Some(out)
+    }
+}
+
 /// A name as one field of a folded line: `;` separates frames and the last space the count.
 fn folded_name(name: &str) -> String {
     name.replace(';', ":").replace(['\n', '\r'], " ")
@@ -204,7 +264,11 @@ mod tests {
                     location: "src/main.rs:2:1".into(),
                 },
             ],
-            frames: vec![frame("app::checksum"), frame("app::run"), frame("app::parse")],
+            frames: vec![
+                frame("app::checksum"),
+                frame("app::run"),
+                frame("app::parse"),
+            ],
             stacks: vec![
                 ProfileStack {
                     group: 0,
@@ -232,17 +296,46 @@ mod tests {
     }
 
     #[test]
+    fn merged_profiles_add_up_per_group_and_frame() {
+        let one = sample();
+        let merged = Profile::merged([&one, &one]).unwrap();
+        assert_eq!((merged.busy, merged.idle, merged.threads), (20, 10, 4));
+        assert_eq!(merged.frames.len(), 3);
+        assert_eq!(
+            merged.by_label(),
+            [
+                ("worker".to_string(), 14),
+                ("worker/GET /a;b".to_string(), 6)
+            ]
+        );
+        assert_eq!(
+            merged.folded(),
+            one.folded()
+                .replace(" 7\n", " 14\n")
+                .replace(" 3\n", " 6\n")
+                .replace(" 5\n", " 10\n")
+        );
+        assert!(Profile::merged([]).is_none());
+    }
+
+    #[test]
     fn functions_count_self_and_total_once_per_sample() {
         let profile = sample();
         let shares = profile.functions(|_| true);
         assert_eq!(shares[0].function, "app::run");
         assert_eq!((shares[0].self_samples, shares[0].total_samples), (0, 10));
-        let checksum = shares.iter().find(|s| s.function == "app::checksum").unwrap();
+        let checksum = shares
+            .iter()
+            .find(|s| s.function == "app::checksum")
+            .unwrap();
         assert_eq!((checksum.self_samples, checksum.total_samples), (7, 7));
         assert_eq!(profile.samples(|s| s.scope.is_some()), 3);
         assert_eq!(
             profile.by_label(),
-            [("worker".to_string(), 7), ("worker/GET /a;b".to_string(), 3)]
+            [
+                ("worker".to_string(), 7),
+                ("worker/GET /a;b".to_string(), 3)
+            ]
         );
     }
 }

@@ -148,6 +148,6 @@ fn alive_at_exit(shared: &'static Shared, registry: &mut registry::Registry) {
 fn write_report(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
     let report = taskscope_report::Format::from_path(path)
         .unwrap_or(taskscope_report::Format::Json)
-        .render(snapshot);
+        .bytes(snapshot);
     std::fs::write(path, report)
 }

@@ -49,10 +49,7 @@ fn round() -> u64 {
 /// Runs `body` on a 2-worker runtime with the profiler at 499 Hz, and returns the snapshot.
 fn profiled(body: impl std::future::Future<Output = ()> + Send + 'static) -> Snapshot {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let guard = taskscope::Builder::new()
-        .no_server()
-        .profile_hz(499)
-        .init();
+    let guard = taskscope::Builder::new().no_server().profile_hz(499).init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -112,12 +109,23 @@ fn a_task_groups_time_is_split_between_its_two_functions_as_it_spends_it() {
         (0.62..=0.78).contains(&checksum),
         "checksum {checksum:.3} of {samples}"
     );
-    assert!((0.22..=0.38).contains(&parse), "parse {parse:.3} of {samples}");
+    assert!(
+        (0.22..=0.38).contains(&parse),
+        "parse {parse:.3} of {samples}"
+    );
     // The sleeper polls for microseconds: it has next to no samples, and the second worker
     // is mostly idle.
     let sleeper = profile.samples(|s| profile.label(s) == "sleeper");
-    assert!(sleeper * 20 < samples, "sleeper {sleeper} vs hasher {samples}");
-    assert!(profile.idle > samples / 4, "idle {} of {}", profile.idle, samples);
+    assert!(
+        sleeper * 20 < samples,
+        "sleeper {sleeper} vs hasher {samples}"
+    );
+    assert!(
+        profile.idle > samples / 4,
+        "idle {} of {}",
+        profile.idle,
+        samples
+    );
     assert_eq!(profile.busy, profile.samples(|_| true));
     // Frames carry their file and line, and stop at the task's future.
     let top = profile

@@ -107,7 +107,6 @@ impl Builder {
         }
         (builder, errors)
     }
-
 }
 
 fn env_string(var: &str) -> Option<String> {
@@ -137,4 +136,3 @@ pub(super) fn check_report_path(path: &Path) -> Result<(), Error> {
         None => Err(Error::UnsupportedReportFormat(path.to_path_buf())),
     }
 }
-

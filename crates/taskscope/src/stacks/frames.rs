@@ -73,7 +73,10 @@ pub(crate) fn profile_frames(frames: Vec<StackFrame>) -> Vec<StackFrame> {
         .into_iter()
         .take_while(|f| {
             !is_runtime(f)
-                && !f.file.as_deref().is_some_and(|p| p.starts_with(task_sources))
+                && !f
+                    .file
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with(task_sources))
                 && !f.function.contains("taskscope::task::")
         })
         .collect();

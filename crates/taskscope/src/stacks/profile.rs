@@ -88,8 +88,7 @@ impl ProfileStore {
             .filter(|f| !self.frame_index.contains_key(*f))
             .count();
         // A new stack: kept if there is room for it and its frames, else `[other stacks]`.
-        let room =
-            self.stacks.len() < MAX_STACKS && self.frames.len() + new_frames <= MAX_FRAMES;
+        let room = self.stacks.len() < MAX_STACKS && self.frames.len() + new_frames <= MAX_FRAMES;
         let ids: Vec<u32> = if room {
             frames.into_iter().map(|f| self.frame(f)).collect()
         } else {
@@ -189,7 +188,10 @@ mod tests {
         store.add(&label("b"), frames(&["f", "main"]));
         store.add_idle();
         let p = store.to_wire().unwrap();
-        assert_eq!((p.busy, p.idle, p.frames.len(), p.stacks.len()), (3, 1, 2, 2));
+        assert_eq!(
+            (p.busy, p.idle, p.frames.len(), p.stacks.len()),
+            (3, 1, 2, 2)
+        );
         assert_eq!(p.stacks[0].samples, 2);
         for i in 0..MAX_STACKS + 10 {
             store.add(&label("a"), frames(&[&format!("f{i}")]));
