@@ -1,8 +1,8 @@
 //! The CPU profile as a gzipped pprof protobuf (`perftools.profiles.Profile`, the format of
 //! `go tool pprof`, Grafana Pyroscope and speedscope): two sample types (`samples/count`,
 //! `cpu/nanoseconds`), one location per frame, and each sample labelled with its `task_group`
-//! and, inside a scope, its `scope`. Idle samples are not samples of a pprof CPU profile; the
-//! profile's comments count them.
+//! and, inside a scope, its `scope`. CPU outside any poll and time off CPU are not samples of
+//! it; the profile's comments count them.
 //!
 //! The messages are the fields of google/pprof's `proto/profile.proto` that taskscope writes,
 //! declared with prost's derive (their tags are the proto's).
@@ -261,10 +261,18 @@ pub fn profile(snapshot: &Snapshot) -> PprofProfile {
         .collect();
     let comment = vec![
         strings.get(&format!(
-            "taskscope: {} Hz per thread, {} threads, {} busy samples, {} idle, {} missed",
-            profile.hz, profile.threads, profile.busy, profile.idle, profile.missed
+            "taskscope: {} Hz of CPU time per thread, {} threads, {} samples in task polls, {} \
+             outside polls, {} idle (off CPU), {} missed",
+            profile.hz,
+            profile.threads,
+            profile.busy,
+            profile.outside_polls,
+            profile.idle,
+            profile.missed
         )),
-        strings.get("busy samples are labelled task_group (and scope); idle ones are left out"),
+        strings.get(
+            "samples are labelled task_group (and scope); outside polls and idle are left out",
+        ),
     ];
     PprofProfile {
         sample_type,

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::model::StackFrame;
 
 /// What the profiler has sampled since it started: every stack folded with its count, each
-/// under the task group and scope group it was taken in.
+/// under the task group and scope group it was taken in. Threads are sampled every `1/hz`
+/// seconds of the CPU time they use, so a stack's share of the samples is its share of the CPU.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     /// Samples per second asked for, per thread.
@@ -16,10 +17,11 @@ pub struct Profile {
     pub threads: u32,
     /// Samples taken of threads inside a task poll (`stacks` adds up to this).
     pub busy: u64,
-    /// Samples of threads outside any task poll: parked, or in the runtime's scheduler.
+    /// Samples of threads on CPU outside any task poll (the runtime's scheduler and drivers).
+    pub outside_polls: u64,
+    /// The samples the threads' time off CPU (parked, waiting) would have had at `hz`.
     pub idle: u64,
-    /// Samples asked for but not taken (a thread that blocks the signal, exited or did not
-    /// answer in time) or dropped (the symbolizer had no room).
+    /// Samples dropped for want of room (the profiler's ring or the symbolizer's queue).
     pub missed: u64,
     /// Task and scope groups, which stacks name by index.
     pub groups: Vec<ProfileGroup>,
@@ -138,7 +140,8 @@ impl Profile {
 
     /// The profile as folded stacks, one line per stack, outermost frame first, each line
     /// starting with its label and ending with its count: the input of `inferno-flamegraph` and
-    /// `flamegraph.pl`. Idle samples are the line `[idle]`.
+    /// `flamegraph.pl`. CPU outside any poll is the line `[outside polls]` (idle time is not
+    /// CPU time, and is left out).
     pub fn folded(&self) -> String {
         let mut lines: std::collections::BTreeMap<String, u64> = Default::default();
         for stack in &self.stacks {
@@ -160,8 +163,8 @@ impl Profile {
         for (line, count) in lines {
             out.push_str(&format!("{line} {count}\n"));
         }
-        if self.idle > 0 {
-            out.push_str(&format!("[idle] {}\n", self.idle));
+        if self.outside_polls > 0 {
+            out.push_str(&format!("[outside polls] {}\n", self.outside_polls));
         }
         out
     }
@@ -181,6 +184,7 @@ impl Profile {
             o.hz = o.hz.max(p.hz);
             o.threads += p.threads;
             o.busy += p.busy;
+            o.outside_polls += p.outside_polls;
             o.idle += p.idle;
             o.missed += p.missed;
             let mut group = |i: u32| {
@@ -252,7 +256,8 @@ mod tests {
             hz: 99,
             threads: 2,
             busy: 10,
-            idle: 5,
+            outside_polls: 5,
+            idle: 40,
             missed: 0,
             groups: vec![
                 ProfileGroup {
@@ -291,7 +296,7 @@ mod tests {
         let folded = sample().folded();
         assert_eq!(
             folded,
-            "worker/GET /a:b;app::run;app::parse 3\nworker;app::run;app::checksum 7\n[idle] 5\n"
+            "worker/GET /a:b;app::run;app::parse 3\nworker;app::run;app::checksum 7\n[outside polls] 5\n"
         );
     }
 
@@ -299,7 +304,10 @@ mod tests {
     fn merged_profiles_add_up_per_group_and_frame() {
         let one = sample();
         let merged = Profile::merged([&one, &one]).unwrap();
-        assert_eq!((merged.busy, merged.idle, merged.threads), (20, 10, 4));
+        assert_eq!(
+            (merged.busy, merged.outside_polls, merged.threads),
+            (20, 10, 4)
+        );
         assert_eq!(merged.frames.len(), 3);
         assert_eq!(
             merged.by_label(),

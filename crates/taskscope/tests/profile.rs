@@ -1,13 +1,14 @@
 //! The CPU profile (Linux): a task group that spends 70 % of its time in one function and 30 %
-//! in another is profiled as such; samples in a scope carry the scope; tasks taskscope did not
-//! spawn are profiled as `[uninstrumented]`; idle workers count as idle; profiling off starts
-//! nothing.
+//! in another is profiled as such (against the CPU time each really used); samples in a scope
+//! carry the scope; tasks taskscope did not spawn are profiled as `[uninstrumented]`; workers
+//! off CPU count as idle; profiling off starts nothing.
 #![cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use taskscope_wire::{Profile, Snapshot};
@@ -16,11 +17,11 @@ use taskscope_wire::{Profile, Snapshot};
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Hashes bytes until `spend` has passed.
+/// Hashes bytes, `rounds` times 256.
 #[inline(never)]
-fn checksum(spend: Duration) -> u64 {
-    let start = Instant::now();
+fn checksum(rounds: u64) -> u64 {
     let mut sum = 0u64;
-    while start.elapsed() < spend {
+    for _ in 0..rounds {
         for i in 0..256u64 {
             sum = black_box(sum.rotate_left(5) ^ i.wrapping_mul(0x9e37_79b9));
         }
@@ -28,12 +29,11 @@ fn checksum(spend: Duration) -> u64 {
     sum
 }
 
-/// Parses numbers until `spend` has passed.
+/// Parses numbers, `rounds` times three.
 #[inline(never)]
-fn parse(spend: Duration) -> u64 {
-    let start = Instant::now();
+fn parse(rounds: u64) -> u64 {
     let mut sum = 0u64;
-    while start.elapsed() < spend {
+    for _ in 0..rounds {
         for text in ["12", "345", "6789"] {
             sum += black_box(text).parse::<u64>().unwrap_or(0);
         }
@@ -41,14 +41,61 @@ fn parse(spend: Duration) -> u64 {
     sum
 }
 
+/// The rounds of `work` that take `spend` of CPU here: the fastest of several tries, which a
+/// busy machine slows least. (Work measured in rounds, not in time: a thread preempted in one
+/// function must not have the other spend its share.)
+fn rounds_for(work: fn(u64) -> u64, spend: Duration) -> u64 {
+    let tries = 200;
+    let fastest = (0..30)
+        .map(|_| {
+            let start = Instant::now();
+            black_box(work(tries));
+            start.elapsed()
+        })
+        .min()
+        .unwrap();
+    (spend.as_nanos() * u128::from(tries) / fastest.as_nanos().max(1)).max(1) as u64
+}
+
+/// Rounds of `checksum` and of `parse` per round of the workload: 700 µs and 300 µs of CPU.
+static WORK: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
 /// One round of the known workload: 700 µs in `checksum`, then 300 µs in `parse`.
 fn round() -> u64 {
-    checksum(Duration::from_micros(700)) ^ parse(Duration::from_micros(300))
+    let (c, p) = *WORK.get_or_init(|| {
+        (
+            rounds_for(checksum, Duration::from_micros(700)),
+            rounds_for(parse, Duration::from_micros(300)),
+        )
+    });
+    let t0 = cpu_ns();
+    let a = checksum(c);
+    let t1 = cpu_ns();
+    let b = parse(p);
+    let t2 = cpu_ns();
+    SPENT[0].fetch_add(t1 - t0, Relaxed);
+    SPENT[1].fetch_add(t2 - t1, Relaxed);
+    a ^ b
 }
+
+/// CPU time of the calling thread, in nanoseconds.
+fn cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time really spent in `checksum` and in `parse` (the truth the profile is held to).
+static SPENT: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 /// Runs `body` on a 2-worker runtime with the profiler at 499 Hz, and returns the snapshot.
 fn profiled(body: impl std::future::Future<Output = ()> + Send + 'static) -> Snapshot {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    black_box(round()); // calibrated before profiling
     let guard = taskscope::Builder::new().no_server().profile_hz(499).init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -97,21 +144,27 @@ fn a_task_groups_time_is_split_between_its_two_functions_as_it_spends_it() {
     assert_eq!(profile.hz, 499);
     let hasher = |label: &str| label == "hasher";
     let samples = profile.samples(|s| hasher(&profile.label(s)));
-    // 2 s at 499 Hz on the worker running it: about a thousand samples.
+    // 2 s of CPU at 499 Hz (at most the kernel's tick rate): hundreds of samples.
     assert!(samples > 300, "{samples} samples of hasher: {profile:#?}");
     let checksum = share(&profile, "::checksum", hasher);
     let parse = share(&profile, "::parse", hasher);
+    // The truth: the CPU time each function used, measured around every call.
+    let spent = SPENT.each_ref().map(|s| s.load(Relaxed) as f64);
+    let truth = spent[0] / (spent[0] + spent[1]);
+    let measured = checksum / (checksum + parse);
     eprintln!(
-        "hasher: {samples} samples, checksum {checksum:.3}, parse {parse:.3}; busy {} idle {} missed {} threads {}",
-        profile.busy, profile.idle, profile.missed, profile.threads
+        "hasher: {samples} samples, checksum {measured:.3} of checksum + parse (CPU time: \
+         {truth:.3}); busy {} outside polls {} idle {} missed {} threads {}",
+        profile.busy, profile.outside_polls, profile.idle, profile.missed, profile.threads
     );
     assert!(
-        (0.62..=0.78).contains(&checksum),
-        "checksum {checksum:.3} of {samples}"
+        (measured - truth).abs() <= 0.05,
+        "checksum {measured:.3} of the samples, {truth:.3} of the CPU time"
     );
+    // Samples land in the two functions, not in the code around them.
     assert!(
-        (0.22..=0.38).contains(&parse),
-        "parse {parse:.3} of {samples}"
+        checksum + parse > 0.9,
+        "checksum {checksum:.3} + parse {parse:.3}"
     );
     // The sleeper polls for microseconds: it has next to no samples, and the second worker
     // is mostly idle.

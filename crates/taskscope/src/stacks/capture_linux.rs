@@ -2,7 +2,7 @@
 //! hand-over between the sampler and the sampled thread. The safety rules are in the module
 //! above (`stacks`).
 
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,10 +22,6 @@ struct Slot {
     pc: AtomicUsize,
     len: AtomicUsize,
     ips: [AtomicUsize; MAX_FRAMES],
-    /// Addresses of two `AtomicU64`s of the sampled thread that the handler reads (0: none).
-    tag_at: [AtomicUsize; 2],
-    /// What the handler read there.
-    tags: [AtomicU64; 2],
 }
 
 static SLOT: Slot = Slot {
@@ -34,8 +30,6 @@ static SLOT: Slot = Slot {
     pc: AtomicUsize::new(0),
     len: AtomicUsize::new(0),
     ips: [const { AtomicUsize::new(0) }; MAX_FRAMES],
-    tag_at: [const { AtomicUsize::new(0) }; 2],
-    tags: [const { AtomicU64::new(0) }; 2],
 };
 
 /// The signal in use (0: not installed).
@@ -108,26 +102,25 @@ fn still_ours(sig: i32) -> bool {
     }
 }
 
-extern "C" fn handler(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+/// The signal in use, 0 before `install`.
+pub(super) fn signal() -> i32 {
+    SIGNAL.load(Acquire)
+}
+
+extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: errno is thread-local; the handler must leave it as it found it.
     let errno = unsafe { *libc::__errno_location() };
-    if SLOT
+    // SAFETY: with SA_SIGINFO the second argument is the signal's information.
+    if !info.is_null() && unsafe { (*info).si_code } == libc::SI_TIMER {
+        // A profiler's CPU timer fired for this thread.
+        super::cpu_timers::on_timer(interrupted_pc(ctx), current_tid());
+    } else if SLOT
         .state
         .compare_exchange(REQUESTED, WRITING, Acquire, Relaxed)
         .is_ok()
     {
         if current_tid() == SLOT.tid.load(Relaxed) {
             SLOT.pc.store(interrupted_pc(ctx), Relaxed);
-            for (at, tag) in SLOT.tag_at.iter().zip(&SLOT.tags) {
-                let at = at.load(Relaxed);
-                // SAFETY: the sampler puts only addresses of `'static` atomics here.
-                let value = if at == 0 {
-                    0
-                } else {
-                    unsafe { (*(at as *const AtomicU64)).load(Relaxed) }
-                };
-                tag.store(value, Relaxed);
-            }
             let mut n = 0;
             // SAFETY: `trace_unsynchronized` takes no lock of backtrace's and allocates
             // nothing; it walks with libgcc's unwinder.
@@ -166,7 +159,7 @@ fn interrupted_pc(ctx: *mut libc::c_void) -> usize {
     }
 }
 
-pub(super) fn capture(tid: i32, tags: Option<[&'static AtomicU64; 2]>) -> Option<RawStack> {
+pub(super) fn capture(tid: i32) -> Option<RawStack> {
     let sig = SIGNAL.load(Acquire);
     if sig == 0 || !still_ours(sig) {
         return None;
@@ -176,14 +169,6 @@ pub(super) fn capture(tid: i32, tags: Option<[&'static AtomicU64; 2]>) -> Option
         return None; // a handler from an abandoned request is still writing
     }
     SLOT.tid.store(tid, Relaxed);
-    for (at, tag) in SLOT.tag_at.iter().zip(tags.into_iter().flatten()) {
-        at.store(tag as *const AtomicU64 as usize, Relaxed);
-    }
-    if tags.is_none() {
-        for at in &SLOT.tag_at {
-            at.store(0, Relaxed);
-        }
-    }
     SLOT.state.store(REQUESTED, Release);
     // SAFETY: signals a thread of this process; a thread that exited makes it fail.
     let sent = unsafe {
@@ -222,7 +207,7 @@ pub(super) fn capture(tid: i32, tags: Option<[&'static AtomicU64; 2]>) -> Option
     let raw = RawStack {
         pc: SLOT.pc.load(Relaxed),
         ips: SLOT.ips[..len].iter().map(|ip| ip.load(Relaxed)).collect(),
-        tags: [SLOT.tags[0].load(Relaxed), SLOT.tags[1].load(Relaxed)],
+        tags: [0; 2],
     };
     SLOT.state.store(IDLE, Release);
     Some(raw)

@@ -12,10 +12,7 @@ pub(super) fn install() -> Result<(), String> {
     Err("stack sampling of blocked workers needs Linux on x86_64 or aarch64".into())
 }
 
-pub(super) fn capture(
-    _tid: i32,
-    _tags: Option<[&'static std::sync::atomic::AtomicU64; 2]>,
-) -> Option<RawStack> {
+pub(super) fn capture(_tid: i32) -> Option<RawStack> {
     None
 }
 

@@ -69,19 +69,68 @@ pub(crate) fn capture(tid: i32) -> Option<RawStack> {
     if !enabled() || tid <= 0 {
         return None;
     }
-    imp::capture(tid, None)
+    imp::capture(tid)
 }
 
-/// Like `capture`, and the handler reads `tags` on the sampled thread as it samples it (what
-/// that thread polls at that instant: `RawStack::tags`).
-pub(crate) fn capture_tagged(
+/// A thread being profiled: its CPU timer (deleted on drop).
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub(crate) use cpu_timers::CpuTimer;
+
+/// Profiles thread `tid`: a sample every `period` of its CPU time, the handler reading `tags`
+/// on the thread as it samples it (what its worker slot shows it polling).
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub(crate) fn profile_thread(
     tid: i32,
-    tags: [&'static std::sync::atomic::AtomicU64; 2],
-) -> Option<RawStack> {
-    if !enabled() || tid <= 0 {
-        return None;
+    tags: Option<[&'static std::sync::atomic::AtomicU64; 2]>,
+    period: std::time::Duration,
+) -> Result<CpuTimer, String> {
+    match imp::signal() {
+        0 => Err("stack sampling is off".into()),
+        signal => cpu_timers::watch(tid, tags, period, signal),
     }
-    imp::capture(tid, Some(tags))
+}
+
+/// The profiler's samples since the last call, and how many were dropped for want of room.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub(crate) fn profile_samples() -> (Vec<RawStack>, u64) {
+    cpu_timers::drain()
+}
+
+/// No CPU timers where stacks cannot be sampled.
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+#[derive(Debug)]
+pub(crate) struct CpuTimer;
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+pub(crate) fn profile_thread(
+    _tid: i32,
+    _tags: Option<[&'static std::sync::atomic::AtomicU64; 2]>,
+    _period: std::time::Duration,
+) -> Result<CpuTimer, String> {
+    Err("CPU profiles need Linux on x86_64 or aarch64".into())
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+pub(crate) fn profile_samples() -> (Vec<RawStack>, u64) {
+    (Vec::new(), 0)
 }
 
 /// Whether thread `tid` blocks the sampling signal (then asking again is pointless).
@@ -266,6 +315,12 @@ impl Stacks {
     }
 }
 
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[path = "cpu_timers_linux.rs"]
+mod cpu_timers;
 #[cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")

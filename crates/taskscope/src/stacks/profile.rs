@@ -29,6 +29,7 @@ pub(crate) struct ProfileStore {
     hz: u32,
     threads: u32,
     busy: u64,
+    outside_polls: u64,
     idle: u64,
     missed: u64,
     groups: Vec<ProfileGroup>,
@@ -55,16 +56,18 @@ impl ProfileStore {
         self.hz > 0
     }
 
-    /// A round of samples was asked of `threads` threads; `missed` of them gave none.
-    pub(crate) fn round(&mut self, threads: u32, missed: u64) {
+    /// What the profiler's thread counted since it last said: `threads` profiled now, `idle`
+    /// samples' worth of their time off CPU, `missed` samples dropped.
+    pub(crate) fn round(&mut self, threads: u32, idle: u64, missed: u64) {
         self.threads = self.threads.max(threads);
+        self.idle += idle;
         self.missed += missed;
-        self.changed |= missed > 0;
+        self.changed |= idle > 0 || missed > 0;
     }
 
-    /// A sample of a thread outside any task poll.
-    pub(crate) fn add_idle(&mut self) {
-        self.idle += 1;
+    /// A sample of a thread on CPU outside any task poll (the runtime's scheduler, drivers).
+    pub(crate) fn add_outside_poll(&mut self) {
+        self.outside_polls += 1;
         self.changed = true;
     }
 
@@ -144,6 +147,7 @@ impl ProfileStore {
             hz: self.hz,
             threads: self.threads,
             busy: self.busy,
+            outside_polls: self.outside_polls,
             idle: self.idle,
             missed: self.missed,
             groups: self.groups.clone(),

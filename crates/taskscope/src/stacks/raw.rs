@@ -13,8 +13,8 @@ pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
 pub(crate) struct RawStack {
     pub(crate) pc: usize,
     pub(crate) ips: Vec<usize>,
-    /// What the handler read, on the sampled thread, from the two words the sampler named
-    /// (`capture_tagged`; zeros otherwise).
+    /// What the handler read, on the sampled thread, from the two words of its worker slot
+    /// (a profiler's sample: the task polled and the poll's start; zeros otherwise).
     pub(crate) tags: [u64; 2],
 }
 

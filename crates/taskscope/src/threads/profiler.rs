@@ -1,11 +1,13 @@
 //! The CPU profiler's thread (`Builder::profile_hz`, `TASKSCOPE_PROFILE_HZ`; off by default,
-//! and then not started at all): `hz` times a second it samples the stack of every thread that
-//! polls tasks — the worker slots of threads that polled instrumented tasks, and tokio's
-//! workers found by name — with the signal the watchdog uses for blocked workers. The handler
-//! also reads, on the sampled thread, which task that thread's slot shows it polling at that
-//! instant, so each sample is attributed to the poll it interrupted, however short. Samples go
-//! to the symbolizer thread in one batch per round, which folds them into the registry's
-//! profile (`stacks::ProfileStore`).
+//! and then not started at all). Every thread that polls tasks — the worker slots of threads
+//! that polled instrumented tasks or scopes, and tokio's workers found by name — gets a timer on
+//! its own CPU clock (`stacks::profile_thread`) that signals it every `1/hz` s of CPU time it
+//! uses: samples fall where CPU time goes, however short the polls, and a thread that waits is
+//! not sampled at all. The handler reads, on the sampled thread, which task its worker slot shows
+//! it polling at that instant. This thread drains the samples every few milliseconds and hands
+//! them to the symbolizer thread, which folds them into the registry's profile
+//! (`stacks::ProfileStore`); it counts the time the threads spent off CPU as idle, from the
+//! kernel's account of each thread's CPU time.
 
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::{Arc, Mutex};
@@ -58,78 +60,126 @@ struct Target {
     slot: Option<&'static worker::WorkerSlot>,
 }
 
+/// A thread being profiled, and its CPU time when last looked at.
+struct Profiled {
+    _timer: crate::stacks::CpuTimer,
+    cpu_ns: u64,
+}
+
+/// How often samples are handed to the symbolizer.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
+
 fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
     let period = Duration::from_secs_f64(1.0 / f64::from(hz));
-    let mut named: Vec<i32> = Vec::new();
-    let mut found_at: Option<Instant> = None;
-    let mut flushed_at = Instant::now();
-    let (mut threads, mut missed) = (0u32, 0u64);
     // Until the symbolizer has read the debug info, samples would only pile up in its queue.
     while !is_ready() && !stop.load(Acquire) {
         std::thread::park_timeout(Duration::from_millis(5));
     }
-    let mut next = Instant::now();
+    let mut profiled: std::collections::HashMap<i32, Profiled> = Default::default();
+    let mut found_at: Option<Instant> = None;
+    let mut flushed_at = Instant::now();
+    let (mut missed, mut off_cpu_ns) = (0u64, 0u128);
+    let mut failed_once = false;
     while !stop.load(Acquire) {
+        std::thread::park_timeout(DRAIN_EVERY);
         let now = Instant::now();
-        if next > now {
-            std::thread::park_timeout(next - now);
-            continue; // woken early (to stop) or on time: look again
-        }
-        // A round that is late (the machine is busy) is taken now; rounds missed meanwhile
-        // are not made up.
-        next = (next + period).max(now);
         if found_at.is_none_or(|at| now.duration_since(at) >= FIND_THREADS_EVERY) {
             found_at = Some(now);
-            named = crate::stacks::threads_named(&[], &[])
+            let named: Vec<i32> = crate::stacks::threads_named(&[], &[])
                 .into_iter()
                 .map(|t| t.tid)
                 .collect();
+            let targets = targets(&named);
+            profiled.retain(|tid, _| targets.iter().any(|t| t.tid == *tid));
+            for target in targets {
+                if profiled.contains_key(&target.tid) {
+                    continue;
+                }
+                let tags = target.slot.map(|s| [&s.task, &s.start]);
+                match crate::stacks::profile_thread(target.tid, tags, period) {
+                    Ok(timer) => {
+                        let cpu_ns = thread_cpu_ns(target.tid).unwrap_or(0);
+                        profiled.insert(
+                            target.tid,
+                            Profiled {
+                                _timer: timer,
+                                cpu_ns,
+                            },
+                        );
+                    }
+                    Err(why) if !failed_once => {
+                        failed_once = true;
+                        tracing::warn!(target: "taskscope", "CPU profile: {why}");
+                    }
+                    Err(_) => {}
+                }
+            }
         }
-        let targets = targets(&named);
-        threads = threads.max(targets.len() as u32);
-        let samples: Vec<_> = targets
-            .iter()
-            .filter_map(|t| match t.slot {
-                Some(slot) => crate::stacks::capture_tagged(t.tid, [&slot.task, &slot.start]),
-                None => crate::stacks::capture(t.tid),
-            })
-            .collect();
-        missed += (targets.len() - samples.len()) as u64;
+        let (samples, dropped) = crate::stacks::profile_samples();
+        missed += dropped;
         if !samples.is_empty() {
             let taken = samples.len() as u64;
             if !submit_profile(samples) {
                 missed += taken;
             }
         }
-        if now.duration_since(flushed_at) >= FLUSH_EVERY {
+        let since = now.duration_since(flushed_at);
+        if since >= FLUSH_EVERY {
             flushed_at = now;
-            crate::state::registry::lock(shared)
-                .profile
-                .round(threads, std::mem::take(&mut missed));
+            // Off CPU: the wall time since the last look that a thread did not spend on CPU.
+            for (&tid, p) in profiled.iter_mut() {
+                let Some(cpu_ns) = thread_cpu_ns(tid) else {
+                    continue;
+                };
+                let on = cpu_ns.saturating_sub(p.cpu_ns);
+                p.cpu_ns = cpu_ns;
+                off_cpu_ns += since.as_nanos().saturating_sub(u128::from(on));
+            }
+            let idle = (off_cpu_ns * u128::from(hz) / 1_000_000_000) as u64;
+            off_cpu_ns -= u128::from(idle) * 1_000_000_000 / u128::from(hz);
+            crate::state::registry::lock(shared).profile.round(
+                profiled.len() as u32,
+                idle,
+                std::mem::take(&mut missed),
+            );
         }
+    }
+    drop(profiled);
+    let (samples, dropped) = crate::stacks::profile_samples();
+    if !samples.is_empty() && !submit_profile(samples) {
+        missed += 1;
     }
     crate::state::registry::lock(shared)
         .profile
-        .round(threads, missed);
+        .round(0, 0, missed + dropped);
 }
 
-/// The threads to sample now: live worker slots of a runtime, then the threads named like
-/// tokio's workers that have no slot.
+/// The CPU time thread `tid` of this process has used, from `/proc/self/task/TID/schedstat`.
+fn thread_cpu_ns(tid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The threads to sample now: live worker slots of a runtime, and the threads named like
+/// tokio's workers (with their slot, if they have one: a runtime taskscope was not attached to
+/// when the thread first polled an instrumented task or scope leaves it unnamed in the slot).
 fn targets(named: &[i32]) -> Vec<Target> {
-    let mut targets: Vec<Target> = worker::all()
+    let slots: Vec<&'static worker::WorkerSlot> = worker::all()
         .into_iter()
-        .filter(|s| s.alive.load(Acquire) && s.runtime.load(Relaxed) != 0)
-        .filter_map(|slot| {
-            let tid = slot.tid.load(Relaxed);
-            (tid > 0).then_some(Target {
-                tid,
-                slot: Some(slot),
-            })
+        .filter(|s| s.alive.load(Acquire) && s.tid.load(Relaxed) > 0)
+        .collect();
+    let mut targets: Vec<Target> = slots
+        .iter()
+        .filter(|s| s.runtime.load(Relaxed) != 0)
+        .map(|&slot| Target {
+            tid: slot.tid.load(Relaxed),
+            slot: Some(slot),
         })
         .collect();
     for &tid in named {
         if !targets.iter().any(|t| t.tid == tid) {
-            targets.push(Target { tid, slot: None });
+            let slot = slots.iter().copied().find(|s| s.tid.load(Relaxed) == tid);
+            targets.push(Target { tid, slot });
         }
     }
     targets

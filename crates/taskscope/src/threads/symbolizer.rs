@@ -126,17 +126,17 @@ fn send(job: Job) -> bool {
 /// A profiler's sample, symbolised.
 enum ProfileSample {
     /// The thread was outside any task poll.
-    Idle,
+    OutsidePoll,
     /// In the poll of task `.0` (`None`: a task taskscope did not spawn), with these frames.
     Busy(Option<u64>, Vec<StackFrame>),
 }
 
 fn fold_profile_sample(registry: &mut crate::state::registry::Registry, sample: ProfileSample) {
     match sample {
-        ProfileSample::Idle => registry.profile.add_idle(),
+        ProfileSample::OutsidePoll => registry.profile.add_outside_poll(),
         ProfileSample::Busy(task, frames) => {
             let label = task
-                .and_then(|id| registry.profile_label(id))
+                .map(|id| registry.profile_label(id))
                 .unwrap_or_else(|| SampleLabel {
                     group: taskscope_wire::ProfileGroup {
                         name: taskscope_wire::UNINSTRUMENTED.into(),
@@ -197,12 +197,12 @@ impl Symbolizer {
         }
     }
 
-    /// A profiler's sample: idle, or busy in a task's poll with its frames up to that poll.
+    /// A profiler's sample: outside any poll, or in a task's poll with its frames up to it.
     fn profile_sample(&mut self, raw: &RawStack) -> ProfileSample {
         let [task, start] = raw.tags;
         let frames = self.frames(raw);
         if start == 0 && !in_task_poll(&frames) {
-            return ProfileSample::Idle;
+            return ProfileSample::OutsidePoll;
         }
         let mut frames = profile_frames(frames);
         self.relativize(&mut frames);

@@ -128,6 +128,9 @@ pub(crate) struct Registry {
     pub(crate) stacks: crate::stacks::Stacks,
     /// The CPU profile of the worker threads, when profiling is on (`threads::profiler`).
     pub(crate) profile: crate::stacks::ProfileStore,
+    /// The groups of tasks retired lately, while profiling: their samples may still be on
+    /// their way to the profile (`profile.rs`).
+    retired: profile::Retired,
     /// Live locks and semaphores.
     pub(crate) locks: IdMap<Arc<LockStats>>,
     /// Locks announced dropped, to retire (some may still be referenced: retried).
@@ -294,6 +297,9 @@ impl Registry {
             let Some((stats, index)) = self.live.remove(&id) else {
                 continue;
             };
+            if self.profile.is_on() {
+                self.retired.push(id, index, stats.parent);
+            }
             let group = &mut self.groups[index as usize];
             if stats.kind == TaskKind::Scope {
                 let scope =

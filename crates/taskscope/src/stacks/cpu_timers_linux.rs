@@ -1,0 +1,197 @@
+//! CPU-time timers for the profiler (Linux): each profiled thread gets a POSIX timer on its own
+//! CPU clock that sends it the sampling signal every `1/hz` s *of CPU time it used*, so samples
+//! fall where the thread spends its CPU and nowhere else (the kernel checks CPU timers at its
+//! scheduler tick, which caps the rate at the kernel's tick rate). The handler, on the sampled
+//! thread, walks the stack into a free entry of a fixed ring and reads what the thread's worker
+//! slot shows it polling; the profiler thread drains the ring. Nothing allocates or locks in the
+//! handler; a full ring drops the sample and counts it.
+
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
+use std::time::Duration;
+
+use super::raw::{RawStack, MAX_FRAMES};
+
+/// Samples waiting for the profiler thread at most.
+const RING: usize = 256;
+/// Threads profiled at once at most.
+pub(crate) const MAX_THREADS: usize = 64;
+
+const FREE: u8 = 0;
+const WRITING: u8 = 1;
+const READY: u8 = 2;
+
+struct Entry {
+    state: AtomicU8,
+    pc: AtomicUsize,
+    len: AtomicUsize,
+    tags: [AtomicU64; 2],
+    ips: [AtomicUsize; MAX_FRAMES],
+}
+
+static ENTRIES: [Entry; RING] = [const {
+    Entry {
+        state: AtomicU8::new(FREE),
+        pc: AtomicUsize::new(0),
+        len: AtomicUsize::new(0),
+        tags: [const { AtomicU64::new(0) }; 2],
+        ips: [const { AtomicUsize::new(0) }; MAX_FRAMES],
+    }
+}; RING];
+
+/// Where the handler starts looking for a free entry.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// Samples the handler had no free entry for.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// A profiled thread: its kernel id and the addresses of the two words of its worker slot the
+/// handler reads (0: none).
+struct Watched {
+    tid: AtomicI32,
+    tag_at: [AtomicUsize; 2],
+}
+
+static WATCHED: [Watched; MAX_THREADS] = [const {
+    Watched {
+        tid: AtomicI32::new(0),
+        tag_at: [const { AtomicUsize::new(0) }; 2],
+    }
+}; MAX_THREADS];
+
+/// A thread's CPU timer, deleted on drop.
+#[derive(Debug)]
+pub(crate) struct CpuTimer {
+    timer: usize,
+    watched: usize,
+}
+
+// SAFETY: a timer id is a plain handle, usable from any thread of the process.
+unsafe impl Send for CpuTimer {}
+
+impl Drop for CpuTimer {
+    fn drop(&mut self) {
+        // SAFETY: the timer was created by `watch` and is deleted once.
+        unsafe { libc::timer_delete(self.timer as libc::timer_t) };
+        let w = &WATCHED[self.watched];
+        for at in &w.tag_at {
+            at.store(0, Relaxed);
+        }
+        w.tid.store(0, Release);
+    }
+}
+
+/// The CPU clock of thread `tid` of this process (the kernel's `MAKE_THREAD_CPUCLOCK(tid,
+/// CPUCLOCK_SCHED)`).
+fn thread_cpu_clock(tid: i32) -> libc::clockid_t {
+    ((!(tid as u32) << 3) | 4 | 2) as libc::clockid_t
+}
+
+/// Starts sampling thread `tid` every `period` of its CPU time with `signal`; `tags` are read
+/// by the handler at each sample (zeros when `None`).
+pub(crate) fn watch(
+    tid: i32,
+    tags: Option<[&'static AtomicU64; 2]>,
+    period: Duration,
+    signal: i32,
+) -> Result<CpuTimer, String> {
+    let watched = WATCHED
+        .iter()
+        .position(|w| w.tid.compare_exchange(0, -1, AcqRel, Relaxed).is_ok())
+        .ok_or("too many threads profiled")?;
+    let w = &WATCHED[watched];
+    for (at, tag) in w.tag_at.iter().zip(tags.into_iter().flatten()) {
+        at.store(tag as *const AtomicU64 as usize, Relaxed);
+    }
+    w.tid.store(tid, Release);
+    // SAFETY: a zeroed sigevent is valid; the fields set are those SIGEV_THREAD_ID reads.
+    let mut event: libc::sigevent = unsafe { std::mem::zeroed() };
+    event.sigev_notify = libc::SIGEV_THREAD_ID;
+    event.sigev_signo = signal;
+    event.sigev_notify_thread_id = tid;
+    let mut timer: libc::timer_t = std::ptr::null_mut();
+    // SAFETY: valid pointers; the clock is a thread of this process.
+    if unsafe { libc::timer_create(thread_cpu_clock(tid), &mut event, &mut timer) } != 0 {
+        w.tid.store(0, Release);
+        return Err(format!(
+            "no CPU timer for thread {tid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let timer = CpuTimer {
+        timer: timer as usize,
+        watched,
+    };
+    let every = libc::timespec {
+        tv_sec: period.as_secs() as libc::time_t,
+        tv_nsec: period.subsec_nanos() as libc::c_long,
+    };
+    let spec = libc::itimerspec {
+        it_interval: every,
+        it_value: every,
+    };
+    // SAFETY: a timer just created; valid pointers.
+    if unsafe { libc::timer_settime(timer.timer as libc::timer_t, 0, &spec, std::ptr::null_mut()) }
+        != 0
+    {
+        return Err(format!(
+            "cannot arm the CPU timer of thread {tid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(timer)
+}
+
+/// In the signal handler, on the thread a CPU timer fired for: one sample into the ring.
+pub(super) fn on_timer(pc: usize, tid: i32) {
+    let Some(w) = WATCHED.iter().find(|w| w.tid.load(Acquire) == tid) else {
+        return; // a timer being deleted
+    };
+    let start = NEXT.fetch_add(1, Relaxed);
+    let Some(entry) = (0..RING).map(|i| &ENTRIES[(start + i) % RING]).find(|e| {
+        e.state
+            .compare_exchange(FREE, WRITING, Acquire, Relaxed)
+            .is_ok()
+    }) else {
+        DROPPED.fetch_add(1, Relaxed);
+        return;
+    };
+    entry.pc.store(pc, Relaxed);
+    for (at, tag) in w.tag_at.iter().zip(&entry.tags) {
+        let at = at.load(Relaxed);
+        // SAFETY: only addresses of `'static` atomics are stored in `tag_at`.
+        let value = if at == 0 {
+            0
+        } else {
+            unsafe { (*(at as *const AtomicU64)).load(Relaxed) }
+        };
+        tag.store(value, Relaxed);
+    }
+    let mut n = 0;
+    // SAFETY: as in the blocked-worker handler: no lock of backtrace's, no allocation.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            entry.ips[n].store(frame.ip() as usize, Relaxed);
+            n += 1;
+            n < MAX_FRAMES
+        });
+    }
+    entry.len.store(n, Relaxed);
+    entry.state.store(READY, Release);
+}
+
+/// The samples taken since the last call, and how many were dropped for want of room.
+pub(crate) fn drain() -> (Vec<RawStack>, u64) {
+    let mut samples = Vec::new();
+    for entry in &ENTRIES {
+        if entry.state.load(Acquire) != READY {
+            continue;
+        }
+        let len = entry.len.load(Relaxed).min(MAX_FRAMES);
+        samples.push(RawStack {
+            pc: entry.pc.load(Relaxed),
+            ips: entry.ips[..len].iter().map(|ip| ip.load(Relaxed)).collect(),
+            tags: [entry.tags[0].load(Relaxed), entry.tags[1].load(Relaxed)],
+        });
+        entry.state.store(FREE, Release);
+    }
+    (samples, DROPPED.swap(0, Relaxed))
+}
