@@ -198,6 +198,7 @@ pub fn snapshot() -> Snapshot {
             },
         ],
         timeline_names: Default::default(),
+        profile: None,
     }
 }
 

@@ -190,12 +190,14 @@ mod tests {
         store.add(&label("a"), frames(&["f", "main"]));
         store.add(&label("a"), frames(&["f", "main"]));
         store.add(&label("b"), frames(&["f", "main"]));
-        store.add_idle();
+        store.add_outside_poll();
+        store.round(2, 5, 1);
         let p = store.to_wire().unwrap();
         assert_eq!(
-            (p.busy, p.idle, p.frames.len(), p.stacks.len()),
+            (p.busy, p.outside_polls, p.frames.len(), p.stacks.len()),
             (3, 1, 2, 2)
         );
+        assert_eq!((p.threads, p.idle, p.missed), (2, 5, 1));
         assert_eq!(p.stacks[0].samples, 2);
         for i in 0..MAX_STACKS + 10 {
             store.add(&label("a"), frames(&[&format!("f{i}")]));
