@@ -36,15 +36,19 @@ enum Variant {
     TaskscopeOff,
     Taskscope,
     TaskscopeEveryWake,
+    TaskscopeProfile99,
+    TaskscopeProfile999,
 }
 
 impl Variant {
-    const ALL: [Variant; 5] = [
+    const ALL: [Variant; 7] = [
         Variant::Bare,
         Variant::TokioMetrics,
         Variant::TaskscopeOff,
         Variant::Taskscope,
         Variant::TaskscopeEveryWake,
+        Variant::TaskscopeProfile99,
+        Variant::TaskscopeProfile999,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -53,6 +57,17 @@ impl Variant {
             Variant::TaskscopeOff => "taskscope::spawn, no Guard",
             Variant::Taskscope => "taskscope::spawn, all on",
             Variant::TaskscopeEveryWake => "taskscope::spawn, all on, every poll timed",
+            Variant::TaskscopeProfile99 => "taskscope::spawn, all on, CPU profile at 99 Hz",
+            Variant::TaskscopeProfile999 => "taskscope::spawn, all on, CPU profile at 999 Hz",
+        }
+    }
+
+    /// The CPU profile's rate of the variant (0: off).
+    fn profile_hz(self) -> u32 {
+        match self {
+            Variant::TaskscopeProfile99 => 99,
+            Variant::TaskscopeProfile999 => 999,
+            _ => 0,
         }
     }
 }
@@ -75,7 +90,10 @@ fn runtime(multi: bool) -> tokio::runtime::Runtime {
 /// Nanoseconds per poll for one variant.
 fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
     let rt = runtime(multi);
-    let instrumented = matches!(variant, Variant::Taskscope | Variant::TaskscopeEveryWake);
+    let instrumented = !matches!(
+        variant,
+        Variant::Bare | Variant::TokioMetrics | Variant::TaskscopeOff
+    );
     let guard = instrumented.then(|| {
         // `--no-stacks` (for comparing): stack sampling of blocked workers off; it is on by
         // default and costs nothing on polls that do not block.
@@ -83,6 +101,7 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         taskscope::Builder::new()
             .retained_tasks(0)
             .stacks(stacks)
+            .profile_hz(variant.profile_hz())
             .bind("127.0.0.1:0")
             // `--sample-us N` (for profiling under callgrind: 5000000, see the top): the
             // sampling interval of "all on" (default 1,000).
@@ -109,9 +128,7 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
                     .collect();
                 handles
             }
-            Variant::TaskscopeOff | Variant::Taskscope | Variant::TaskscopeEveryWake => {
-                spawn_all(tasks, || yielder(yields), |f| taskscope::spawn(f))
-            }
+            _ => spawn_all(tasks, || yielder(yields), |f| taskscope::spawn(f)),
         };
         for h in handles {
             h.await.unwrap();
@@ -128,6 +145,14 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         if flag("--show-timed") {
             let timed: u64 = snap.task_groups.iter().map(|g| g.poll_ns.count()).sum();
             eprintln!("{}: {timed} of {polls} polls timed", variant.name());
+        }
+        // A profiled run really profiled.
+        if variant.profile_hz() > 0 {
+            let busy = snap.profile.as_ref().map_or(0, |p| p.busy);
+            assert!(busy > 0, "{}: no samples", variant.name());
+            if flag("--show-timed") {
+                eprintln!("{}: {busy} samples in task polls", variant.name());
+            }
         }
         // The instrumented run really recorded every poll.
         assert!(

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
@@ -17,80 +15,15 @@ use hyper_util::rt::TokioExecutor;
 use taskscope::Snapshot;
 use taskscope_wire::Profile;
 
-/// Hashes bytes, `rounds` times 256.
-#[inline(never)]
-fn checksum(rounds: u64) -> u64 {
-    let mut sum = 0u64;
-    for _ in 0..rounds {
-        for i in 0..256u64 {
-            sum = black_box(sum.rotate_left(5) ^ i.wrapping_mul(0x9e37_79b9));
-        }
-    }
-    sum
-}
+#[path = "../examples/common/cpu_work.rs"]
+mod cpu_work;
 
-/// Parses numbers, `rounds` times three.
-#[inline(never)]
-fn parse(rounds: u64) -> u64 {
-    let mut sum = 0u64;
-    for _ in 0..rounds {
-        for text in ["12", "345", "6789"] {
-            sum += black_box(text).parse::<u64>().unwrap_or(0);
-        }
-    }
-    sum
-}
-
-/// The rounds of `work` that take `spend` of CPU here: the fastest of several tries, which a
-/// busy machine slows least. (Work measured in rounds, not in time: a thread preempted in one
-/// function must not have the other spend its share.)
-fn rounds_for(work: fn(u64) -> u64, spend: Duration) -> u64 {
-    let tries = 200;
-    let fastest = (0..30)
-        .map(|_| {
-            let start = Instant::now();
-            black_box(work(tries));
-            start.elapsed()
-        })
-        .min()
-        .unwrap();
-    (spend.as_nanos() * u128::from(tries) / fastest.as_nanos().max(1)).max(1) as u64
-}
-
-/// CPU time of the calling thread, in nanoseconds.
-fn cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid clock id and a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// CPU time really spent in `checksum` and in `parse`, measured around each call: the truth
-/// the profile is held to.
-static SPENT: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
-
-/// `checksum(c)` and `parse(p)`, each one's CPU time added to `SPENT`.
-fn timed(c: u64, p: u64) -> (u64, u64) {
-    let t0 = cpu_ns();
-    let a = checksum(c);
-    let t1 = cpu_ns();
-    let b = parse(p);
-    let t2 = cpu_ns();
-    SPENT[0].fetch_add(t1 - t0, Relaxed);
-    SPENT[1].fetch_add(t2 - t1, Relaxed);
-    (a, b)
-}
-
-/// Rounds of `checksum` and of `parse` per request: 1.4 ms and 0.6 ms of CPU.
-static WORK: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+/// Each request: 1.4 ms of CPU in `checksum`, then 0.6 ms in `parse`.
+static WORK: cpu_work::Work =
+    cpu_work::Work::new(Duration::from_micros(1400), Duration::from_micros(600));
 
 async fn work() -> String {
-    let (c, p) = *WORK.get().expect("calibrated");
-    let (a, b) = timed(c, p);
-    (a ^ b).to_string()
+    WORK.run().to_string()
 }
 
 /// Samples labelled `label` with `function` on the stack.
@@ -109,8 +42,7 @@ fn assert_split(profile: &Profile, from: &str) {
     let label = "[uninstrumented]/GET /work";
     let checksum = samples_in(profile, label, "::checksum") as f64;
     let parse = samples_in(profile, label, "::parse") as f64;
-    let spent = SPENT.each_ref().map(|s| s.load(Relaxed) as f64);
-    let truth = spent[0] / (spent[0] + spent[1]);
+    let truth = WORK.checksum_share();
     let measured = checksum / (checksum + parse).max(1.0);
     eprintln!(
         "{from}: {} samples, checksum {measured:.3} of checksum + parse (CPU time: {truth:.3})",
@@ -133,12 +65,7 @@ fn assert_split(profile: &Profile, from: &str) {
 ))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handlers_cpu_is_split_between_its_functions_under_its_route() {
-    WORK.get_or_init(|| {
-        (
-            rounds_for(checksum, Duration::from_micros(1400)),
-            rounds_for(parse, Duration::from_micros(600)),
-        )
-    });
+    WORK.calibrate();
     let dir = std::env::temp_dir().join(format!("taskscope-profile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let recording = dir.join("run.tsrec");

@@ -66,8 +66,9 @@ pub use task::spawn::{spawn, spawn_blocking, spawn_named};
 pub use taskscope_macros::test;
 pub use taskscope_wire::fmt_ns;
 pub use taskscope_wire::{
-    Histogram, Lock, Outcome, Percentiles, Responses, Runtime, ScopeGroup, Semaphore, Snapshot,
-    Task, TaskGroup, TaskKind, TaskState, Warning, WarningKind, Worker,
+    FunctionShare, Histogram, Lock, Outcome, Percentiles, Profile, ProfileGroup, ProfileStack,
+    Responses, Runtime, ScopeGroup, Semaphore, Snapshot, Task, TaskGroup, TaskKind, TaskState,
+    Warning, WarningKind, Worker,
 };
 #[cfg(feature = "testing")]
 pub use testing::check;

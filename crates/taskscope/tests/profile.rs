@@ -8,7 +8,6 @@
 ))]
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use taskscope_wire::{Profile, Snapshot};
@@ -17,85 +16,21 @@ use taskscope_wire::{Profile, Snapshot};
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Hashes bytes until `spend` has passed.
-/// Hashes bytes, `rounds` times 256.
-#[inline(never)]
-fn checksum(rounds: u64) -> u64 {
-    let mut sum = 0u64;
-    for _ in 0..rounds {
-        for i in 0..256u64 {
-            sum = black_box(sum.rotate_left(5) ^ i.wrapping_mul(0x9e37_79b9));
-        }
-    }
-    sum
-}
+#[path = "../../../examples/common/cpu_work.rs"]
+mod cpu_work;
 
-/// Parses numbers, `rounds` times three.
-#[inline(never)]
-fn parse(rounds: u64) -> u64 {
-    let mut sum = 0u64;
-    for _ in 0..rounds {
-        for text in ["12", "345", "6789"] {
-            sum += black_box(text).parse::<u64>().unwrap_or(0);
-        }
-    }
-    sum
-}
+/// Each round of the workload: 700 µs of CPU in `checksum`, then 300 µs in `parse`.
+static WORK: cpu_work::Work =
+    cpu_work::Work::new(Duration::from_micros(700), Duration::from_micros(300));
 
-/// The rounds of `work` that take `spend` of CPU here: the fastest of several tries, which a
-/// busy machine slows least. (Work measured in rounds, not in time: a thread preempted in one
-/// function must not have the other spend its share.)
-fn rounds_for(work: fn(u64) -> u64, spend: Duration) -> u64 {
-    let tries = 200;
-    let fastest = (0..30)
-        .map(|_| {
-            let start = Instant::now();
-            black_box(work(tries));
-            start.elapsed()
-        })
-        .min()
-        .unwrap();
-    (spend.as_nanos() * u128::from(tries) / fastest.as_nanos().max(1)).max(1) as u64
-}
-
-/// Rounds of `checksum` and of `parse` per round of the workload: 700 µs and 300 µs of CPU.
-static WORK: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
-
-/// One round of the known workload: 700 µs in `checksum`, then 300 µs in `parse`.
 fn round() -> u64 {
-    let (c, p) = *WORK.get_or_init(|| {
-        (
-            rounds_for(checksum, Duration::from_micros(700)),
-            rounds_for(parse, Duration::from_micros(300)),
-        )
-    });
-    let t0 = cpu_ns();
-    let a = checksum(c);
-    let t1 = cpu_ns();
-    let b = parse(p);
-    let t2 = cpu_ns();
-    SPENT[0].fetch_add(t1 - t0, Relaxed);
-    SPENT[1].fetch_add(t2 - t1, Relaxed);
-    a ^ b
+    WORK.run()
 }
-
-/// CPU time of the calling thread, in nanoseconds.
-fn cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid clock id and a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// CPU time really spent in `checksum` and in `parse` (the truth the profile is held to).
-static SPENT: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 /// Runs `body` on a 2-worker runtime with the profiler at 499 Hz, and returns the snapshot.
 fn profiled(body: impl std::future::Future<Output = ()> + Send + 'static) -> Snapshot {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    black_box(round()); // calibrated before profiling
+    WORK.calibrate(); // before profiling
     let guard = taskscope::Builder::new().no_server().profile_hz(499).init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -149,8 +84,7 @@ fn a_task_groups_time_is_split_between_its_two_functions_as_it_spends_it() {
     let checksum = share(&profile, "::checksum", hasher);
     let parse = share(&profile, "::parse", hasher);
     // The truth: the CPU time each function used, measured around every call.
-    let spent = SPENT.each_ref().map(|s| s.load(Relaxed) as f64);
-    let truth = spent[0] / (spent[0] + spent[1]);
+    let truth = WORK.checksum_share();
     let measured = checksum / (checksum + parse);
     eprintln!(
         "hasher: {samples} samples, checksum {measured:.3} of checksum + parse (CPU time: \
