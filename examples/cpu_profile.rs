@@ -64,8 +64,8 @@ async fn main() {
         if at_warm.is_none() && start.elapsed() >= warm {
             at_warm = Some((
                 Instant::now(),
-                common::thread_cpu("taskscope-prof"),
-                common::thread_cpu("taskscope-stack"),
+                common::thread_cpu_precise("taskscope-prof"),
+                common::thread_cpu_precise("taskscope-stack"),
             ));
         }
         let response = client.get(uri.clone()).await.expect("a response");
@@ -76,8 +76,8 @@ async fn main() {
     let seconds = start.elapsed().as_secs_f64();
     // The profiler's own threads: the one that drains the samples and the symbolizer.
     let (profiler, symbolizer) = (
-        common::thread_cpu("taskscope-prof"),
-        common::thread_cpu("taskscope-stack"),
+        common::thread_cpu_precise("taskscope-prof"),
+        common::thread_cpu_precise("taskscope-stack"),
     );
     let snapshot = taskscope::snapshot();
     let profile = snapshot.profile.expect("profiling is on");

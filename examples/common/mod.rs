@@ -54,6 +54,28 @@ pub fn thread_cpu(prefix: &str) -> f64 {
     ticks as f64 / 100.0 // USER_HZ
 }
 
+/// Like `thread_cpu`, to the nanosecond: from `/proc/self/task/TID/schedstat` (Linux; 0
+/// elsewhere).
+pub fn thread_cpu_precise(prefix: &str) -> f64 {
+    let mut ns = 0u64;
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    for entry in dir.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if !comm.trim_end().starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    ns as f64 / 1e9
+}
+
 /// The per-poll workload of the overhead comparisons: a task that yields `yields` times.
 pub async fn yielder(yields: u32) {
     for _ in 0..yields {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::raw::{RawStack, MAX_FRAMES};
 
 /// Samples waiting for the profiler thread at most.
-const RING: usize = 256;
+const RING: usize = 512;
 /// Threads profiled at once at most.
 pub(crate) const MAX_THREADS: usize = 64;
 

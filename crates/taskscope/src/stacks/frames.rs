@@ -64,27 +64,46 @@ pub(crate) fn in_task_poll(frames: &[StackFrame]) -> bool {
     })
 }
 
-/// The frames of a CPU profile's sample, innermost first: every frame (the application's,
-/// its libraries', the system's) up to the poll of the task or scope it was taken in
-/// (taskscope's poll wrappers and tokio's runtime are left out).
-pub(crate) fn profile_frames(frames: Vec<StackFrame>) -> Vec<StackFrame> {
+/// What a CPU profile needs to know of a frame (`frame_flags`).
+pub(crate) mod flags {
+    /// A frame of tokio's runtime.
+    pub(crate) const RUNTIME: u8 = 1;
+    /// A frame of tokio's task harness (the innermost runtime frame of a task's poll).
+    pub(crate) const TASK_HARNESS: u8 = 2;
+    /// taskscope's poll wrappers of tasks and scopes: where a sample's stack is cut.
+    pub(crate) const WRAPPER: u8 = 4;
+    /// Rust's standard library.
+    pub(crate) const STD: u8 = 8;
+}
+
+/// The profile's flags of a frame (`flags`).
+pub(crate) fn frame_flags(frame: &StackFrame) -> u8 {
     let task_sources = concat!(env!("CARGO_MANIFEST_DIR"), "/src/task/");
-    let mut kept: Vec<StackFrame> = frames
-        .into_iter()
-        .take_while(|f| {
-            !is_runtime(f)
-                && !f
-                    .file
-                    .as_deref()
-                    .is_some_and(|p| p.starts_with(task_sources))
-                && !f.function.contains("taskscope::task::")
-        })
-        .collect();
-    // std's frames between the wrapper and the task's future (`catch_unwind` and kin).
-    while kept.len() > 1 && kept.last().is_some_and(is_std) {
-        kept.pop();
+    let mut f = 0;
+    if is_runtime(frame) {
+        f |= flags::RUNTIME;
+        let harness = frame
+            .file
+            .as_deref()
+            .map_or(frame.function.contains("runtime::task::"), |file| {
+                file.contains("/src/runtime/task/")
+            });
+        if harness {
+            f |= flags::TASK_HARNESS;
+        }
     }
-    kept
+    if frame
+        .file
+        .as_deref()
+        .is_some_and(|p| p.starts_with(task_sources))
+        || frame.function.contains("taskscope::task::")
+    {
+        f |= flags::WRAPPER;
+    }
+    if is_std(frame) {
+        f |= flags::STD;
+    }
+    f
 }
 
 /// A frame of Rust's standard library.

@@ -28,8 +28,8 @@ mod profile;
 mod raw;
 mod threads;
 
-pub(crate) use frames::{fold, in_task_poll, profile_frames, split_app_frames};
-pub(crate) use profile::{ProfileStore, SampleLabel};
+pub(crate) use frames::{fold, in_task_poll, split_app_frames};
+pub(crate) use profile::{ProfileStore, SampleLabel, RETIRED};
 pub(crate) use raw::RawStack;
 use raw::ACTIVE;
 pub(crate) use threads::{named as threads_named, Thread};

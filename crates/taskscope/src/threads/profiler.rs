@@ -20,9 +20,9 @@ use crate::threads::symbolizer::{is_ready, submit_profile};
 /// The most samples a second per thread (and the least: 1).
 pub(crate) const MAX_HZ: u32 = 10_000;
 /// How often the threads named like tokio's workers are looked for again.
-const FIND_THREADS_EVERY: Duration = Duration::from_millis(200);
+const FIND_THREADS_EVERY: Duration = Duration::from_millis(500);
 /// How often the rounds' counts (threads, missed samples) go to the registry.
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 type ProfilerThread = (Arc<AtomicBool>, std::thread::JoinHandle<()>);
 
@@ -67,7 +67,7 @@ struct Profiled {
 }
 
 /// How often samples are handed to the symbolizer.
-const DRAIN_EVERY: Duration = Duration::from_millis(10);
+const DRAIN_EVERY: Duration = Duration::from_millis(25);
 
 fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
     let period = Duration::from_secs_f64(1.0 / f64::from(hz));

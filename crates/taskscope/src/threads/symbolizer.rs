@@ -4,10 +4,7 @@ use std::collections::HashMap;
 
 use taskscope_wire::{StackFrame, StackSample};
 
-use crate::stacks::{
-    enabled, in_task_poll, profile_frames, split_app_frames, symbolize, RawStack, SampleLabel,
-    Thread,
-};
+use crate::stacks::{enabled, in_task_poll, split_app_frames, symbolize, RawStack, Thread};
 
 /// What the symbolising thread is given.
 #[derive(Debug)]
@@ -73,8 +70,8 @@ pub(crate) fn start_symbolizer(shared: &'static crate::state::shared::Shared) {
                         Symbolized::Profile(samples) => {
                             // Tasks spawned since the last sync are known only after it.
                             registry.sync_events(shared);
-                            for sample in samples {
-                                fold_profile_sample(&mut registry, sample);
+                            for sample in &samples {
+                                fold_profile_sample(&mut registry, &mut symbolizer, sample);
                             }
                         }
                         Symbolized::Foreign(id, in_poll) => {
@@ -123,30 +120,37 @@ fn send(job: Job) -> bool {
     }
 }
 
-/// A profiler's sample, symbolised.
-enum ProfileSample {
-    /// The thread was outside any task poll.
-    OutsidePoll,
-    /// In the poll of task `.0` (`None`: a task taskscope did not spawn), with these frames.
-    Busy(Option<u64>, Vec<StackFrame>),
+/// Folds a profiler's sample into the registry's profile: its addresses' frames come from
+/// the symbolizer's cache (resolved before the registry was locked), its labels from the
+/// registry, each once.
+fn fold_profile_sample(
+    registry: &mut crate::state::registry::Registry,
+    symbolizer: &mut Symbolizer,
+    raw: &RawStack,
+) {
+    let [task, start] = raw.tags;
+    let task = (start != 0).then_some(task);
+    // The store cannot ask the registry it is part of: a task it has no label for yet is
+    // looked up first (once per task).
+    let label = task
+        .filter(|&id| !registry.profile.knows_task(id))
+        .map(|id| registry.profile_label(id));
+    registry.profile.add_sample(
+        &addresses(raw),
+        task,
+        |addr, exact| symbolizer.resolve(addr, exact),
+        || label.expect("looked up for a task the store does not know"),
+    );
 }
 
-fn fold_profile_sample(registry: &mut crate::state::registry::Registry, sample: ProfileSample) {
-    match sample {
-        ProfileSample::OutsidePoll => registry.profile.add_outside_poll(),
-        ProfileSample::Busy(task, frames) => {
-            let label = task
-                .map(|id| registry.profile_label(id))
-                .unwrap_or_else(|| SampleLabel {
-                    group: taskscope_wire::ProfileGroup {
-                        name: taskscope_wire::UNINSTRUMENTED.into(),
-                        location: String::new(),
-                    },
-                    scope: None,
-                });
-            registry.profile.add(&label, frames);
-        }
+/// A sample's addresses, innermost first: the interrupted instruction (exact), then the return
+/// addresses above it (resolved one byte back, inside the call).
+fn addresses(raw: &RawStack) -> Vec<(usize, bool)> {
+    let mut out = vec![(raw.pc, true)];
+    if let Some(i) = raw.ips.iter().position(|&ip| ip == raw.pc) {
+        out.extend(raw.ips[i + 1..].iter().map(|&ip| (ip, false)));
     }
+    out
 }
 
 /// A job's result.
@@ -154,7 +158,8 @@ enum Symbolized {
     Blocked(u64, StackSample),
     /// The threads found inside a task poll, with their application frames.
     Foreign(u64, Vec<(Thread, StackSample)>),
-    Profile(Vec<ProfileSample>),
+    /// The samples, their addresses now in the cache.
+    Profile(Vec<RawStack>),
 }
 
 /// Symbolises what was submitted and stops the thread.
@@ -188,25 +193,17 @@ impl Symbolizer {
                     .collect();
                 Symbolized::Foreign(id, in_poll)
             }
-            Job::Profile(samples) => Symbolized::Profile(
-                samples
-                    .into_iter()
-                    .map(|raw| self.profile_sample(&raw))
-                    .collect(),
-            ),
+            Job::Profile(samples) => {
+                // Resolving a new address can take a while: done here, before the registry
+                // is locked; folding then finds every address in the cache.
+                for raw in &samples {
+                    for (addr, exact) in addresses(raw) {
+                        self.warm(addr, exact);
+                    }
+                }
+                Symbolized::Profile(samples)
+            }
         }
-    }
-
-    /// A profiler's sample: outside any poll, or in a task's poll with its frames up to it.
-    fn profile_sample(&mut self, raw: &RawStack) -> ProfileSample {
-        let [task, start] = raw.tags;
-        let frames = self.frames(raw);
-        if start == 0 && !in_task_poll(&frames) {
-            return ProfileSample::OutsidePoll;
-        }
-        let mut frames = profile_frames(frames);
-        self.relativize(&mut frames);
-        ProfileSample::Busy((start != 0).then_some(task), frames)
     }
 
     /// The sample as a stack of the application's frames (count 1).
@@ -233,6 +230,13 @@ impl Symbolizer {
         let mut sample = split_app_frames(frames);
         self.relativize(&mut sample.frames);
         sample
+    }
+
+    /// Resolves an address into the cache, copying nothing.
+    fn warm(&mut self, ip: usize, exact: bool) {
+        self.cache
+            .entry((ip, exact))
+            .or_insert_with(|| symbolize(if exact { ip } else { ip.saturating_sub(1) }));
     }
 
     fn resolve(&mut self, ip: usize, exact: bool) -> Vec<StackFrame> {

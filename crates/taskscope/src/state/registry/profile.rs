@@ -9,14 +9,12 @@ use taskscope_wire::{ProfileGroup, TaskKind, UNINSTRUMENTED};
 
 use super::Registry;
 use crate::base::ids::IdMap;
-use crate::stacks::SampleLabel;
+use crate::stacks::{SampleLabel, RETIRED};
 
 /// Scopes looked through at most to find the task a scope runs in.
 const MAX_NESTING: usize = 16;
 /// Retired tasks whose groups are kept (≈ 40 bytes each, only while profiling).
 const RETIRED_KEPT: usize = 16_384;
-/// The label of a task that was retired before its sample was folded and is no longer kept.
-const RETIRED: &str = "[retired task]";
 
 /// The groups and parents of the tasks retired lately, oldest first out.
 #[derive(Debug, Default)]
