@@ -86,5 +86,24 @@ fn bad_environment_values_are_errors_and_init_falls_back() {
     );
     drop(guard);
     std::env::remove_var("TASKSCOPE_UNBOUNDED_SPAWN_ALIVE");
+
+    // The CPU profile: off by default; a rate turns it on; a bad one is an error.
+    let guard = taskscope::try_init().expect("defaults");
+    assert!(guard.finish().unwrap().profile.is_none());
+    for bad in ["fast", "10001", "-1"] {
+        std::env::set_var("TASKSCOPE_PROFILE_HZ", bad);
+        let text = taskscope::try_init().unwrap_err().to_string();
+        assert!(text.contains("TASKSCOPE_PROFILE_HZ"), "{bad}: {text}");
+    }
+    std::env::set_var("TASKSCOPE_PROFILE_HZ", "97");
+    let guard = taskscope::try_init().expect("a valid rate");
+    let profile = guard.finish().unwrap().profile;
+    if cfg!(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )) {
+        assert_eq!(profile.map(|p| p.hz), Some(97));
+    }
+    std::env::remove_var("TASKSCOPE_PROFILE_HZ");
     std::env::remove_var("TASKSCOPE_BIND");
 }
