@@ -28,12 +28,13 @@ fn main() -> anyhow::Result<()> {
     for s in snapshots {
         app.update(Arc::new(s));
     }
-    let shots: [(&str, View); 5] = [
+    let shots: [(&str, View); 6] = [
         ("overview", View::Overview),
         ("tasks", View::Tasks),
         ("locks", View::Locks),
         ("semaphores", View::Semaphores),
         ("warnings", View::Warnings),
+        ("profile", View::Profile),
     ];
     for (name, view) in shots {
         app.view = view;
@@ -47,7 +48,7 @@ fn main() -> anyhow::Result<()> {
     write(&out, "task", &app)?;
     app.help = true;
     write(&out, "help", &app)?;
-    println!("wrote 7 screenshots to {out}");
+    println!("wrote 8 screenshots to {out}");
     Ok(())
 }
 

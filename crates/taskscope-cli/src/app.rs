@@ -26,11 +26,13 @@ pub enum View {
     Requests,
     /// The last task dump, tasks grouped by where they wait.
     Dump,
+    /// The CPU profile: task groups and scopes by samples, the selected one's top functions.
+    Profile,
 }
 
 impl View {
-    /// Every view, in tab order (keys 1 to 8).
-    pub const ALL: [View; 8] = [
+    /// Every view, in tab order (keys 1 to 9).
+    pub const ALL: [View; 9] = [
         View::Overview,
         View::Tasks,
         View::Task,
@@ -39,6 +41,7 @@ impl View {
         View::Warnings,
         View::Requests,
         View::Dump,
+        View::Profile,
     ];
 
     /// The view's name on its tab.
@@ -52,6 +55,7 @@ impl View {
             View::Warnings => "Warnings",
             View::Requests => "Requests",
             View::Dump => "Dump",
+            View::Profile => "Profile",
         }
     }
 }
@@ -178,7 +182,7 @@ pub struct App {
     /// Whether the help overlay is shown (`?`).
     pub help: bool,
     /// Selected row per table view.
-    pub selected: [usize; 8],
+    pub selected: [usize; 9],
     /// The task shown in the Task view.
     pub task: Option<u64>,
     /// The overview's sparkline samples, oldest first.
@@ -207,7 +211,7 @@ impl App {
             editing_filter: false,
             paused: false,
             help: false,
-            selected: [0; 8],
+            selected: [0; 9],
             task: None,
             history: VecDeque::with_capacity(HISTORY),
             dump: None,
@@ -317,6 +321,11 @@ impl App {
             View::Warnings => self.warning_rows().len(),
             View::Requests => self.snapshot.scopes.len(),
             View::Dump => self.dump_groups.len(),
+            View::Profile => self
+                .snapshot
+                .profile
+                .as_ref()
+                .map_or(0, |p| p.by_label().len()),
         }
     }
 
@@ -456,7 +465,7 @@ impl App {
             KeyCode::Char('?') => self.help = true,
             KeyCode::Tab => return self.next_tab(),
             KeyCode::BackTab => return self.previous_tab(),
-            KeyCode::Char(c @ '1'..='8') => return self.show(View::ALL[c as usize - '1' as usize]),
+            KeyCode::Char(c @ '1'..='9') => return self.show(View::ALL[c as usize - '1' as usize]),
             KeyCode::Char('d') => return Action::Dump,
             KeyCode::Down | KeyCode::Char('j') => self.select(self.selected() + 1),
             KeyCode::Up | KeyCode::Char('k') => self.select(self.selected().saturating_sub(1)),

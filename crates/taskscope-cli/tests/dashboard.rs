@@ -41,6 +41,44 @@ fn every_view_renders() {
 }
 
 #[test]
+fn the_profile_view_shows_the_selected_groups_functions() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('9'));
+    assert_eq!(app.view, View::Profile);
+    let first = screen(&app);
+    // The route first (700 of 1,000 samples), its functions by total share.
+    assert!(first.contains("[uninstrumented]/GET /report"), "{first}");
+    assert!(
+        first.contains("Functions of [uninstrumented]/GET /report (700 samples)"),
+        "{first}"
+    );
+    assert!(first.contains("100.0%"), "{first}");
+    for (total, function) in [
+        ("100.0%", "server::report_handler"),
+        ("40.0%", "flate2::deflate::compress"),
+    ] {
+        let row = first
+            .lines()
+            .find(|l| l.contains(function))
+            .unwrap_or_else(|| panic!("{first}"));
+        assert!(row.contains(total), "{row}");
+    }
+    key(&mut app, KeyCode::Char('j'));
+    let second = screen(&app);
+    assert!(
+        second.contains("Functions of session-touch (300 samples)"),
+        "{second}"
+    );
+    assert!(second.contains("server::hash_session"), "{second}");
+    assert!(!second.contains("flate2::deflate::compress"), "{second}");
+    // Without a profile, the view says how to get one.
+    let mut bare = App::new("no profile");
+    bare.update(Arc::new(taskscope_wire::Snapshot::default()));
+    key(&mut bare, KeyCode::Char('9'));
+    assert!(screen(&bare).contains("TASKSCOPE_PROFILE_HZ=99"));
+}
+
+#[test]
 fn tasks_sort_by_any_column_and_invert() {
     let mut app = app();
     key(&mut app, KeyCode::Char('2'));

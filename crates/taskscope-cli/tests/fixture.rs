@@ -198,7 +198,52 @@ pub fn snapshot() -> Snapshot {
             },
         ],
         timeline_names: Default::default(),
-        profile: None,
+        profile: Some(profile()),
+    }
+}
+
+/// A CPU profile of the fixture's app: the `GET /report` route spends its CPU rendering and
+/// compressing, the `session-touch` group hashing.
+fn profile() -> taskscope_wire::Profile {
+    use taskscope_wire::{Profile, ProfileGroup, ProfileStack, StackFrame};
+    let frame = |function: &str, line: u32| StackFrame {
+        function: function.into(),
+        file: Some("src/server.rs".into()),
+        line: Some(line),
+    };
+    let group = |name: &str, line: u32| ProfileGroup {
+        name: name.into(),
+        location: format!("src/server.rs:{line}:5"),
+    };
+    let stack = |group: u32, scope: Option<u32>, frames: Vec<u32>, samples: u64| ProfileStack {
+        group,
+        scope,
+        frames,
+        samples,
+    };
+    Profile {
+        hz: 99,
+        threads: 2,
+        busy: 1_000,
+        outside_polls: 40,
+        idle: 3_100,
+        missed: 0,
+        groups: vec![
+            group("[uninstrumented]", 1),
+            group("GET /report", 40),
+            group("session-touch", 60),
+        ],
+        frames: vec![
+            frame("server::render_report", 88),
+            frame("server::report_handler", 41),
+            frame("flate2::deflate::compress", 12),
+            frame("server::hash_session", 61),
+        ],
+        stacks: vec![
+            stack(0, Some(1), vec![0, 1], 420),
+            stack(0, Some(1), vec![2, 0, 1], 280),
+            stack(2, None, vec![3], 300),
+        ],
     }
 }
 

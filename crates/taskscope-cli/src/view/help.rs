@@ -13,8 +13,8 @@ pub const KEYS: [(&str, &str); 19] = [
     ("?", "this help (any key closes it)"),
     ("tab, shift-tab", "next, previous view"),
     (
-        "1-8",
-        "Overview, Tasks, Task, Locks, Semaphores, Warnings, Requests, Dump",
+        "1-9",
+        "Overview, Tasks, Task, Locks, Semaphores, Warnings, Requests, Dump, Profile",
     ),
     (
         "d",

@@ -13,6 +13,7 @@ mod dump;
 mod help;
 mod locks;
 mod overview;
+mod profile;
 mod requests;
 mod style;
 mod task;
@@ -48,6 +49,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         View::Warnings => warnings::render(app, frame, body),
         View::Requests => requests::render(app, frame, body),
         View::Dump => dump::render(app, frame, body),
+        View::Profile => profile::render(app, frame, body),
     }
     render_footer(app, frame, footer);
     if app.help {
@@ -114,7 +116,7 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
         } else {
             format!(" [filter: {}]", app.filter)
         };
-        format!(" q quit · ? help · tab/1-8 views · d dump · j/k move · enter open · h/l sort · i invert · / filter · p pause{filter}")
+        format!(" q quit · ? help · tab/1-9 views · d dump · j/k move · enter open · h/l sort · i invert · / filter · p pause{filter}")
     };
     frame.render_widget(Paragraph::new(text).dim(), area);
 }
