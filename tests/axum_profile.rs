@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
@@ -85,9 +85,9 @@ async fn a_handlers_cpu_is_split_between_its_functions_under_its_route() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let start = Instant::now();
+    // Until the handlers have used 1.5 s of CPU, however loaded the machine.
     let mut requests = 0;
-    while start.elapsed() < Duration::from_secs(2) {
+    while WORK.spent_ns() < 1_500_000_000 {
         let body = get_body(&client, format!("http://{addr}/work")).await;
         assert!(body.parse::<u64>().is_ok(), "{body}");
         requests += 1;
@@ -136,5 +136,12 @@ async fn a_handlers_cpu_is_split_between_its_functions_under_its_route() {
             "{folded}"
         );
     }
+    // inferno reads the folded stacks: the flame graph has the route and both functions.
+    let svg = taskscope_report::Format::FlameGraph.render(&replayed);
+    for name in ["GET /work", "checksum", "parse"] {
+        assert!(svg.contains(name), "{name} not in the flame graph");
+    }
+    let html = taskscope_report::Format::Html.render(&replayed);
+    assert!(html.contains(r#"<img alt="CPU flame graph""#));
     std::fs::remove_dir_all(&dir).ok();
 }

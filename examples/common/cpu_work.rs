@@ -102,6 +102,11 @@ impl Work {
         a ^ b
     }
 
+    /// The CPU time the two functions took so far, in nanoseconds.
+    pub fn spent_ns(&self) -> u64 {
+        self.spent.iter().map(|s| s.load(Relaxed)).sum()
+    }
+
     /// The share of `checksum` in the CPU time the two functions took so far.
     pub fn checksum_share(&self) -> f64 {
         let [c, p] = self.spent.each_ref().map(|s| s.load(Relaxed) as f64);

@@ -1,5 +1,6 @@
 //! A self-contained HTML report: tables and inline SVG charts (per-group poll percentiles on a log
-//! scale, each group's poll-time histogram, a timeline of warnings), no scripts, no network.
+//! scale, each group's poll-time histogram, a timeline of warnings, the CPU profile's flame
+//! graph), no scripts, no network.
 
 use std::fmt::Write;
 
@@ -242,6 +243,17 @@ td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} t
     }
     if !tables.semaphores.rows.is_empty() {
         table(&mut out, &tables.semaphores, "");
+    }
+    if let Some(profile) = &snapshot.profile {
+        let _ = write!(
+            out,
+            "<h2>CPU profile</h2><p>{} samples in task polls at {} Hz of CPU time per thread, {} \
+             outside polls, {} idle, {} missed</p>",
+            profile.busy, profile.hz, profile.outside_polls, profile.idle, profile.missed
+        );
+        if let Some(img) = crate::flame::img(profile) {
+            out.push_str(&img);
+        }
     }
     out.push_str("</body></html>\n");
     out

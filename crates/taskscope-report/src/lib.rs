@@ -5,6 +5,7 @@
 
 mod chains;
 pub mod csv;
+pub mod flame;
 pub mod hdr;
 pub mod hlog;
 pub mod html;
@@ -41,12 +42,14 @@ pub enum Format {
     Pprof,
     /// The CPU profile as folded stacks, for `inferno-flamegraph` or `flamegraph.pl`.
     Folded,
+    /// The CPU profile as a flame graph, an SVG document ([`flame`]).
+    FlameGraph,
 }
 
 /// What the format names and extensions are, for error messages.
-pub const FORMATS: &str = "json, md, html, csv, prom, perfetto, hlog, pprof or folded (by \
-                           extension: .json, .md, .html, .csv, .prom, .trace.json or \
-                           .perfetto.json, .hlog, .pb.gz or .pprof, .folded)";
+pub const FORMATS: &str = "json, md, html, csv, prom, perfetto, hlog, pprof, folded or svg \
+                           (by extension: .json, .md, .html, .csv, .prom, .trace.json or \
+                           .perfetto.json, .hlog, .pb.gz or .pprof, .folded, .svg)";
 
 impl Format {
     /// The format a `--format` name asks for.
@@ -61,6 +64,7 @@ impl Format {
             "hlog" => Format::Hlog,
             "pprof" => Format::Pprof,
             "folded" => Format::Folded,
+            "svg" | "flamegraph" => Format::FlameGraph,
             _ => return None,
         })
     }
@@ -80,7 +84,7 @@ impl Format {
 
     /// Whether the format needs a CPU profile ([`Snapshot::profile`]).
     pub fn needs_profile(self) -> bool {
-        matches!(self, Format::Pprof | Format::Folded)
+        matches!(self, Format::Pprof | Format::Folded | Format::FlameGraph)
     }
 
     /// The snapshot in this format, as the bytes of its file.
@@ -109,6 +113,11 @@ impl Format {
                 .profile
                 .as_ref()
                 .map(|p| p.folded())
+                .unwrap_or_default(),
+            Format::FlameGraph => snapshot
+                .profile
+                .as_ref()
+                .and_then(flame::svg)
                 .unwrap_or_default(),
             Format::Pprof => panic!("pprof is binary: use Format::bytes"),
         }

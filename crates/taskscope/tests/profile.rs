@@ -8,7 +8,7 @@
 ))]
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use taskscope_wire::{Profile, Snapshot};
 
@@ -42,10 +42,11 @@ fn profiled(body: impl std::future::Future<Output = ()> + Send + 'static) -> Sna
     guard.finish().expect("an active guard")
 }
 
-/// Runs `round` for `spend`, yielding between rounds.
+/// Runs `round` until the workload has used `spend` of CPU (however loaded the machine),
+/// yielding between rounds.
 async fn busy_for(spend: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < spend {
+    let start = WORK.spent_ns();
+    while WORK.spent_ns() - start < spend.as_nanos() as u64 {
         black_box(round());
         tokio::task::yield_now().await;
     }

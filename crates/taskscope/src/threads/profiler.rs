@@ -66,15 +66,17 @@ struct Profiled {
     cpu_ns: u64,
 }
 
+/// Samples kept at most while the symbolizer is not ready (≈ 1 KiB each).
+const MAX_PENDING: usize = 4096;
+
 /// How often samples are handed to the symbolizer.
 const DRAIN_EVERY: Duration = Duration::from_millis(25);
 
 fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
     let period = Duration::from_secs_f64(1.0 / f64::from(hz));
-    // Until the symbolizer has read the debug info, samples would only pile up in its queue.
-    while !is_ready() && !stop.load(Acquire) {
-        std::thread::park_timeout(Duration::from_millis(5));
-    }
+    // Samples taken while the symbolizer reads the debug info for the first time (seconds, in
+    // a large debug build) wait here rather than overflow its queue.
+    let mut pending: Vec<crate::stacks::RawStack> = Vec::new();
     let mut profiled: std::collections::HashMap<i32, Profiled> = Default::default();
     let mut found_at: Option<Instant> = None;
     let mut flushed_at = Instant::now();
@@ -117,11 +119,16 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
         }
         let (samples, dropped) = crate::stacks::profile_samples();
         missed += dropped;
-        if !samples.is_empty() {
-            let taken = samples.len() as u64;
-            if !submit_profile(samples) {
+        pending.extend(samples);
+        if is_ready() && !pending.is_empty() {
+            let batch = std::mem::take(&mut pending);
+            let taken = batch.len() as u64;
+            if !submit_profile(batch) {
                 missed += taken;
             }
+        } else if pending.len() > MAX_PENDING {
+            missed += (pending.len() - MAX_PENDING) as u64;
+            pending.truncate(MAX_PENDING);
         }
         let since = now.duration_since(flushed_at);
         if since >= FLUSH_EVERY {
@@ -146,8 +153,10 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
     }
     drop(profiled);
     let (samples, dropped) = crate::stacks::profile_samples();
-    if !samples.is_empty() && !submit_profile(samples) {
-        missed += 1;
+    pending.extend(samples);
+    let taken = pending.len() as u64;
+    if taken > 0 && !submit_profile(pending) {
+        missed += taken;
     }
     crate::state::registry::lock(shared)
         .profile
