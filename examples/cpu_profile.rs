@@ -114,6 +114,12 @@ async fn main() {
         100.0 * WORK.checksum_share()
     );
     println!(
+        "at {hz} Hz: the signal handler took {:.2} % of a core on the sampled threads ({:.1} µs a \
+         sample)",
+        100.0 * profile.sampling_ns as f64 / 1e9 / seconds,
+        profile.sampling_ns as f64 / 1e3 / (profile.busy + profile.outside_polls).max(1) as f64
+    );
+    println!(
         "at {hz} Hz over {seconds:.1} s: the profiler's thread used {:.2} % of a core, the \
          symbolizer's {:.2} % (its first reading of the debug info included)",
         100.0 * profiler / seconds,

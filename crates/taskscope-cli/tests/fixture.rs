@@ -228,6 +228,7 @@ fn profile() -> taskscope_wire::Profile {
         outside_polls: 40,
         idle: 3_100,
         missed: 0,
+        sampling_ns: 2_500_000,
         groups: vec![
             group("[uninstrumented]", 1),
             group("GET /report", 40),

@@ -262,13 +262,14 @@ pub fn profile(snapshot: &Snapshot) -> PprofProfile {
     let comment = vec![
         strings.get(&format!(
             "taskscope: {} Hz of CPU time per thread, {} threads, {} samples in task polls, {} \
-             outside polls, {} idle (off CPU), {} missed",
+             outside polls, {} idle (off CPU), {} missed; sampling took {} ns of their CPU",
             profile.hz,
             profile.threads,
             profile.busy,
             profile.outside_polls,
             profile.idle,
-            profile.missed
+            profile.missed,
+            profile.sampling_ns
         )),
         strings.get(
             "samples are labelled task_group (and scope); outside polls and idle are left out",

@@ -23,6 +23,9 @@ pub struct Profile {
     pub idle: u64,
     /// Samples dropped for want of room (the profiler's ring or the symbolizer's queue).
     pub missed: u64,
+    /// Time the sampled threads spent in the sampling signal's handler, in nanoseconds: what
+    /// sampling cost them.
+    pub sampling_ns: u64,
     /// Task and scope groups, which stacks name by index.
     pub groups: Vec<ProfileGroup>,
     /// Distinct frames, which stacks name by index.
@@ -187,6 +190,7 @@ impl Profile {
             o.outside_polls += p.outside_polls;
             o.idle += p.idle;
             o.missed += p.missed;
+            o.sampling_ns += p.sampling_ns;
             let mut group = |i: u32| {
                 let g = p.groups.get(i as usize).cloned().unwrap_or_default();
                 let next = groups.len() as u32;
@@ -259,6 +263,7 @@ mod tests {
             outside_polls: 5,
             idle: 40,
             missed: 0,
+            sampling_ns: 0,
             groups: vec![
                 ProfileGroup {
                     name: "worker".into(),

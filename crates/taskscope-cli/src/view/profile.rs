@@ -32,14 +32,15 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
     frame.render_widget(
         Paragraph::new(format!(
-            " {} Hz of CPU per thread, {} threads: {} samples in task polls, {} outside polls, \
-             {} idle, {} missed",
+            " {} Hz of CPU, {} threads · samples: {} in task polls, {} outside, {} idle, {} \
+             missed · sampling cost {} of CPU",
             profile.hz,
             profile.threads,
             profile.busy,
             profile.outside_polls,
             profile.idle,
-            profile.missed
+            profile.missed,
+            crate::app::fmt_ns(profile.sampling_ns)
         ))
         .dim(),
         summary,

@@ -42,6 +42,8 @@ static ENTRIES: [Entry; RING] = [const {
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// Samples the handler had no free entry for.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Time the handler took on the sampled threads, in nanoseconds (what sampling costs them).
+static HANDLER_NS: AtomicU64 = AtomicU64::new(0);
 
 /// A profiled thread: its kernel id and the addresses of the two words of its worker slot the
 /// handler reads (0: none).
@@ -142,6 +144,13 @@ pub(crate) fn watch(
 
 /// In the signal handler, on the thread a CPU timer fired for: one sample into the ring.
 pub(super) fn on_timer(pc: usize, tid: i32) {
+    // `clock_gettime` is async-signal-safe.
+    let started = std::time::Instant::now();
+    sample(pc, tid);
+    HANDLER_NS.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+}
+
+fn sample(pc: usize, tid: i32) {
     let Some(w) = WATCHED.iter().find(|w| w.tid.load(Acquire) == tid) else {
         return; // a timer being deleted
     };
@@ -178,8 +187,9 @@ pub(super) fn on_timer(pc: usize, tid: i32) {
     entry.state.store(READY, Release);
 }
 
-/// The samples taken since the last call, and how many were dropped for want of room.
-pub(crate) fn drain() -> (Vec<RawStack>, u64) {
+/// The samples taken since the last call, how many were dropped for want of room, and the
+/// time the handler took meanwhile (ns).
+pub(crate) fn drain() -> (Vec<RawStack>, u64, u64) {
     let mut samples = Vec::new();
     for entry in &ENTRIES {
         if entry.state.load(Acquire) != READY {
@@ -193,5 +203,9 @@ pub(crate) fn drain() -> (Vec<RawStack>, u64) {
         });
         entry.state.store(FREE, Release);
     }
-    (samples, DROPPED.swap(0, Relaxed))
+    (
+        samples,
+        DROPPED.swap(0, Relaxed),
+        HANDLER_NS.swap(0, Relaxed),
+    )
 }

@@ -96,12 +96,13 @@ pub(crate) fn profile_thread(
     }
 }
 
-/// The profiler's samples since the last call, and how many were dropped for want of room.
+/// The profiler's samples since the last call, how many were dropped for want of room, and the
+/// time the signal handler took on the sampled threads meanwhile (ns).
 #[cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
-pub(crate) fn profile_samples() -> (Vec<RawStack>, u64) {
+pub(crate) fn profile_samples() -> (Vec<RawStack>, u64, u64) {
     cpu_timers::drain()
 }
 
@@ -129,8 +130,8 @@ pub(crate) fn profile_thread(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 )))]
-pub(crate) fn profile_samples() -> (Vec<RawStack>, u64) {
-    (Vec::new(), 0)
+pub(crate) fn profile_samples() -> (Vec<RawStack>, u64, u64) {
+    (Vec::new(), 0, 0)
 }
 
 /// Whether thread `tid` blocks the sampling signal (then asking again is pointless).

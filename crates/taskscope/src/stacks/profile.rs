@@ -43,6 +43,7 @@ pub(crate) struct ProfileStore {
     outside_polls: u64,
     idle: u64,
     missed: u64,
+    sampling_ns: u64,
     groups: Vec<ProfileGroup>,
     group_index: HashMap<ProfileGroup, u32>,
     frames: Vec<StackFrame>,
@@ -78,11 +79,13 @@ impl ProfileStore {
     }
 
     /// What the profiler's thread counted since it last said: `threads` profiled now, `idle`
-    /// samples' worth of their time off CPU, `missed` samples dropped.
-    pub(crate) fn round(&mut self, threads: u32, idle: u64, missed: u64) {
+    /// samples' worth of their time off CPU, `missed` samples dropped, `sampling_ns` of the
+    /// threads' time in the signal handler.
+    pub(crate) fn round(&mut self, threads: u32, idle: u64, missed: u64, sampling_ns: u64) {
         self.threads = self.threads.max(threads);
         self.idle += idle;
         self.missed += missed;
+        self.sampling_ns += sampling_ns;
         self.changed |= idle > 0 || missed > 0;
     }
 
@@ -262,6 +265,7 @@ impl ProfileStore {
             outside_polls: self.outside_polls,
             idle: self.idle,
             missed: self.missed,
+            sampling_ns: self.sampling_ns,
             groups: self.groups.clone(),
             frames: self.frames.clone(),
             stacks,
@@ -316,7 +320,7 @@ mod tests {
         add(&mut store, "a", &["f", "main"]);
         add(&mut store, "a", &["f", "main"]);
         add(&mut store, "bb", &["f", "main"]);
-        store.round(2, 5, 1);
+        store.round(2, 5, 1, 0);
         let p = store.to_wire().unwrap();
         assert_eq!((p.busy, p.frames.len(), p.stacks.len()), (3, 2, 2));
         assert_eq!((p.threads, p.idle, p.missed), (2, 5, 1));

@@ -80,7 +80,7 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
     let mut profiled: std::collections::HashMap<i32, Profiled> = Default::default();
     let mut found_at: Option<Instant> = None;
     let mut flushed_at = Instant::now();
-    let (mut missed, mut off_cpu_ns) = (0u64, 0u128);
+    let (mut missed, mut off_cpu_ns, mut handler_ns) = (0u64, 0u128, 0u64);
     let mut failed_once = false;
     while !stop.load(Acquire) {
         std::thread::park_timeout(DRAIN_EVERY);
@@ -117,8 +117,9 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
                 }
             }
         }
-        let (samples, dropped) = crate::stacks::profile_samples();
+        let (samples, dropped, spent) = crate::stacks::profile_samples();
         missed += dropped;
+        handler_ns += spent;
         pending.extend(samples);
         if is_ready() && !pending.is_empty() {
             let batch = std::mem::take(&mut pending);
@@ -148,11 +149,12 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
                 profiled.len() as u32,
                 idle,
                 std::mem::take(&mut missed),
+                std::mem::take(&mut handler_ns),
             );
         }
     }
     drop(profiled);
-    let (samples, dropped) = crate::stacks::profile_samples();
+    let (samples, dropped, spent) = crate::stacks::profile_samples();
     pending.extend(samples);
     let taken = pending.len() as u64;
     if taken > 0 && !submit_profile(pending) {
@@ -160,7 +162,7 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
     }
     crate::state::registry::lock(shared)
         .profile
-        .round(0, 0, missed + dropped);
+        .round(0, 0, missed + dropped, handler_ns + spent);
 }
 
 /// The CPU time thread `tid` of this process has used, from `/proc/self/task/TID/schedstat`.
