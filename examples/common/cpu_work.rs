@@ -102,6 +102,11 @@ impl Work {
         a ^ b
     }
 
+    /// The CPU time `checksum` and `parse` took so far, in nanoseconds.
+    pub fn spent(&self) -> [u64; 2] {
+        self.spent.each_ref().map(|s| s.load(Relaxed))
+    }
+
     /// The CPU time the two functions took so far, in nanoseconds.
     pub fn spent_ns(&self) -> u64 {
         self.spent.iter().map(|s| s.load(Relaxed)).sum()

@@ -29,9 +29,14 @@ fn round() -> u64 {
 
 /// Runs `body` on a 2-worker runtime with the profiler at 499 Hz, and returns the snapshot.
 fn profiled(body: impl std::future::Future<Output = ()> + Send + 'static) -> Snapshot {
+    profiled_at(499, body)
+}
+
+/// Like `profiled`, at `hz`.
+fn profiled_at(hz: u32, body: impl std::future::Future<Output = ()> + Send + 'static) -> Snapshot {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     WORK.calibrate(); // before profiling
-    let guard = taskscope::Builder::new().no_server().profile_hz(499).init();
+    let guard = taskscope::Builder::new().no_server().profile_hz(hz).init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -140,6 +145,36 @@ fn a_task_groups_time_is_split_between_its_two_functions_as_it_spends_it() {
             .lines()
             .any(|l| l.starts_with("hasher;") && l.contains("::checksum ")),
         "{folded}"
+    );
+}
+
+/// Below the kernel's tick rate the handler keeps a share of the ticks' signals: the split
+/// holds there too (a timer of 1/99 s favoured the end of a burst of work).
+#[test]
+fn at_99_hz_the_split_holds_too() {
+    let before = WORK.spent();
+    let snap = profiled_at(99, async {
+        taskscope::spawn_named("hasher", busy_for(Duration::from_secs(5)))
+            .await
+            .unwrap();
+    });
+    let after = WORK.spent();
+    let profile = snap.profile.expect("a profile");
+    let hasher = |label: &str| label == "hasher";
+    let samples = profile.samples(|s| hasher(&profile.label(s)));
+    let (checksum, parse) = (
+        share(&profile, "::checksum", hasher),
+        share(&profile, "::parse", hasher),
+    );
+    let truth =
+        (after[0] - before[0]) as f64 / (after[0] + after[1] - before[0] - before[1]) as f64;
+    let measured = checksum / (checksum + parse);
+    eprintln!("at 99 Hz: {samples} samples, checksum {measured:.3} (CPU time: {truth:.3})");
+    // 5 s of CPU at 99 Hz: about 500 samples, whatever the kernel's tick rate.
+    assert!((300..=800).contains(&samples), "{samples} samples");
+    assert!(
+        (measured - truth).abs() <= 0.06,
+        "checksum {measured:.3} of the samples, {truth:.3} of the CPU time"
     );
 }
 

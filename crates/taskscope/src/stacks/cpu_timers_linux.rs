@@ -1,10 +1,18 @@
 //! CPU-time timers for the profiler (Linux): each profiled thread gets a POSIX timer on its own
-//! CPU clock that sends it the sampling signal every `1/hz` s *of CPU time it used*, so samples
-//! fall where the thread spends its CPU and nowhere else (the kernel checks CPU timers at its
-//! scheduler tick, which caps the rate at the kernel's tick rate). The handler, on the sampled
-//! thread, walks the stack into a free entry of a fixed ring and reads what the thread's worker
-//! slot shows it polling; the profiler thread drains the ring. Nothing allocates or locks in the
-//! handler; a full ring drops the sample and counts it.
+//! CPU clock, so samples fall where the thread spends its CPU and nowhere else. The kernel checks
+//! CPU timers at its scheduler tick: a timer longer than the tick fires at the first tick after
+//! it expired, which favours ticks that follow more CPU time since the last sample — the end of
+//! a short burst of work over its start (a route's second function came out 3–5 points too
+//! high at 99 Hz). So the timer runs at 1 ms of CPU, shorter than any tick, and fires at every
+//! tick the thread is running at — each a sample of where it is, uniform over its CPU time —
+//! and the handler keeps each with the probability `KEEP` that gives the asked rate (the
+//! profiler thread sets it from the rate the signals come at), deciding before it walks the
+//! stack, so a skipped signal costs next to nothing.
+//!
+//! A kept sample: the handler, on the sampled thread, walks the stack into a free entry of a
+//! fixed ring and reads what the thread's worker slot shows it polling; the profiler thread
+//! drains the ring. Nothing allocates or locks in the handler; a full ring drops the sample and
+//! counts it.
 
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use std::time::Duration;
@@ -44,18 +52,38 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Time the handler took on the sampled threads, in nanoseconds (what sampling costs them).
 static HANDLER_NS: AtomicU64 = AtomicU64::new(0);
+/// Signals the handler got (kept or not).
+static SIGNALS: AtomicU64 = AtomicU64::new(0);
+/// The chance a signal is kept, in 2^-32 units (`set_keep`).
+static KEEP: AtomicU64 = AtomicU64::new(1 << 32);
+
+/// The timer's period, in CPU time: shorter than any kernel tick.
+pub(crate) const TIMER_PERIOD: Duration = Duration::from_millis(1);
+
+/// Keeps each signal with probability `p` (clamped to 0..=1).
+pub(crate) fn set_keep(p: f64) {
+    KEEP.store((p.clamp(0.0, 1.0) * (1u64 << 32) as f64) as u64, Relaxed);
+}
+
+/// Signals the handler got since the last call.
+pub(crate) fn take_signals() -> u64 {
+    SIGNALS.swap(0, Relaxed)
+}
 
 /// A profiled thread: its kernel id and the addresses of the two words of its worker slot the
 /// handler reads (0: none).
 struct Watched {
     tid: AtomicI32,
     tag_at: [AtomicUsize; 2],
+    /// The thread's xorshift state, for the keep-or-skip draw.
+    random: AtomicU64,
 }
 
 static WATCHED: [Watched; MAX_THREADS] = [const {
     Watched {
         tid: AtomicI32::new(0),
         tag_at: [const { AtomicUsize::new(0) }; 2],
+        random: AtomicU64::new(0),
     }
 }; MAX_THREADS];
 
@@ -103,6 +131,9 @@ pub(crate) fn watch(
     for (at, tag) in w.tag_at.iter().zip(tags.into_iter().flatten()) {
         at.store(tag as *const AtomicU64 as usize, Relaxed);
     }
+    // Any odd seed will do; the thread id makes threads draw apart.
+    w.random
+        .store(0x9e37_79b9_7f4a_7c15 ^ (tid as u64) << 1 | 1, Relaxed);
     w.tid.store(tid, Release);
     // SAFETY: a zeroed sigevent is valid; the fields set are those SIGEV_THREAD_ID reads.
     let mut event: libc::sigevent = unsafe { std::mem::zeroed() };
@@ -154,6 +185,17 @@ fn sample(pc: usize, tid: i32) {
     let Some(w) = WATCHED.iter().find(|w| w.tid.load(Acquire) == tid) else {
         return; // a timer being deleted
     };
+    SIGNALS.fetch_add(1, Relaxed);
+    // Only this thread's handler draws from its state (the signal is not re-entered: it is
+    // blocked while its handler runs).
+    let mut x = w.random.load(Relaxed);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w.random.store(x, Relaxed);
+    if x >> 32 >= KEEP.load(Relaxed) {
+        return;
+    }
     let start = NEXT.fetch_add(1, Relaxed);
     let Some(entry) = (0..RING).map(|i| &ENTRIES[(start + i) % RING]).find(|e| {
         e.state

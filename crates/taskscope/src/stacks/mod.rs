@@ -79,8 +79,9 @@ pub(crate) fn capture(tid: i32) -> Option<RawStack> {
 ))]
 pub(crate) use cpu_timers::CpuTimer;
 
-/// Profiles thread `tid`: a sample every `period` of its CPU time, the handler reading `tags`
-/// on the thread as it samples it (what its worker slot shows it polling).
+/// Profiles thread `tid`: a signal every millisecond of its CPU time (at most one per kernel
+/// tick), each kept with the chance `profile_keep` set, the handler reading `tags` on the
+/// thread as it samples it (what its worker slot shows it polling).
 #[cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
@@ -88,13 +89,18 @@ pub(crate) use cpu_timers::CpuTimer;
 pub(crate) fn profile_thread(
     tid: i32,
     tags: Option<[&'static std::sync::atomic::AtomicU64; 2]>,
-    period: std::time::Duration,
 ) -> Result<CpuTimer, String> {
     match imp::signal() {
         0 => Err("stack sampling is off".into()),
-        signal => cpu_timers::watch(tid, tags, period, signal),
+        signal => cpu_timers::watch(tid, tags, cpu_timers::TIMER_PERIOD, signal),
     }
 }
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub(crate) use cpu_timers::{set_keep as profile_keep, take_signals as profile_signals};
 
 /// The profiler's samples since the last call, how many were dropped for want of room, and the
 /// time the signal handler took on the sampled threads meanwhile (ns).
@@ -121,7 +127,6 @@ pub(crate) struct CpuTimer;
 pub(crate) fn profile_thread(
     _tid: i32,
     _tags: Option<[&'static std::sync::atomic::AtomicU64; 2]>,
-    _period: std::time::Duration,
 ) -> Result<CpuTimer, String> {
     Err("CPU profiles need Linux on x86_64 or aarch64".into())
 }
@@ -132,6 +137,20 @@ pub(crate) fn profile_thread(
 )))]
 pub(crate) fn profile_samples() -> (Vec<RawStack>, u64, u64) {
     (Vec::new(), 0, 0)
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+pub(crate) fn profile_keep(_p: f64) {}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+pub(crate) fn profile_signals() -> u64 {
+    0
 }
 
 /// Whether thread `tid` blocks the sampling signal (then asking again is pointless).

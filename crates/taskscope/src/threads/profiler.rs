@@ -1,9 +1,10 @@
 //! The CPU profiler's thread (`Builder::profile_hz`, `TASKSCOPE_PROFILE_HZ`; off by default,
 //! and then not started at all). Every thread that polls tasks — the worker slots of threads
 //! that polled instrumented tasks or scopes, and tokio's workers found by name — gets a timer on
-//! its own CPU clock (`stacks::profile_thread`) that signals it every `1/hz` s of CPU time it
-//! uses: samples fall where CPU time goes, however short the polls, and a thread that waits is
-//! not sampled at all. The handler reads, on the sampled thread, which task its worker slot shows
+//! its own CPU clock (`stacks::profile_thread`) that signals it at every kernel tick it runs at,
+//! of which the handler keeps the share that makes `hz` samples a CPU-second (this thread
+//! measures the signals' rate and sets the share): samples fall where CPU time goes, however
+//! short the polls, and a thread that waits is not sampled at all. The handler reads, on the sampled thread, which task its worker slot shows
 //! it polling at that instant. This thread drains the samples every few milliseconds and hands
 //! them to the symbolizer thread, which folds them into the registry's profile
 //! (`stacks::ProfileStore`); it counts the time the threads spent off CPU as idle, from the
@@ -66,6 +67,9 @@ struct Profiled {
     cpu_ns: u64,
 }
 
+/// The kernel's tick rate assumed until the signals' rate is measured.
+const ASSUMED_TICK_HZ: f64 = 250.0;
+
 /// Samples kept at most while the symbolizer is not ready (≈ 1 KiB each).
 const MAX_PENDING: usize = 4096;
 
@@ -73,7 +77,9 @@ const MAX_PENDING: usize = 4096;
 const DRAIN_EVERY: Duration = Duration::from_millis(25);
 
 fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
-    let period = Duration::from_secs_f64(1.0 / f64::from(hz));
+    // Until the signals' rate is known: the usual kernel tick rate, 250 a CPU-second.
+    let mut keep = (f64::from(hz) / ASSUMED_TICK_HZ).min(1.0);
+    crate::stacks::profile_keep(keep);
     // Samples taken while the symbolizer reads the debug info for the first time (seconds, in
     // a large debug build) wait here rather than overflow its queue.
     let mut pending: Vec<crate::stacks::RawStack> = Vec::new();
@@ -98,7 +104,7 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
                     continue;
                 }
                 let tags = target.slot.map(|s| [&s.task, &s.start]);
-                match crate::stacks::profile_thread(target.tid, tags, period) {
+                match crate::stacks::profile_thread(target.tid, tags) {
                     Ok(timer) => {
                         let cpu_ns = thread_cpu_ns(target.tid).unwrap_or(0);
                         profiled.insert(
@@ -135,13 +141,24 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
         if since >= FLUSH_EVERY {
             flushed_at = now;
             // Off CPU: the wall time since the last look that a thread did not spend on CPU.
+            let mut on_cpu_ns = 0u64;
             for (&tid, p) in profiled.iter_mut() {
                 let Some(cpu_ns) = thread_cpu_ns(tid) else {
                     continue;
                 };
                 let on = cpu_ns.saturating_sub(p.cpu_ns);
                 p.cpu_ns = cpu_ns;
+                on_cpu_ns += on;
                 off_cpu_ns += since.as_nanos().saturating_sub(u128::from(on));
+            }
+            // The signals come at the kernel's tick rate while a thread runs: keep the share
+            // of them that makes `hz` a CPU-second.
+            let signals = crate::stacks::profile_signals();
+            if on_cpu_ns >= 20_000_000 && signals >= 4 {
+                let rate = signals as f64 / (on_cpu_ns as f64 / 1e9);
+                let wanted = (f64::from(hz) / rate).min(1.0);
+                keep = 0.5 * keep + 0.5 * wanted;
+                crate::stacks::profile_keep(keep);
             }
             let idle = (off_cpu_ns * u128::from(hz) / 1_000_000_000) as u64;
             off_cpu_ns -= u128::from(idle) * 1_000_000_000 / u128::from(hz);
