@@ -30,19 +30,29 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The `/proc/self/task/TID` directories of this process's threads whose name starts with
+/// `prefix` (Linux; none elsewhere).
+fn threads_named(prefix: &str) -> Vec<std::path::PathBuf> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            std::fs::read_to_string(path.join("comm"))
+                .unwrap_or_default()
+                .trim_end()
+                .starts_with(prefix)
+        })
+        .collect()
+}
+
 /// CPU seconds used so far by this process's threads whose name starts with `prefix` (Linux;
-/// 0 elsewhere).
+/// 0 elsewhere), in the kernel's 10 ms ticks.
 pub fn thread_cpu(prefix: &str) -> f64 {
     let mut ticks = 0u64;
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    for entry in dir.flatten() {
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if !comm.trim_end().starts_with(prefix) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+    for path in threads_named(prefix) {
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
         // Fields after the ")" of the command name: utime is field 14, stime 15.
         let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
         let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -54,25 +64,15 @@ pub fn thread_cpu(prefix: &str) -> f64 {
     ticks as f64 / 100.0 // USER_HZ
 }
 
-/// Like `thread_cpu`, to the nanosecond: from `/proc/self/task/TID/schedstat` (Linux; 0
-/// elsewhere).
+/// Like `thread_cpu`, to the nanosecond: from `/proc/self/task/TID/schedstat`.
 pub fn thread_cpu_precise(prefix: &str) -> f64 {
-    let mut ns = 0u64;
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    for entry in dir.flatten() {
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if !comm.trim_end().starts_with(prefix) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(entry.path().join("schedstat")).unwrap_or_default();
-        ns += stat
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
+    let ns: u64 = threads_named(prefix)
+        .iter()
+        .filter_map(|path| {
+            let stat = std::fs::read_to_string(path.join("schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
     ns as f64 / 1e9
 }
 

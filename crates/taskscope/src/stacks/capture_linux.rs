@@ -121,17 +121,7 @@ extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     {
         if current_tid() == SLOT.tid.load(Relaxed) {
             SLOT.pc.store(interrupted_pc(ctx), Relaxed);
-            let mut n = 0;
-            // SAFETY: `trace_unsynchronized` takes no lock of backtrace's and allocates
-            // nothing; it walks with libgcc's unwinder.
-            unsafe {
-                backtrace::trace_unsynchronized(|frame| {
-                    SLOT.ips[n].store(frame.ip() as usize, Relaxed);
-                    n += 1;
-                    n < MAX_FRAMES
-                });
-            }
-            SLOT.len.store(n, Relaxed);
+            SLOT.len.store(walk(&SLOT.ips), Relaxed);
             SLOT.state.store(DONE, Release);
         } else {
             // A request for another thread (this one may have reused an old id): put it
@@ -141,6 +131,22 @@ extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };
+}
+
+/// In a signal handler: the return addresses of the calling thread's stack into `ips`,
+/// innermost first; how many.
+pub(super) fn walk(ips: &[AtomicUsize; MAX_FRAMES]) -> usize {
+    let mut n = 0;
+    // SAFETY: `trace_unsynchronized` takes no lock of backtrace's and allocates nothing; it
+    // walks with libgcc's unwinder.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            ips[n].store(frame.ip() as usize, Relaxed);
+            n += 1;
+            n < MAX_FRAMES
+        });
+    }
+    n
 }
 
 fn interrupted_pc(ctx: *mut libc::c_void) -> usize {

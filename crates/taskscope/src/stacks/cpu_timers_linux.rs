@@ -216,16 +216,7 @@ fn sample(pc: usize, tid: i32) {
         };
         tag.store(value, Relaxed);
     }
-    let mut n = 0;
-    // SAFETY: as in the blocked-worker handler: no lock of backtrace's, no allocation.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            entry.ips[n].store(frame.ip() as usize, Relaxed);
-            n += 1;
-            n < MAX_FRAMES
-        });
-    }
-    entry.len.store(n, Relaxed);
+    entry.len.store(super::imp::walk(&entry.ips), Relaxed);
     entry.state.store(READY, Release);
 }
 
