@@ -474,6 +474,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_profile_is_for_version_7_readers_only_and_round_trips() {
+        let profile = crate::profile::Profile {
+            hz: 99,
+            busy: 3,
+            ..Default::default()
+        };
+        let frame = Frame::Profile(Box::new(profile.clone()));
+        assert_eq!(frame.for_version(6), Some(None));
+        assert_eq!(frame.for_version(2), Some(None));
+        assert_eq!(frame.for_version(7), None);
+        let bytes = encode(&frame);
+        let decoded: Frame = postcard::from_bytes(&bytes[4..]).unwrap();
+        let mut assembler = crate::Assembler::default();
+        assembler.apply(decoded);
+        assert_eq!(assembler.snapshot().profile.as_ref(), Some(&profile));
+    }
+
+    #[test]
     fn a_recording_stopped_warning_is_for_version_3_readers_only() {
         use crate::warning::Warning;
         let w = Warning::new(
