@@ -251,14 +251,13 @@ fn report(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let snapshot = taskscope_report::merge::merge(&snapshots);
     if format.needs_profile() && snapshot.profile.is_none() {
+        let which = match src {
+            [one] => format!("{one} holds no"),
+            _ => "none of the sources holds a".to_string(),
+        };
         bail!(
-            "{} holds no CPU profile: run the application with TASKSCOPE_PROFILE_HZ=99 (or \
-             taskscope::Builder::profile_hz) to record one",
-            if src.len() == 1 {
-                src[0].as_str()
-            } else {
-                "no source"
-            }
+            "{which} CPU profile: run the application with TASKSCOPE_PROFILE_HZ=99 (or \
+             taskscope::Builder::profile_hz) to record one"
         );
     }
     let bytes = format.bytes(&snapshot);
