@@ -174,6 +174,15 @@ impl Profile {
 }
 
 impl Profile {
+    /// Puts the stacks in their order: most samples first, then by group, scope and frames.
+    pub fn sort_stacks(&mut self) {
+        self.stacks.sort_by(|a, b| {
+            b.samples
+                .cmp(&a.samples)
+                .then_with(|| (a.group, a.scope, &a.frames).cmp(&(b.group, b.scope, &b.frames)))
+        });
+    }
+
     /// Several profiles as one (of replicas of a service, say): groups with the same name and
     /// location and equal frames are one, samples add up; `None` when none is given.
     pub fn merged<'a>(profiles: impl IntoIterator<Item = &'a Profile>) -> Option<Profile> {
@@ -229,11 +238,7 @@ impl Profile {
                 samples,
             })
             .collect();
-        out.stacks.sort_by(|a, b| {
-            b.samples
-                .cmp(&a.samples)
-                .then_with(|| (a.group, a.scope, &a.frames).cmp(&(b.group, b.scope, &b.frames)))
-        });
+        out.sort_stacks();
         Some(out)
     }
 }

@@ -8,6 +8,11 @@ pub(super) fn current_tid() -> i32 {
     0
 }
 
+/// No signal is ever installed.
+pub(super) fn signal() -> i32 {
+    0
+}
+
 pub(super) fn install() -> Result<(), String> {
     Err("stack sampling of blocked workers needs Linux on x86_64 or aarch64".into())
 }

@@ -19,10 +19,7 @@ fn is_library(frame: &StackFrame) -> bool {
     let Some(file) = frame.file.as_deref() else {
         return true; // no debug info: the system's, or stripped
     };
-    file.starts_with("/rustc/")
-        || file.contains("/library/std/")
-        || file.contains("/library/core/")
-        || file.contains("/library/alloc/")
+    is_std_source(file)
         || file.contains("/.cargo/registry/")
         || file.contains("/.cargo/git/")
         // glibc and other system libraries are built with relative paths
@@ -55,13 +52,28 @@ fn is_runtime(frame: &StackFrame) -> bool {
 /// though all of them run inside a task harness further out (tokio's workers are themselves
 /// blocking tasks).
 pub(crate) fn in_task_poll(frames: &[StackFrame]) -> bool {
-    frames.iter().find(|f| is_runtime(f)).is_some_and(|f| {
-        f.file
-            .as_deref()
-            .map_or(f.function.contains("runtime::task::"), |file| {
-                file.contains("/src/runtime/task/")
-            })
-    })
+    frames
+        .iter()
+        .find(|f| is_runtime(f))
+        .is_some_and(is_task_harness)
+}
+
+/// A frame of tokio's runtime that is its task harness (`runtime/task/`), by file or by name.
+fn is_task_harness(frame: &StackFrame) -> bool {
+    frame
+        .file
+        .as_deref()
+        .map_or(frame.function.contains("runtime::task::"), |file| {
+            file.contains("/src/runtime/task/")
+        })
+}
+
+/// A source file of Rust's standard library.
+fn is_std_source(file: &str) -> bool {
+    file.starts_with("/rustc/")
+        || file.contains("/library/std/")
+        || file.contains("/library/core/")
+        || file.contains("/library/alloc/")
 }
 
 /// What a CPU profile needs to know of a frame (`frame_flags`).
@@ -82,13 +94,7 @@ pub(crate) fn frame_flags(frame: &StackFrame) -> u8 {
     let mut f = 0;
     if is_runtime(frame) {
         f |= flags::RUNTIME;
-        let harness = frame
-            .file
-            .as_deref()
-            .map_or(frame.function.contains("runtime::task::"), |file| {
-                file.contains("/src/runtime/task/")
-            });
-        if harness {
+        if is_task_harness(frame) {
             f |= flags::TASK_HARNESS;
         }
     }
@@ -110,12 +116,7 @@ pub(crate) fn frame_flags(frame: &StackFrame) -> u8 {
 fn is_std(frame: &StackFrame) -> bool {
     frame.file.as_deref().map_or_else(
         || frame.function.starts_with("std::") || frame.function.starts_with("core::"),
-        |f| {
-            f.starts_with("/rustc/")
-                || f.contains("/library/std/")
-                || f.contains("/library/core/")
-                || f.contains("/library/alloc/")
-        },
+        is_std_source,
     )
 }
 

@@ -72,20 +72,13 @@ pub(crate) fn capture(tid: i32) -> Option<RawStack> {
     imp::capture(tid)
 }
 
-/// A thread being profiled: its CPU timer (deleted on drop).
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-pub(crate) use cpu_timers::CpuTimer;
+pub(crate) use cpu_timers::{
+    drain as profile_samples, set_keep as profile_keep, take_signals as profile_signals, CpuTimer,
+};
 
 /// Profiles thread `tid`: a signal every millisecond of its CPU time (at most one per kernel
 /// tick), each kept with the chance `profile_keep` set, the handler reading `tags` on the
 /// thread as it samples it (what its worker slot shows it polling).
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
 pub(crate) fn profile_thread(
     tid: i32,
     tags: Option<[&'static std::sync::atomic::AtomicU64; 2]>,
@@ -94,63 +87,6 @@ pub(crate) fn profile_thread(
         0 => Err("stack sampling is off".into()),
         signal => cpu_timers::watch(tid, tags, cpu_timers::TIMER_PERIOD, signal),
     }
-}
-
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-pub(crate) use cpu_timers::{set_keep as profile_keep, take_signals as profile_signals};
-
-/// The profiler's samples since the last call, how many were dropped for want of room, and the
-/// time the signal handler took on the sampled threads meanwhile (ns).
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-pub(crate) fn profile_samples() -> (Vec<RawStack>, u64, u64) {
-    cpu_timers::drain()
-}
-
-/// No CPU timers where stacks cannot be sampled.
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-#[derive(Debug)]
-pub(crate) struct CpuTimer;
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-pub(crate) fn profile_thread(
-    _tid: i32,
-    _tags: Option<[&'static std::sync::atomic::AtomicU64; 2]>,
-) -> Result<CpuTimer, String> {
-    Err("CPU profiles need Linux on x86_64 or aarch64".into())
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-pub(crate) fn profile_samples() -> (Vec<RawStack>, u64, u64) {
-    (Vec::new(), 0, 0)
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-pub(crate) fn profile_keep(_p: f64) {}
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-pub(crate) fn profile_signals() -> u64 {
-    0
 }
 
 /// Whether thread `tid` blocks the sampling signal (then asking again is pointless).
@@ -340,6 +276,12 @@ impl Stacks {
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 #[path = "cpu_timers_linux.rs"]
+mod cpu_timers;
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+#[path = "cpu_timers_other.rs"]
 mod cpu_timers;
 #[cfg(all(
     target_os = "linux",

@@ -34,12 +34,25 @@ pub(crate) struct SampleLabel {
     pub(crate) scope: Option<ProfileGroup>,
 }
 
+impl SampleLabel {
+    /// The label of a group with no location of its own (`[retired task]`,
+    /// `[uninstrumented]`), in no scope.
+    pub(crate) fn named(name: &str) -> SampleLabel {
+        SampleLabel {
+            group: ProfileGroup {
+                name: name.into(),
+                location: String::new(),
+            },
+            scope: None,
+        }
+    }
+}
+
 /// What has been sampled so far.
 #[derive(Debug, Default)]
 pub(crate) struct ProfileStore {
     hz: u32,
     threads: u32,
-    busy: u64,
     outside_polls: u64,
     idle: u64,
     missed: u64,
@@ -128,7 +141,6 @@ impl ProfileStore {
             self.outside_polls += 1;
             return;
         }
-        self.busy += 1;
         // Up to the poll of the task or scope; without std's frames around the future.
         let mut end = ids
             .iter()
@@ -170,13 +182,7 @@ impl ProfileStore {
         }
         let label = match task {
             Some(_) => label(),
-            None => SampleLabel {
-                group: ProfileGroup {
-                    name: taskscope_wire::UNINSTRUMENTED.into(),
-                    location: String::new(),
-                },
-                scope: None,
-            },
+            None => SampleLabel::named(taskscope_wire::UNINSTRUMENTED),
         };
         let found = (
             self.group(&label.group),
@@ -243,7 +249,7 @@ impl ProfileStore {
         if !self.is_on() {
             return None;
         }
-        let mut stacks: Vec<ProfileStack> = self
+        let stacks: Vec<ProfileStack> = self
             .stacks
             .iter()
             .map(|((group, scope, frames), &samples)| ProfileStack {
@@ -253,15 +259,11 @@ impl ProfileStore {
                 samples,
             })
             .collect();
-        stacks.sort_by(|a, b| {
-            b.samples
-                .cmp(&a.samples)
-                .then_with(|| (a.group, a.scope, &a.frames).cmp(&(b.group, b.scope, &b.frames)))
-        });
-        Some(Profile {
+        let mut profile = Profile {
             hz: self.hz,
             threads: self.threads,
-            busy: self.busy,
+            // Every sample in a task poll is in one stack.
+            busy: stacks.iter().map(|s| s.samples).sum(),
             outside_polls: self.outside_polls,
             idle: self.idle,
             missed: self.missed,
@@ -269,7 +271,9 @@ impl ProfileStore {
             groups: self.groups.clone(),
             frames: self.frames.clone(),
             stacks,
-        })
+        };
+        profile.sort_stacks();
+        Some(profile)
     }
 }
 

@@ -4,11 +4,11 @@
 //! its own CPU clock (`stacks::profile_thread`) that signals it at every kernel tick it runs at,
 //! of which the handler keeps the share that makes `hz` samples a CPU-second (this thread
 //! measures the signals' rate and sets the share): samples fall where CPU time goes, however
-//! short the polls, and a thread that waits is not sampled at all. The handler reads, on the sampled thread, which task its worker slot shows
-//! it polling at that instant. This thread drains the samples every few milliseconds and hands
-//! them to the symbolizer thread, which folds them into the registry's profile
-//! (`stacks::ProfileStore`); it counts the time the threads spent off CPU as idle, from the
-//! kernel's account of each thread's CPU time.
+//! short the polls, and a thread that waits is not sampled at all. The handler reads, on the
+//! sampled thread, which task its worker slot shows it polling at that instant. This thread
+//! drains the samples every 25 ms and hands them to the symbolizer thread, which folds them into
+//! the registry's profile (`stacks::ProfileStore`); it counts the time the threads spent off CPU
+//! as idle, from the kernel's account of each thread's CPU time (`base::schedstat`).
 
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::{Arc, Mutex};
@@ -22,7 +22,8 @@ use crate::threads::symbolizer::{is_ready, submit_profile};
 pub(crate) const MAX_HZ: u32 = 10_000;
 /// How often the threads named like tokio's workers are looked for again.
 const FIND_THREADS_EVERY: Duration = Duration::from_millis(500);
-/// How often the rounds' counts (threads, missed samples) go to the registry.
+/// How often the counts (threads, idle, missed samples, the handler's time) go to the registry
+/// and the kept share is set again.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 type ProfilerThread = (Arc<AtomicBool>, std::thread::JoinHandle<()>);
@@ -106,7 +107,7 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
                 let tags = target.slot.map(|s| [&s.task, &s.start]);
                 match crate::stacks::profile_thread(target.tid, tags) {
                     Ok(timer) => {
-                        let cpu_ns = thread_cpu_ns(target.tid).unwrap_or(0);
+                        let cpu_ns = crate::base::schedstat::on_cpu_ns(target.tid).unwrap_or(0);
                         profiled.insert(
                             target.tid,
                             Profiled {
@@ -143,7 +144,7 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
             // Off CPU: the wall time since the last look that a thread did not spend on CPU.
             let mut on_cpu_ns = 0u64;
             for (&tid, p) in profiled.iter_mut() {
-                let Some(cpu_ns) = thread_cpu_ns(tid) else {
+                let Some(cpu_ns) = crate::base::schedstat::on_cpu_ns(tid) else {
                     continue;
                 };
                 let on = cpu_ns.saturating_sub(p.cpu_ns);
@@ -180,12 +181,6 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
     crate::state::registry::lock(shared)
         .profile
         .round(0, 0, missed + dropped, handler_ns + spent);
-}
-
-/// The CPU time thread `tid` of this process has used, from `/proc/self/task/TID/schedstat`.
-fn thread_cpu_ns(tid: i32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
-    text.split_whitespace().next()?.parse().ok()
 }
 
 /// The threads to sample now: live worker slots of a runtime, and the threads named like

@@ -15,8 +15,8 @@ enum Job {
     /// uninstrumented task (warning `.0`): the one inside a task poll is found here
     /// (`Stacks::add_foreign`).
     Foreign(u64, Vec<(Thread, RawStack)>),
-    /// A round of the CPU profiler: one sample per thread, tagged with the task and poll start
-    /// its worker slot showed as it was taken (`threads::profiler`).
+    /// The CPU profiler's samples, each tagged with the task and poll start its thread's worker
+    /// slot showed as it was taken (`threads::profiler`).
     Profile(Vec<RawStack>),
 }
 
@@ -31,8 +31,8 @@ type SymbolizerThread = (
     std::thread::JoinHandle<()>,
 );
 
-/// Whether the symbolising thread has read the binary's debug info (the profiler waits for
-/// it rather than fill the queue meanwhile).
+/// Whether the symbolising thread has read the binary's debug info (the profiler holds its
+/// samples until then rather than fill the queue).
 static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Whether the symbolising thread is ready for samples.
@@ -143,8 +143,9 @@ fn fold_profile_sample(
     );
 }
 
-/// A sample's addresses, innermost first: the interrupted instruction (exact), then the return
-/// addresses above it (resolved one byte back, inside the call).
+/// A sample's addresses, innermost first. The unwinder starts in the handler; the interrupted
+/// instruction is where the thread really was (exact), and above it the return addresses
+/// (resolved one byte back, inside the call).
 fn addresses(raw: &RawStack) -> Vec<(usize, bool)> {
     let mut out = vec![(raw.pc, true)];
     if let Some(i) = raw.ips.iter().position(|&ip| ip == raw.pc) {
@@ -214,16 +215,10 @@ impl Symbolizer {
 
     /// Every frame of the sample, innermost first.
     fn frames(&mut self, raw: &RawStack) -> Vec<StackFrame> {
-        // The unwinder starts in the handler; the interrupted instruction is where the thread
-        // really was. Above it, return addresses (resolved one byte back, inside the call).
-        let start = raw.ips.iter().position(|&ip| ip == raw.pc);
-        let mut frames: Vec<StackFrame> = self.resolve(raw.pc, true);
-        if let Some(i) = start {
-            for &ip in raw.ips.iter().skip(i + 1) {
-                frames.extend(self.resolve(ip, false));
-            }
-        }
-        frames
+        addresses(raw)
+            .into_iter()
+            .flat_map(|(ip, exact)| self.resolve(ip, exact))
+            .collect()
     }
 
     fn app_frames(&mut self, frames: Vec<StackFrame>) -> StackSample {
@@ -240,10 +235,8 @@ impl Symbolizer {
     }
 
     fn resolve(&mut self, ip: usize, exact: bool) -> Vec<StackFrame> {
-        self.cache
-            .entry((ip, exact))
-            .or_insert_with(|| symbolize(if exact { ip } else { ip.saturating_sub(1) }))
-            .clone()
+        self.warm(ip, exact);
+        self.cache[&(ip, exact)].clone()
     }
 
     /// Paths under the working directory are shown relative to it, as std's backtraces do

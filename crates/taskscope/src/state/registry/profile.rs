@@ -40,7 +40,7 @@ impl Registry {
     /// The label of a sample taken in the poll of task (or scope) `id`.
     pub(crate) fn profile_label(&self, id: u64) -> SampleLabel {
         let Some((mut group, mut parent)) = self.group_and_parent(id) else {
-            return label(RETIRED, "");
+            return SampleLabel::named(RETIRED);
         };
         let mut scope = None;
         for _ in 0..MAX_NESTING {
@@ -57,7 +57,7 @@ impl Registry {
                     let name = if parent == 0 { UNINSTRUMENTED } else { RETIRED };
                     return SampleLabel {
                         scope,
-                        ..label(name, "")
+                        ..SampleLabel::named(name)
                     };
                 }
             }
@@ -85,15 +85,5 @@ impl Registry {
             name: group.name.clone(),
             location: group.location.clone(),
         }
-    }
-}
-
-fn label(name: &str, location: &str) -> SampleLabel {
-    SampleLabel {
-        group: ProfileGroup {
-            name: name.into(),
-            location: location.into(),
-        },
-        scope: None,
     }
 }
