@@ -19,7 +19,10 @@ fn dropping_the_guard_reports_alive_tasks_and_writes_the_json_report() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("report.json");
     let guard = exclusive(|| {
+        // No live server: under nextest each test is a process of its own, and two would
+        // race for the default port.
         taskscope::Builder::new()
+            .no_server()
             .blocked_threshold(Duration::from_millis(10))
             .report(&path)
     });
@@ -111,14 +114,14 @@ fn dropping_the_guard_reports_alive_tasks_and_writes_the_json_report() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Stopped: a new Guard starts afresh.
-    let guard = exclusive(taskscope::Builder::new);
+    let guard = exclusive(|| taskscope::Builder::new().no_server());
     assert!(taskscope::snapshot().tasks.is_empty());
     drop(guard);
 }
 
 #[test]
 fn second_guard_while_one_is_alive_is_an_error() {
-    let guard = exclusive(taskscope::Builder::new);
+    let guard = exclusive(|| taskscope::Builder::new().no_server());
     assert!(matches!(
         taskscope::Builder::new().try_init(),
         Err(taskscope::Error::AlreadyRunning)
