@@ -121,7 +121,7 @@ extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     {
         if current_tid() == SLOT.tid.load(Relaxed) {
             SLOT.pc.store(interrupted_pc(ctx), Relaxed);
-            SLOT.len.store(walk(&SLOT.ips), Relaxed);
+            SLOT.len.store(walk(&SLOT.ips, 0), Relaxed);
             SLOT.state.store(DONE, Release);
         } else {
             // A request for another thread (this one may have reused an old id): put it
@@ -134,8 +134,11 @@ extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
 }
 
 /// In a signal handler: the return addresses of the calling thread's stack into `ips`,
-/// innermost first; how many.
-pub(super) fn walk(ips: &[AtomicUsize; MAX_FRAMES]) -> usize {
+/// innermost first; how many. With `stop_above` (a stack address; 0: none) the walk ends at
+/// the first frame whose stack address is above it: that frame is the last one kept. (The
+/// unwinder's frame address is the frame's canonical frame address or, in some unwinders, its
+/// stack pointer; either way the frame holding `stop_above` is kept.)
+pub(super) fn walk(ips: &[AtomicUsize; MAX_FRAMES], stop_above: usize) -> usize {
     let mut n = 0;
     // SAFETY: `trace_unsynchronized` takes no lock of backtrace's and allocates nothing; it
     // walks with libgcc's unwinder.
@@ -143,7 +146,7 @@ pub(super) fn walk(ips: &[AtomicUsize; MAX_FRAMES]) -> usize {
         backtrace::trace_unsynchronized(|frame| {
             ips[n].store(frame.ip() as usize, Relaxed);
             n += 1;
-            n < MAX_FRAMES
+            n < MAX_FRAMES && (stop_above == 0 || (frame.sp() as usize) <= stop_above)
         });
     }
     n

@@ -17,10 +17,10 @@
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use std::time::Duration;
 
-use super::raw::{RawStack, MAX_FRAMES};
+use super::raw::{RawStack, SlotWords, MAX_FRAMES};
 
 /// Samples waiting for the profiler thread at most.
-const RING: usize = 512;
+pub(crate) const RING: usize = 512;
 /// Threads profiled at once at most.
 pub(crate) const MAX_THREADS: usize = 64;
 
@@ -70,11 +70,11 @@ pub(crate) fn take_signals() -> u64 {
     SIGNALS.swap(0, Relaxed)
 }
 
-/// A profiled thread: its kernel id and the addresses of the two words of its worker slot the
-/// handler reads (0: none).
+/// A profiled thread: its kernel id and the addresses of the words of its worker slot the
+/// handler reads (`SlotWords`: task, start, poll_sp; 0: none).
 struct Watched {
     tid: AtomicI32,
-    tag_at: [AtomicUsize; 2],
+    tag_at: [AtomicUsize; 3],
     /// The thread's xorshift state, for the keep-or-skip draw.
     random: AtomicU64,
 }
@@ -82,7 +82,7 @@ struct Watched {
 static WATCHED: [Watched; MAX_THREADS] = [const {
     Watched {
         tid: AtomicI32::new(0),
-        tag_at: [const { AtomicUsize::new(0) }; 2],
+        tag_at: [const { AtomicUsize::new(0) }; 3],
         random: AtomicU64::new(0),
     }
 }; MAX_THREADS];
@@ -115,11 +115,11 @@ fn thread_cpu_clock(tid: i32) -> libc::clockid_t {
     ((!(tid as u32) << 3) | 4 | 2) as libc::clockid_t
 }
 
-/// Starts sampling thread `tid` every `period` of its CPU time with `signal`; `tags` are read
+/// Starts sampling thread `tid` every `period` of its CPU time with `signal`; `words` are read
 /// by the handler at each sample (zeros when `None`).
 pub(crate) fn watch(
     tid: i32,
-    tags: Option<[&'static AtomicU64; 2]>,
+    words: Option<SlotWords>,
     period: Duration,
     signal: i32,
 ) -> Result<CpuTimer, String> {
@@ -128,7 +128,8 @@ pub(crate) fn watch(
         .position(|w| w.tid.compare_exchange(0, -1, AcqRel, Relaxed).is_ok())
         .ok_or("too many threads profiled")?;
     let w = &WATCHED[watched];
-    for (at, tag) in w.tag_at.iter().zip(tags.into_iter().flatten()) {
+    let words = words.map(|w| [w.task, w.start, w.poll_sp]);
+    for (at, tag) in w.tag_at.iter().zip(words.into_iter().flatten()) {
         at.store(tag as *const AtomicU64 as usize, Relaxed);
     }
     // Any odd seed will do; the thread id makes threads draw apart.
@@ -206,17 +207,23 @@ fn sample(pc: usize, tid: i32) {
         return;
     };
     entry.pc.store(pc, Relaxed);
-    for (at, tag) in w.tag_at.iter().zip(&entry.tags) {
-        let at = at.load(Relaxed);
+    let [task, start, poll_sp] = [0, 1, 2].map(|i| {
+        let at = w.tag_at[i].load(Relaxed);
         // SAFETY: only addresses of `'static` atomics are stored in `tag_at`.
-        let value = if at == 0 {
+        if at == 0 {
             0
         } else {
             unsafe { (*(at as *const AtomicU64)).load(Relaxed) }
-        };
-        tag.store(value, Relaxed);
-    }
-    entry.len.store(super::imp::walk(&entry.ips), Relaxed);
+        }
+    });
+    entry.tags[0].store(task, Relaxed);
+    entry.tags[1].store(start, Relaxed);
+    // In a poll, the frames above the poll's are the runtime's, which the profile leaves out:
+    // the walk stops past them.
+    let stop_above = if start != 0 { poll_sp as usize } else { 0 };
+    entry
+        .len
+        .store(super::imp::walk(&entry.ips, stop_above), Relaxed);
     entry.state.store(READY, Release);
 }
 

@@ -1,12 +1,14 @@
 //! Platforms without stack sampling: no CPU timers, no samples.
 
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use super::raw::RawStack;
+use super::raw::{RawStack, SlotWords};
 
 /// The timer's period (unused here).
 pub(crate) const TIMER_PERIOD: Duration = Duration::from_millis(1);
+
+/// Samples waiting for the profiler thread at most (none here).
+pub(crate) const RING: usize = 512;
 
 /// No timer.
 #[derive(Debug)]
@@ -14,7 +16,7 @@ pub(crate) struct CpuTimer;
 
 pub(crate) fn watch(
     _tid: i32,
-    _tags: Option<[&'static AtomicU64; 2]>,
+    _words: Option<SlotWords>,
     _period: Duration,
     _signal: i32,
 ) -> Result<CpuTimer, String> {

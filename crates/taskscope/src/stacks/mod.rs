@@ -30,8 +30,8 @@ mod threads;
 
 pub(crate) use frames::{fold, in_task_poll, split_app_frames};
 pub(crate) use profile::{ProfileStore, SampleLabel, RETIRED};
-pub(crate) use raw::RawStack;
 use raw::ACTIVE;
+pub(crate) use raw::{RawStack, SlotWords};
 pub(crate) use threads::{named as threads_named, Thread};
 
 /// Samples taken per blocked poll at most.
@@ -74,18 +74,16 @@ pub(crate) fn capture(tid: i32) -> Option<RawStack> {
 
 pub(crate) use cpu_timers::{
     drain as profile_samples, set_keep as profile_keep, take_signals as profile_signals, CpuTimer,
+    RING as PROFILE_RING,
 };
 
 /// Profiles thread `tid`: a signal every millisecond of its CPU time (at most one per kernel
-/// tick), each kept with the chance `profile_keep` set, the handler reading `tags` on the
+/// tick), each kept with the chance `profile_keep` set, the handler reading `words` on the
 /// thread as it samples it (what its worker slot shows it polling).
-pub(crate) fn profile_thread(
-    tid: i32,
-    tags: Option<[&'static std::sync::atomic::AtomicU64; 2]>,
-) -> Result<CpuTimer, String> {
+pub(crate) fn profile_thread(tid: i32, words: Option<SlotWords>) -> Result<CpuTimer, String> {
     match imp::signal() {
         0 => Err("stack sampling is off".into()),
-        signal => cpu_timers::watch(tid, tags, cpu_timers::TIMER_PERIOD, signal),
+        signal => cpu_timers::watch(tid, words, cpu_timers::TIMER_PERIOD, signal),
     }
 }
 

@@ -1,12 +1,23 @@
 //! A raw sample and what the signal handler needs: the frame limit and whether sampling is on.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 /// Frames kept per sample (innermost first, before filtering).
 pub(crate) const MAX_FRAMES: usize = 128;
 
 /// Whether the Builder (or `TASKSCOPE_STACKS`) asked for stacks and the handler is installed.
 pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// The words of a thread's worker slot a profiler's signal handler reads at each sample.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SlotWords {
+    /// The task polled.
+    pub(crate) task: &'static AtomicU64,
+    /// The poll's start (0: no poll).
+    pub(crate) start: &'static AtomicU64,
+    /// The stack pointer of the innermost poll's frame: the walk stops past it.
+    pub(crate) poll_sp: &'static AtomicU64,
+}
 
 /// One raw sample: the interrupted instruction and the return addresses above it.
 #[derive(Debug, Clone)]

@@ -38,6 +38,10 @@ pub(crate) struct WorkerSlot {
     pub(crate) long_start: AtomicU64,
     /// The polled task's statistics, valid while `start != 0` (the poll holds an `Arc` to them).
     pub(crate) stats: AtomicPtr<TaskStats>,
+    /// The stack pointer of the innermost instrumented poll's frame, meaningful while `start !=
+    /// 0` (0: unknown): the profiler's stack walk stops past it, as the frames above it are
+    /// the runtime's and the profile leaves them out.
+    pub(crate) poll_sp: AtomicU64,
     /// Counts lock acquisitions on this thread, to time one in `HOLD_SAMPLE` holds.
     pub(crate) lock_ops: AtomicU32,
     /// Lock attempts left on this thread before one spends cooperative budget (`sync`).
@@ -71,7 +75,28 @@ pub(crate) fn is_marker(start: u64) -> bool {
 /// `block_on` in a task) saves the outer one's and puts it back when it ends.
 pub(crate) struct OuterPoll {
     start: u64,
-    task: Option<(u64, *mut TaskStats)>,
+    task: Option<(u64, *mut TaskStats, u64)>,
+}
+
+/// The stack pointer here (0 where it is not read).
+#[inline(always)]
+fn stack_pointer() -> u64 {
+    let sp: u64;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: copies the stack pointer register into another; reads and writes no memory.
+    unsafe {
+        std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as above.
+    unsafe {
+        std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        sp = 0;
+    }
+    sp
 }
 
 impl WorkerSlot {
@@ -82,9 +107,16 @@ impl WorkerSlot {
         let outer_start = self.start.load(Relaxed);
         let outer = OuterPoll {
             start: outer_start,
-            task: (outer_start != 0).then(|| (self.task.load(Relaxed), self.stats.load(Relaxed))),
+            task: (outer_start != 0).then(|| {
+                (
+                    self.task.load(Relaxed),
+                    self.stats.load(Relaxed),
+                    self.poll_sp.load(Relaxed),
+                )
+            }),
         };
         self.task.store(task, Relaxed);
+        self.poll_sp.store(stack_pointer(), Relaxed);
         self.stats
             .store(stats as *const TaskStats as *mut TaskStats, Relaxed);
         self.start.store(start, Release);
@@ -94,10 +126,12 @@ impl WorkerSlot {
     /// Shows the poll over: the outer poll again, if any. Owner only.
     #[inline(always)]
     pub(crate) fn leave_poll(&self, outer: OuterPoll) {
-        // `task` and `stats` mean nothing while `start` is 0: only an outer poll puts them back.
-        if let Some((task, stats)) = outer.task {
+        // `task`, `stats` and `poll_sp` mean nothing while `start` is 0: only an outer poll puts
+        // them back.
+        if let Some((task, stats, sp)) = outer.task {
             self.task.store(task, Relaxed);
             self.stats.store(stats, Relaxed);
+            self.poll_sp.store(sp, Relaxed);
         }
         self.start.store(outer.start, Release);
     }
@@ -183,6 +217,7 @@ fn register() -> &'static WorkerSlot {
                 long_marker: AtomicU64::new(0),
                 long_start: AtomicU64::new(0),
                 stats: AtomicPtr::new(ptr::null_mut()),
+                poll_sp: AtomicU64::new(0),
                 lock_ops: AtomicU32::new(0),
                 coop_left: AtomicU32::new(0),
                 self_woken: AtomicBool::new(false),

@@ -6,7 +6,7 @@
 //! measures the signals' rate and sets the share): samples fall where CPU time goes, however
 //! short the polls, and a thread that waits is not sampled at all. The handler reads, on the
 //! sampled thread, which task its worker slot shows it polling at that instant. This thread
-//! drains the samples every 25 ms and hands them to the symbolizer thread, which folds them into
+//! drains the samples every 10 to 100 ms (as the rate asks) and hands them to the symbolizer thread, which folds them into
 //! the registry's profile (`stacks::ProfileStore`); it counts the time the threads spent off CPU
 //! as idle, from the kernel's account of each thread's CPU time (`base::schedstat`).
 
@@ -74,8 +74,14 @@ const ASSUMED_TICK_HZ: f64 = 250.0;
 /// Samples kept at most while the symbolizer is not ready (≈ 1 KiB each).
 const MAX_PENDING: usize = 4096;
 
-/// How often samples are handed to the symbolizer.
-const DRAIN_EVERY: Duration = Duration::from_millis(25);
+/// How often samples are handed to the symbolizer: when the handler's ring would be a quarter
+/// full at `hz` samples a second on each of `threads` threads, within 10..=100 ms. (Each drain
+/// wakes this thread and the symbolizer's: at 25 ms, most of this thread's cost at 99 Hz.)
+fn drain_every(hz: u32, threads: usize) -> Duration {
+    let per_second = f64::from(hz) * threads.max(1) as f64;
+    let quarter = crate::stacks::PROFILE_RING as f64 / 4.0;
+    Duration::from_secs_f64((quarter / per_second).clamp(0.010, 0.100))
+}
 
 fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
     // Until the signals' rate is known: the usual kernel tick rate, 250 a CPU-second.
@@ -90,7 +96,7 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
     let (mut missed, mut off_cpu_ns, mut handler_ns) = (0u64, 0u128, 0u64);
     let mut failed_once = false;
     while !stop.load(Acquire) {
-        std::thread::park_timeout(DRAIN_EVERY);
+        std::thread::park_timeout(drain_every(hz, profiled.len()));
         let now = Instant::now();
         if found_at.is_none_or(|at| now.duration_since(at) >= FIND_THREADS_EVERY) {
             found_at = Some(now);
@@ -104,8 +110,12 @@ fn run(shared: &'static Shared, hz: u32, stop: &AtomicBool) {
                 if profiled.contains_key(&target.tid) {
                     continue;
                 }
-                let tags = target.slot.map(|s| [&s.task, &s.start]);
-                match crate::stacks::profile_thread(target.tid, tags) {
+                let words = target.slot.map(|s| crate::stacks::SlotWords {
+                    task: &s.task,
+                    start: &s.start,
+                    poll_sp: &s.poll_sp,
+                });
+                match crate::stacks::profile_thread(target.tid, words) {
                     Ok(timer) => {
                         let cpu_ns = crate::base::schedstat::on_cpu_ns(target.tid).unwrap_or(0);
                         profiled.insert(
@@ -206,4 +216,22 @@ fn targets(named: &[i32]) -> Vec<Target> {
         }
     }
     targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::drain_every;
+    use std::time::Duration;
+
+    #[test]
+    fn the_ring_is_drained_before_it_can_fill() {
+        // 99 Hz on 2 workers: 20 samples in 100 ms, far from the ring's 512.
+        assert_eq!(drain_every(99, 2), Duration::from_millis(100));
+        // 999 Hz on 2 workers: drained when a quarter of the ring (128) has come.
+        assert_eq!(drain_every(999, 2).as_millis(), 64);
+        // The most a thread may ask for, on 64 threads: every 10 ms, at the floor.
+        assert_eq!(drain_every(super::MAX_HZ, 64), Duration::from_millis(10));
+        // Before any thread is found it counts as one.
+        assert_eq!(drain_every(99, 0), Duration::from_millis(100));
+    }
 }
