@@ -33,12 +33,17 @@ impl Registry {
         if self.edges.insert((from, to), edge).is_some() {
             return;
         }
+        if let Some((name, _, _)) = self.describe(edge.task) {
+            self.edge_tasks
+                .entry(edge.task)
+                .or_insert_with(|| format!("task `{name}`"));
+        }
         let Some(reverse) = self.edges.get(&(to, from)).copied() else {
             return;
         };
         let (a, b) = (self.lock_name(from), self.lock_name(to));
-        let describe = |task: u64| match self.describe(task) {
-            Some((name, _, _)) => format!("task `{name}`"),
+        let describe = |task: u64| match self.edge_tasks.get(&task) {
+            Some(named) => named.clone(),
             None if task == 0 => "code outside instrumented tasks".to_string(),
             None => format!("task #{task}"),
         };

@@ -144,6 +144,9 @@ pub(crate) struct Registry {
     edges: HashMap<(u64, u64), Edge>,
     /// Names of locks that appear in edges, kept after the locks are dropped.
     lock_names: HashMap<u64, String>,
+    /// How the task of each edge is named in a warning (`task `name``), taken when the edge was
+    /// new: the task may have ended by the time the reverse edge comes.
+    edge_tasks: HashMap<u64, String>,
     /// (lock, acquire location) → `lock_held_across_await` warning id.
     held_across: HashMap<(u64, usize), u64>,
     /// (lock, read location, write location) → `stale_update` warning id.
