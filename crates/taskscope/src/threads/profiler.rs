@@ -5,8 +5,9 @@
 //! of which the handler keeps the share that makes `hz` samples a CPU-second (this thread
 //! measures the signals' rate and sets the share): samples fall where CPU time goes, however
 //! short the polls, and a thread that waits is not sampled at all. The handler reads, on the
-//! sampled thread, which task its worker slot shows it polling at that instant. This thread
-//! drains the samples every 10 to 100 ms (as the rate asks) and hands them to the symbolizer thread, which folds them into
+//! sampled thread, which task its worker slot shows it polling at that instant (and where that
+//! poll's frame is, past which its stack walk stops). This thread drains the samples every 10
+//! to 100 ms (as the rate asks) and hands them to the symbolizer thread, which folds them into
 //! the registry's profile (`stacks::ProfileStore`); it counts the time the threads spent off CPU
 //! as idle, from the kernel's account of each thread's CPU time (`base::schedstat`).
 
