@@ -1,7 +1,7 @@
 //! The CPU profile of a real axum service over real HTTP on loopback, with taskscope's tower
 //! layer: a handler that spends 70 % of its time in a checksum and 30 % in a parse is profiled
-//! as such under its route, from the API, from a recording read back, and in the pprof and
-//! folded reports of that recording.
+//! as such under its route, from the API, from a recording read back, and in the pprof, JSON
+//! and folded reports of that recording.
 
 mod common;
 
@@ -125,6 +125,29 @@ async fn a_handlers_cpu_is_split_between_its_functions_under_its_route() {
         .sum();
     let route = |s: &taskscope_wire::ProfileStack| profile.label(s) == "[uninstrumented]/GET /work";
     assert_eq!(in_route as u64, profile.samples(route));
+
+    // The JSON report validates, and its row of the route splits the samples as the CPU time.
+    let json: serde_json::Value =
+        serde_json::from_str(&taskscope_report::Format::Json.render(&replayed)).unwrap();
+    common::validate(taskscope_report::json::JSON_SCHEMA, &json).unwrap();
+    let row = json["profile"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["scope"] == "GET /work")
+        .unwrap_or_else(|| panic!("no GET /work row: {:#}", json["profile"]));
+    assert_eq!(row["samples"], profile.samples(route));
+    let total = |name: &str| {
+        let f = row["functions"].as_array().unwrap().iter();
+        let mut f = f.filter(|f| f["function"].as_str().unwrap().ends_with(name));
+        f.next().map_or(0, |f| f["total_samples"].as_u64().unwrap())
+    };
+    let label = "[uninstrumented]/GET /work";
+    assert_eq!(
+        total("::checksum"),
+        samples_in(profile, label, "::checksum")
+    );
+    assert_eq!(total("::parse"), samples_in(profile, label, "::parse"));
 
     // Folded stacks: the route's lines, outermost frame first, end in the two functions.
     let folded = taskscope_report::Format::Folded.render(&replayed);

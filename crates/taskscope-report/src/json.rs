@@ -35,6 +35,124 @@ pub struct Report<'a> {
     pub semaphores: Vec<Row>,
     /// Every warning, oldest first.
     pub warnings: Vec<WarningRow<'a>>,
+    /// The CPU profile, when one was taken (`null` otherwise).
+    pub profile: Option<ProfileRow>,
+}
+
+/// Functions listed per group of [`ProfileRow::groups`]; the pprof report has them all.
+pub const PROFILE_FUNCTIONS: usize = 50;
+
+/// The CPU profile of a report: its counts, and per task group and scope its top functions.
+#[derive(Debug, Serialize)]
+pub struct ProfileRow {
+    /// Samples per second asked for, per thread.
+    pub hz: u32,
+    /// Threads sampled.
+    pub threads: u32,
+    /// Samples inside task polls (the groups' samples add up to this).
+    pub busy_samples: u64,
+    /// Samples on CPU outside any task poll.
+    pub outside_polls: u64,
+    /// The samples the threads' time off CPU would have had.
+    pub idle_samples: u64,
+    /// Samples dropped for want of room.
+    pub missed: u64,
+    /// Time the sampled threads spent taking the samples, in nanoseconds.
+    pub sampling_ns: u64,
+    /// Per task group and scope, most samples first.
+    pub groups: Vec<ProfileGroupRow>,
+}
+
+/// The samples of one task group (and scope) of a profile.
+#[derive(Debug, Serialize)]
+pub struct ProfileGroupRow {
+    /// The task group polled.
+    pub task_group: String,
+    /// The scope polled inside it (an axum route through the tower layer), if any.
+    pub scope: Option<String>,
+    /// Where the scope, or else the task group, was created or spawned.
+    pub location: String,
+    /// Its samples.
+    pub samples: u64,
+    /// Its share of all busy samples, in percent.
+    pub percent: f64,
+    /// Its [`PROFILE_FUNCTIONS`] functions with most total samples.
+    pub functions: Vec<FunctionRow>,
+}
+
+/// One function's samples in a group.
+#[derive(Debug, Serialize)]
+pub struct FunctionRow {
+    /// The function.
+    pub function: String,
+    /// Its source file, when known.
+    pub file: Option<String>,
+    /// Samples where it was the innermost frame.
+    pub self_samples: u64,
+    /// Samples with it anywhere on the stack.
+    pub total_samples: u64,
+    /// `self_samples` as a percent of the group's samples.
+    pub self_percent: f64,
+    /// `total_samples` as a percent of the group's samples.
+    pub total_percent: f64,
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    (1000.0 * part as f64 / whole as f64).round() / 10.0
+}
+
+/// The report's view of a profile.
+pub fn profile_row(profile: &taskscope_wire::Profile) -> ProfileRow {
+    let keys: std::collections::BTreeSet<(u32, Option<u32>)> =
+        profile.stacks.iter().map(|s| (s.group, s.scope)).collect();
+    let group = |i: u32| profile.groups.get(i as usize);
+    let mut groups: Vec<ProfileGroupRow> = keys
+        .into_iter()
+        .map(|(g, scope)| {
+            let keep = |s: &taskscope_wire::ProfileStack| s.group == g && s.scope == scope;
+            let samples = profile.samples(keep);
+            let functions = profile
+                .functions(keep)
+                .into_iter()
+                .take(PROFILE_FUNCTIONS)
+                .map(|f| FunctionRow {
+                    self_percent: percent(f.self_samples, samples),
+                    total_percent: percent(f.total_samples, samples),
+                    function: f.function,
+                    file: f.file,
+                    self_samples: f.self_samples,
+                    total_samples: f.total_samples,
+                })
+                .collect();
+            let located = scope.and_then(group).or(group(g));
+            ProfileGroupRow {
+                task_group: group(g).map_or("?".into(), |x| x.name.clone()),
+                scope: scope.and_then(group).map(|x| x.name.clone()),
+                location: located.map_or(String::new(), |x| x.location.clone()),
+                samples,
+                percent: percent(samples, profile.busy),
+                functions,
+            }
+        })
+        .collect();
+    groups.sort_by(|a, b| {
+        b.samples
+            .cmp(&a.samples)
+            .then_with(|| (&a.task_group, &a.scope).cmp(&(&b.task_group, &b.scope)))
+    });
+    ProfileRow {
+        hz: profile.hz,
+        threads: profile.threads,
+        busy_samples: profile.busy,
+        outside_polls: profile.outside_polls,
+        idle_samples: profile.idle,
+        missed: profile.missed,
+        sampling_ns: profile.sampling_ns,
+        groups,
+    }
 }
 
 /// A warning and, for a `blocked_worker` sampled while blocked, its stacks.
@@ -259,6 +377,7 @@ pub fn report(snapshot: &Snapshot) -> Report<'_> {
                     .collect(),
             })
             .collect(),
+        profile: snapshot.profile.as_ref().map(profile_row),
     }
 }
 
