@@ -98,46 +98,16 @@ fn chain_of(symbols: &[Symbol]) -> Chain {
 }
 
 /// The name of the function around `file:line` read from the source, when the debug info has
-/// none (`{async_fn#0}`): the nearest `fn NAME` above the line, marked as read from the source;
-/// the compiler's placeholder when the file cannot be read (a binary away from its sources) or
-/// the line is in a macro.
+/// none (`{async_fn#0}`), marked as read from the source; the compiler's placeholder when the
+/// source cannot be read.
 fn recover_name(placeholder: &str, file: Option<&str>, line: Option<u32>) -> String {
-    let found = file.zip(line).and_then(|(file, line)| {
-        let source = std::fs::read_to_string(file).ok()?;
-        let lines: Vec<&str> = source.lines().collect();
-        let at = (line as usize).min(lines.len());
-        // Code expanded from a macro is attributed to the macro's lines: no name from those.
-        lines[..at]
-            .iter()
-            .rev()
-            .take(400)
-            .find_map(|l| match l.contains("macro_rules!") {
-                true => Some(None),
-                false => fn_name(l).map(Some),
-            })
-            .flatten()
-    });
-    match found {
+    match crate::stacks::enclosing_fn(file, line) {
         Some(name) if placeholder.starts_with("{async_block") => {
             format!("{name}::{{async_block}} (name from the source)")
         }
         Some(name) => format!("{name} (name from the source)"),
         None => placeholder.to_string(),
     }
-}
-
-/// `NAME` of a line declaring `fn NAME`.
-fn fn_name(line: &str) -> Option<String> {
-    let code = line.split("//").next()?;
-    let at = code.find("fn ")?;
-    if at > 0 && !code[..at].ends_with(' ') {
-        return None; // `xfn `, not a declaration
-    }
-    let name: String = code[at + 3..]
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_')
-        .collect();
-    (!name.is_empty()).then_some(name)
 }
 
 /// A frame of a tracing waker's registration.
@@ -242,20 +212,6 @@ mod tests {
             .map(|f| f.function)
             .collect();
         assert_eq!(frames, ["app::load_user"]);
-    }
-
-    #[test]
-    fn a_function_is_named_from_its_declaration() {
-        assert_eq!(
-            fn_name("async fn backend_call(reply: Receiver<String>) -> String {").as_deref(),
-            Some("backend_call")
-        );
-        assert_eq!(
-            fn_name("    pub(crate) async fn lock(&self) -> Guard<'_, T> {").as_deref(),
-            Some("lock")
-        );
-        assert_eq!(fn_name("    let f = |x| x; // fn not here"), None);
-        assert_eq!(fn_name("    handlefn (x)"), None);
     }
 
     #[test]

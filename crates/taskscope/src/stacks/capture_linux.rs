@@ -226,12 +226,16 @@ pub(super) fn capture(tid: i32) -> Option<RawStack> {
 pub(super) fn resolve(addr: usize) -> Vec<StackFrame> {
     let mut frames = Vec::new();
     backtrace::resolve(addr as *mut std::ffi::c_void, |symbol| {
+        let file = symbol.filename().map(|f| f.display().to_string());
+        let line = symbol.lineno();
+        let name = symbol
+            .name()
+            .map_or_else(|| "?".to_string(), |n| format!("{n:#}"));
         frames.push(StackFrame {
-            function: symbol
-                .name()
-                .map_or_else(|| "?".to_string(), |n| format!("{n:#}")),
-            file: symbol.filename().map(|f| f.display().to_string()),
-            line: symbol.lineno(),
+            // An inlined function of an optimised build is named without its path.
+            function: super::names::qualified(&name, file.as_deref(), line).unwrap_or(name),
+            file,
+            line,
         });
     });
     if frames.is_empty() {

@@ -24,11 +24,13 @@ use taskscope_wire::StackSample;
 
 mod foreign;
 mod frames;
+mod names;
 mod profile;
 mod raw;
 mod threads;
 
 pub(crate) use frames::{fold, in_task_poll, split_app_frames};
+pub(crate) use names::enclosing_fn;
 pub(crate) use profile::{ProfileStore, SampleLabel, RETIRED};
 use raw::ACTIVE;
 pub(crate) use raw::{RawStack, SlotWords};
