@@ -26,7 +26,7 @@ where
     F::Output: Send + 'static,
 {
     if instrumented {
-        taskscope::spawn(f)
+        taskscope::spawn(f).into_tokio()
     } else {
         tokio::spawn(f)
     }

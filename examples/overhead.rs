@@ -27,7 +27,7 @@ mod stream_client;
 use stream_client::Client;
 
 mod common;
-use common::{arg, flag, median, print_poll_table, spawn_all, text_arg, yielder};
+use common::{arg, flag, median, print_poll_table, spawn_all, text_arg, yielder, Joined};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
@@ -121,17 +121,25 @@ fn measure(variant: Variant, multi: bool, tasks: u32, yields: u32) -> f64 {
         taskscope::spawn(async {}).await.unwrap();
         let start = Instant::now();
         let handles = match variant {
-            Variant::Bare => spawn_all(tasks, || yielder(yields), tokio::spawn),
+            Variant::Bare => spawn_all(
+                tasks,
+                || yielder(yields),
+                |f| Joined::Tokio(tokio::spawn(f)),
+            ),
             Variant::TokioMetrics => {
                 let handles: Vec<_> = (0..tasks)
-                    .map(|_| tokio::spawn(monitor.instrument(yielder(yields))))
+                    .map(|_| Joined::Tokio(tokio::spawn(monitor.instrument(yielder(yields)))))
                     .collect();
                 handles
             }
-            _ => spawn_all(tasks, || yielder(yields), |f| taskscope::spawn(f)),
+            _ => spawn_all(
+                tasks,
+                || yielder(yields),
+                |f| Joined::Taskscope(taskscope::spawn(f)),
+            ),
         };
         for h in handles {
-            h.await.unwrap();
+            h.join().await;
         }
         start.elapsed()
     });
@@ -221,7 +229,7 @@ fn measure_contended(taskscope: bool, semaphore: bool, ops_per_task: u32) -> f64
         let our_mutex = Arc::new(taskscope::sync::Mutex::new(0u64));
         let tokio_semaphore = Arc::new(tokio::sync::Semaphore::new(2));
         let our_semaphore = Arc::new(taskscope::sync::Semaphore::new(2));
-        let handles: Vec<tokio::task::JoinHandle<()>> = (0..8)
+        let handles: Vec<Joined> = (0..8)
             .map(|_| {
                 let (tm, om) = (tokio_mutex.clone(), our_mutex.clone());
                 let (ts, os) = (tokio_semaphore.clone(), our_semaphore.clone());
@@ -238,14 +246,14 @@ fn measure_contended(taskscope: bool, semaphore: bool, ops_per_task: u32) -> f64
                     }
                 };
                 if taskscope {
-                    taskscope::spawn(body)
+                    Joined::Taskscope(taskscope::spawn(body))
                 } else {
-                    tokio::spawn(body)
+                    Joined::Tokio(tokio::spawn(body))
                 }
             })
             .collect();
         for h in handles {
-            h.await.unwrap();
+            h.join().await;
         }
         start.elapsed()
     });

@@ -87,9 +87,27 @@ pub async fn yielder(yields: u32) {
 pub fn spawn_all<F: std::future::Future<Output = ()> + Send + 'static>(
     tasks: u32,
     mut make: impl FnMut() -> F,
-    spawn: impl Fn(F) -> tokio::task::JoinHandle<()>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+    spawn: impl Fn(F) -> Joined,
+) -> Vec<Joined> {
     (0..tasks).map(|_| spawn(make())).collect()
+}
+
+/// A handle of tokio's or of taskscope's, awaited as a user awaits it.
+pub enum Joined {
+    /// `tokio::spawn`'s.
+    Tokio(tokio::task::JoinHandle<()>),
+    /// `taskscope::spawn`'s.
+    Taskscope(taskscope::JoinHandle<()>),
+}
+
+impl Joined {
+    /// Waits for the task; panics if it did.
+    pub async fn join(self) {
+        match self {
+            Joined::Tokio(h) => h.await.unwrap(),
+            Joined::Taskscope(h) => h.await.unwrap(),
+        }
+    }
 }
 
 /// Prints a per-poll table of one runtime flavour: each variant's median ns/poll and its

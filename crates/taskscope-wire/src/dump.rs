@@ -60,7 +60,8 @@ pub enum Trace {
     NoWakerRegistered,
     /// It completed in the dump's poll.
     CompletedDuringTrace,
-    /// It panicked in the dump's poll (also a `task_panicked` warning).
+    /// It panicked in the dump's poll (also a `task_panicked` warning, unless its `JoinHandle`
+    /// returns the panic to the code awaiting it).
     PanickedDuringTrace,
     /// It was not polled within the dump's timeout: still in a poll (a blocked worker: see its
     /// `blocked_worker` warning's stack), or its runtime did not get to it.

@@ -46,6 +46,7 @@ pub use guard::Guard;
 pub use layer::{layer, SpanLayer};
 #[cfg(tokio_unstable)]
 pub use task::hooks::hooks;
+pub use task::join::JoinHandle;
 pub use task::scope::{scope, Scope, MAX_SCOPE_NAME};
 pub use task::spawn::{spawn, spawn_blocking, spawn_named};
 /// A tokio test that fails when its code blocks a worker, holds a lock across `.await`, takes

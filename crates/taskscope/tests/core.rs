@@ -236,6 +236,67 @@ fn panicking_detached_task_raises_task_panicked_with_message() {
     assert_eq!(task.panic_message.as_deref(), Some("boom 42"));
 }
 
+/// The `task_panicked` warnings of tasks named `name`, after the registry has had time to
+/// retire them.
+fn panic_warnings(name: &str) -> Vec<taskscope::Warning> {
+    std::thread::sleep(Duration::from_millis(300));
+    taskscope::snapshot()
+        .warnings_of(WarningKind::TaskPanicked)
+        .filter(|w| w.task_name.as_deref() == Some(name))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_panic_the_join_handle_returns_is_not_reported() {
+    guard();
+    let rt = multi_thread();
+    rt.block_on(async {
+        let joined = taskscope::spawn_named("awaited-panic", async {
+            tokio::task::yield_now().await;
+            panic!("seen");
+        })
+        .await;
+        assert!(joined.unwrap_err().is_panic());
+        // Awaited after the task was retired: still seen.
+        let late = taskscope::spawn_named("late-awaited-panic", async { panic!("seen later") });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(late.await.unwrap_err().is_panic());
+        // Handed to tokio: taskscope cannot tell, and says nothing.
+        let handed = taskscope::spawn_named("handed-panic", async { panic!("tokio's") });
+        assert!(handed.into_tokio().await.unwrap_err().is_panic());
+    });
+    for name in ["awaited-panic", "late-awaited-panic", "handed-panic"] {
+        assert_eq!(panic_warnings(name), [], "{name}");
+    }
+    let snap = taskscope::snapshot();
+    assert_eq!(snap.group("awaited-panic").unwrap().panicked, 1);
+}
+
+#[test]
+fn a_panic_is_reported_when_its_held_handle_is_dropped_unawaited() {
+    guard();
+    let rt = multi_thread();
+    #[allow(clippy::async_yields_async)] // the handle, dropped later unawaited
+    let handle = rt.block_on(async {
+        taskscope::spawn_named("held-panic", async { panic!("held, then dropped") })
+    });
+    // Retired while its handle is held: not reported yet (it may still be awaited).
+    assert_eq!(panic_warnings("held-panic"), []);
+    drop(handle);
+    let w = wait_for(Duration::from_secs(2), |s| {
+        s.warnings_of(WarningKind::TaskPanicked)
+            .find(|w| w.task_name.as_deref() == Some("held-panic"))
+            .cloned()
+    })
+    .expect("task_panicked once the handle is dropped");
+    assert!(
+        w.message.contains("held, then dropped") && w.message.contains("detached"),
+        "{}",
+        w.message
+    );
+}
+
 #[test]
 fn unnamed_tasks_are_named_by_spawn_location_and_record_parents() {
     guard();

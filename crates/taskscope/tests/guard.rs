@@ -130,3 +130,38 @@ fn second_guard_while_one_is_alive_is_an_error() {
     assert!(!inert.is_active());
     drop(guard);
 }
+
+#[test]
+fn a_panic_whose_handle_is_never_awaited_is_reported_when_the_guard_stops() {
+    let guard = exclusive(|| taskscope::Builder::new().no_server());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (never, awaited) = rt.block_on(async {
+        let never = taskscope::spawn_named("never-awaited", async { panic!("kept, not awaited") });
+        let awaited = taskscope::spawn_named("awaited", async { panic!("awaited in time") });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            taskscope::snapshot()
+                .warnings_of(taskscope::WarningKind::TaskPanicked)
+                .next()
+                .is_none(),
+            "reported while its handle could still be awaited"
+        );
+        assert!(awaited.await.unwrap_err().is_panic());
+        (never, ())
+    });
+    let snap = guard.finish().expect("active");
+    let panics: Vec<_> = snap
+        .warnings_of(taskscope::WarningKind::TaskPanicked)
+        .collect();
+    assert_eq!(panics.len(), 1, "{panics:#?}");
+    assert_eq!(panics[0].task_name.as_deref(), Some("never-awaited"));
+    assert!(
+        panics[0].message.contains("never awaited"),
+        "{}",
+        panics[0].message
+    );
+    drop((never, awaited));
+}

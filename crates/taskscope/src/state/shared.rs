@@ -150,6 +150,14 @@ impl Shared {
         }
     }
 
+    /// Offers retired statistics for reuse, if nothing else refers to them or their wake line
+    /// (the registry, when it retires a task; a `JoinHandle` dropped after that).
+    pub(crate) fn recycle(&self, mut stats: Arc<TaskStats>) {
+        if Arc::get_mut(&mut stats).is_some_and(|s| s.reusable()) {
+            let _ = self.pool.push(stats);
+        }
+    }
+
     /// Queues an event, counting it as dropped when the queue is full. Never blocks.
     #[inline]
     pub(crate) fn push(&self, event: Event) -> Result<(), Event> {

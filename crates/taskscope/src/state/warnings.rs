@@ -133,14 +133,16 @@ impl Warnings {
         self.raise(w);
     }
 
-    pub(crate) fn task_panicked(&mut self, shared: &Shared, task: &Task) {
+    /// `task` panicked and no code saw it; `why` says how taskscope knows, when it does.
+    pub(crate) fn task_panicked(&mut self, shared: &Shared, task: &Task, why: Option<&str>) {
         let panic = task.panic_message.as_deref().unwrap_or("(no message)");
+        let why = why.map_or(String::new(), |why| format!(" ({why})"));
         let mut w = Warning::new(
             0,
             WarningKind::TaskPanicked,
             task.ended_ms.unwrap_or_else(|| shared.ms_at(clock::now())),
             format!(
-                "task `{}` spawned at {} panicked: {panic}",
+                "task `{}` spawned at {} panicked: {panic}{why}",
                 task.name, task.location
             ),
         );

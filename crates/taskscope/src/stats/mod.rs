@@ -2,6 +2,7 @@
 //! the crate, atomics only.
 
 pub(crate) mod histogram;
+pub(crate) mod join;
 pub(crate) mod lock;
 pub(crate) mod prefetch;
 pub(crate) mod samples;

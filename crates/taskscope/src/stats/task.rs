@@ -82,6 +82,8 @@ pub(crate) struct TaskStats {
     pub(crate) locks: TaskLocks,
     /// A scope's response status (HTTP, set by the tower layer; 0: none).
     pub(crate) response: AtomicU16,
+    /// What became of its `JoinHandle`.
+    pub(crate) join: super::join::JoinState,
 }
 
 use super::prefetch::prefetch;
@@ -124,6 +126,7 @@ impl TaskStats {
             panic_message: Mutex::new(None),
             locks: TaskLocks::new(),
             response: AtomicU16::new(0),
+            join: Default::default(),
         }
     }
 
@@ -164,6 +167,7 @@ impl TaskStats {
             panic_message,
             locks,
             response,
+            join,
         } = self;
         let bins = std::mem::replace(hot.bins.get_mut(), ptr::null_mut());
         if !bins.is_null() {
@@ -184,6 +188,7 @@ impl TaskStats {
         *panic_message.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         locks.reset();
         *response.get_mut() = 0;
+        join.reset();
     }
 
     /// Called at poll start, when the poller has the hot line anyway: if this poll's sample

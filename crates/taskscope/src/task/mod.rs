@@ -4,6 +4,7 @@
 #[cfg(tokio_unstable)]
 pub(crate) mod hooks;
 pub(crate) mod instrumented;
+pub(crate) mod join;
 pub(crate) mod scope;
 pub(crate) mod spawn;
 pub(crate) mod trace;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use taskscope_wire::TaskKind;
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
 
 use crate::base::clock;
 use crate::state::attach;
@@ -17,6 +16,7 @@ use crate::state::shared::{Event, Shared};
 use crate::state::worker;
 use crate::stats::task::*;
 use crate::task::instrumented::{record_panic, Instrumented};
+use crate::task::join::JoinHandle;
 
 /// Spawns a future on the current tokio runtime, like [`tokio::spawn`], and records every poll.
 ///
@@ -71,20 +71,24 @@ where
     F::Output: Send + 'static,
 {
     let Some(shared) = shared::active() else {
-        return tokio::spawn(future);
+        return JoinHandle::new(tokio::spawn(future), None);
     };
     let handle = match Handle::try_current() {
         Ok(handle) => handle,
         // Let tokio panic with its own message, at the caller's location.
-        Err(_) => return tokio::spawn(future),
+        Err(_) => return JoinHandle::new(tokio::spawn(future), None),
     };
     attach::ensure_attached(&handle, shared);
     match register(shared, name, location, TaskKind::Async) {
         Some(stats) => {
+            let watched = stats.clone();
             let future = Instrumented::new(future, stats);
-            worker::spawn_unhooked(|| handle.spawn(future))
+            JoinHandle::new(
+                worker::spawn_unhooked(|| handle.spawn(future)),
+                Some(watched),
+            )
         }
-        None => handle.spawn(future),
+        None => JoinHandle::new(handle.spawn(future), None),
     }
 }
 
@@ -105,13 +109,17 @@ where
 {
     let location = Location::caller();
     let Some(shared) = shared::active() else {
-        return tokio::task::spawn_blocking(f);
+        return JoinHandle::new(tokio::task::spawn_blocking(f), None);
     };
     let Some(stats) = register(shared, Cow::Borrowed(""), location, TaskKind::Blocking) else {
-        return tokio::task::spawn_blocking(f);
+        return JoinHandle::new(tokio::task::spawn_blocking(f), None);
     };
+    let watched = stats.clone();
     let run = BlockingRun(stats);
-    tokio::task::spawn_blocking(move || run.run(f))
+    JoinHandle::new(
+        tokio::task::spawn_blocking(move || run.run(f)),
+        Some(watched),
+    )
 }
 
 /// Marks a blocking task cancelled if its closure is dropped without running (runtime shutdown).

@@ -22,6 +22,7 @@ use crate::stats::task::TaskStats;
 mod chains;
 mod fan_out;
 mod locks;
+mod panics;
 mod profile;
 mod stale_updates;
 mod wakers;
@@ -162,6 +163,8 @@ pub(crate) struct Registry {
     wakers: wakers::WakerWatch,
     /// The chains of deadlocks and long waits (`chains.rs`).
     pub(crate) chains: chains::WarningChains,
+    /// Panicked tasks whose `JoinHandle` may still return the panic (`panics.rs`).
+    held_panics: panics::HeldPanics,
 }
 
 impl Registry {
@@ -267,6 +270,7 @@ impl Registry {
     pub(crate) fn retire_all_finished(&mut self, shared: &'static Shared) {
         self.scans_skipped = u32::MAX;
         self.retire_finished(shared);
+        self.check_held_panics(shared, true);
     }
 
     /// Moves finished tasks out of the live set: folds them into their group, keeps the most
@@ -329,8 +333,7 @@ impl Registry {
             group.busy_ns = group.busy_ns.saturating_add(stats.busy_ns());
             stats.merge_finished_into(&mut group.poll_ns, &mut group.scheduled_ns);
             if stats.outcome() == Some(Outcome::Panicked) {
-                self.warnings
-                    .task_panicked(shared, &task_to_wire(&stats, shared));
+                self.task_panicked(shared, &stats);
             }
             // Scopes (requests) live on in their groups, not one by one among the finished
             // tasks, which they would crowd out; unless they panicked.
@@ -338,7 +341,7 @@ impl Registry {
             if i >= keep_from && self.retain_finished > 0 && kept {
                 if self.finished.len() >= self.retain_finished {
                     if let Some(oldest) = self.finished.pop_front() {
-                        recycle(shared, oldest.stats);
+                        shared.recycle(oldest.stats);
                     }
                 }
                 self.finished.push_back(Retained {
@@ -346,9 +349,10 @@ impl Registry {
                     wire: OnceLock::new(),
                 });
             } else {
-                recycle(shared, stats);
+                shared.recycle(stats);
             }
         }
+        self.check_held_panics(shared, false);
     }
 
     /// Tasks new to the stream (in full) and changed ones (counters), and the ids of those it
@@ -478,13 +482,6 @@ impl Registry {
             Some((name, _, _)) => format!("task `{name}`"),
             None => format!("task #{id}"),
         }
-    }
-}
-
-/// Offers retired statistics for reuse, if nothing else refers to them or their wake line.
-fn recycle(shared: &Shared, mut stats: Arc<TaskStats>) {
-    if Arc::get_mut(&mut stats).is_some_and(|s| s.reusable()) {
-        let _ = shared.pool.push(stats);
     }
 }
 
