@@ -348,3 +348,44 @@ fn sixteen_tests_at_once_each_see_only_their_own_findings() {
         }
     }
 }
+
+/// Tests with different blocked thresholds run at the same time (no waiting for each other):
+/// a 30 ms block fails the test whose threshold is 5 ms and passes the one whose threshold is
+/// 200 ms, while both run.
+#[test]
+fn tests_with_different_thresholds_run_at_once_each_by_its_own() {
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let runs: Vec<_> = [("strict-5ms", "5ms"), ("lenient-200ms", "200ms")]
+        .into_iter()
+        .map(|(name, threshold)| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut window = (std::time::Instant::now(), std::time::Instant::now());
+                let mut config = Config::new(name);
+                config.blocked_threshold = Some(threshold);
+                let findings = taskscope::check(config, async {
+                    let start = std::time::Instant::now();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    std::thread::sleep(Duration::from_millis(30));
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    window = (start, std::time::Instant::now());
+                });
+                (name, findings, window)
+            })
+        })
+        .collect();
+    let runs: Vec<_> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    assert!(
+        runs[0].2 .0.max(runs[1].2 .0) < runs[0].2 .1.min(runs[1].2 .1),
+        "the bodies did not overlap"
+    );
+    let (strict, lenient) = (&runs[0].1, &runs[1].1);
+    assert_eq!(strict.warnings.len(), 1, "{strict}");
+    assert_eq!(
+        strict.warnings[0].kind,
+        WarningKind::BlockedWorker,
+        "{strict}"
+    );
+    assert!(lenient.is_clean(), "{lenient}");
+}

@@ -4,9 +4,9 @@
 //! built for it; the findings are the warnings of the fatal kinds about the scope and the
 //! tasks it spawned (their parents lead to it), so the tasks of other tests running at the same
 //! time are never counted. The tests of a process share one Guard (taskscope is process-wide),
-//! started by the first and stopped by the last; a test asking for another blocked threshold
-//! than the one running waits for the others to end. `cargo nextest` runs each test in a
-//! process of its own.
+//! started by the first and stopped by the last; it detects blocked workers at the lowest
+//! threshold of the tests running, and each test counts only the blocks that reach its own.
+//! `cargo nextest` runs each test in a process of its own.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -240,7 +240,7 @@ fn run_body<F: Future>(
     let _ = watcher.join();
     // Before the runtime goes: its tasks still running are the test's tasks alive at its end.
     let snapshot = crate::snapshot();
-    let findings = findings(&config, &snapshot, scope_id.load(Relaxed));
+    let findings = findings(&config, &snapshot, scope_id.load(Relaxed), lease.0);
     drop(runtime);
     drop(lease);
     let outcome = match outcome {
@@ -252,45 +252,66 @@ fn run_body<F: Future>(
 }
 
 /// The Guard the taskscope tests of a process share: started by the first one, stopped when
-/// the last one ends. Its blocked-worker threshold is the first one's: a test asking for
-/// another waits until the tests running end.
+/// the last one ends. Its blocked-worker threshold is the lowest of the running tests'; each
+/// test counts only the blocks that reach its own.
 static SHARED: Mutex<Option<SharedGuard>> = Mutex::new(None);
 
 struct SharedGuard {
     _guard: Guard,
-    tests: usize,
-    threshold: Option<Duration>,
+    /// The threshold of a test that asks for none (the Builder's: its default or
+    /// `TASKSCOPE_BLOCKED_THRESHOLD`), in nanoseconds.
+    default_ns: u64,
+    /// The blocked threshold of each running test, in nanoseconds.
+    thresholds: Vec<u64>,
 }
 
-/// A test's use of the shared Guard.
-struct Lease;
+impl SharedGuard {
+    /// The detectors' threshold: the lowest a running test asked for.
+    fn apply(&self) {
+        if let Some(&lowest) = self.thresholds.iter().min() {
+            crate::state::shared::THRESHOLDS
+                .blocked_ns
+                .store(lowest, Relaxed);
+        }
+    }
+}
+
+/// A test's use of the shared Guard, with the test's blocked threshold in nanoseconds.
+struct Lease(u64);
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
 
 impl Lease {
     fn take(threshold: Option<Duration>, runtime: &tokio::runtime::Handle) -> Lease {
         loop {
             let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
             match shared.as_mut() {
-                Some(s) if s.threshold == threshold => {
-                    s.tests += 1;
-                    return Lease;
+                Some(s) => {
+                    let own = threshold.map_or(s.default_ns, nanos);
+                    s.thresholds.push(own);
+                    s.apply();
+                    return Lease(own);
                 }
-                Some(_) => {} // other tests run under another threshold
                 None => {
-                    let mut builder = Builder::new()
+                    let builder = Builder::new()
                         .no_server()
                         .retained_tasks(100_000)
                         .attach(runtime);
-                    if let Some(threshold) = threshold {
-                        builder = builder.blocked_threshold(threshold);
-                    }
                     match builder.try_init() {
                         Ok(guard) => {
-                            *shared = Some(SharedGuard {
+                            let default_ns =
+                                crate::state::shared::THRESHOLDS.blocked_ns.load(Relaxed);
+                            let own = threshold.map_or(default_ns, nanos);
+                            let s = SharedGuard {
                                 _guard: guard,
-                                tests: 1,
-                                threshold,
-                            });
-                            return Lease;
+                                default_ns,
+                                thresholds: vec![own],
+                            };
+                            s.apply();
+                            *shared = Some(s);
+                            return Lease(own);
                         }
                         // A Guard that is not the tests' (a plain test's): wait for it.
                         Err(crate::Error::AlreadyRunning) => {}
@@ -308,8 +329,11 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
         let last = shared.as_mut().is_some_and(|s| {
-            s.tests -= 1;
-            s.tests == 0
+            if let Some(at) = s.thresholds.iter().position(|&t| t == self.0) {
+                s.thresholds.swap_remove(at);
+            }
+            s.apply();
+            s.thresholds.is_empty()
         });
         if last {
             // Stops taskscope (outside no lock of its own: the Guard takes the registry's).
@@ -361,7 +385,7 @@ fn ours(snapshot: &Snapshot, scope: u64) -> HashSet<u64> {
 }
 
 /// The fatal, not allowed warnings about the test's scope `scope` and the tasks under it.
-fn findings(config: &Config, snapshot: &Snapshot, scope: u64) -> Findings {
+fn findings(config: &Config, snapshot: &Snapshot, scope: u64, blocked_ns: u64) -> Findings {
     let ours = ours(snapshot, scope);
     let about_us = |w: &Warning| {
         w.task.is_some_and(|t| ours.contains(&t)) || w.tasks.iter().any(|t| ours.contains(t))
@@ -392,6 +416,11 @@ fn findings(config: &Config, snapshot: &Snapshot, scope: u64) -> Findings {
         // panic is the finding (or is allowed).
         .filter(|w| {
             w.kind != WarningKind::BlockedWorker || !w.task.is_some_and(|t| panicked.contains(&t))
+        })
+        // The Guard detects at the lowest threshold of the tests running; this test counts
+        // the blocks that reach its own.
+        .filter(|w| {
+            w.kind != WarningKind::BlockedWorker || w.duration_ns.is_none_or(|d| d >= blocked_ns)
         })
         .cloned()
         .collect();
