@@ -1,11 +1,13 @@
 //! Dashboard state and key handling: plain data, no drawing. Keys map to small named methods and
 //! return an [`Action`] for the event loop to perform (quit, watch a task, move a replay).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use taskscope_wire::{Snapshot, Task, TaskDump};
+
+use crate::task_tree::{tree_rows, TreeRow};
 
 /// The screens, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +193,12 @@ pub struct App {
     pub dump: Option<Arc<TaskDump>>,
     /// Its tasks grouped by where they wait (indices into its tasks), most first.
     pub dump_groups: Vec<Vec<usize>>,
+    /// Whether the Tasks view shows the spawn tree (`t`).
+    pub tree: bool,
+    /// Tasks whose subtree the tree hides (`c`).
+    pub collapsed: HashSet<u64>,
+    /// The tree's rows, in display order (empty when the list is flat).
+    tree_rows: Vec<TreeRow>,
     /// Sorted and filtered task indices into `snapshot.tasks`, recomputed when they change.
     order: Vec<usize>,
     pending_g: bool,
@@ -216,6 +224,9 @@ impl App {
             history: VecDeque::with_capacity(HISTORY),
             dump: None,
             dump_groups: Vec::new(),
+            tree: false,
+            collapsed: HashSet::new(),
+            tree_rows: Vec::new(),
             order: Vec::new(),
             pending_g: false,
         }
@@ -258,6 +269,44 @@ impl App {
     /// Tasks in display order (sorted, filtered).
     pub fn tasks(&self) -> impl ExactSizeIterator<Item = &Task> + '_ {
         self.order.iter().map(|&i| &self.snapshot.tasks[i])
+    }
+
+    /// The spawn tree's row at display position `i` (`None` when the list is flat).
+    pub fn tree_row(&self, i: usize) -> Option<&TreeRow> {
+        self.tree_rows.get(i)
+    }
+
+    /// Shows the spawn tree or the flat list, keeping the selected task selected.
+    pub fn toggle_tree(&mut self) {
+        let selected = self
+            .tasks()
+            .nth(self.selected[View::Tasks as usize])
+            .map(|t| t.id);
+        self.tree = !self.tree;
+        self.reorder();
+        self.select_task(selected);
+    }
+
+    /// Collapses or expands the subtree of the selected task (in the tree).
+    pub fn toggle_collapsed(&mut self) {
+        let Some(id) = self
+            .tasks()
+            .nth(self.selected[View::Tasks as usize])
+            .map(|t| t.id)
+        else {
+            return;
+        };
+        if !self.collapsed.remove(&id) {
+            self.collapsed.insert(id);
+        }
+        self.reorder();
+        self.select_task(Some(id));
+    }
+
+    fn select_task(&mut self, id: Option<u64>) {
+        if let Some(row) = id.and_then(|id| self.tasks().position(|t| t.id == id)) {
+            self.selected[View::Tasks as usize] = row;
+        }
     }
 
     /// How many tasks the Tasks view lists (after the filter).
@@ -303,6 +352,12 @@ impl App {
             }
         });
         self.order = keyed.into_iter().map(|(_, _, i)| i).collect();
+        if self.tree {
+            self.tree_rows = tree_rows(tasks, &self.order, &self.collapsed);
+            self.order = self.tree_rows.iter().map(|r| r.index).collect();
+        } else {
+            self.tree_rows.clear();
+        }
         let max = self.order.len().saturating_sub(1);
         let sel = &mut self.selected[View::Tasks as usize];
         *sel = (*sel).min(max);
@@ -467,6 +522,8 @@ impl App {
             KeyCode::BackTab => return self.previous_tab(),
             KeyCode::Char(c @ '1'..='9') => return self.show(View::ALL[c as usize - '1' as usize]),
             KeyCode::Char('d') => return Action::Dump,
+            KeyCode::Char('t') if self.view == View::Tasks => self.toggle_tree(),
+            KeyCode::Char('c') if self.view == View::Tasks && self.tree => self.toggle_collapsed(),
             KeyCode::Down | KeyCode::Char('j') => self.select(self.selected() + 1),
             KeyCode::Up | KeyCode::Char('k') => self.select(self.selected().saturating_sub(1)),
             KeyCode::PageDown => self.select(self.selected() + 20),

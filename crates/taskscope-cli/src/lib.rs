@@ -11,6 +11,7 @@ pub mod dump;
 pub mod dump_groups;
 pub mod screenshot;
 pub mod source;
+pub mod task_tree;
 pub mod tui;
 pub mod view;
 pub mod warning_rows;

@@ -336,3 +336,60 @@ fn a_deadlocks_detail_says_where_each_of_its_tasks_waits() {
     );
     assert!(shown.contains("Fix: "), "{shown}");
 }
+
+#[test]
+fn the_spawn_tree_nests_tasks_under_their_parents_and_collapses() {
+    let mut snapshot = fixture::snapshot();
+    // 1 spawned 2, 3 and 4; 2 spawned 5 and 6; 6 spawned 7; the rest have no parent shown.
+    for (child, parent) in [(2, 1), (3, 1), (4, 1), (5, 2), (6, 2), (7, 6)] {
+        snapshot.tasks[child - 1].parent = Some(parent as u64);
+    }
+    for t in snapshot.tasks.iter_mut().skip(7) {
+        t.parent = None;
+    }
+    let mut app = App::new("replay of a fixture");
+    app.update(Arc::new(snapshot));
+    app.view = View::Tasks;
+    app.sort = Column::Id;
+    app.descending = false;
+    app.update(app.snapshot.clone());
+    key(&mut app, KeyCode::Char('t'));
+    assert!(app.tree);
+    let ids: Vec<u64> = app.tasks().map(|t| t.id).collect();
+    assert_eq!(ids, [1, 2, 5, 6, 7, 3, 4, 8, 9, 10, 11, 12]);
+    let shown = screen(&app);
+    assert!(shown.contains("spawn tree"), "{shown}");
+    let root = shown.lines().find(|l| l.contains("accept-loop-0")).unwrap();
+    // 1 has six tasks below it; 4 of the 6 are alive (tasks 4 and 8 of the fixture are done).
+    assert!(root.contains("▾ accept-loop-0 +6 (5 alive)"), "{root}");
+    // Task 7 (`accept-loop-6`) under 6 (`handler-5`) under 2: indented twice as deep as 2.
+    let line = |name: &str| {
+        shown
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line("handler-1 ").contains("  ▾ handler-1 +3"), "{shown}");
+    assert!(line("handler-5 ").contains("    ▾ handler-5 +1"), "{shown}");
+    assert!(
+        line("accept-loop-6").contains("         accept-loop-6"),
+        "{shown}"
+    );
+    insta::assert_snapshot!("view_tasks_tree", shown);
+
+    // Collapse task 2: 5, 6 and 7 go; its counts stay.
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char('c'));
+    let ids: Vec<u64> = app.tasks().map(|t| t.id).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 8, 9, 10, 11, 12]);
+    let shown = screen(&app);
+    let two = shown.lines().find(|l| l.contains("handler-1 ")).unwrap();
+    assert!(two.contains("▸ handler-1 +3 ("), "{two}");
+    // Expanded again, and back to the flat list, the selection on the same task.
+    key(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.task_count(), 12);
+    key(&mut app, KeyCode::Char('t'));
+    assert!(!app.tree);
+    assert_eq!(app.tasks().nth(app.selected()).unwrap().id, 2);
+}

@@ -7,7 +7,7 @@ use ratatui::Frame;
 
 use super::style::block;
 
-pub const KEYS: [(&str, &str); 19] = [
+pub const KEYS: [(&str, &str); 21] = [
     ("q, ctrl-c", "quit"),
     ("ctrl-l", "repaint the screen"),
     ("?", "this help (any key closes it)"),
@@ -29,6 +29,14 @@ pub const KEYS: [(&str, &str); 19] = [
     ("h/l, left/right, s", "sort by the previous/next column"),
     ("i", "invert the sort"),
     ("/", "filter tasks by name or location"),
+    (
+        "t",
+        "Tasks: the spawn tree (children under their parent) or the flat list",
+    ),
+    (
+        "c",
+        "Tasks, in the tree: collapse or expand the selected task's subtree",
+    ),
     ("p, space", "pause (keep showing this moment)"),
     ("n", "replay: step to the next update"),
     ("[ ]", "replay: seek 10 s back / forward"),

@@ -1,4 +1,5 @@
-//! The Tasks view: every task, sortable, filterable, state-coloured, long polls highlighted.
+//! The Tasks view: every task, sortable, filterable, state-coloured, long polls highlighted; as
+//! a list or as the spawn tree (`t`).
 //! Only the visible rows are built, so 100,000 tasks draw as fast as 100.
 
 use ratatui::layout::{Constraint, Rect};
@@ -8,6 +9,7 @@ use ratatui::Frame;
 
 use super::style::{block, column_widths, fit_left, state_style, window};
 use crate::app::{fmt_ns, App, Column};
+use crate::task_tree::TreeRow;
 
 /// A poll this long is highlighted (the default blocked threshold).
 const LONG_POLL_NS: u64 = 10_000_000;
@@ -22,9 +24,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Cell::from(title)
     }))
     .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
+    // The tree's names are indented and carry their subtree's counts: more room for them.
+    let name_share = if app.tree { 5 } else { 2 };
     let widths = [
         Constraint::Length(6),
-        Constraint::Fill(2),
+        Constraint::Fill(name_share),
         Constraint::Length(9),
         Constraint::Length(8),
         Constraint::Length(9),
@@ -43,7 +47,12 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .tasks()
         .skip(rows_range.start)
         .take(rows_range.len())
-        .map(|t| {
+        .enumerate()
+        .map(|(k, t)| {
+            let name = match app.tree_row(offset + k) {
+                Some(row) => tree_name(row, &t.name),
+                None => t.name.clone(),
+            };
             let p99 = t.poll_ns.value_at_quantile(0.99);
             let long = t.poll_ns.max >= LONG_POLL_NS;
             let max = Cell::from(fmt_ns(t.poll_ns.max));
@@ -54,7 +63,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             };
             Row::new(vec![
                 Cell::from(t.id.to_string()),
-                Cell::from(t.name.clone()),
+                Cell::from(name),
                 Cell::from(format!("{:?}", t.state).to_lowercase()).style(state_style(t.state)),
                 Cell::from(t.polls.to_string()),
                 Cell::from(fmt_ns(t.busy_ns)),
@@ -67,9 +76,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         })
         .collect();
     let title = format!(
-        "Tasks ({} shown of {})",
+        "Tasks ({} shown of {}){}",
         app.task_count(),
-        app.snapshot.tasks.len()
+        app.snapshot.tasks.len(),
+        match app.tree {
+            true => " — spawn tree: t for the list, c to collapse or expand",
+            false => "",
+        }
     );
     let table = Table::new(rows, widths)
         .header(header)
@@ -77,4 +90,18 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
     let mut state = TableState::default().with_selected(Some(app.selected() - offset));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// A task's name in the spawn tree: indented by its depth, marked when it has tasks below it
+/// (`▾` shown, `▸` collapsed), with how many (`+6`) and how many of them are alive.
+fn tree_name(row: &TreeRow, name: &str) -> String {
+    let indent = "  ".repeat(row.depth.min(12));
+    match (row.below, row.collapsed) {
+        (0, _) => format!("{indent}  {name}"),
+        (below, collapsed) => format!(
+            "{indent}{} {name} +{below} ({} alive)",
+            if collapsed { '▸' } else { '▾' },
+            row.below_alive,
+        ),
+    }
 }
