@@ -199,6 +199,8 @@ pub struct App {
     pub collapsed: HashSet<u64>,
     /// The tree's rows, in display order (empty when the list is flat).
     tree_rows: Vec<TreeRow>,
+    /// The snapshot's detached tasks.
+    detached: HashSet<u64>,
     /// Sorted and filtered task indices into `snapshot.tasks`, recomputed when they change.
     order: Vec<usize>,
     pending_g: bool,
@@ -227,6 +229,7 @@ impl App {
             tree: false,
             collapsed: HashSet::new(),
             tree_rows: Vec::new(),
+            detached: HashSet::new(),
             order: Vec::new(),
             pending_g: false,
         }
@@ -262,8 +265,14 @@ impl App {
             }
             self.history.push_back(sample);
         }
+        self.detached = snapshot.detached.iter().copied().collect();
         self.snapshot = snapshot;
         self.reorder();
+    }
+
+    /// Whether task `id` is detached: alive, its `JoinHandle` dropped.
+    pub fn is_detached(&self, id: u64) -> bool {
+        self.detached.contains(&id)
     }
 
     /// Tasks in display order (sorted, filtered).

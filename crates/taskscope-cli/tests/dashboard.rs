@@ -347,6 +347,8 @@ fn the_spawn_tree_nests_tasks_under_their_parents_and_collapses() {
     for t in snapshot.tasks.iter_mut().skip(7) {
         t.parent = None;
     }
+    // 6's handle was dropped: its subtree is detached.
+    snapshot.detached = vec![6];
     let mut app = App::new("replay of a fixture");
     app.update(Arc::new(snapshot));
     app.view = View::Tasks;
@@ -371,7 +373,14 @@ fn the_spawn_tree_nests_tasks_under_their_parents_and_collapses() {
             .to_string()
     };
     assert!(line("handler-1 ").contains("  ▾ handler-1 +3"), "{shown}");
-    assert!(line("handler-5 ").contains("    ▾ handler-5 +1"), "{shown}");
+    assert!(
+        line("handler-5 ").contains("    ▾ ⇥handler-5 +1 (1 alive)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("⇥ detached (its JoinHandle dropped)"),
+        "{shown}"
+    );
     assert!(
         line("accept-loop-6").contains("         accept-loop-6"),
         "{shown}"
@@ -392,4 +401,12 @@ fn the_spawn_tree_nests_tasks_under_their_parents_and_collapses() {
     key(&mut app, KeyCode::Char('t'));
     assert!(!app.tree);
     assert_eq!(app.tasks().nth(app.selected()).unwrap().id, 2);
+    // The Task view says so too.
+    app.task = Some(6);
+    app.view = View::Task;
+    let shown = screen(&app);
+    assert!(
+        shown.contains("detached (its JoinHandle was dropped)"),
+        "{shown}"
+    );
 }

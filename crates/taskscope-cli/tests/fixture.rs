@@ -199,6 +199,7 @@ pub fn snapshot() -> Snapshot {
         ],
         timeline_names: Default::default(),
         profile: Some(profile()),
+        detached: Vec::new(),
     }
 }
 

@@ -114,6 +114,7 @@ impl Assembler {
                 snap.warning_chains.insert(warning, tasks);
             }
             Frame::Profile(profile) => snap.profile = Some(*profile),
+            Frame::Detached(ids) => snap.detached = ids,
             Frame::Refused { .. } | Frame::Dump(_) => {}
         }
     }

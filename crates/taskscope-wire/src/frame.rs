@@ -24,8 +24,8 @@ use crate::warning::Warning;
 /// warning kind `unbounded_spawn`, version 5 `stale_update` (each kept from older readers:
 /// [`WarningKind::since_version`](crate::WarningKind::since_version)); version 6 task dumps
 /// ([`ClientFrame::Dump`], [`Frame::Dump`]); version 7 CPU profiles ([`Frame::Profile`]);
-/// everything else is as in version 1.
-pub const WIRE_VERSION: u32 = 7;
+/// version 8 detached tasks ([`Frame::Detached`]); everything else is as in version 1.
+pub const WIRE_VERSION: u32 = 8;
 
 /// The oldest version this build reads (recordings) and serves (clients, which are then sent
 /// only version-1 frames).
@@ -168,6 +168,9 @@ pub enum Frame {
     },
     /// The CPU profile so far, whole (version 7; sent with the task groups when it changed).
     Profile(Box<crate::profile::Profile>),
+    /// Every live task whose `JoinHandle` was dropped before it ended (detached), by id,
+    /// whole (version 8; sent with the task groups when it changed).
+    Detached(Vec<u64>),
 }
 
 impl Frame {
@@ -185,6 +188,7 @@ impl Frame {
             Frame::Warning(w) if w.kind.since_version() > version => return Some(None),
             Frame::Dump(_) | Frame::Chains { .. } if version < 6 => return Some(None),
             Frame::Profile(_) if version < 7 => return Some(None),
+            Frame::Detached(_) if version < 8 => return Some(None),
             _ if version >= 3 => return None,
             _ => {}
         }
@@ -471,6 +475,19 @@ pub(crate) mod tests {
                 assert_eq!(frame.for_version(older), Some(None), "{kind} to {older}");
             }
         }
+    }
+
+    #[test]
+    fn detached_tasks_are_for_version_8_readers_only_and_round_trip() {
+        let frame = Frame::Detached(vec![3, 9]);
+        assert_eq!(frame.for_version(7), Some(None));
+        assert_eq!(frame.for_version(1), Some(None));
+        assert_eq!(frame.for_version(8), None);
+        let bytes = encode(&frame);
+        let decoded: Frame = postcard::from_bytes(&bytes[4..]).unwrap();
+        let mut assembler = crate::Assembler::default();
+        assembler.apply(decoded);
+        assert_eq!(assembler.snapshot().detached, [3, 9]);
     }
 
     #[test]

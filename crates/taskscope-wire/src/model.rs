@@ -58,6 +58,10 @@ pub struct Snapshot {
     /// The sampling CPU profile of the worker threads, when profiling is on (wire version 7).
     #[serde(default)]
     pub profile: Option<crate::profile::Profile>,
+    /// Live tasks whose `JoinHandle` was dropped before they ended (detached), by id, ascending
+    /// (wire version 8): nobody awaits them, so nobody would see their panic or result.
+    #[serde(default)]
+    pub detached: Vec<u64>,
 }
 
 /// Resources other than locks and semaphores that share a type and a creation location, as

@@ -298,6 +298,43 @@ fn a_panic_is_reported_when_its_held_handle_is_dropped_unawaited() {
 }
 
 #[test]
+fn a_live_task_whose_handle_was_dropped_is_listed_as_detached() {
+    guard();
+    let rt = multi_thread();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    #[allow(clippy::async_yields_async)] // the handle, held on
+    let held = rt.block_on(async {
+        drop(taskscope::spawn_named("detached-one", async {
+            rx.await.ok();
+        }));
+        taskscope::spawn_named("held-one", std::future::pending::<()>())
+    });
+    let ids = |name: &str| -> Vec<u64> {
+        let snap = taskscope::snapshot();
+        let of: Vec<u64> = snap
+            .tasks
+            .iter()
+            .filter(|t| t.name == name)
+            .map(|t| t.id)
+            .collect();
+        snap.detached
+            .iter()
+            .copied()
+            .filter(|id| of.contains(id))
+            .collect()
+    };
+    assert_eq!(ids("detached-one").len(), 1, "the dropped handle's task");
+    assert_eq!(ids("held-one"), Vec::<u64>::new(), "a held handle's task");
+    // Once it ends it is no longer listed.
+    tx.send(()).unwrap();
+    let gone = wait_for(Duration::from_secs(2), |_| {
+        ids("detached-one").is_empty().then_some(())
+    });
+    assert!(gone.is_some(), "an ended task is still listed as detached");
+    held.abort();
+}
+
+#[test]
 fn unnamed_tasks_are_named_by_spawn_location_and_record_parents() {
     guard();
     let rt = multi_thread();

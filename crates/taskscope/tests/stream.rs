@@ -346,6 +346,11 @@ fn a_recording_holds_the_stream_and_a_truncated_one_keeps_its_whole_records() {
         .build()
         .unwrap();
     rt.block_on(async {
+        // Alive at the end, its handle dropped: the recording lists it as detached.
+        drop(taskscope::spawn_named(
+            "recorded-detached",
+            std::future::pending::<()>(),
+        ));
         for _ in 0..5 {
             taskscope::spawn_named("recorded", async {
                 tokio::time::sleep(Duration::from_millis(30)).await
@@ -368,6 +373,12 @@ fn a_recording_holds_the_stream_and_a_truncated_one_keeps_its_whole_records() {
     }
     let snap = asm.snapshot();
     assert_eq!(snap.process.pid, std::process::id());
+    let detached = snap
+        .tasks
+        .iter()
+        .find(|t| t.name == "recorded-detached")
+        .unwrap();
+    assert_eq!(snap.detached, [detached.id]);
     assert_eq!(
         snap.task_groups
             .iter()

@@ -77,8 +77,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             .into(),
         ]),
         Line::from(format!(
-            "spawned at {}   kind {:?}   parent {parent}",
-            task.location, task.kind
+            "spawned at {}   kind {:?}   parent {parent}{}",
+            task.location,
+            task.kind,
+            match app.is_detached(task.id) {
+                true => "   detached (its JoinHandle was dropped)",
+                false => "",
+            }
         )),
         Line::from(format!(
             "polls {}   busy {}{}   wakes {} ({} self)",

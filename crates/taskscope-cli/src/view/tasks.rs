@@ -49,9 +49,14 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .take(rows_range.len())
         .enumerate()
         .map(|(k, t)| {
+            // Detached tasks (their handle dropped) are marked `⇥` before the name.
+            let marked = match app.is_detached(t.id) {
+                true => format!("⇥{}", t.name),
+                false => t.name.clone(),
+            };
             let name = match app.tree_row(offset + k) {
-                Some(row) => tree_name(row, &t.name),
-                None => t.name.clone(),
+                Some(row) => tree_name(row, &marked),
+                None => marked,
             };
             let p99 = t.poll_ns.value_at_quantile(0.99);
             let long = t.poll_ns.max >= LONG_POLL_NS;
@@ -76,12 +81,16 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         })
         .collect();
     let title = format!(
-        "Tasks ({} shown of {}){}",
+        "Tasks ({} shown of {}){}{}",
         app.task_count(),
         app.snapshot.tasks.len(),
         match app.tree {
             true => " — spawn tree: t for the list, c to collapse or expand",
             false => "",
+        },
+        match app.snapshot.detached.is_empty() {
+            true => "",
+            false => " · ⇥ detached (its JoinHandle dropped)",
         }
     );
     let table = Table::new(rows, widths)

@@ -34,6 +34,8 @@ pub(crate) struct Exporter {
     /// Changes of live tasks found for the coming tick outside the registry lock; see
     /// `tasks_due`.
     live_changes: Option<TaskChanges>,
+    /// The detached tasks last sent (`Frame::Detached`).
+    sent_detached: Vec<u64>,
 }
 
 /// Every collector tick (100 ms) sends new warnings, workers and runtimes; every `TASKS_EVERY`
@@ -100,8 +102,17 @@ impl Exporter {
             // Nobody listens: forget what was sent, so the next listener starts from a key frame.
             self.sent_tasks = SentTasks::default();
             self.sent_warnings.clear();
+            self.sent_detached.clear();
             return;
         }
+        // The detached tasks, whole, with the task groups when they changed (and at the end).
+        let detached = (all_groups || (self.ticks + 1) % GROUPS_EVERY == 1)
+            .then(|| registry.detached())
+            .filter(|ids| *ids != self.sent_detached)
+            .map(|ids| {
+                self.sent_detached = ids.clone();
+                Frame::Detached(ids)
+            });
         let hello = Frame::Hello(hello(shared));
         let needs_key = self.server.as_ref().is_some_and(|s| s.needs_key_frame());
         let key_frames = needs_key.then(|| {
@@ -125,6 +136,7 @@ impl Exporter {
         // the profile.
         frames.extend(changed_chains);
         frames.extend(profile);
+        frames.extend(detached);
         // Up to 10,000 warnings are compared every tick: copy only the changed ones.
         for w in registry.warnings.iter() {
             if self.sent_warnings.get(&w.id) != Some(w) {
@@ -262,6 +274,7 @@ fn start_frames(
         .chain(warnings.map(|w| Frame::Warning(Box::new(w))))
         .chain(chains)
         .chain(profile_frame(registry))
+        .chain(detached_frame(registry))
         .collect();
     let stacks = registry
         .stacks
@@ -288,6 +301,12 @@ pub(crate) fn scopes_frame(registry: &Registry) -> Frame {
 /// The CPU profile so far, as a frame (none when profiling is off).
 fn profile_frame(registry: &Registry) -> Option<Frame> {
     Some(Frame::Profile(Box::new(registry.profile.to_wire()?)))
+}
+
+/// The live detached tasks, as a frame (none when there are none).
+fn detached_frame(registry: &Registry) -> Option<Frame> {
+    let ids = registry.detached();
+    (!ids.is_empty()).then_some(Frame::Detached(ids))
 }
 
 /// Where the tasks of a warning wait, as a frame.

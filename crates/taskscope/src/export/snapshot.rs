@@ -72,6 +72,7 @@ fn build_without_live(shared: &'static Shared, registry: &Registry) -> Snapshot 
         warning_chains: registry.chains.by_warning.clone(),
         resources: Vec::new(),
         scopes: registry.scope_groups(),
+        detached: registry.detached(),
     }
 }
 

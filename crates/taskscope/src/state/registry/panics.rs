@@ -1,4 +1,6 @@
-//! `task_panicked`: a panic nobody saw. A task spawned through taskscope panics; if its
+//! What became of tasks' `JoinHandle`s: the live tasks that are detached, and `task_panicked`,
+//! a panic nobody saw.
+//! A task spawned through taskscope panics; if its
 //! `JoinHandle` returns the `JoinError` to the code that awaits it, that code saw the panic and
 //! nothing is reported. The warning is raised when the handle was dropped without returning it
 //! (the task was detached), or was still held, never awaited, when taskscope stopped. A task
@@ -18,6 +20,18 @@ use crate::stats::task::TaskStats;
 pub(crate) struct HeldPanics(Vec<Arc<TaskStats>>);
 
 impl Registry {
+    /// The live tasks whose handle was dropped before they ended, by id, ascending.
+    pub(crate) fn detached(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .live
+            .iter()
+            .filter(|(_, (s, _))| s.join.get() == DETACHED && !s.is_done())
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// A retired task panicked: reports it now, later (its handle is held) or never (its handle
     /// returned the panic).
     pub(super) fn task_panicked(&mut self, shared: &Shared, stats: &Arc<TaskStats>) {
