@@ -115,6 +115,37 @@ impl TaskDump {
         self.tasks.iter().find(|t| t.id == id)
     }
 
+    /// The dumped tasks as their spawn tree, depth first: each task after the task that spawned
+    /// it, one level deeper, with its depth. A task whose parent is not in the dump (spawned
+    /// outside any task, or by one that has ended) is at depth 0; so is one whose parent's id is
+    /// not smaller than its own (ids grow with each spawn: a corrupt dump, which would loop).
+    pub fn spawn_tree(&self) -> Vec<(usize, &DumpedTask)> {
+        use std::collections::HashMap;
+        let index: HashMap<u64, usize> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id, i))
+            .collect();
+        let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut roots = Vec::new();
+        for (i, t) in self.tasks.iter().enumerate() {
+            match t.parent.filter(|&p| p < t.id).and_then(|p| index.get(&p)) {
+                Some(&parent) => children.entry(parent).or_default().push(i),
+                None => roots.push(i),
+            }
+        }
+        let mut out = Vec::with_capacity(self.tasks.len());
+        let mut stack: Vec<(usize, usize)> = roots.iter().rev().map(|&i| (i, 0)).collect();
+        while let Some((i, depth)) = stack.pop() {
+            out.push((depth, &self.tasks[i]));
+            if let Some(kids) = children.get(&i) {
+                stack.extend(kids.iter().rev().map(|&k| (k, depth + 1)));
+            }
+        }
+        out
+    }
+
     /// The tasks with this name.
     pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a DumpedTask> + 'a {
         self.tasks.iter().filter(move |t| t.name == name)
@@ -184,6 +215,16 @@ impl fmt::Display for TaskDump {
                 "\n({} more tasks left out: the dump did not fit in one frame)",
                 self.omitted
             )?;
+        }
+        // The spawn tree, when some task's parent is in the dump.
+        let tree = self.spawn_tree();
+        if tree.iter().any(|(depth, _)| *depth > 0) {
+            writeln!(f, "\nspawn tree:")?;
+            for (depth, task) in tree {
+                let state = format!("{:?}", task.state).to_lowercase();
+                let indent = "  ".repeat(depth.min(32));
+                writeln!(f, "{indent}{} `{}` [{state}]", task.id, task.name)?;
+            }
         }
         Ok(())
     }
@@ -255,7 +296,52 @@ impl fmt::Display for DumpedTask {
 
 #[cfg(test)]
 mod tests {
-    use super::AsyncFrame;
+    use super::{AsyncFrame, DumpedTask, TaskDump, Trace};
+    use crate::model::{TaskKind, TaskState};
+
+    fn task(id: u64, parent: Option<u64>) -> DumpedTask {
+        DumpedTask {
+            id,
+            name: format!("t{id}"),
+            location: "src/main.rs:1:1".into(),
+            parent,
+            kind: TaskKind::Async,
+            state: TaskState::Idle,
+            since_poll_ns: None,
+            trace: Trace::NotPolled,
+            waiting_for: None,
+        }
+    }
+
+    #[test]
+    fn the_dump_prints_its_spawn_tree() {
+        let dump = TaskDump {
+            taken_at_ms: 0,
+            tasks: vec![
+                task(1, None),
+                task(2, Some(1)),
+                task(3, Some(2)),
+                task(4, Some(1)),
+                task(5, Some(9)),
+                task(6, Some(6)),
+            ],
+            omitted: 0,
+        };
+        let shape: Vec<(usize, u64)> = dump.spawn_tree().iter().map(|(d, t)| (*d, t.id)).collect();
+        assert_eq!(shape, [(0, 1), (1, 2), (2, 3), (1, 4), (0, 5), (0, 6)]);
+        let text = dump.to_string();
+        let tree = text.split("spawn tree:\n").nth(1).expect(&text);
+        assert_eq!(
+            tree,
+            "1 `t1` [idle]\n  2 `t2` [idle]\n    3 `t3` [idle]\n  4 `t4` [idle]\n5 `t5` [idle]\n6 `t6` [idle]\n"
+        );
+        // No task under another: no tree.
+        let flat = TaskDump {
+            tasks: vec![task(1, None), task(2, Some(9))],
+            ..dump
+        };
+        assert!(!flat.to_string().contains("spawn tree"));
+    }
 
     fn at(file: &str) -> AsyncFrame {
         AsyncFrame {

@@ -513,3 +513,66 @@ fn a_dump_says_which_task_spawned_each_one() {
     tx.send(()).unwrap();
     rt.block_on(parent).unwrap();
 }
+
+/// A task that spawned two workers, one of which spawned a helper: the dump lists them as a
+/// tree under it.
+#[test]
+fn the_dump_shows_the_spawn_tree() {
+    let _guard = guard();
+    let rt = common::multi_thread();
+    let (tx, rx) = tokio::sync::watch::channel(());
+    #[allow(clippy::async_yields_async)] // the supervisor's handle, awaited after the dump
+    let supervisor = rt.block_on(async {
+        let supervisor = taskscope::spawn_named("supervisor", async move {
+            let helper_rx = rx.clone();
+            let mut workers = vec![taskscope::spawn_named("worker-a", async move {
+                let mut rx = helper_rx.clone();
+                let helper = taskscope::spawn_named("helper", async move {
+                    rx.changed().await.ok();
+                });
+                helper.await.ok();
+            })];
+            let mut rx = rx.clone();
+            workers.push(taskscope::spawn_named("worker-b", async move {
+                rx.changed().await.ok();
+            }));
+            for w in workers {
+                w.await.ok();
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        supervisor
+    });
+    let dump = dump();
+    let tree: Vec<(usize, String)> = dump
+        .spawn_tree()
+        .into_iter()
+        .filter(|(_, t)| {
+            ["supervisor", "worker-a", "worker-b", "helper"].contains(&t.name.as_str())
+        })
+        .map(|(depth, t)| (depth, t.name.clone()))
+        .collect();
+    let names = |v: &[(usize, &str)]| {
+        v.iter()
+            .map(|(d, n)| (*d, n.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        tree,
+        names(&[
+            (0, "supervisor"),
+            (1, "worker-a"),
+            (2, "helper"),
+            (1, "worker-b")
+        ]),
+        "{dump}"
+    );
+    let text = dump.to_string();
+    assert!(text.contains("spawn tree:"), "{text}");
+    assert!(
+        text.contains("\n    ") && text.contains("`helper` [idle]"),
+        "{text}"
+    );
+    tx.send(()).unwrap();
+    rt.block_on(async { supervisor.await.unwrap() });
+}
