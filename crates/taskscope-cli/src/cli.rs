@@ -184,7 +184,12 @@ pub fn run() -> anyhow::Result<ExitCode> {
         } => {
             let dump = crate::dump::fetch(&addr, token.as_deref(), timeout)?;
             match json {
-                true => println!("{}", serde_json::to_string_pretty(&dump)?),
+                true => {
+                    // `detached` is not part of the dump's wire form: added here.
+                    let mut value = serde_json::to_value(&dump)?;
+                    value["detached"] = serde_json::to_value(&dump.detached)?;
+                    println!("{}", serde_json::to_string_pretty(&value)?)
+                }
                 false => print!("{dump}"),
             }
         }

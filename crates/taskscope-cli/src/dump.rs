@@ -43,6 +43,7 @@ pub fn fetch(addr: &str, token: Option<&str>, wait: Duration) -> anyhow::Result<
     });
     let hello_by = Instant::now() + HELLO_TIMEOUT;
     let mut answer_by = None;
+    let mut detached = Vec::new();
     let result = loop {
         let by = answer_by.unwrap_or(hello_by);
         let left = by.saturating_duration_since(Instant::now());
@@ -75,7 +76,12 @@ pub fn fetch(addr: &str, token: Option<&str>, wait: Duration) -> anyhow::Result<
             _ if answer_by.is_none() => {
                 break Err(anyhow!("{addr} is not a taskscope stream (no hello)"))
             }
-            Frame::Dump(dump) => break Ok(*dump),
+            Frame::Dump(mut dump) => {
+                dump.detached = detached;
+                break Ok(*dump);
+            }
+            // The detached tasks (version 8): the key frame has them.
+            Frame::Detached(ids) => detached = ids,
             _ => {} // the stream's updates meanwhile
         }
     };

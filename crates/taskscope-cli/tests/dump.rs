@@ -44,6 +44,10 @@ fn the_cli_prints_the_chain_of_each_waiting_task_of_a_running_app() {
     let (tx, rx) = tokio::sync::oneshot::channel();
     #[allow(clippy::async_yields_async)] // the task's handle, awaited after the dumps
     let task = rt.block_on(async {
+        drop(taskscope::spawn_named(
+            "fire-and-forget",
+            std::future::pending::<()>(),
+        ));
         let task = taskscope::spawn_named("quote", serve_quote(rx));
         tokio::time::sleep(Duration::from_millis(100)).await;
         task
@@ -61,9 +65,32 @@ fn the_cli_prints_the_chain_of_each_waiting_task_of_a_running_app() {
         );
     }
 
+    // The task whose handle was dropped is said to be detached, and no other.
+    let detached_block = text
+        .split("\n\n")
+        .find(|b| b.contains("`fire-and-forget`"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        detached_block.contains("detached: its JoinHandle was dropped"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("detached: its JoinHandle").count(),
+        1,
+        "{text}"
+    );
+
     let (ok, json, err) = taskscope(&["dump", &addr, "--json"]);
     assert!(ok, "{err}");
     let dump: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let id_of = |name: &str| {
+        let tasks = dump["tasks"].as_array().unwrap();
+        tasks.iter().find(|t| t["name"] == name).unwrap()["id"].clone()
+    };
+    assert_eq!(
+        dump["detached"],
+        serde_json::json!([id_of("fire-and-forget")])
+    );
     let quote = dump["tasks"]
         .as_array()
         .unwrap()

@@ -333,5 +333,6 @@ pub fn dump() -> taskscope_wire::TaskDump {
         taken_at_ms: 2_900,
         tasks,
         omitted: 0,
+        detached: Vec::new(),
     }
 }

@@ -18,6 +18,11 @@ pub struct TaskDump {
     pub tasks: Vec<DumpedTask>,
     /// Tasks left out to fit the dump in one stream frame (0 in the application).
     pub omitted: u64,
+    /// Its tasks that are detached (their `JoinHandle` dropped), by id. Not part of the `Dump`
+    /// frame (whose layout readers of version 6 and 7 know): a reader of the stream fills it
+    /// from the `Detached` frame.
+    #[serde(skip)]
+    pub detached: Vec<u64>,
 }
 
 /// One task of a [`TaskDump`].
@@ -208,6 +213,9 @@ impl fmt::Display for TaskDump {
         for task in &self.tasks {
             writeln!(f)?;
             write!(f, "{task}")?;
+            if self.detached.contains(&task.id) {
+                writeln!(f, "    detached: its JoinHandle was dropped")?;
+            }
         }
         if self.omitted > 0 {
             writeln!(
@@ -223,7 +231,11 @@ impl fmt::Display for TaskDump {
             for (depth, task) in tree {
                 let state = format!("{:?}", task.state).to_lowercase();
                 let indent = "  ".repeat(depth.min(32));
-                writeln!(f, "{indent}{} `{}` [{state}]", task.id, task.name)?;
+                let detached = match self.detached.contains(&task.id) {
+                    true => " detached",
+                    false => "",
+                };
+                writeln!(f, "{indent}{} `{}` [{state}]{detached}", task.id, task.name)?;
             }
         }
         Ok(())
@@ -326,14 +338,19 @@ mod tests {
                 task(6, Some(6)),
             ],
             omitted: 0,
+            detached: vec![4],
         };
         let shape: Vec<(usize, u64)> = dump.spawn_tree().iter().map(|(d, t)| (*d, t.id)).collect();
         assert_eq!(shape, [(0, 1), (1, 2), (2, 3), (1, 4), (0, 5), (0, 6)]);
         let text = dump.to_string();
         let tree = text.split("spawn tree:\n").nth(1).expect(&text);
+        assert!(
+            text.contains("detached: its JoinHandle was dropped"),
+            "{text}"
+        );
         assert_eq!(
             tree,
-            "1 `t1` [idle]\n  2 `t2` [idle]\n    3 `t3` [idle]\n  4 `t4` [idle]\n5 `t5` [idle]\n6 `t6` [idle]\n"
+            "1 `t1` [idle]\n  2 `t2` [idle]\n    3 `t3` [idle]\n  4 `t4` [idle] detached\n5 `t5` [idle]\n6 `t6` [idle]\n"
         );
         // No task under another: no tree.
         let flat = TaskDump {

@@ -84,10 +84,11 @@ fn dump(only: Option<&[u64]>, timeout: Duration) -> TaskDump {
             taken_at_ms: 0,
             tasks: Vec::new(),
             omitted: 0,
+            detached: Vec::new(),
         };
     };
     let now = clock::now();
-    let (live, waits) = {
+    let (live, waits, detached) = {
         let registry = registry::lock(shared);
         let live: Vec<Arc<TaskStats>> = registry
             .live
@@ -95,7 +96,7 @@ fn dump(only: Option<&[u64]>, timeout: Duration) -> TaskDump {
             .map(|(stats, _)| stats.clone())
             .filter(|s| !s.is_done() && only.is_none_or(|ids| ids.contains(&s.id)))
             .collect();
-        (live, lock_waits(&registry, now))
+        (live, lock_waits(&registry, now), registry.detached())
     };
     let states: Vec<(TaskState, Option<u64>)> = live
         .iter()
@@ -171,6 +172,10 @@ fn dump(only: Option<&[u64]>, timeout: Duration) -> TaskDump {
     tasks.sort_by_key(|t| t.id);
     TaskDump {
         taken_at_ms: shared.ms_at(now),
+        detached: detached
+            .into_iter()
+            .filter(|id| tasks.binary_search_by_key(id, |t| t.id).is_ok())
+            .collect(),
         tasks,
         omitted: 0,
     }
