@@ -540,13 +540,20 @@ fn the_dump_shows_the_spawn_tree() {
                 w.await.ok();
             }
         });
-        drop(taskscope::spawn_named("orphan", std::future::pending::<()>()));
+        drop(taskscope::spawn_named(
+            "orphan",
+            std::future::pending::<()>(),
+        ));
         tokio::time::sleep(Duration::from_millis(100)).await;
         supervisor
     });
     let dump = dump();
     let orphan = dump.named("orphan").next().unwrap().id;
-    assert_eq!(dump.detached, [orphan], "only the task whose handle was dropped");
+    assert_eq!(
+        dump.detached,
+        [orphan],
+        "only the task whose handle was dropped"
+    );
     let tree: Vec<(usize, String)> = dump
         .spawn_tree()
         .into_iter()
