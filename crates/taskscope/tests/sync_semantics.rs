@@ -339,6 +339,174 @@ fn a_write_guard_downgrades_to_a_part_of_the_value_or_stays_a_write_guard() {
 }
 
 #[test]
+fn an_owned_write_guard_downgrades_and_an_owned_read_guard_maps() {
+    use taskscope::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard};
+    guard();
+    rt().block_on(async {
+        let lock = Arc::new(RwLock::new((1u32, String::from("b"))));
+        let write = lock.clone().write_owned().await;
+        assert!(Arc::ptr_eq(OwnedRwLockWriteGuard::rwlock(&write), &lock));
+        let read = OwnedRwLockWriteGuard::downgrade_map(write, |v| &v.1);
+        assert_eq!(*read, "b");
+        assert!(Arc::ptr_eq(OwnedRwLockReadGuard::rwlock(&read), &lock));
+        // Readers get in beside the downgraded guard; a writer does not.
+        assert_eq!(lock.try_read().unwrap().0, 1);
+        assert!(lock.try_write().is_err());
+        drop(read);
+
+        let write = lock.clone().write_owned().await;
+        let mut write = match OwnedRwLockWriteGuard::try_downgrade_map(write, |_| None::<&u32>) {
+            Ok(_) => panic!("None keeps the write guard"),
+            Err(write) => write,
+        };
+        assert!(lock.try_read().is_err(), "still writing");
+        write.0 = 2;
+        let read = OwnedRwLockWriteGuard::try_downgrade_map(write, |v| Some(&v.0))
+            .unwrap_or_else(|_| panic!("Some downgrades"));
+        assert_eq!(*read, 2);
+        assert!(lock.try_write().is_err());
+        drop(read);
+
+        let read = lock.clone().write_owned().await.downgrade();
+        assert_eq!(read.0, 2);
+        assert!(lock.try_read().is_ok() && lock.try_write().is_err());
+        let read = match OwnedRwLockReadGuard::try_map(read, |_| None::<&u32>) {
+            Ok(_) => panic!("None gives the guard back"),
+            Err(read) => read,
+        };
+        let part = OwnedRwLockReadGuard::map(read, |v| &v.1);
+        assert_eq!(format!("{part} {part:?}"), "b \"b\"");
+        let part = OwnedRwLockReadGuard::try_map(part, |s| s.get(..1))
+            .unwrap_or_else(|_| panic!("Some maps"));
+        assert_eq!(&*part, "b");
+        assert!(lock.try_write().is_err());
+        drop(part);
+        assert!(
+            lock.try_write().is_ok(),
+            "the mapped guard released the lock"
+        );
+    });
+}
+
+#[test]
+fn every_guard_maps_and_try_maps_and_keeps_the_lock_until_dropped() {
+    use taskscope::sync::{
+        MappedMutexGuard, MutexGuard, OwnedMappedMutexGuard, OwnedMutexGuard,
+        OwnedRwLockMappedWriteGuard, OwnedRwLockWriteGuard, RwLockMappedWriteGuard,
+        RwLockReadGuard, RwLockWriteGuard,
+    };
+    guard();
+    rt().block_on(async {
+        let mutex = Arc::new(Mutex::new((1u32, vec![2u32])));
+        let owned = mutex.clone().lock_owned().await;
+        let owned = OwnedMutexGuard::try_map(owned, |_| None::<&mut u32>)
+            .expect_err("None gives the guard back");
+        let mut part = OwnedMutexGuard::try_map(owned, |v| Some(&mut v.1))
+            .ok()
+            .unwrap();
+        part.push(3);
+        let mut first = OwnedMappedMutexGuard::map(part, |v| &mut v[0]);
+        *first += 10;
+        let first = OwnedMappedMutexGuard::try_map(first, |_| None::<&mut u32>)
+            .err()
+            .unwrap();
+        assert!(
+            mutex.try_lock().is_err(),
+            "the mapped guard holds the mutex"
+        );
+        drop(
+            OwnedMappedMutexGuard::try_map(first, |v| Some(v))
+                .ok()
+                .unwrap(),
+        );
+        let guard = MutexGuard::map(mutex.try_lock().unwrap(), |v| &mut v.1);
+        let guard = MappedMutexGuard::try_map(guard, |_| None::<&mut u32>)
+            .err()
+            .unwrap();
+        let last = MappedMutexGuard::try_map(guard, |v| v.last_mut())
+            .ok()
+            .unwrap();
+        assert_eq!(*last, 3);
+        assert!(mutex.try_lock().is_err());
+        drop(last);
+        assert_eq!(*mutex.lock().await, (1, vec![12, 3]));
+
+        let lock = Arc::new(RwLock::new((1u32, String::from("a"))));
+        let read = RwLockReadGuard::try_map(lock.read().await, |_| None::<&u32>)
+            .err()
+            .unwrap();
+        let read = RwLockReadGuard::try_map(read, |v| Some(&v.1)).ok().unwrap();
+        assert_eq!(&*read, "a");
+        assert!(lock.try_write().is_err() && lock.try_read().is_ok());
+        drop(read);
+        let write = RwLockWriteGuard::try_map(lock.write().await, |_| None::<&mut u32>)
+            .err()
+            .unwrap();
+        let mut whole = RwLockWriteGuard::into_mapped(write);
+        whole.0 = 2;
+        let mut text = RwLockMappedWriteGuard::map(whole, |v| &mut v.1);
+        text.push('b');
+        let text = RwLockMappedWriteGuard::try_map(text, |_| None::<&mut u32>)
+            .err()
+            .unwrap();
+        let mut text = RwLockMappedWriteGuard::try_map(text, |v| Some(v))
+            .ok()
+            .unwrap();
+        text.push('c');
+        assert!(
+            lock.try_read().is_err(),
+            "the mapped write guard keeps readers out"
+        );
+        drop(text);
+        let mut number = RwLockWriteGuard::try_map(lock.write().await, |v| Some(&mut v.0))
+            .ok()
+            .unwrap();
+        *number += 1;
+        drop(number);
+        assert_eq!(*lock.read().await, (3, "abc".to_string()));
+
+        let owned = lock.clone().write_owned().await;
+        let owned = OwnedRwLockWriteGuard::try_map(owned, |_| None::<&mut u32>)
+            .err()
+            .unwrap();
+        let mut whole = OwnedRwLockWriteGuard::into_mapped(owned);
+        assert!(Arc::ptr_eq(
+            OwnedRwLockMappedWriteGuard::rwlock(&whole),
+            &lock
+        ));
+        whole.0 = 4;
+        let text = OwnedRwLockMappedWriteGuard::map(whole, |v| &mut v.1);
+        let text = OwnedRwLockMappedWriteGuard::try_map(text, |_| None::<&mut u32>)
+            .err()
+            .unwrap();
+        let mut text = OwnedRwLockMappedWriteGuard::try_map(text, |v| Some(v))
+            .ok()
+            .unwrap();
+        text.push('d');
+        // Moves to another task like tokio's owned guard.
+        let lock2 = lock.clone();
+        let waiting = tokio::spawn(async move { lock2.read().await.1.clone() });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "the reader waits for the owned mapped guard"
+        );
+        tokio::spawn(async move { drop(text) }).await.unwrap();
+        assert_eq!(waiting.await.unwrap(), "abcd");
+        let mut number = OwnedRwLockWriteGuard::map(lock.clone().write_owned().await, |v| &mut v.0);
+        *number += 1;
+        drop(number);
+        let number =
+            OwnedRwLockWriteGuard::try_map(lock.clone().write_owned().await, |v| Some(&mut v.0))
+                .ok()
+                .unwrap();
+        assert_eq!(*number, 5);
+        drop(number);
+        assert!(lock.try_write().is_ok());
+    });
+}
+
+#[test]
 fn debug_reads_as_tokios() {
     guard();
     rt().block_on(async {

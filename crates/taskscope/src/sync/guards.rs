@@ -6,12 +6,25 @@
 /// write { fields }` — whose field `inner` derefs to `Target`, with `Deref` (and `DerefMut` for
 /// `write`), `Debug` and `Display` like tokio's guards. Its field `held: Option<Held>` notes
 /// each access to a plain value, read or write, for `stale_update` (see `Held::note_read`).
+/// `declared [generics]` after the arguments declares the struct with other generics than its
+/// impls (a default type, `U: ?Sized = T`).
 macro_rules! guard {
     ($(#[$attr:meta])* pub struct $guard:ident [$($gen:tt)*] [$($arg:tt)*] => $target:ident, $access:ident {
         $($fields:tt)*
     }) => {
+        $crate::sync::guards::guard! {
+            $(#[$attr])*
+            pub struct $guard [$($gen)*] [$($arg)*] declared [$($gen)*] => $target, $access {
+                $($fields)*
+            }
+        }
+    };
+    ($(#[$attr:meta])* pub struct $guard:ident [$($gen:tt)*] [$($arg:tt)*] declared [$($decl:tt)*]
+        => $target:ident, $access:ident {
+        $($fields:tt)*
+    }) => {
         $(#[$attr])*
-        pub struct $guard<$($gen)*> {
+        pub struct $guard<$($decl)*> {
             $($fields)*
         }
         impl<$($gen)*> std::ops::Deref for $guard<$($arg)*> {

@@ -25,6 +25,7 @@ pub(crate) mod held;
 mod mutex;
 mod register;
 mod rwlock;
+mod rwlock_owned;
 mod semaphore;
 
 pub use mutex::{MappedMutexGuard, Mutex, MutexGuard, OwnedMappedMutexGuard, OwnedMutexGuard};
@@ -32,5 +33,6 @@ pub use rwlock::{
     OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockMappedWriteGuard, RwLockReadGuard,
     RwLockWriteGuard,
 };
+pub use rwlock_owned::OwnedRwLockMappedWriteGuard;
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 pub use tokio::sync::{AcquireError, TryAcquireError, TryLockError};

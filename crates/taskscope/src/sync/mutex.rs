@@ -64,7 +64,8 @@ guard! {
 guard! {
     /// An owned guard mapped to a part of the protected value.
     #[must_use = "if unused the Mutex will immediately unlock"]
-    pub struct OwnedMappedMutexGuard [T: ?Sized + 'static, U: ?Sized + 'static] [T, U] => U, write {
+    pub struct OwnedMappedMutexGuard [T: ?Sized + 'static, U: ?Sized + 'static] [T, U]
+        declared [T: ?Sized + 'static, U: ?Sized + 'static = T] => U, write {
         held: Option<Held>,
         inner: tokio::sync::MappedMutexGuard<'static, U>,
         _lock: Arc<Mutex<T>>,
@@ -219,6 +220,49 @@ impl<T: ?Sized + 'static> OwnedMutexGuard<T> {
             _lock: lock,
         }
     }
+
+    /// Maps the guard to a part of the value if `f` returns `Some`; gives the guard back if not.
+    pub fn try_map<U: ?Sized + 'static, F: FnOnce(&mut T) -> Option<&mut U>>(
+        this: Self,
+        f: F,
+    ) -> Result<OwnedMappedMutexGuard<T, U>, Self> {
+        let OwnedMutexGuard { held, inner, lock } = this;
+        match tokio::sync::MutexGuard::try_map(inner, f) {
+            Ok(inner) => Ok(OwnedMappedMutexGuard {
+                held,
+                inner,
+                _lock: lock,
+            }),
+            Err(inner) => Err(OwnedMutexGuard { held, inner, lock }),
+        }
+    }
+}
+
+impl<T: ?Sized + 'static, U: ?Sized + 'static> OwnedMappedMutexGuard<T, U> {
+    /// Maps further.
+    pub fn map<V: 'static, F: FnOnce(&mut U) -> &mut V>(
+        this: Self,
+        f: F,
+    ) -> OwnedMappedMutexGuard<T, V> {
+        let OwnedMappedMutexGuard { held, inner, _lock } = this;
+        OwnedMappedMutexGuard {
+            held,
+            inner: tokio::sync::MappedMutexGuard::map(inner, f),
+            _lock,
+        }
+    }
+
+    /// Maps further if `f` returns `Some`; gives the guard back if not.
+    pub fn try_map<V: 'static, F: FnOnce(&mut U) -> Option<&mut V>>(
+        this: Self,
+        f: F,
+    ) -> Result<OwnedMappedMutexGuard<T, V>, Self> {
+        let OwnedMappedMutexGuard { held, inner, _lock } = this;
+        match tokio::sync::MappedMutexGuard::try_map(inner, f) {
+            Ok(inner) => Ok(OwnedMappedMutexGuard { held, inner, _lock }),
+            Err(inner) => Err(OwnedMappedMutexGuard { held, inner, _lock }),
+        }
+    }
 }
 
 impl<'a, T: ?Sized> MutexGuard<'a, T> {
@@ -259,6 +303,18 @@ impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
         MappedMutexGuard {
             held,
             inner: tokio::sync::MappedMutexGuard::map(inner, f),
+        }
+    }
+
+    /// Maps further if `f` returns `Some`; gives the guard back if not.
+    pub fn try_map<U, F: FnOnce(&mut T) -> Option<&mut U>>(
+        this: Self,
+        f: F,
+    ) -> Result<MappedMutexGuard<'a, U>, Self> {
+        let MappedMutexGuard { held, inner } = this;
+        match tokio::sync::MappedMutexGuard::try_map(inner, f) {
+            Ok(inner) => Ok(MappedMutexGuard { held, inner }),
+            Err(inner) => Err(MappedMutexGuard { held, inner }),
         }
     }
 }

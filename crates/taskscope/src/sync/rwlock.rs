@@ -59,12 +59,15 @@ guard! {
 }
 
 guard! {
-    /// Owned read access, from [`RwLock::read_owned`].
+    /// Owned read access, from [`RwLock::read_owned`], to the value (`U` = `T`) or to a part of
+    /// it (`map`, `OwnedRwLockWriteGuard::downgrade_map`), as tokio's.
     #[must_use = "if unused the RwLock will immediately unlock"]
-    pub struct OwnedRwLockReadGuard [T: ?Sized + 'static] [T] => T, read {
-        held: Option<Held>,
-        inner: tokio::sync::RwLockReadGuard<'static, T>,
-        _lock: Arc<RwLock<T>>,
+    pub struct OwnedRwLockReadGuard [T: ?Sized + 'static, U: ?Sized + 'static] [T, U]
+        declared [T: ?Sized + 'static, U: ?Sized + 'static = T] => U, read {
+        pub(super) held: Option<Held>,
+        // Dropped before the lock it borrows from (fields drop in order).
+        pub(super) inner: tokio::sync::RwLockReadGuard<'static, U>,
+        pub(super) lock: Arc<RwLock<T>>,
     }
 }
 
@@ -72,9 +75,9 @@ guard! {
     /// Owned write access, from [`RwLock::write_owned`].
     #[must_use = "if unused the RwLock will immediately unlock"]
     pub struct OwnedRwLockWriteGuard [T: ?Sized + 'static] [T] => T, write {
-        held: Option<Held>,
-        inner: tokio::sync::RwLockWriteGuard<'static, T>,
-        _lock: Arc<RwLock<T>>,
+        pub(super) held: Option<Held>,
+        pub(super) inner: tokio::sync::RwLockWriteGuard<'static, T>,
+        pub(super) lock: Arc<RwLock<T>>,
     }
 }
 
@@ -313,7 +316,7 @@ impl<T: ?Sized + 'static> OwnedRwLockReadGuard<T> {
         OwnedRwLockReadGuard {
             held,
             inner,
-            _lock: lock.clone(),
+            lock: lock.clone(),
         }
     }
 }
@@ -327,7 +330,7 @@ impl<T: ?Sized + 'static> OwnedRwLockWriteGuard<T> {
         OwnedRwLockWriteGuard {
             held,
             inner,
-            _lock: lock.clone(),
+            lock: lock.clone(),
         }
     }
 }
@@ -339,6 +342,18 @@ impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
         RwLockReadGuard {
             held,
             inner: tokio::sync::RwLockReadGuard::map(inner, f),
+        }
+    }
+
+    /// Maps the guard to a part of the value if `f` returns `Some`; gives the guard back if not.
+    pub fn try_map<U: ?Sized, F: FnOnce(&T) -> Option<&U>>(
+        this: Self,
+        f: F,
+    ) -> Result<RwLockReadGuard<'a, U>, Self> {
+        let RwLockReadGuard { held, inner } = this;
+        match tokio::sync::RwLockReadGuard::try_map(inner, f) {
+            Ok(inner) => Ok(RwLockReadGuard { held, inner }),
+            Err(inner) => Err(RwLockReadGuard { held, inner }),
         }
     }
 }
@@ -356,9 +371,26 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
         }
     }
 
-    /// Turns write access into read access without letting a writer in between.
-    pub fn downgrade(this: Self) -> RwLockReadGuard<'a, T> {
+    /// Maps the guard to a part of the value if `f` returns `Some`; gives the guard back if not.
+    pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
+        this: Self,
+        f: F,
+    ) -> Result<RwLockMappedWriteGuard<'a, U>, Self> {
         let RwLockWriteGuard { held, inner, lock } = this;
+        match tokio::sync::RwLockWriteGuard::try_map(inner, f) {
+            Ok(inner) => Ok(RwLockMappedWriteGuard { held, inner }),
+            Err(inner) => Err(RwLockWriteGuard { held, inner, lock }),
+        }
+    }
+
+    /// The guard as a mapped guard of the whole value.
+    pub fn into_mapped(this: Self) -> RwLockMappedWriteGuard<'a, T> {
+        Self::map(this, |value| value)
+    }
+
+    /// Turns write access into read access without letting a writer in between.
+    pub fn downgrade(self) -> RwLockReadGuard<'a, T> {
+        let RwLockWriteGuard { held, inner, lock } = self;
         let location = held.as_ref().map(Held::location);
         drop(held); // the write hold ends here
         let inner = inner.downgrade();
@@ -405,8 +437,34 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     }
 }
 
+impl<'a, T: ?Sized> RwLockMappedWriteGuard<'a, T> {
+    /// Maps further.
+    pub fn map<U: ?Sized, F: FnOnce(&mut T) -> &mut U>(
+        this: Self,
+        f: F,
+    ) -> RwLockMappedWriteGuard<'a, U> {
+        let RwLockMappedWriteGuard { held, inner } = this;
+        RwLockMappedWriteGuard {
+            held,
+            inner: tokio::sync::RwLockMappedWriteGuard::map(inner, f),
+        }
+    }
+
+    /// Maps further if `f` returns `Some`; gives the guard back if not.
+    pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
+        this: Self,
+        f: F,
+    ) -> Result<RwLockMappedWriteGuard<'a, U>, Self> {
+        let RwLockMappedWriteGuard { held, inner } = this;
+        match tokio::sync::RwLockMappedWriteGuard::try_map(inner, f) {
+            Ok(inner) => Ok(RwLockMappedWriteGuard { held, inner }),
+            Err(inner) => Err(RwLockMappedWriteGuard { held, inner }),
+        }
+    }
+}
+
 /// The read hold a downgraded write guard starts, at the write's acquire site.
-fn read_hold<T: ?Sized>(
+pub(super) fn read_hold<T: ?Sized>(
     lock: &RwLock<T>,
     location: Option<&'static Location<'static>>,
 ) -> Option<Held> {
