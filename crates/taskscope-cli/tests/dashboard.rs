@@ -260,6 +260,21 @@ fn warnings_fold_repeats_filter_and_show_the_selected_one_in_full() {
 }
 
 #[test]
+fn the_header_says_how_many_peers_the_app_refused() {
+    assert!(
+        !screen(&app()).contains("refused"),
+        "none refused, nothing said"
+    );
+    let mut snap = fixture::snapshot();
+    snap.refused.wrong_token = 2;
+    snap.refused.hello_limit = 1;
+    let mut app = App::new("live");
+    app.update(Arc::new(snap));
+    let header: String = screen(&app).lines().take(3).collect();
+    assert!(header.contains("refused: 3 peers"), "{header}");
+}
+
+#[test]
 fn a_long_status_wraps_in_the_header_instead_of_being_cut() {
     let hint = "disconnected: 127.0.0.1:6669 is not a taskscope stream (no hello) (an app \
                 instrumented with console-subscriber? `taskscope console 127.0.0.1:6669`, or \

@@ -300,6 +300,26 @@ pub fn render(snapshot: &Snapshot) -> String {
         );
     }
     out.declare(
+        "taskscope_refused_peers_total",
+        "counter",
+        "Peers the live stream and this endpoint turned away, by why.",
+    );
+    let refused = &snapshot.refused;
+    for (reason, count) in [
+        ("client_limit", refused.client_limit),
+        ("hello_limit", refused.hello_limit),
+        ("wrong_token", refused.wrong_token),
+        ("bad_hello", refused.bad_hello),
+        ("scrape_limit", refused.scrape_limit),
+        ("scrape_unauthorized", refused.scrape_unauthorized),
+    ] {
+        out.sample(
+            "taskscope_refused_peers_total",
+            &format!("reason=\"{reason}\""),
+            count,
+        );
+    }
+    out.declare(
         "taskscope_dropped_events_total",
         "counter",
         "Events taskscope shed under load.",

@@ -115,6 +115,7 @@ impl Assembler {
             }
             Frame::Profile(profile) => snap.profile = Some(*profile),
             Frame::Detached(ids) => snap.detached = ids,
+            Frame::Refusals(refused) => snap.refused = refused,
             Frame::Refused { .. } | Frame::Dump(_) => {}
         }
     }

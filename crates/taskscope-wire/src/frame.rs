@@ -24,8 +24,9 @@ use crate::warning::Warning;
 /// warning kind `unbounded_spawn`, version 5 `stale_update` (each kept from older readers:
 /// [`WarningKind::since_version`](crate::WarningKind::since_version)); version 6 task dumps
 /// ([`ClientFrame::Dump`], [`Frame::Dump`]); version 7 CPU profiles ([`Frame::Profile`]);
-/// version 8 detached tasks ([`Frame::Detached`]); everything else is as in version 1.
-pub const WIRE_VERSION: u32 = 8;
+/// version 8 detached tasks ([`Frame::Detached`]); version 9 refused peers
+/// ([`Frame::Refusals`]); everything else is as in version 1.
+pub const WIRE_VERSION: u32 = 9;
 
 /// The oldest version this build reads (recordings) and serves (clients, which are then sent
 /// only version-1 frames).
@@ -171,6 +172,8 @@ pub enum Frame {
     /// Every live task whose `JoinHandle` was dropped before it ended (detached), by id,
     /// whole (version 8; sent with the task groups when it changed).
     Detached(Vec<u64>),
+    /// The peers turned away so far, by why (version 9; sent when they changed).
+    Refusals(crate::model::Refusals),
 }
 
 impl Frame {
@@ -189,6 +192,7 @@ impl Frame {
             Frame::Dump(_) | Frame::Chains { .. } if version < 6 => return Some(None),
             Frame::Profile(_) if version < 7 => return Some(None),
             Frame::Detached(_) if version < 8 => return Some(None),
+            Frame::Refusals(_) if version < 9 => return Some(None),
             _ if version >= 3 => return None,
             _ => {}
         }
@@ -475,6 +479,25 @@ pub(crate) mod tests {
                 assert_eq!(frame.for_version(older), Some(None), "{kind} to {older}");
             }
         }
+    }
+
+    #[test]
+    fn refusals_are_for_version_9_readers_only_and_round_trip() {
+        let refused = crate::model::Refusals {
+            client_limit: 1,
+            wrong_token: 2,
+            scrape_unauthorized: 3,
+            ..Default::default()
+        };
+        let frame = Frame::Refusals(refused);
+        assert_eq!(frame.for_version(8), Some(None));
+        assert_eq!(frame.for_version(9), None);
+        let bytes = encode(&frame);
+        let decoded: Frame = postcard::from_bytes(&bytes[4..]).unwrap();
+        let mut assembler = crate::Assembler::default();
+        assembler.apply(decoded);
+        assert_eq!(assembler.snapshot().refused, refused);
+        assert_eq!(refused.total(), 6);
     }
 
     #[test]

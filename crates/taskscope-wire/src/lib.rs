@@ -27,8 +27,9 @@ pub use histogram::{
     bucket_index, bucket_range, fmt_ns, Histogram, Percentiles, BUCKETS, CHUNKS, SUB_BUCKETS,
 };
 pub use model::{
-    Lock, Outcome, PollSample, PollTimeline, ProcessInfo, Resource, Responses, Runtime, ScopeGroup,
-    Semaphore, Snapshot, StackFrame, StackSample, Task, TaskGroup, TaskKind, TaskState, Worker,
+    Lock, Outcome, PollSample, PollTimeline, ProcessInfo, Refusals, Resource, Responses, Runtime,
+    ScopeGroup, Semaphore, Snapshot, StackFrame, StackSample, Task, TaskGroup, TaskKind, TaskState,
+    Worker,
 };
 pub use profile::{FunctionShare, Profile, ProfileGroup, ProfileStack, UNINSTRUMENTED};
 pub use warning::{Warning, WarningKind};

@@ -62,6 +62,40 @@ pub struct Snapshot {
     /// (wire version 8): nobody awaits them, so nobody would see their panic or result.
     #[serde(default)]
     pub detached: Vec<u64>,
+    /// Peers the live stream and the Prometheus endpoint turned away, by why, since the process
+    /// started (wire version 9).
+    #[serde(default)]
+    pub refused: Refusals,
+}
+
+/// Peers turned away by the live stream and the Prometheus endpoint, by why (each is also
+/// logged with the peer's address under the `taskscope` tracing target).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusals {
+    /// Stream clients refused because the client limit (16) was reached.
+    pub client_limit: u64,
+    /// Connections refused because the limit of connections still saying hello (8) was reached.
+    pub hello_limit: u64,
+    /// Stream clients whose hello had a wrong token or none where one is required.
+    pub wrong_token: u64,
+    /// Stream connections whose hello was garbage, cut off, too slow, or of an unknown version.
+    pub bad_hello: u64,
+    /// Prometheus scrapes answered `503` because as many connections were being served.
+    pub scrape_limit: u64,
+    /// Prometheus scrapes answered `401`: no or a wrong bearer token.
+    pub scrape_unauthorized: u64,
+}
+
+impl Refusals {
+    /// Every refusal, whatever its reason.
+    pub fn total(&self) -> u64 {
+        self.client_limit
+            + self.hello_limit
+            + self.wrong_token
+            + self.bad_hello
+            + self.scrape_limit
+            + self.scrape_unauthorized
+    }
 }
 
 /// Resources other than locks and semaphores that share a type and a creation location, as

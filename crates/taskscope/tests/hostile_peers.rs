@@ -85,6 +85,7 @@ fn good_client_within(addr: SocketAddr, limit: Duration) -> Result<(), String> {
 #[test]
 fn slow_and_half_sent_hellos_are_cut_off_and_bounded_and_a_good_client_gets_in() {
     let (_guard, addr) = guard();
+    let before = taskscope::snapshot().refused;
 
     // A frame length of 64, then a byte every 100 ms: the hello's one deadline (300 ms without
     // a token) cuts it off, though every read gets a byte in time.
@@ -141,6 +142,16 @@ fn slow_and_half_sent_hellos_are_cut_off_and_bounded_and_a_good_client_gets_in()
     std::thread::sleep(Duration::from_millis(400));
     good_client_within(addr, Duration::from_secs(5)).expect("a good client gets in");
     drop(peers);
+    // Every bad peer was turned away once and counted: 42 of them, at the hello limit or for
+    // their hello (the good client may have been turned away at the limit while retrying).
+    let refused = taskscope::snapshot().refused;
+    let (limit, bad) = (
+        refused.hello_limit - before.hello_limit,
+        refused.bad_hello - before.bad_hello,
+    );
+    assert!(bad >= 2 && limit >= 1, "{refused:?} after {before:?}");
+    assert!(limit + bad >= 42, "{refused:?} after {before:?}");
+    assert_eq!(refused.wrong_token, before.wrong_token);
 }
 
 /// A small deterministic generator (xorshift), so a failing case can be replayed.

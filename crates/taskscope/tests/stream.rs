@@ -311,6 +311,7 @@ fn beyond_loopback_a_token_is_required() {
     });
     let port = guard.local_addr().unwrap().port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let before = taskscope::snapshot().refused;
     let (_wrong, rx_wrong) = connect(addr, Some("guess"));
     // Told why, and nothing else.
     match rx_wrong.recv_timeout(Duration::from_secs(3)) {
@@ -321,11 +322,21 @@ fn beyond_loopback_a_token_is_required() {
         rx_wrong.recv_timeout(Duration::from_secs(1)).is_err(),
         "no frame without the right token"
     );
+    // Counted, in the snapshot and on the stream.
+    let refused = taskscope::snapshot().refused;
+    assert_eq!(refused.wrong_token - before.wrong_token, 1);
+    assert_eq!(refused.total() - before.total(), 1);
     let (_right, rx_right) = connect(addr, Some("s3cret"));
     let frame = rx_right
         .recv_timeout(Duration::from_secs(3))
         .expect("served");
     assert!(matches!(frame, Frame::Hello(_)));
+    let streamed = std::iter::from_fn(|| rx_right.recv_timeout(Duration::from_secs(3)).ok())
+        .find_map(|frame| match frame {
+            Frame::Refusals(refused) => Some(refused),
+            _ => None,
+        });
+    assert_eq!(streamed, Some(refused), "the stream says who was refused");
     drop(guard);
 }
 
@@ -519,6 +530,7 @@ fn the_prometheus_endpoint_beyond_loopback_needs_the_token_and_checks_it() {
     });
     let port = guard.prometheus_addr().expect("endpoint").port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let before = taskscope::snapshot().refused;
     let denied = http_get(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
     assert!(!denied.contains("taskscope_"), "{denied}");
@@ -532,6 +544,15 @@ fn the_prometheus_endpoint_beyond_loopback_needs_the_token_and_checks_it() {
         b"GET /metrics HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n",
     );
     assert!(served.starts_with("HTTP/1.1 200 OK"), "{served}");
+    // The scrape counts the two it refused.
+    let counted = format!(
+        "taskscope_refused_peers_total{{reason=\"scrape_unauthorized\"}} {}",
+        before.scrape_unauthorized + 2
+    );
+    assert!(served.contains(&counted), "{served}");
+    let refused = taskscope::snapshot().refused;
+    assert_eq!(refused.scrape_unauthorized - before.scrape_unauthorized, 2);
+    assert_eq!(refused.total() - before.total(), 2);
     drop(guard);
 }
 

@@ -101,6 +101,10 @@ fn status_line(app: &App) -> Line<'static> {
                 .bold(),
         );
     }
+    let refused = snap.refused.total();
+    if refused > 0 {
+        spans.push(Span::from(format!("· refused: {refused} peers ")).yellow());
+    }
     if app.paused {
         spans.push(Span::from(" PAUSED ").black().on_yellow());
     }

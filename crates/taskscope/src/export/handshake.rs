@@ -9,6 +9,7 @@ use taskscope_wire::{
 };
 
 use crate::export::conn::Conn;
+use crate::state::refusals::Refusal;
 
 /// A client must say hello within this long when a token is required.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -35,6 +36,23 @@ impl Read for Deadline<'_> {
     }
 }
 
+/// Why a hello was refused, whether to tell the client (see [`handshake`]), and the count it
+/// goes to.
+#[derive(Debug)]
+pub(crate) struct HelloRefused {
+    pub(crate) why: String,
+    pub(crate) tell: bool,
+    pub(crate) reason: Refusal,
+}
+
+fn refused(why: impl Into<String>, tell: bool, reason: Refusal) -> HelloRefused {
+    HelloRefused {
+        why: why.into(),
+        tell,
+        reason,
+    }
+}
+
 /// Checks the client's hello. Without a token, a client that says nothing is accepted (a
 /// hand-written client may just read); one that sends anything malformed is not.
 /// Returns the client's wire version (a silent client gets version-1 frames only).
@@ -44,7 +62,7 @@ impl Read for Deadline<'_> {
 pub(crate) fn handshake(
     conn: &mut Box<dyn Conn>,
     token: Option<&str>,
-) -> Result<u32, (String, bool)> {
+) -> Result<u32, HelloRefused> {
     // One deadline for the whole hello, however the peer spreads its bytes over it.
     let wait = if token.is_some() {
         HANDSHAKE_TIMEOUT
@@ -65,24 +83,31 @@ pub(crate) fn handshake(
             token: given,
         })) => {
             if !(MIN_WIRE_VERSION..=WIRE_VERSION).contains(&version) {
-                return Err((
+                return Err(refused(
                     format!(
                         "speaks wire version {version}, this serves {MIN_WIRE_VERSION} to {WIRE_VERSION}"
                     ),
                     true,
+                    Refusal::BadHello,
                 ));
             }
             match token {
                 Some(expected) if given.as_deref() != Some(expected) => {
-                    Err(("wrong or missing token".into(), true))
+                    Err(refused("wrong or missing token", true, Refusal::WrongToken))
                 }
                 _ => Ok(version),
             }
         }
-        Ok(Some(ClientFrame::Watch { .. } | ClientFrame::Dump { .. })) => {
-            Err(("asked for something before saying hello".into(), false))
-        }
-        Ok(None) => Err(("closed before saying hello".into(), false)),
+        Ok(Some(ClientFrame::Watch { .. } | ClientFrame::Dump { .. })) => Err(refused(
+            "asked for something before saying hello",
+            false,
+            Refusal::BadHello,
+        )),
+        Ok(None) => Err(refused(
+            "closed before saying hello",
+            false,
+            Refusal::BadHello,
+        )),
         Err(WireError::Io(e))
             if matches!(
                 e.kind(),
@@ -90,12 +115,24 @@ pub(crate) fn handshake(
             ) =>
         {
             match token {
-                _ if partial => Err(("sent part of a hello, then nothing".into(), false)),
-                Some(_) => Err(("no hello with the required token".into(), false)),
+                _ if partial => Err(refused(
+                    "sent part of a hello, then nothing",
+                    false,
+                    Refusal::BadHello,
+                )),
+                Some(_) => Err(refused(
+                    "no hello with the required token",
+                    false,
+                    Refusal::WrongToken,
+                )),
                 None => Ok(MIN_WIRE_VERSION),
             }
         }
-        Err(e) => Err((format!("sent garbage: {e}"), false)),
+        Err(e) => Err(refused(
+            format!("sent garbage: {e}"),
+            false,
+            Refusal::BadHello,
+        )),
     }
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct Exporter {
     live_changes: Option<TaskChanges>,
     /// The detached tasks last sent (`Frame::Detached`).
     sent_detached: Vec<u64>,
+    /// The refused peers last sent (`Frame::Refusals`).
+    sent_refused: taskscope_wire::Refusals,
 }
 
 /// Every collector tick (100 ms) sends new warnings, workers and runtimes; every `TASKS_EVERY`
@@ -103,8 +105,16 @@ impl Exporter {
             self.sent_tasks = SentTasks::default();
             self.sent_warnings.clear();
             self.sent_detached.clear();
+            self.sent_refused = Default::default();
             return;
         }
+        // Refused peers, every tick they changed: a refusal is news to whoever watches.
+        let refused = Some(shared.refused.load())
+            .filter(|r| *r != self.sent_refused)
+            .map(|r| {
+                self.sent_refused = r;
+                Frame::Refusals(r)
+            });
         // The detached tasks, whole, with the task groups when they changed (and at the end).
         let detached = (all_groups || (self.ticks + 1) % GROUPS_EVERY == 1)
             .then(|| registry.detached())
@@ -137,6 +147,7 @@ impl Exporter {
         frames.extend(changed_chains);
         frames.extend(profile);
         frames.extend(detached);
+        frames.extend(refused);
         // Up to 10,000 warnings are compared every tick: copy only the changed ones.
         for w in registry.warnings.iter() {
             if self.sent_warnings.get(&w.id) != Some(w) {
@@ -275,6 +286,7 @@ fn start_frames(
         .chain(chains)
         .chain(profile_frame(registry))
         .chain(detached_frame(registry))
+        .chain(refusals_frame(shared))
         .collect();
     let stacks = registry
         .stacks
@@ -307,6 +319,12 @@ fn profile_frame(registry: &Registry) -> Option<Frame> {
 fn detached_frame(registry: &Registry) -> Option<Frame> {
     let ids = registry.detached();
     (!ids.is_empty()).then_some(Frame::Detached(ids))
+}
+
+/// The peers refused so far, as a frame (none when none were).
+fn refusals_frame(shared: &Shared) -> Option<Frame> {
+    let refused = shared.refused.load();
+    (refused.total() > 0).then_some(Frame::Refusals(refused))
 }
 
 /// Where the tasks of a warning wait, as a frame.

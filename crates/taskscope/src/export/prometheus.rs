@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::state::refusals::Refusal;
+use crate::state::shared::global;
+
 const MAX_REQUEST: usize = 8 << 10;
 /// The time a client has for its whole request head.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
@@ -80,6 +83,7 @@ fn dispatch(mut conn: TcpStream, token: &Arc<Option<String>>, serving: &Arc<Atom
     let _ = conn.set_write_timeout(Some(REQUEST_DEADLINE));
     if serving.fetch_add(1, AcqRel) >= MAX_CONNECTIONS {
         serving.fetch_sub(1, AcqRel);
+        global().refused.count(Refusal::ScrapeLimit);
         let _ = respond(&mut conn, "503 Service Unavailable", "text/plain", "busy\n");
         return;
     }
@@ -123,6 +127,7 @@ fn serve(mut conn: TcpStream, token: Option<&str>) {
     let text = String::from_utf8_lossy(&head);
     if let Some(token) = token {
         if !authorized(&text, token) {
+            global().refused.count(Refusal::ScrapeUnauthorized);
             let _ = write!(
                 conn,
                 "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

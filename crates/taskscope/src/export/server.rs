@@ -16,7 +16,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::export::conn::{refuse, Conn};
-use crate::export::handshake::handshake;
+use crate::export::handshake::{handshake, HelloRefused};
+use crate::state::refusals::Refusal;
+use crate::state::shared::global;
 use taskscope_wire::{encode, ClientFrame, Frame, FrameReader, MAX_CLIENT_FRAME, WIRE_VERSION};
 
 /// Frames queued per client: about 3 s of updates at the 100 ms tick (frames of a big app are
@@ -340,6 +342,7 @@ fn accept_loop(
                 let n = clients.lock().unwrap_or_else(|e| e.into_inner()).len();
                 if n >= MAX_CLIENTS {
                     tracing::warn!(target: "taskscope", "refusing {peer}: {MAX_CLIENTS} clients already connected");
+                    global().refused.count(Refusal::ClientLimit);
                     let mut conn = conn;
                     refuse(
                         &mut conn,
@@ -349,6 +352,7 @@ fn accept_loop(
                 }
                 if handshaking.load(Acquire) >= MAX_HANDSHAKES {
                     tracing::warn!(target: "taskscope", "refusing {peer}: {MAX_HANDSHAKES} connections are saying hello already");
+                    global().refused.count(Refusal::HelloLimit);
                     let mut conn = conn;
                     let why = format!("{MAX_HANDSHAKES} connections are saying hello; try again");
                     refuse(&mut conn, &why);
@@ -396,8 +400,9 @@ fn serve_client(
     drop(pending);
     let version = match hello {
         Ok(version) => version,
-        Err((why, tell)) => {
+        Err(HelloRefused { why, tell, reason }) => {
             tracing::warn!(target: "taskscope", "closing stream client {peer}: {why}");
+            global().refused.count(reason);
             match tell {
                 true => refuse(&mut conn, &why),
                 false => conn.shutdown_both(),
@@ -415,6 +420,7 @@ fn serve_client(
         if clients.len() >= MAX_CLIENTS {
             drop(clients);
             tracing::warn!(target: "taskscope", "refusing {peer}: {MAX_CLIENTS} clients already connected");
+            global().refused.count(Refusal::ClientLimit);
             refuse(
                 &mut conn,
                 &format!("{MAX_CLIENTS} clients are connected already"),

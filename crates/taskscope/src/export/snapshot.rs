@@ -73,6 +73,7 @@ fn build_without_live(shared: &'static Shared, registry: &Registry) -> Snapshot 
         resources: Vec::new(),
         scopes: registry.scope_groups(),
         detached: registry.detached(),
+        refused: shared.refused.load(),
     }
 }
 

@@ -6,6 +6,7 @@
 pub(crate) mod attach;
 pub(crate) mod delta;
 pub(crate) mod probe;
+pub(crate) mod refusals;
 pub(crate) mod registry;
 pub(crate) mod shared;
 pub(crate) mod timeline;

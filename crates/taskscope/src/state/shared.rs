@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crossbeam_queue::ArrayQueue;
 
 use crate::base::clock;
+use crate::state::refusals::RefusalCounts;
 use crate::stats::lock::LockStats;
 use crate::stats::task::TaskStats;
 
@@ -92,6 +93,8 @@ pub(crate) struct Shared {
     /// used to walk them all every 2 ms: 10,000 idle locks cost 15 % of a core, 100,000 cost
     /// 69 %).
     pub(crate) waited_locks: Mutex<Vec<u64>>,
+    /// Peers the stream and the Prometheus endpoint turned away.
+    pub(crate) refused: RefusalCounts,
 }
 
 /// Retired statistics kept for reuse (about 0.5 KiB each).
@@ -147,6 +150,7 @@ impl Shared {
             collector: Mutex::new(None),
             pool: ArrayQueue::new(POOL_CAPACITY),
             waited_locks: Mutex::new(Vec::new()),
+            refused: RefusalCounts::default(),
         }
     }
 
