@@ -200,6 +200,7 @@ pub fn snapshot() -> Snapshot {
         timeline_names: Default::default(),
         profile: Some(profile()),
         detached: Vec::new(),
+        refused: Default::default(),
     }
 }
 

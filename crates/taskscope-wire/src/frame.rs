@@ -25,7 +25,7 @@ use crate::warning::Warning;
 /// [`WarningKind::since_version`](crate::WarningKind::since_version)); version 6 task dumps
 /// ([`ClientFrame::Dump`], [`Frame::Dump`]); version 7 CPU profiles ([`Frame::Profile`]);
 /// version 8 detached tasks ([`Frame::Detached`]); version 9 refused peers
-/// ([`Frame::Refusals`]); everything else is as in version 1.
+/// ([`Frame::Refusals`]) and the warning kind `semaphore_saturated`; everything else is as in version 1.
 pub const WIRE_VERSION: u32 = 9;
 
 /// The oldest version this build reads (recordings) and serves (clients, which are then sent
@@ -465,6 +465,7 @@ pub(crate) mod tests {
         for (kind, since) in [
             (WarningKind::UnboundedSpawn, 4),
             (WarningKind::StaleUpdate, 5),
+            (WarningKind::SemaphoreSaturated, 9),
         ] {
             let w = crate::warning::Warning::new(1, kind, 0, "found");
             let frame = Frame::Warning(Box::new(w));

@@ -63,6 +63,11 @@ impl WarningKind {
                  `.await` before taking the lock or after releasing it), or re-read the value \
                  under the lock and check it is unchanged before writing."
             }
+            WarningKind::SemaphoreSaturated => {
+                "Tasks queue for the permits most of the time: give the semaphore more permits \
+                 if what it guards can take them, or hold each permit for less (release it \
+                 before slow `.await`s that do not need it)."
+            }
             WarningKind::SelfWakes => {
                 "The task wakes itself in its own poll instead of waiting (`wake_by_ref()` \
                  then `Pending`, a busy loop): wait on the channel, `Notify` or timer instead."

@@ -39,6 +39,9 @@ pub enum WarningKind {
     /// another task wrote it in between: a read-modify-write split by an `.await`, whose
     /// update may overwrite the other one (version 5).
     StaleUpdate,
+    /// A semaphore had no permit free and tasks queued for it most of a 5 s window: its limit
+    /// sets the pace (version 9).
+    SemaphoreSaturated,
 }
 
 impl WarningKind {
@@ -58,6 +61,7 @@ impl WarningKind {
             WarningKind::RecordingStopped => "recording_stopped",
             WarningKind::UnboundedSpawn => "unbounded_spawn",
             WarningKind::StaleUpdate => "stale_update",
+            WarningKind::SemaphoreSaturated => "semaphore_saturated",
         }
     }
 
@@ -68,12 +72,13 @@ impl WarningKind {
             WarningKind::RecordingStopped => 3,
             WarningKind::UnboundedSpawn => 4,
             WarningKind::StaleUpdate => 5,
+            WarningKind::SemaphoreSaturated => 9,
             _ => 1,
         }
     }
 
     /// Every kind, the gravest first: the order reports and views list them in.
-    pub const ALL: [WarningKind; 13] = [
+    pub const ALL: [WarningKind; 14] = [
         WarningKind::Deadlock,
         WarningKind::BlockedWorker,
         WarningKind::LockOrderInversion,
@@ -81,6 +86,7 @@ impl WarningKind {
         WarningKind::StaleUpdate,
         WarningKind::UnboundedSpawn,
         WarningKind::LongWait,
+        WarningKind::SemaphoreSaturated,
         WarningKind::TaskPanicked,
         WarningKind::TasksAliveAtExit,
         WarningKind::EventsDropped,

@@ -79,6 +79,18 @@ async fn lock_workload(until: Instant) {
         Arc::new(Mutex::named("accounts", 0)),
         Arc::new(Mutex::named("audit-log", 0)),
     );
+    // Eight clients for a pool of four connections, each query 5 ms: four of them queue all
+    // the time (`semaphore_saturated` after a few seconds).
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let pool = pool.clone();
+        clients.push(taskscope::spawn_named("db-query", async move {
+            while Instant::now() < until {
+                let _conn = pool.acquire().await.expect("the pool is never closed");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
     let mut round = 0u64;
     while Instant::now() < until {
         round += 1;
@@ -93,13 +105,6 @@ async fn lock_workload(until: Instant) {
                     drop(count);
                     tokio::task::yield_now().await;
                 }
-            }));
-        }
-        for _ in 0..16 {
-            let pool = pool.clone();
-            tasks.push(taskscope::spawn_named("db-query", async move {
-                let _conn = pool.acquire().await.expect("the pool is never closed");
-                tokio::time::sleep(Duration::from_millis(5)).await;
             }));
         }
         let cache = cache.clone();
@@ -128,6 +133,9 @@ async fn lock_workload(until: Instant) {
             let _ = t.await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for client in clients {
+        let _ = client.await;
     }
 }
 

@@ -146,6 +146,11 @@ impl AtomicHistogram {
         }
     }
 
+    /// The sum of the values recorded so far.
+    pub(crate) fn sum(&self) -> u64 {
+        self.sum.load(Relaxed)
+    }
+
     /// Number of values recorded so far.
     pub(crate) fn count(&self) -> u64 {
         let mut n = 0u64;

@@ -36,6 +36,7 @@ pub(crate) fn run(
         registry.retire_locks(shared);
         registry.check_fan_out(shared);
         registry.check_wakers(shared);
+        registry.check_saturation(shared);
         registry.runtimes.retain(|p| p.alive.load(Acquire));
         for probe in &registry.runtimes {
             probe.sample_busy();

@@ -24,6 +24,7 @@ mod fan_out;
 mod locks;
 mod panics;
 mod profile;
+mod saturation;
 mod stale_updates;
 mod wakers;
 
@@ -159,6 +160,8 @@ pub(crate) struct Registry {
     dropped_reported: u64,
     /// Live counts per group for `unbounded_spawn` (`fan_out.rs`).
     pub(crate) fan_out: fan_out::FanOut,
+    /// Readings of the semaphores for `semaphore_saturated` (`saturation.rs`).
+    pub(crate) saturation: saturation::Saturation,
     /// What the last waker check saw (`wakers.rs`).
     wakers: wakers::WakerWatch,
     /// The chains of deadlocks and long waits (`chains.rs`).
@@ -193,6 +196,7 @@ impl Registry {
                 }
                 Event::LongPoll { task, start, end } => self.long_polls.push((task, start, end)),
                 Event::Lock(stats) => {
+                    self.note_semaphore(&stats);
                     self.locks.insert(stats.id, stats);
                 }
                 Event::LockDropped(id) => self.dropped_locks.push(id),
