@@ -32,7 +32,7 @@ fn log_x(v: u64, width: f64) -> f64 {
 /// p50 / p99 / max of a histogram as bars on a log axis.
 fn percentile_bars(h: &Histogram) -> String {
     let p = h.percentiles();
-    let w = 260.0;
+    let w = 200.0;
     let mut svg = format!(
         r#"<svg width="{w}" height="18" role="img"><title>p50 {} · p99 {} · max {}</title>"#,
         ns(p.p50),
@@ -52,7 +52,7 @@ fn percentile_bars(h: &Histogram) -> String {
 
 /// The histogram's shape: counts per power of two, on the same log axis.
 fn histogram_svg(h: &Histogram) -> String {
-    let (w, ht) = (260.0, 40.0);
+    let (w, ht) = (200.0, 40.0);
     let mut octaves: Vec<(u64, u64)> = Vec::new();
     for &(i, c) in &h.buckets {
         let low = bucket_range(i as usize).0.max(1);
@@ -118,7 +118,12 @@ fn timeline(snapshot: &Snapshot) -> String {
 /// A section with one entity's table, `intro` (HTML) between its heading and the table.
 fn table<T>(out: &mut String, table: &Table<'_, T>, intro: &str) {
     let columns: Vec<_> = table.columns_in(Shown::Html).collect();
-    let _ = write!(out, "<h2>{}</h2>{intro}<table><tr>", esc(table.title));
+    // A table wider than the window scrolls in its box; the page never scrolls sideways.
+    let _ = write!(
+        out,
+        r#"<h2>{}</h2>{intro}<div class="w"><table><tr>"#,
+        esc(table.title)
+    );
     for c in &columns {
         let _ = write!(out, "<th>{}</th>", esc(c.header()));
     }
@@ -131,14 +136,14 @@ fn table<T>(out: &mut String, table: &Table<'_, T>, intro: &str) {
                 Cell::Location(s) => write!(out, r#"<td class="l"><code>{}</code></td>"#, esc(s)),
                 Cell::Count(n) => write!(out, "<td>{n}</td>"),
                 Cell::Ns(v) => write!(out, "<td>{}</td>", ns(v)),
-                Cell::Text(s) => write!(out, "<td>{}</td>", esc(&s)),
+                Cell::Text(s) => write!(out, r#"<td class="t">{}</td>"#, esc(&s)),
                 Cell::Bars(h) => write!(out, "<td>{}</td>", percentile_bars(h)),
                 Cell::Shape(h) => write!(out, "<td>{}</td>", histogram_svg(h)),
             };
         }
         out.push_str("</tr>");
     }
-    out.push_str("</table>");
+    out.push_str("</table></div>");
 }
 
 /// The snapshot as one self-contained HTML page.
@@ -149,8 +154,10 @@ pub fn render(snapshot: &Snapshot) -> String {
         out,
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>taskscope report: {name}</title><style>
 body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}} h1{{font-size:1.5em}} h2{{margin-top:1.6em}}
-table{{border-collapse:collapse}} td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right;vertical-align:middle}}
-td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} td.l{{white-space:normal}} code{{font-size:12px;color:#555}} .k{{font-weight:bold}}
+table{{border-collapse:collapse}} td,th{{padding:3px 6px;border-bottom:1px solid #ddd;text-align:right;vertical-align:middle}}
+th{{vertical-align:bottom}} td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} td.l,td.t{{white-space:normal}}
+td:first-child{{white-space:normal;overflow-wrap:anywhere;min-width:8em;max-width:18em}} code{{font-size:12px;color:#555;overflow-wrap:anywhere}} .k{{font-weight:bold}}
+.w{{max-width:100%;overflow-x:auto}}
 .legend span{{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}}
 </style></head><body><h1>taskscope report: {name} (pid {pid})</h1>
 <p>{secs:.1} s observed · {groups} task groups · {locks} locks · {sems} semaphores · {warns} warnings{dropped}</p>"#,
