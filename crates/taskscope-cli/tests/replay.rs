@@ -132,8 +132,50 @@ fn the_status_follows_a_step_at_once_and_playing_reaches_the_report_s_end() {
         "the first poll after a step says where it went"
     );
     // Played to the end as the dashboard does (ticks at high speed), the state is the one the
-    // report is made of.
-    let mut played = Replay::open(&recording()).unwrap();
+    // report is made of: for both checked-in recordings and a fresh 6 s recording of the demo.
+    let dir = std::env::temp_dir().join(format!("taskscope-played-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fresh = dir.join("demo.tsrec");
+    let demo = std::process::Command::new(env!("CARGO_BIN_EXE_taskscope"))
+        .args(["demo", "--headless", "--duration", "6s", "--record"])
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let v2 = recording().with_file_name("v2.tsrec");
+    for path in [recording(), v2, fresh] {
+        let last = played_to_the_end(&path);
+        let report = Replay::open(&path).unwrap().final_snapshot();
+        let groups = |s: &taskscope_wire::Snapshot| -> Vec<(String, u64, u64, u64)> {
+            let mut groups: Vec<_> = s
+                .task_groups
+                .iter()
+                .map(|g| (g.name.clone(), g.spawned, g.polls, g.poll_ns.count()))
+                .collect();
+            groups.sort();
+            groups
+        };
+        assert!(!groups(&report).is_empty(), "{}", path.display());
+        assert_eq!(groups(&last), groups(&report), "{}", path.display());
+        let alive =
+            |s: &taskscope_wire::Snapshot| s.tasks.iter().filter(|t| t.ended_ms.is_none()).count();
+        assert_eq!(alive(&last), alive(&report), "{}", path.display());
+        assert_eq!(
+            last.warnings.len(),
+            report.warnings.len(),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+/// The replay played as the dashboard plays it, at 128×, to its end: its last snapshot.
+fn played_to_the_end(path: &std::path::Path) -> std::sync::Arc<taskscope_wire::Snapshot> {
+    let mut played = Replay::open(path).unwrap();
     for _ in 0..7 {
         played.command(taskscope_cli::app::ReplayCmd::Faster);
     }
@@ -148,14 +190,7 @@ fn the_status_follows_a_step_at_once_and_playing_reaches_the_report_s_end() {
     }
     let last = played.tick().or(last).unwrap();
     assert!(played.status().contains("end of recording"));
-    let report = Replay::open(&recording()).unwrap().final_snapshot();
-    let spawned = |s: &taskscope_wire::Snapshot| -> Vec<(String, u64, u64)> {
-        s.task_groups
-            .iter()
-            .map(|g| (g.name.clone(), g.spawned, g.polls))
-            .collect()
-    };
-    assert_eq!(spawned(&last), spawned(&report));
+    last
 }
 
 #[test]
