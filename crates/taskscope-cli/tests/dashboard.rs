@@ -275,6 +275,21 @@ fn the_header_says_how_many_peers_the_app_refused() {
 }
 
 #[test]
+fn a_semaphore_whose_total_was_never_seen_shows_a_question_mark_not_zero() {
+    let mut app = app();
+    app.view = View::Semaphores;
+    assert!(screen(&app).contains("0/4"), "{}", screen(&app));
+    // As console-subscriber shows a `Semaphore::new(2)` that was never free while watched.
+    let mut snap = fixture::snapshot();
+    snap.semaphores[0].permits = 0;
+    let mut app = App::new("console");
+    app.update(Arc::new(snap));
+    app.view = View::Semaphores;
+    let shown = screen(&app);
+    assert!(shown.contains("0/?") && !shown.contains("0/0"), "{shown}");
+}
+
+#[test]
 fn a_long_status_wraps_in_the_header_instead_of_being_cut() {
     let hint = "disconnected: 127.0.0.1:6669 is not a taskscope stream (no hello) (an app \
                 instrumented with console-subscriber? `taskscope console 127.0.0.1:6669`, or \

@@ -120,7 +120,13 @@ pub fn render_semaphores(app: &App, frame: &mut Frame, area: Rect) {
         .iter()
         .map(|s| {
             let w = s.wait_ns.percentiles();
-            let available = Cell::from(format!("{}/{}", s.available, s.permits));
+            // A total of 0 with acquisitions is one never seen (console-subscriber reports the
+            // permits free, not the total, and none was free while it was watched): `?`.
+            let total = match (s.permits, s.acquisitions) {
+                (0, 1..) => "?".to_string(),
+                (n, _) => n.to_string(),
+            };
+            let available = Cell::from(format!("{}/{total}", s.available));
             let available = if s.available == 0 {
                 available.style(Style::new().fg(Color::Red))
             } else {
