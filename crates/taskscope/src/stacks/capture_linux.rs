@@ -239,13 +239,34 @@ pub(super) fn resolve(addr: usize) -> Vec<StackFrame> {
         });
     });
     if frames.is_empty() {
+        // Unresolved: say at least which file (or `[vdso]`) the address is in.
+        let function = match mapping_of(addr) {
+            Some(mapping) => format!("{addr:#x} ({mapping})"),
+            None => format!("{addr:#x}"),
+        };
         frames.push(StackFrame {
-            function: format!("{addr:#x}"),
+            function,
             file: None,
             line: None,
         });
     }
     frames
+}
+
+/// The name of the mapping of this process an address is in, from `/proc/self/maps`: a file's
+/// name (`libc.so.6`) or a pseudo-mapping's (`[vdso]`).
+fn mapping_of(addr: usize) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (start, end) = fields.next()?.split_once('-')?;
+        let (start, end) = (
+            usize::from_str_radix(start, 16).ok()?,
+            usize::from_str_radix(end, 16).ok()?,
+        );
+        let path = fields.nth(4)?;
+        (start <= addr && addr < end).then(|| path.rsplit('/').next().unwrap_or(path).to_string())
+    })
 }
 
 /// `futex`, `epoll_wait`, `epoll_pwait`, `epoll_pwait2` (and `poll`, `ppoll`): where a parked
@@ -263,5 +284,22 @@ pub(super) fn waits_for_work(tid: i32) -> bool {
         Some("running") => false,
         Some(number) => number.parse::<i64>().map_or(true, |n| WAITS.contains(&n)),
         None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mapping_of;
+
+    #[test]
+    fn an_address_is_named_by_its_mapping() {
+        let vdso = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) } as usize;
+        if vdso != 0 {
+            assert_eq!(mapping_of(vdso).as_deref(), Some("[vdso]"));
+        }
+        let in_libc = libc::getpid as usize;
+        let mapping = mapping_of(in_libc).expect("libc is mapped");
+        assert!(mapping.starts_with("libc"), "{mapping}");
+        assert_eq!(mapping_of(0), None);
     }
 }

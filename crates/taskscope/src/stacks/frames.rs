@@ -27,6 +27,11 @@ fn is_library(frame: &StackFrame) -> bool {
         || file.starts_with(OWN_SOURCES)
 }
 
+/// A frame that is only an address (nothing resolved it to a function).
+fn unsymbolised(frame: &StackFrame) -> bool {
+    frame.file.is_none() && frame.function.starts_with("0x")
+}
+
 /// Where the application's code ends: taskscope's poll wrapper, or the runtime.
 fn is_boundary(frame: &StackFrame) -> bool {
     frame.file.as_deref().is_some_and(|f| {
@@ -132,7 +137,11 @@ pub(crate) fn split_app_frames(frames: Vec<StackFrame>) -> StackSample {
         // library code around its calls (taskscope's poll wrapper, std's `catch_unwind`), or the
         // binary has no debug info. Keep the Rust functions of unknown source (the
         // application's, without debug info), not std's or the system's.
-        let mut blocked_in = frames.first().map(|f| f.function.clone());
+        let mut blocked_in = frames
+            .iter()
+            .find(|f| !unsymbolised(f))
+            .or(frames.first())
+            .map(|f| f.function.clone());
         if frames.iter().all(|f| f.file.is_none()) {
             // Not one line anywhere, not even std's: the binary has no debug info.
             if let Some(call) = &mut blocked_in {
@@ -152,7 +161,14 @@ pub(crate) fn split_app_frames(frames: Vec<StackFrame>) -> StackSample {
     };
     // The call the application made: the outermost library frame below its own (for a sleep:
     // `std::thread::sleep`, not the libc wrapper under it).
-    let blocked_in = (first_app > 0).then(|| frames[first_app - 1].function.clone());
+    // An address without a symbol (a stub, the vDSO) says nothing: the nearest named call
+    // inward stands for it.
+    let blocked_in = frames[..first_app]
+        .iter()
+        .rev()
+        .find(|f| !unsymbolised(f))
+        .or(first_app.checked_sub(1).map(|i| &frames[i]))
+        .map(|f| f.function.clone());
     let app = frames
         .into_iter()
         .skip(first_app)

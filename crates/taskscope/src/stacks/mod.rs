@@ -338,6 +338,44 @@ mod tests {
     }
 
     #[test]
+    fn an_address_without_a_symbol_is_not_the_call_named_when_a_named_one_is_inward() {
+        let frames = vec![
+            frame("__clock_gettime", None),
+            frame(
+                "std::time::Instant::now",
+                Some("/rustc/abc/library/std/src/time.rs"),
+            ),
+            frame("0x55d5bbfc49b0 (app)", None),
+            frame("app::checksum", Some("src/main.rs")),
+        ];
+        let sample = split_app_frames(frames);
+        assert_eq!(
+            sample.blocked_in.as_deref(),
+            Some("std::time::Instant::now")
+        );
+        assert_eq!(
+            sample.summary(),
+            "app::checksum (src/main.rs:7) in std::time::Instant::now"
+        );
+        // Only addresses: the address is what there is, with its mapping.
+        let frames = vec![
+            frame("0x7ffd1000 ([vdso])", None),
+            frame("app::f", Some("src/main.rs")),
+        ];
+        assert_eq!(
+            split_app_frames(frames).blocked_in.as_deref(),
+            Some("0x7ffd1000 ([vdso])")
+        );
+        // Without lines anywhere, the named frame too.
+        let frames = vec![
+            frame("0x1234 (libc.so.6)", None),
+            frame("std::thread::sleep", None),
+        ];
+        let call = split_app_frames(frames).blocked_in.unwrap();
+        assert!(call.starts_with("std::thread::sleep"), "{call}");
+    }
+
+    #[test]
     fn the_first_frame_is_the_applications_and_the_call_it_made_is_named() {
         let own = format!("{OWN_SOURCES}task/instrumented.rs");
         let frames = vec![
