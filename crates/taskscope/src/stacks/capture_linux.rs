@@ -297,7 +297,7 @@ mod tests {
         if vdso != 0 {
             assert_eq!(mapping_of(vdso).as_deref(), Some("[vdso]"));
         }
-        let in_libc = libc::getpid as usize;
+        let in_libc = libc::getpid as *const () as usize;
         let mapping = mapping_of(in_libc).expect("libc is mapped");
         assert!(mapping.starts_with("libc"), "{mapping}");
         assert_eq!(mapping_of(0), None);
