@@ -1,6 +1,6 @@
 //! The HTML report of the demo, opened in Chromium (headless) in a 1400 px wide window: the page
-//! does not scroll sideways, and every table's header row has a cell for each column of every
-//! row (headers over their columns). Needs `chromium` (Debian's package): skipped without it,
+//! does not scroll sideways, every table's header row has a cell for each column of every row,
+//! and each header is aligned as its column's cells are (headers over their columns). Needs `chromium` (Debian's package): skipped without it,
 //! unless `TASKSCOPE_REQUIRE_BROWSER` is set, as `.ci/run` does after installing it.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +22,11 @@ document.body.setAttribute('data-probe', JSON.stringify({
   scrollWidth: de.scrollWidth,
   clientWidth: de.clientWidth,
   tables: [...document.querySelectorAll('table')].map(t => [...t.rows].map(r => r.cells.length)),
+  // Columns whose header is aligned otherwise than their first cell: [table, header].
+  misaligned: [...document.querySelectorAll('table')].flatMap((t, i) => t.rows.length < 2 ? [] :
+    [...t.rows[0].cells]
+      .filter((c, j) => getComputedStyle(c).textAlign !== getComputedStyle(t.rows[1].cells[j]).textAlign)
+      .map(c => [i, c.textContent])),
 }));
 </script>"#;
     assert!(page.contains("</body>"), "a whole page");
@@ -102,5 +107,10 @@ fn the_html_report_fits_a_1400_px_window_with_its_headers_over_their_columns() {
             "table {i}: rows of other widths than its header: {rows:?}"
         );
     }
+    assert_eq!(
+        laid_out["misaligned"],
+        serde_json::json!([]),
+        "headers aligned otherwise than their columns"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

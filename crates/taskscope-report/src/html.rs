@@ -124,8 +124,16 @@ fn table<T>(out: &mut String, table: &Table<'_, T>, intro: &str) {
         r#"<h2>{}</h2>{intro}<div class="w"><table><tr>"#,
         esc(table.title)
     );
-    for c in &columns {
-        let _ = write!(out, "<th>{}</th>", esc(c.header()));
+    // A header sits over its column as the column's cells do: the first column and locations
+    // to the left, the rest to the right (read off the first row).
+    for (i, c) in columns.iter().enumerate() {
+        let left = i == 0
+            || table
+                .rows
+                .first()
+                .is_some_and(|row| matches!(c.cell(row), Cell::Location(_)));
+        let class = if left { r#" class="l""# } else { "" };
+        let _ = write!(out, "<th{class}>{}</th>", esc(c.header()));
     }
     out.push_str("</tr>");
     for row in &table.rows {
@@ -155,7 +163,7 @@ pub fn render(snapshot: &Snapshot) -> String {
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>taskscope report: {name}</title><style>
 body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}} h1{{font-size:1.5em}} h2{{margin-top:1.6em}}
 table{{border-collapse:collapse}} td,th{{padding:3px 6px;border-bottom:1px solid #ddd;text-align:right;vertical-align:middle}}
-th{{vertical-align:bottom}} td{{white-space:nowrap}} td:first-child,th:first-child,td.l{{text-align:left}} td.l,td.t{{white-space:normal}}
+th{{vertical-align:bottom}} td{{white-space:nowrap}} td:first-child,th:first-child,td.l,th.l{{text-align:left}} td.l,td.t{{white-space:normal}}
 td:first-child{{white-space:normal;overflow-wrap:anywhere;min-width:8em;max-width:18em}} code{{font-size:12px;color:#555;overflow-wrap:anywhere}} .k{{font-weight:bold}}
 .w{{max-width:100%;overflow-x:auto}}
 .legend span{{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}}
@@ -178,7 +186,10 @@ td:first-child{{white-space:normal;overflow-wrap:anywhere;min-width:8em;max-widt
         }
     );
     let _ = write!(out, "<h2>Warnings</h2>{}", timeline(snapshot));
-    let _ = write!(out, "<table><tr><th>at</th><th>kind</th><th>what</th></tr>");
+    let _ = write!(
+        out,
+        r#"<div class="w"><table><tr><th>at</th><th class="l">kind</th><th class="l">what</th></tr>"#
+    );
     for w in snapshot.warnings.iter().rev() {
         // A sampled blocked worker: where it was blocked, most frequent stacks first.
         let mut stacks = String::new();
@@ -214,7 +225,7 @@ td:first-child{{white-space:normal;overflow-wrap:anywhere;min-width:8em;max-widt
             esc(&w.message)
         );
     }
-    out.push_str("</table>");
+    out.push_str("</table></div>");
     // How to fix each kind found, gravest first.
     let found: Vec<WarningKind> = WarningKind::ALL
         .into_iter()
