@@ -253,8 +253,9 @@ pub(super) fn resolve(addr: usize) -> Vec<StackFrame> {
     frames
 }
 
-/// The name of the mapping of this process an address is in, from `/proc/self/maps`: a file's
-/// name (`libc.so.6`) or a pseudo-mapping's (`[vdso]`).
+/// Where in this process's mappings an address is, from `/proc/self/maps`: a file's name and
+/// the offset in it, for `addr2line -e FILE OFFSET` (`libc.so.6+0x9a4f0`), or a pseudo-mapping's
+/// name (`[vdso]`).
 fn mapping_of(addr: usize) -> Option<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     maps.lines().find_map(|line| {
@@ -264,8 +265,19 @@ fn mapping_of(addr: usize) -> Option<String> {
             usize::from_str_radix(start, 16).ok()?,
             usize::from_str_radix(end, 16).ok()?,
         );
-        let path = fields.nth(4)?;
-        (start <= addr && addr < end).then(|| path.rsplit('/').next().unwrap_or(path).to_string())
+        let offset = usize::from_str_radix(fields.nth(1)?, 16).ok()?;
+        let path = fields.nth(2)?;
+        if !(start <= addr && addr < end) {
+            return None;
+        }
+        Some(match path.starts_with('[') {
+            true => path.to_string(),
+            false => format!(
+                "{}+{:#x}",
+                path.rsplit('/').next().unwrap_or(path),
+                addr - start + offset
+            ),
+        })
     })
 }
 
@@ -299,7 +311,10 @@ mod tests {
         }
         let in_libc = libc::getpid as *const () as usize;
         let mapping = mapping_of(in_libc).expect("libc is mapped");
-        assert!(mapping.starts_with("libc"), "{mapping}");
+        assert!(
+            mapping.starts_with("libc") && mapping.contains("+0x"),
+            "{mapping}"
+        );
         assert_eq!(mapping_of(0), None);
     }
 }
