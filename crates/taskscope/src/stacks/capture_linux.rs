@@ -224,6 +224,9 @@ pub(super) fn capture(tid: i32) -> Option<RawStack> {
 
 /// The functions (inlined ones first) at an address of this process.
 pub(super) fn resolve(addr: usize) -> Vec<StackFrame> {
+    if let Some(frames) = super::object_symbols::resolve(addr) {
+        return frames;
+    }
     let mut frames = Vec::new();
     backtrace::resolve(addr as *mut std::ffi::c_void, |symbol| {
         let file = symbol.filename().map(|f| f.display().to_string());

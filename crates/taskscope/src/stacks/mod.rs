@@ -295,6 +295,12 @@ mod imp;
 )))]
 #[path = "capture_other.rs"]
 mod imp;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[path = "object_symbols_linux.rs"]
+mod object_symbols;
 
 #[cfg(test)]
 mod tests {
