@@ -222,6 +222,12 @@ pub(super) fn capture(tid: i32) -> Option<RawStack> {
     Some(raw)
 }
 
+/// Lets go of every file's debug info read so far (ours and backtrace's).
+pub(super) fn forget() {
+    super::object_symbols::forget();
+    backtrace::clear_symbol_cache();
+}
+
 /// The functions (inlined ones first) at an address of this process.
 pub(super) fn resolve(addr: usize) -> Vec<StackFrame> {
     if let Some(frames) = super::object_symbols::resolve(addr) {

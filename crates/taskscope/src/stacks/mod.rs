@@ -62,6 +62,12 @@ pub(crate) fn symbolize(addr: usize) -> Vec<taskscope_wire::StackFrame> {
     imp::resolve(addr)
 }
 
+/// Lets go of the debug info read for [`symbolize`] (memory maps and parsed tables), to be
+/// read again at the next call: the symbolizer thread's, when it has been idle a while.
+pub(crate) fn forget_debug_info() {
+    imp::forget();
+}
+
 pub(crate) fn enabled() -> bool {
     ACTIVE.load(Acquire)
 }

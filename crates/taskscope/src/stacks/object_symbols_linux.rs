@@ -84,6 +84,11 @@ pub(super) fn resolve(addr: usize) -> Option<Vec<StackFrame>> {
     Some(frames)
 }
 
+/// Drops the loaders (their maps and parsed tables) and the list of objects.
+pub(super) fn forget() {
+    *OBJECTS.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
 fn demangle(symbol: &str) -> String {
     format!("{:#}", rustc_demangle::demangle(symbol))
 }

@@ -44,6 +44,9 @@ pub(crate) fn is_ready() -> bool {
 /// info for the first time, a burst of blocked polls can outrun it; later samples are dropped.
 const PENDING_SAMPLES: usize = 256;
 
+/// How long the symbolizer keeps the debug info it read with no job to do.
+const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Starts the symbolising thread (when sampling is on).
 pub(crate) fn start_symbolizer(shared: &'static crate::state::shared::Shared) {
     if !enabled() {
@@ -58,7 +61,20 @@ pub(crate) fn start_symbolizer(shared: &'static crate::state::shared::Shared) {
             // a large debug build): done now, so the first blocked worker's stacks are not late.
             symbolizer.resolve(start_symbolizer as *const () as usize, true);
             READY.store(true, std::sync::atomic::Ordering::Release);
-            while let Ok(first) = rx.recv() {
+            loop {
+                // Idle a while: the debug info goes (tens of MB of maps and tables), to be read
+                // again by the next job.
+                let first = match rx.recv_timeout(FORGET_AFTER) {
+                    Ok(job) => job,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        crate::stacks::forget_debug_info();
+                        match rx.recv() {
+                            Ok(job) => job,
+                            Err(_) => break,
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                };
                 let batch: Vec<_> = std::iter::once(first)
                     .chain(rx.try_iter())
                     .map(|job| symbolizer.symbolize_job(job))
