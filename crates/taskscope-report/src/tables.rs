@@ -285,7 +285,7 @@ mod tests {
         for table in html.split("<table>").skip(1) {
             let table = &table[..table.find("</table>").unwrap()];
             let mut rows = table.split("<tr>").skip(1);
-            let header = rows.next().unwrap().matches("<th>").count();
+            let header = rows.next().unwrap().matches("<th").count();
             for row in rows {
                 assert_eq!(row.matches("<td").count(), header, "{row}");
             }
