@@ -86,12 +86,6 @@ pub(crate) fn lock_to_wire(stats: &LockStats) -> Lock {
 /// Reads a semaphore's atomics into the wire model.
 pub(crate) fn semaphore_to_wire(stats: &LockStats) -> Semaphore {
     let permits = stats.permits.load(Relaxed);
-    let since = stats.saturated_since.load(Relaxed);
-    let ongoing = if since != 0 {
-        clock::delta_ns(since, clock::now())
-    } else {
-        0
-    };
     Semaphore {
         id: stats.id,
         name: stats.display_name(),
@@ -101,7 +95,7 @@ pub(crate) fn semaphore_to_wire(stats: &LockStats) -> Semaphore {
         acquisitions: stats.acquisitions.load(Relaxed),
         waiters: stats.waiting.load(Relaxed),
         max_waiters: stats.max_waiters.load(Relaxed),
-        saturated_ns: stats.saturated_ns.load(Relaxed) + ongoing,
+        saturated_ns: stats.saturated_ns_at(clock::now()),
         wait_ns: stats.wait_histogram(),
     }
 }

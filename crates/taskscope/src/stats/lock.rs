@@ -199,4 +199,14 @@ impl LockStats {
         h.record_n(0, zeros);
         h
     }
+
+    /// Semaphores: the time no permit was free so far, the period going on at `now` (clock
+    /// ticks) included.
+    pub(crate) fn saturated_ns_at(&self, now: u64) -> u64 {
+        let ongoing = match self.saturated_since.load(Relaxed) {
+            0 => 0,
+            since => crate::base::clock::delta_ns(since, now),
+        };
+        self.saturated_ns.load(Relaxed) + ongoing
+    }
 }

@@ -160,14 +160,9 @@ impl Registry {
 }
 
 fn read(stats: &LockStats, now: u64, now_ms: u64) -> Reading {
-    let since = stats.saturated_since.load(Relaxed);
-    let ongoing = match since {
-        0 => 0,
-        since => clock::delta_ns(since, now),
-    };
     Reading {
         at_ms: now_ms,
-        saturated_ns: stats.saturated_ns.load(Relaxed) + ongoing,
+        saturated_ns: stats.saturated_ns_at(now),
         waits: stats.contended.load(Relaxed),
         wait_ns: stats.wait_ns.sum(),
     }
