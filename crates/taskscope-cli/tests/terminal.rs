@@ -136,3 +136,36 @@ fn demo_in_a_terminal_shows_the_blocked_task_and_lock_warnings() {
         "the terminal is restored (alternate screen left): {after}"
     );
 }
+
+#[test]
+fn top_against_a_server_that_is_not_taskscope_shows_the_whole_hint_at_80_columns() {
+    // Like an HTTP server: accepts, reads, never speaks first.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let name = format!("taskscope-e2e-top-{}", std::process::id());
+    let bin = env!("CARGO_BIN_EXE_taskscope");
+    let command = format!("env -u CI {bin} top {addr}; sleep 30");
+    let status = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "80", "-y", "24"])
+        .arg(&command)
+        .status()
+        .expect("tmux is needed for this test (apt-get install tmux)");
+    assert!(status.success());
+    let _session = Session(name.clone());
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let hint = format!(
+        "disconnected from {addr}: {addr} is not a taskscope stream (nothing sent in 3s) (an app \
+         instrumented with console-subscriber? `taskscope console {addr}`, or report from \
+         console://{addr}); retrying"
+    );
+    let shown = wait_for_screen(&name, Duration::from_secs(20), |s| words(s).contains(&hint));
+    assert!(words(&shown).contains(&hint), "{shown}");
+    // The panes below keep their place.
+    assert!(shown.contains("Runtime"), "{shown}");
+}

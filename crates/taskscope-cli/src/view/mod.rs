@@ -28,11 +28,11 @@ pub fn render(app: &App, frame: &mut Frame) {
         return;
     }
     // A status longer than the terminal (a hint after a failed connection) wraps onto as many
-    // lines as it needs, up to three, instead of being cut.
-    let status_lines = status_line(app)
-        .width()
-        .div_ceil(usize::from(area.width))
-        .clamp(1, 3);
+    // lines as it needs, up to five, instead of being cut (counted as the paragraph wraps words).
+    let status_lines = Paragraph::new(status_line(app))
+        .wrap(Wrap { trim: false })
+        .line_count(area.width)
+        .clamp(1, 5);
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(1 + status_lines as u16),
         Constraint::Min(3),
