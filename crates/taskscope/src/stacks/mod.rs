@@ -305,6 +305,11 @@ mod imp;
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
+mod mapped_object;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 #[path = "object_symbols_linux.rs"]
 mod object_symbols;
 

@@ -1,16 +1,21 @@
 //! The functions and lines at an address of the executable or a shared library it loaded, read
-//! with addr2line's loader from the file's own DWARF and symbol table. It parses the
-//! abbreviations the compilation units share once, where backtrace's resolver parses them again
-//! for every unit, and it reads no separate debug file (backtrace also finds and decompresses
-//! `/usr/lib/debug/.build-id/…` files: a 31 MB allocation for libc's on Debian). In the
-//! `blocking` example's release build the first symbolisation took the peak RSS from 5.9 to
-//! 77 MB with backtrace's resolver. A library's frames are named from its symbol table.
+//! with addr2line from the file's own DWARF and symbol table. The abbreviations the compilation
+//! units share are parsed once (backtrace's resolver parses them again for every unit), no
+//! separate debug file is read (backtrace also finds and decompresses `/usr/lib/debug/.build-id/…`
+//! files: a 31 MB allocation for libc's on Debian), and the file's pages are given back as they
+//! are read ([`Mapping`]). In the `blocking` example's release build the first symbolisation took
+//! the peak RSS from 5.9 to 77 MB with backtrace's resolver. A library's frames are named from
+//! its symbol table.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::sync::Mutex;
 
+use object::{Object as _, ObjectSection as _};
 use taskscope_wire::StackFrame;
+
+use super::mapped_object::{MappedReader, Mapping};
 
 /// An object the dynamic linker loaded: its file, load bias and loaded address ranges.
 #[derive(Debug)]
@@ -20,16 +25,74 @@ struct Object {
     ranges: Vec<(usize, usize)>,
 }
 
-/// The loaded objects (read once) and a loader per file, opened at its first lookup (`None`
-/// for a file that cannot be read).
+/// The parsed DWARF and symbol table of one file. The fields drop in order: the tables, then the
+/// sections decompressed on the heap, then the mapping every slice of them points into.
+struct Symbols {
+    context: addr2line::Context<MappedReader>,
+    symbols: object::SymbolMap<object::SymbolMapName<'static>>,
+    _decompressed: Vec<Box<[u8]>>,
+    mapping: Box<Mapping>,
+}
+
+impl Symbols {
+    /// Maps and parses `path`; `None` for a file that cannot be read or parsed.
+    fn open(path: &str) -> Option<Symbols> {
+        let mapping = Box::new(Mapping::open(path)?);
+        // SAFETY: the box's contents do not move, and `Symbols` drops the box after every
+        // reader that holds this reference.
+        let map: &'static Mapping = unsafe { &*(&*mapping as *const Mapping) };
+        let object = object::File::parse(map.bytes()).ok()?;
+        let endian = match object.is_little_endian() {
+            true => gimli::RunTimeEndian::Little,
+            false => gimli::RunTimeEndian::Big,
+        };
+        let mut decompressed: Vec<Box<[u8]>> = Vec::new();
+        let mut load = |id: gimli::SectionId| -> Result<MappedReader, gimli::Error> {
+            let bytes: &'static [u8] = match object.section_by_name(id.name()) {
+                None => &[],
+                Some(section) => match section.uncompressed_data() {
+                    Ok(Cow::Borrowed(bytes)) => bytes,
+                    Ok(Cow::Owned(bytes)) => {
+                        let bytes = bytes.into_boxed_slice();
+                        // SAFETY: the heap block does not move when the box does, and
+                        // `Symbols` keeps the box until after the readers.
+                        let view: &'static [u8] = unsafe { &*(&*bytes as *const [u8]) };
+                        decompressed.push(bytes);
+                        view
+                    }
+                    Err(_) => &[],
+                },
+            };
+            Ok(MappedReader::new(bytes, endian, map))
+        };
+        let mut dwarf = gimli::Dwarf::load(&mut load).ok()?;
+        dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
+        let context = addr2line::Context::from_dwarf(dwarf).ok()?;
+        let symbols = object.symbol_map();
+        map.trim();
+        Some(Symbols {
+            context,
+            symbols,
+            _decompressed: decompressed,
+            mapping,
+        })
+    }
+
+    fn symbol(&self, probe: u64) -> Option<&'static str> {
+        self.symbols.containing(probe).map(|s| s.name())
+    }
+}
+
+/// The loaded objects (read once) and the symbols of each file, read at its first lookup
+/// (`None` for a file that cannot be read).
 #[derive(Default)]
 struct Objects {
     objects: Option<Vec<Object>>,
-    loaders: HashMap<String, Option<addr2line::Loader>>,
+    files: HashMap<String, Option<Symbols>>,
 }
 
-// SAFETY: a `Loader` holds a memory map and lazily filled caches behind `&self`; it is only ever
-// used under the mutex below, from one thread at a time.
+// SAFETY: `Symbols` holds a memory map and lazily filled caches behind `&self`; they are only
+// ever used under the mutex below, from one thread at a time.
 unsafe impl Send for Objects {}
 
 static OBJECTS: Mutex<Option<Objects>> = Mutex::new(None);
@@ -44,13 +107,13 @@ pub(super) fn resolve(addr: usize) -> Option<Vec<StackFrame>> {
         .iter()
         .find(|o| o.ranges.iter().any(|&(lo, hi)| lo <= addr && addr < hi))?;
     let (path, probe) = (object.path.clone(), (addr - object.bias) as u64);
-    let loader = state
-        .loaders
+    let symbols = state
+        .files
         .entry(path.clone())
-        .or_insert_with(|| addr2line::Loader::new(&path).ok())
+        .or_insert_with(|| Symbols::open(&path))
         .as_ref()?;
     let mut frames = Vec::new();
-    let mut iter = loader.find_frames(probe).ok();
+    let mut iter = symbols.context.find_frames(probe).skip_all_loads().ok();
     while let Some(Ok(Some(frame))) = iter.as_mut().map(|i| i.next()) {
         let (file, line) = match &frame.location {
             Some(l) => (l.file.map(str::to_string), l.line),
@@ -61,7 +124,7 @@ pub(super) fn resolve(addr: usize) -> Option<Vec<StackFrame>> {
             .as_ref()
             .and_then(|f| f.demangle().ok())
             .map(|n| n.into_owned())
-            .or_else(|| loader.find_symbol(probe).map(demangle))
+            .or_else(|| symbols.symbol(probe).map(demangle))
             .unwrap_or_else(|| "?".to_string());
         frames.push(StackFrame {
             // An inlined function of an optimised build is named without its path.
@@ -71,20 +134,21 @@ pub(super) fn resolve(addr: usize) -> Option<Vec<StackFrame>> {
         });
     }
     if frames.is_empty() {
-        let file = path.rsplit('/').next().unwrap_or(&path);
+        let name = path.rsplit('/').next().unwrap_or(&path);
         frames.push(StackFrame {
-            function: match loader.find_symbol(probe) {
+            function: match symbols.symbol(probe) {
                 Some(symbol) => demangle(symbol),
-                None => format!("{addr:#x} ({file}+{probe:#x})"),
+                None => format!("{addr:#x} ({name}+{probe:#x})"),
             },
             file: None,
             line: None,
         });
     }
+    symbols.mapping.trim();
     Some(frames)
 }
 
-/// Drops the loaders (their maps and parsed tables) and the list of objects.
+/// Drops the parsed files (their maps and parsed tables) and the list of objects.
 pub(super) fn forget() {
     *OBJECTS.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
