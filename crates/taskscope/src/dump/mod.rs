@@ -107,20 +107,24 @@ fn dump(only: Option<&[u64]>, timeout: Duration) -> TaskDump {
         })
         .collect();
 
-    // Ask for a trace poll of every async task polled at least once, and wake it.
+    // Ask for a trace poll of every async task polled at least once, and wake it (a task
+    // that ended meanwhile has no waker to wake, and is not waited for).
     let traceable: Vec<&Arc<TaskStats>> = live
         .iter()
-        .filter(|s| s.kind != TaskKind::Blocking && s.wake.cell().target().is_some())
+        .filter(|s| s.kind != TaskKind::Blocking && s.polled())
         .collect();
     trace::request(traceable.iter().map(|s| s.id));
+    let mut woken = 0;
     for stats in &traceable {
-        stats.wake.cell().ask_trace(true);
-        if let Some((waker, _)) = stats.wake.cell().target() {
+        let cell = stats.wake.cell();
+        cell.ask_trace(true);
+        if let Some((waker, _)) = cell.target_for_dump() {
             waker.wake_by_ref();
+            woken += 1;
         }
     }
     let deadline = Instant::now() + timeout;
-    while trace::traced_count() < traceable.len() && Instant::now() < deadline {
+    while trace::traced_count() < woken && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
     let mut traced = trace::finish();
@@ -151,7 +155,7 @@ fn dump(only: Option<&[u64]>, timeout: Duration) -> TaskDump {
                 None if stats.kind == TaskKind::Blocking => Trace::NotTraceable {
                     reason: "a blocking task runs on its own thread, outside any poll".into(),
                 },
-                None if stats.wake.cell().target().is_none() => Trace::NotTraceable {
+                None if !stats.polled() => Trace::NotTraceable {
                     reason: "not polled yet".into(),
                 },
                 None => Trace::NotPolled,

@@ -526,6 +526,11 @@ impl TaskStats {
         self.wake.cell().stamp().is_some()
     }
 
+    /// Whether the task (or scope) was polled at least once.
+    pub(crate) fn polled(&self) -> bool {
+        self.first_poll.load(Relaxed) != 0
+    }
+
     pub(crate) fn is_done(&self) -> bool {
         self.hot.state.load(Acquire) == STATE_DONE
     }

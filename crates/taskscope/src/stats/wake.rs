@@ -16,6 +16,9 @@
 //! release. Model-checked with loom (`loom_tests` below: freed exactly once, whichever thread
 //! drops the last reference).
 
+#[cfg(taskscope_loom)]
+use loom::cell::UnsafeCell;
+#[cfg(not(taskscope_loom))]
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
 use std::task::Waker;
@@ -40,8 +43,11 @@ pub(crate) struct WakeCell {
     /// one a poll at least every interval. Written by the poller, on a line it writes anyway.
     last_poll_end: AtomicU64,
     /// Whether a task dump asked for a trace poll of this task (read by polls only while a
-    /// dump runs: `task::trace`).
+    /// dump runs: `task::trace`); while it is set, the dump may read `target`.
     trace_asked: AtomicBool,
+    /// Whether the task's last poll let go of `target` or is letting go of it
+    /// ([`WakeCell::release_target`]): a dump must not read it any more.
+    released: AtomicBool,
     /// The runtime waker to forward to and the address of the task's `TaskStats` (its identity
     /// for the self-wake check). Written once, by the task's first poll, before the first proxy
     /// waker exists; read-only afterwards.
@@ -78,6 +84,7 @@ impl WakeRef {
             woken_at: AtomicU64::new(UNARMED),
             last_poll_end: AtomicU64::new(0),
             trace_asked: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             target: UnsafeCell::new(None),
         });
         WakeRef(NonNull::from(Box::leak(cell)))
@@ -110,8 +117,9 @@ impl WakeRef {
         cell.woken_at.store(UNARMED, Relaxed);
         cell.last_poll_end.store(0, Relaxed);
         cell.trace_asked.store(false, Relaxed);
+        cell.released.store(false, Relaxed);
         // SAFETY: the only reference, held mutably: nobody reads the target concurrently.
-        unsafe { *cell.target.get() = None };
+        unsafe { *cell.target_mut() = None };
     }
 
     /// Gives up this reference as a raw pointer (proxy wakers count their references on the
@@ -148,6 +156,24 @@ impl WakeRef {
 }
 
 impl WakeCell {
+    /// The target's address, for reading (under loom, the read is checked for races).
+    #[inline(always)]
+    fn target_ref(&self) -> *const Option<(Waker, usize)> {
+        #[cfg(taskscope_loom)]
+        return self.target.with(|p| p);
+        #[cfg(not(taskscope_loom))]
+        return self.target.get();
+    }
+
+    /// The target's address, for writing (under loom, the write is checked for races).
+    #[inline(always)]
+    fn target_mut(&self) -> *mut Option<(Waker, usize)> {
+        #[cfg(taskscope_loom)]
+        return self.target.with_mut(|p| p);
+        #[cfg(not(taskscope_loom))]
+        return self.target.get();
+    }
+
     /// Opens the stamping window (poller only): the next wake will be stamped.
     #[inline(always)]
     pub(crate) fn open_window(&self) {
@@ -166,9 +192,49 @@ impl WakeCell {
         self.last_poll_end.store(end, Relaxed);
     }
 
-    /// Asks for (or stops asking for) a trace poll of the task.
+    /// Asks for (or stops asking for) a trace poll of the task. Withdrawing releases the dump's
+    /// reads of the target to the task's last poll (`release_target`).
     pub(crate) fn ask_trace(&self, asked: bool) {
-        self.trace_asked.store(asked, Relaxed);
+        self.trace_asked.store(asked, Release);
+    }
+
+    /// The waker to forward to, for a task dump that asked for a trace poll
+    /// ([`WakeCell::ask_trace`], not yet withdrawn); `None` once the task's last poll let go of
+    /// it or before the first poll.
+    pub(crate) fn target_for_dump(&self) -> Option<&(Waker, usize)> {
+        debug_assert!(self.trace_asked.load(Relaxed), "ask_trace(true) first");
+        // Pairs with the fence in `release_target`.
+        fence(SeqCst);
+        if self.released.load(Relaxed) {
+            return None;
+        }
+        self.target()
+    }
+
+    /// The task's last poll (poller only, after it returned `Ready` or panicked): drops the
+    /// runtime waker now, not when the statistics are retired or reused, so the runtime frees
+    /// the task on the thread that drops its last handle, as without taskscope (a retired wake
+    /// line kept it alive until the collector let go of it, on the collector's thread). Only
+    /// when nothing else can read the target: no counted waker left (their releases are
+    /// acquired by the load), and no task dump reading it. The dump stores `trace_asked`, then
+    /// a `SeqCst` fence, then reads `released`; this side stores `released`, a fence, then
+    /// reads `trace_asked`: one of the two sees the other's store (model-checked below), so
+    /// either the dump finds the target released and leaves it alone, or this side finds a
+    /// dump and leaves the target to `reset_unique`. Returns whether it dropped the waker.
+    pub(crate) fn release_target(&self) -> bool {
+        if self.refs.load(Acquire) != 1 {
+            return false;
+        }
+        self.released.store(true, Relaxed);
+        fence(SeqCst);
+        // Acquire: a dump that withdrew its ask read the target before this drop.
+        if self.trace_asked.load(Acquire) {
+            return false;
+        }
+        // SAFETY: no waker of the cell exists (and none can be made: the task is not polled
+        // again), and no dump reads the target (above); the poller is the only reader left.
+        drop(unsafe { (*self.target_mut()).take() });
+        true
     }
 
     /// Whether a trace poll of the task is asked for.
@@ -212,14 +278,17 @@ impl WakeCell {
     /// not synchronise with this write.
     pub(crate) unsafe fn set_target(&self, inner: Waker, task: usize) {
         // SAFETY: the caller guarantees no concurrent reader or writer.
-        unsafe { *self.target.get() = Some((inner, task)) };
+        unsafe { *self.target_mut() = Some((inner, task)) };
     }
 
-    /// The waker to forward to and the task's identity (`None` before the first poll).
+    /// The waker to forward to and the task's identity (`None` before the first poll, and after
+    /// the last one let go of it). For the poller and the cell's wakers; a task dump reads it
+    /// with [`WakeCell::target_for_dump`].
     #[inline(always)]
     pub(crate) fn target(&self) -> Option<&(Waker, usize)> {
-        // SAFETY: written once before this cell was shared (see `set_target`), read-only since.
-        unsafe { (*self.target.get()).as_ref() }
+        // SAFETY: written once before this cell was shared (see `set_target`), and taken only
+        // when no waker of the cell is left and no dump reads it (`release_target`).
+        unsafe { (*self.target_ref()).as_ref() }
     }
 }
 
@@ -282,6 +351,44 @@ mod tests {
     }
 
     #[test]
+    fn the_last_poll_drops_the_runtime_waker_unless_a_waker_or_a_dump_may_still_read_it() {
+        let runtime = Arc::new(Count(AtomicUsize::new(0)));
+        let with_target = || {
+            let cell = WakeRef::new();
+            // SAFETY: not shared yet.
+            unsafe { cell.cell().set_target(Waker::from(runtime.clone()), 1) };
+            cell
+        };
+        // Alone: dropped at once, and a dump then finds nothing to wake.
+        let cell = with_target();
+        assert_eq!(Arc::strong_count(&runtime), 2);
+        assert!(cell.cell().release_target());
+        assert_eq!(Arc::strong_count(&runtime), 1);
+        cell.cell().ask_trace(true);
+        assert!(cell.cell().target_for_dump().is_none());
+        cell.cell().ask_trace(false);
+        // A waker of the task is still held somewhere: it may forward, so the target stays.
+        let cell = with_target();
+        let waker = cell.clone();
+        assert!(!cell.cell().release_target());
+        assert!(waker.cell().target().is_some());
+        drop((waker, cell));
+        // A dump is reading it: it stays, and the dump, asking after, finds it released.
+        let mut cell = with_target();
+        cell.cell().ask_trace(true);
+        assert!(!cell.cell().release_target());
+        assert!(cell.cell().target().is_some());
+        assert!(cell.cell().target_for_dump().is_none());
+        cell.cell().ask_trace(false);
+        // Reuse clears it, and the cell is as new.
+        cell.reset_unique();
+        assert!(cell.cell().target().is_none());
+        assert_eq!(Arc::strong_count(&runtime), 1);
+        cell.cell().ask_trace(true);
+        assert!(cell.cell().target_for_dump().is_none(), "never polled");
+    }
+
+    #[test]
     fn one_line() {
         assert_eq!(std::mem::size_of::<WakeCell>(), 64);
         assert_eq!(std::mem::align_of::<WakeCell>(), 64);
@@ -302,6 +409,32 @@ impl Drop for WakeCell {
 #[cfg(all(test, taskscope_loom))]
 mod loom_tests {
     use super::*;
+
+    /// A task's last poll letting go of its runtime waker while a task dump asks for a trace
+    /// poll: never both (the dump would wake through a dropped waker).
+    #[test]
+    fn loom_a_dump_never_reads_a_released_target() {
+        loom::model(|| {
+            let cell = loom::sync::Arc::new(WakeRef::new());
+            // SAFETY: not shared yet.
+            unsafe { cell.cell().set_target(std::task::Waker::noop().clone(), 1) };
+            let dump = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || {
+                    cell.cell().ask_trace(true);
+                    // The dump uses the waker until it withdraws its ask: read it twice, at
+                    // both ends (loom checks each read against the drop's write).
+                    if cell.cell().target_for_dump().is_some() {
+                        loom::thread::yield_now();
+                        assert!(cell.cell().target().is_some(), "dropped while in use");
+                    }
+                    cell.cell().ask_trace(false);
+                })
+            };
+            cell.cell().release_target();
+            dump.join().unwrap();
+        });
+    }
 
     /// A wake racing with the poller's closing of the window: whichever runs first, the window
     /// ends closed, and a stamp the poller read before closing is the waker's.

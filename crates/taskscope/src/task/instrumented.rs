@@ -276,11 +276,13 @@ fn conclude<T>(
         }
         Ok(Poll::Ready(output)) => {
             crate::state::shared::finish(stats, OUTCOME_COMPLETED, end());
+            stats.wake.cell().release_target();
             Poll::Ready(output)
         }
         Err(panic) => {
             record_panic(stats, panic.as_ref());
             crate::state::shared::finish(stats, OUTCOME_PANICKED, end());
+            stats.wake.cell().release_target();
             resume_unwind(panic)
         }
     }
