@@ -3,6 +3,8 @@
 //! calls of the blocked-worker tests.
 #![allow(dead_code)] // each test file uses a part of it
 
+pub mod stream;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
