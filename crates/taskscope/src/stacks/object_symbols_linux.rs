@@ -224,4 +224,13 @@ mod tests {
         let frames = resolve(libc::getpid as *const () as usize).expect("in libc");
         assert!(frames[0].function.contains("getpid"), "{frames:?}");
     }
+
+    #[test]
+    fn after_the_debug_info_is_let_go_it_is_read_again_with_the_same_answer() {
+        let addr = marker as *const () as usize;
+        let first = resolve(addr).expect("in the executable");
+        super::forget();
+        let again = resolve(addr).expect("read again");
+        assert_eq!(first, again);
+    }
 }
