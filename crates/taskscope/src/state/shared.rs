@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::{ArrayQueue, SegQueue};
 
 use crate::base::clock;
 use crate::state::refusals::RefusalCounts;
@@ -17,6 +17,13 @@ use crate::stats::task::TaskStats;
 /// Capacity of the event queue. Events are drained every watchdog scan (≤ 10 ms), so 16 Ki
 /// events absorb a burst of ~1.6 M spawns per second without loss while costing ~0.5 MiB.
 const QUEUE_CAPACITY: usize = 16 * 1024;
+
+/// New and finished tasks waiting beyond a full event queue at most, each (16 and 8 bytes an
+/// entry, beside the statistics the task has anyway): a spawn storm outruns the watchdog's drain,
+/// and a task is registered or retired late rather than not at all. Past this (the watchdog is
+/// not draining), spawns are shed and counted as dropped events, and finished tasks are left to
+/// the collector's scan.
+const OVERFLOW_CAPACITY: usize = 1 << 20;
 /// Discrete events from the hot path.
 #[derive(Debug)]
 pub(crate) enum Event {
@@ -73,6 +80,10 @@ pub(crate) struct StaleUpdate {
 pub(crate) struct Shared {
     pub(crate) enabled: AtomicBool,
     pub(crate) queue: ArrayQueue<Event>,
+    /// New tasks that found the queue full, and finished ones (`Done`): drained with the queue,
+    /// in an order that never leaves a task's `Done` without its spawn (see `Registry::sync`).
+    pub(crate) spawn_overflow: SegQueue<Arc<TaskStats>>,
+    pub(crate) done_overflow: SegQueue<u64>,
     pub(crate) dropped: AtomicU64,
     /// The dropped events that were `Done`: the only drops after which finished tasks must be
     /// looked for in the live set.
@@ -142,6 +153,8 @@ impl Shared {
         Shared {
             enabled: AtomicBool::new(false),
             queue: ArrayQueue::new(QUEUE_CAPACITY),
+            spawn_overflow: SegQueue::new(),
+            done_overflow: SegQueue::new(),
             dropped: AtomicU64::new(0),
             dropped_done: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
@@ -164,6 +177,22 @@ impl Shared {
 
     /// Queues an event, counting it as dropped when the queue is full. Never blocks.
     #[inline]
+    /// Queues a new task's statistics; past a full queue, in the overflow (allocating a segment
+    /// every 32 tasks). False when both are full: the task is shed, counted as a dropped event.
+    pub(crate) fn push_spawn(&self, stats: Arc<TaskStats>) -> bool {
+        match self.queue.push(Event::Spawn(stats)) {
+            Ok(()) => true,
+            Err(Event::Spawn(stats)) if self.spawn_overflow.len() < OVERFLOW_CAPACITY => {
+                self.spawn_overflow.push(stats);
+                true
+            }
+            Err(_) => {
+                self.dropped.fetch_add(1, Relaxed);
+                false
+            }
+        }
+    }
+
     pub(crate) fn push(&self, event: Event) -> Result<(), Event> {
         self.queue.push(event).inspect_err(|_| {
             self.dropped.fetch_add(1, Relaxed);
@@ -181,13 +210,18 @@ impl Shared {
 }
 
 /// Marks a task finished (the first outcome wins: see `TaskStats::finish`) and tells the
-/// collector, so it retires finished tasks without scanning the live ones. If the queue is full
-/// the collector's periodic full scan finds the task instead.
+/// collector, so it retires finished tasks without scanning the live ones: through the queue,
+/// or past a full one its overflow. Past both, the collector's periodic full scan finds the
+/// task instead; nothing is lost, so it is not a dropped event.
 pub(crate) fn finish(stats: &TaskStats, outcome: u8, at: u64) {
     if stats.finish(outcome, at) {
         if let Some(shared) = active() {
-            if shared.push(Event::Done(stats.id)).is_err() {
-                shared.dropped_done.fetch_add(1, Relaxed);
+            if shared.queue.push(Event::Done(stats.id)).is_err() {
+                if shared.done_overflow.len() < OVERFLOW_CAPACITY {
+                    shared.done_overflow.push(stats.id);
+                } else {
+                    shared.dropped_done.fetch_add(1, Relaxed);
+                }
             }
         }
     }

@@ -12,7 +12,7 @@ use tokio::runtime::Handle;
 use crate::base::clock;
 use crate::state::attach;
 use crate::state::shared;
-use crate::state::shared::{Event, Shared};
+use crate::state::shared::Shared;
 use crate::state::worker;
 use crate::stats::task::*;
 use crate::task::instrumented::{record_panic, Instrumented};
@@ -170,6 +170,7 @@ pub(crate) fn register(
         }
         None => Arc::new(TaskStats::new(id, name, location, parent, kind, created)),
     };
-    // A full queue sheds the task's instrumentation (counted as a drop), never the task.
-    shared.push(Event::Spawn(stats.clone())).ok().map(|_| stats)
+    // Past a full queue and its overflow the task's instrumentation is shed (counted as a
+    // drop), never the task.
+    shared.push_spawn(stats.clone()).then_some(stats)
 }

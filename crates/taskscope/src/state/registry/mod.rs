@@ -186,14 +186,16 @@ impl Registry {
     }
 
     fn sync(&mut self, shared: &'static Shared) {
+        // The overflow of finished tasks first, then the queue, then the overflow of new ones: a
+        // task's spawn was pushed (to the queue or its overflow) before its `Done` was (to
+        // either), so when a `Done` is read here, its spawn is read by the end of this call.
+        while let Some(id) = shared.done_overflow.pop() {
+            self.done.push(id);
+        }
         while let Some(event) = shared.queue.pop() {
             match event {
                 Event::Done(id) => self.done.push(id),
-                Event::Spawn(stats) => {
-                    let group = self.group_of(&stats);
-                    self.groups[group as usize].spawned += 1;
-                    self.live.insert(stats.id, (stats, group));
-                }
+                Event::Spawn(stats) => self.register(stats),
                 Event::LongPoll { task, start, end } => self.long_polls.push((task, start, end)),
                 Event::Lock(stats) => {
                     self.note_semaphore(&stats);
@@ -223,6 +225,9 @@ impl Registry {
                 Event::StaleUpdate(update) => self.stale_update(shared, &update),
             }
         }
+        while let Some(stats) = shared.spawn_overflow.pop() {
+            self.register(stats);
+        }
         if self.done.len() >= RETIRE_EARLY && !self.retire_asked {
             // Finished tasks hold their statistics until retired: in a spawn storm, waiting for
             // the collector's tick would hold a tick's worth of them (100 ms × the spawn rate).
@@ -236,6 +241,13 @@ impl Registry {
             self.dropped_reported = dropped;
             self.warnings.events_dropped(shared, dropped);
         }
+    }
+
+    /// A new task into the live set and its group.
+    fn register(&mut self, stats: Arc<TaskStats>) {
+        let group = self.group_of(&stats);
+        self.groups[group as usize].spawned += 1;
+        self.live.insert(stats.id, (stats, group));
     }
 
     /// The index of the group a new task belongs to, created if new (past `MAX_GROUPS`, new
