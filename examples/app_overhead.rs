@@ -123,7 +123,9 @@ fn two_workers() -> tokio::runtime::Runtime {
 /// the spawns were instrumented (the rest were shed, counted; 0 when bare) and how long the
 /// million spawns and awaits took, in milliseconds.
 fn rss_child(instrumented: bool) {
-    let guard = instrumented.then(|| taskscope::Builder::new().no_server().init());
+    // `--no-stacks` (by hand): without the stack sampler and its symbolizer.
+    let stacks = !common::flag("--no-stacks");
+    let guard = instrumented.then(|| taskscope::Builder::new().no_server().stacks(stacks).init());
     let rt = two_workers();
     let started = std::time::Instant::now();
     rt.block_on(async {
