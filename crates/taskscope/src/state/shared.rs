@@ -24,6 +24,8 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 /// not draining), spawns are shed and counted as dropped events, and finished tasks are left to
 /// the collector's scan.
 const OVERFLOW_CAPACITY: usize = 1 << 20;
+#[cfg(test)]
+pub(crate) const OVERFLOW_CAPACITY_FOR_TESTS: usize = OVERFLOW_CAPACITY;
 /// Discrete events from the hot path.
 #[derive(Debug)]
 pub(crate) enum Event {
