@@ -7,7 +7,7 @@
 //! the lookups of the 29.8 MB release `blocking` binary made 21 MB of it resident, counted in
 //! the app's RSS. The pages of a read-only private file mapping can be dropped at any time
 //! (`MADV_DONTNEED`: the next read faults them in again from the file), so the reader drops them
-//! every few thousand reads and after each lookup: what stays resident is what the parsed
+//! every 32,768 reads and after each lookup: what stays resident is what the parsed
 //! tables hold on the heap.
 
 use std::borrow::Cow;
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use gimli::{EndianSlice, Reader, ReaderOffsetId, RunTimeEndian};
 
 /// Reads between two hand-backs of the mapping's pages.
-const READS_PER_TRIM: u32 = 4096;
+const READS_PER_TRIM: u32 = 32768;
 
 /// A read-only mapping of a whole file.
 pub(super) struct Mapping {
