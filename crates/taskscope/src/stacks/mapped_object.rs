@@ -11,6 +11,7 @@
 //! tables hold on the heap.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::fs::File;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -91,31 +92,50 @@ impl Drop for Mapping {
     }
 }
 
-/// A DWARF reader over a mapped section that counts its reads and trims the mapping.
+thread_local! {
+    /// The mapping this thread's DWARF reads are counted against, while [`reading`] runs.
+    static READING: Cell<*const Mapping> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f`, in which this thread's [`MappedReader`]s read `mapping`: their reads are counted
+/// against it and trim it. (Kept out of the readers, which the parsed tables hold by the
+/// hundred thousand: 8 bytes more in each was heap too.)
+pub(super) fn reading<T>(mapping: &Mapping, f: impl FnOnce() -> T) -> T {
+    /// Puts the outer mapping back, also when `f` unwinds.
+    struct Restore(*const Mapping);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            READING.with(|r| r.set(self.0));
+        }
+    }
+    let _restore = Restore(READING.with(|r| r.replace(mapping)));
+    f()
+}
+
+fn count_read() {
+    let mapping = READING.with(Cell::get);
+    // SAFETY: non-null only while `reading` runs, whose borrow keeps the mapping alive.
+    if let Some(mapping) = unsafe { mapping.as_ref() } {
+        mapping.count_read();
+    }
+}
+
+/// A DWARF reader over a mapped section that counts its reads (see [`reading`]).
 #[derive(Clone, Copy)]
 pub(super) struct MappedReader {
     slice: EndianSlice<'static, RunTimeEndian>,
-    mapping: &'static Mapping,
 }
 
 impl MappedReader {
-    /// A reader of `bytes` (a section of `mapping`'s file, or data decompressed from one).
-    pub(super) fn new(
-        bytes: &'static [u8],
-        endian: RunTimeEndian,
-        mapping: &'static Mapping,
-    ) -> Self {
+    /// A reader of `bytes` (a section of a mapped file, or data decompressed from one).
+    pub(super) fn new(bytes: &'static [u8], endian: RunTimeEndian) -> Self {
         MappedReader {
             slice: EndianSlice::new(bytes, endian),
-            mapping,
         }
     }
 
     fn wrap(&self, slice: EndianSlice<'static, RunTimeEndian>) -> Self {
-        MappedReader {
-            slice,
-            mapping: self.mapping,
-        }
+        MappedReader { slice }
     }
 }
 
@@ -157,7 +177,7 @@ impl Reader for MappedReader {
         self.slice.skip(len)
     }
     fn split(&mut self, len: usize) -> gimli::Result<Self> {
-        self.mapping.count_read();
+        count_read();
         let slice = Reader::split(&mut self.slice, len)?;
         Ok(self.wrap(slice))
     }
@@ -171,11 +191,11 @@ impl Reader for MappedReader {
         Reader::to_string_lossy(&self.slice)
     }
     fn read_slice(&mut self, buf: &mut [u8]) -> gimli::Result<()> {
-        self.mapping.count_read();
+        count_read();
         self.slice.read_slice(buf)
     }
     fn read_u8(&mut self) -> gimli::Result<u8> {
-        self.mapping.count_read();
+        count_read();
         self.slice.read_u8()
     }
 }

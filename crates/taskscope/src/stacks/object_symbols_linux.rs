@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use object::{Object as _, ObjectSection as _};
 use taskscope_wire::StackFrame;
 
-use super::mapped_object::{MappedReader, Mapping};
+use super::mapped_object::{reading, MappedReader, Mapping};
 
 /// An object the dynamic linker loaded: its file, load bias and loaded address ranges.
 #[derive(Debug)]
@@ -63,12 +63,14 @@ impl Symbols {
                     Err(_) => &[],
                 },
             };
-            Ok(MappedReader::new(bytes, endian, map))
+            Ok(MappedReader::new(bytes, endian))
         };
-        let mut dwarf = gimli::Dwarf::load(&mut load).ok()?;
-        dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
-        let context = addr2line::Context::from_dwarf(dwarf).ok()?;
-        let symbols = object.symbol_map();
+        let (context, symbols) = reading(map, || {
+            let mut dwarf = gimli::Dwarf::load(&mut load).ok()?;
+            dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
+            let context = addr2line::Context::from_dwarf(dwarf).ok()?;
+            Some((context, object.symbol_map()))
+        })?;
         map.trim();
         Some(Symbols {
             context,
@@ -112,6 +114,13 @@ pub(super) fn resolve(addr: usize) -> Option<Vec<StackFrame>> {
         .entry(path.clone())
         .or_insert_with(|| Symbols::open(&path))
         .as_ref()?;
+    let frames = reading(&symbols.mapping, || frames_at(symbols, addr, probe, &path));
+    symbols.mapping.trim();
+    Some(frames)
+}
+
+/// The frames at `probe` in `symbols`' file (`addr` and `path` name an unresolved one).
+fn frames_at(symbols: &Symbols, addr: usize, probe: u64, path: &str) -> Vec<StackFrame> {
     let mut frames = Vec::new();
     let mut iter = symbols.context.find_frames(probe).skip_all_loads().ok();
     while let Some(Ok(Some(frame))) = iter.as_mut().map(|i| i.next()) {
@@ -134,7 +143,7 @@ pub(super) fn resolve(addr: usize) -> Option<Vec<StackFrame>> {
         });
     }
     if frames.is_empty() {
-        let name = path.rsplit('/').next().unwrap_or(&path);
+        let name = path.rsplit('/').next().unwrap_or(path);
         frames.push(StackFrame {
             function: match symbols.symbol(probe) {
                 Some(symbol) => demangle(symbol),
@@ -144,8 +153,7 @@ pub(super) fn resolve(addr: usize) -> Option<Vec<StackFrame>> {
             line: None,
         });
     }
-    symbols.mapping.trim();
-    Some(frames)
+    frames
 }
 
 /// Drops the parsed files (their maps and parsed tables) and the list of objects.
