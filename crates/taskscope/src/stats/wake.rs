@@ -50,7 +50,8 @@ pub(crate) struct WakeCell {
     released: AtomicBool,
     /// The runtime waker to forward to and the address of the task's `TaskStats` (its identity
     /// for the self-wake check). Written once, by the task's first poll, before the first proxy
-    /// waker exists; read-only afterwards.
+    /// waker exists; read-only afterwards, until the last poll takes it when nothing else can
+    /// read it (`release_target`) or the cell is reset for reuse.
     target: UnsafeCell<Option<(Waker, usize)>>,
 }
 
@@ -395,14 +396,17 @@ mod tests {
     }
 }
 
-/// Frees of cells in the loom model (a plain std counter: it only tallies).
 #[cfg(all(test, taskscope_loom))]
-static FREED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+thread_local! {
+    /// Frees of cells in the loom model, per test thread (loom runs a model's threads on the
+    /// test's own): tests that free cells at the same time do not count each other's.
+    static FREED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 #[cfg(all(test, taskscope_loom))]
 impl Drop for WakeCell {
     fn drop(&mut self) {
-        FREED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        FREED.with(|f| f.set(f.get() + 1));
     }
 }
 
@@ -471,7 +475,7 @@ mod loom_tests {
     #[test]
     fn loom_cell_freed_once_after_last_use() {
         loom::model(|| {
-            FREED.store(0, std::sync::atomic::Ordering::SeqCst);
+            FREED.with(|f| f.set(0));
             let cell = WakeRef::new();
             // SAFETY: not shared yet.
             unsafe { cell.cell().set_target(std::task::Waker::noop().clone(), 1) };
@@ -490,7 +494,7 @@ mod loom_tests {
             for h in handles {
                 h.join().unwrap();
             }
-            assert_eq!(FREED.load(std::sync::atomic::Ordering::SeqCst), 1);
+            assert_eq!(FREED.with(|f| f.get()), 1);
         });
     }
 }
