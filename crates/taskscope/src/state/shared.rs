@@ -87,8 +87,8 @@ pub(crate) struct Shared {
     pub(crate) spawn_overflow: SegQueue<Arc<TaskStats>>,
     pub(crate) done_overflow: SegQueue<u64>,
     pub(crate) dropped: AtomicU64,
-    /// The dropped events that were `Done`: the only drops after which finished tasks must be
-    /// looked for in the live set.
+    /// `Done`s that found the queue and its overflow full: after them finished tasks must be
+    /// looked for in the live set (not dropped events: the scan finds every one).
     pub(crate) dropped_done: AtomicU64,
     pub(crate) next_id: AtomicU64,
     /// Clock ticks when the current Guard started.
@@ -177,24 +177,35 @@ impl Shared {
         }
     }
 
-    /// Queues an event, counting it as dropped when the queue is full. Never blocks.
-    #[inline]
     /// Queues a new task's statistics; past a full queue, in the overflow (allocating a segment
     /// every 32 tasks). False when both are full: the task is shed, counted as a dropped event.
     pub(crate) fn push_spawn(&self, stats: Arc<TaskStats>) -> bool {
-        match self.queue.push(Event::Spawn(stats)) {
+        let pushed = match self.queue.push(Event::Spawn(stats)) {
             Ok(()) => true,
-            Err(Event::Spawn(stats)) if self.spawn_overflow.len() < OVERFLOW_CAPACITY => {
-                self.spawn_overflow.push(stats);
-                true
-            }
-            Err(_) => {
-                self.dropped.fetch_add(1, Relaxed);
-                false
-            }
+            Err(Event::Spawn(stats)) => overflow(&self.spawn_overflow, stats),
+            // The queue hands back the event it was given: never another.
+            Err(_) => false,
+        };
+        if !pushed {
+            self.dropped.fetch_add(1, Relaxed);
+        }
+        pushed
+    }
+
+    /// Queues a finished task's id; past a full queue, in the overflow. Past both, counted in
+    /// `dropped_done` for the collector's scan (nothing is lost: not a dropped event).
+    fn push_done(&self, id: u64) {
+        let pushed = match self.queue.push(Event::Done(id)) {
+            Ok(()) => true,
+            Err(_) => overflow(&self.done_overflow, id),
+        };
+        if !pushed {
+            self.dropped_done.fetch_add(1, Relaxed);
         }
     }
 
+    /// Queues an event, counting it as dropped when the queue is full. Never blocks.
+    #[inline]
     pub(crate) fn push(&self, event: Event) -> Result<(), Event> {
         self.queue.push(event).inspect_err(|_| {
             self.dropped.fetch_add(1, Relaxed);
@@ -211,6 +222,15 @@ impl Shared {
     }
 }
 
+/// Pushes `item` on an overflow unless it is full (`OVERFLOW_CAPACITY`).
+fn overflow<T>(queue: &SegQueue<T>, item: T) -> bool {
+    let room = queue.len() < OVERFLOW_CAPACITY;
+    if room {
+        queue.push(item);
+    }
+    room
+}
+
 /// Marks a task finished (the first outcome wins: see `TaskStats::finish`) and tells the
 /// collector, so it retires finished tasks without scanning the live ones: through the queue,
 /// or past a full one its overflow. Past both, the collector's periodic full scan finds the
@@ -218,13 +238,7 @@ impl Shared {
 pub(crate) fn finish(stats: &TaskStats, outcome: u8, at: u64) {
     if stats.finish(outcome, at) {
         if let Some(shared) = active() {
-            if shared.queue.push(Event::Done(stats.id)).is_err() {
-                if shared.done_overflow.len() < OVERFLOW_CAPACITY {
-                    shared.done_overflow.push(stats.id);
-                } else {
-                    shared.dropped_done.fetch_add(1, Relaxed);
-                }
-            }
+            shared.push_done(stats.id);
         }
     }
 }

@@ -4,10 +4,10 @@ use crate::base::clock;
 use crate::state::shared::OVERFLOW_CAPACITY_FOR_TESTS;
 use taskscope_wire::WarningKind;
 
-fn stats(id: u64) -> Arc<TaskStats> {
+fn stats(id: u64, name: &'static str) -> Arc<TaskStats> {
     Arc::new(TaskStats::new(
         id,
-        std::borrow::Cow::Borrowed("storm"),
+        std::borrow::Cow::Borrowed(name),
         std::panic::Location::caller(),
         0,
         TaskKind::Async,
@@ -21,10 +21,10 @@ fn stats(id: u64) -> Arc<TaskStats> {
 #[test]
 fn tasks_past_a_full_queue_overflow_and_only_past_the_overflow_are_shed() {
     let shared: &'static Shared = Box::leak(Box::new(Shared::new()));
-    let filler = stats(1);
+    let filler = stats(1, "storm");
     while shared.queue.push(Event::Spawn(filler.clone())).is_ok() {}
     let dropped_before = shared.dropped.load(Relaxed);
-    let late = stats(2);
+    let late = stats(2, "storm");
     assert!(shared.push_spawn(late.clone()), "into the overflow");
     late.finish(crate::stats::task::OUTCOME_COMPLETED, clock::now());
     // As `shared::finish` does past a full queue (no Guard runs in unit tests).
@@ -50,7 +50,10 @@ fn tasks_past_a_full_queue_overflow_and_only_past_the_overflow_are_shed() {
     while shared.spawn_overflow.len() < OVERFLOW_CAPACITY_FOR_TESTS {
         shared.spawn_overflow.push(filler.clone());
     }
-    assert!(!shared.push_spawn(stats(3)), "shed past the overflow");
+    assert!(
+        !shared.push_spawn(stats(3, "storm")),
+        "shed past the overflow"
+    );
     registry.sync(shared);
     let total = shared.dropped.load(Relaxed);
     let w = registry
@@ -66,17 +69,9 @@ fn tasks_past_a_full_queue_overflow_and_only_past_the_overflow_are_shed() {
 fn finished_tasks_whose_done_was_shed_are_retired_by_the_final_scan() {
     // A `Shared` of this test's own (the global one belongs to Guards of other tests).
     let shared: &'static Shared = Box::leak(Box::new(Shared::new()));
-    let location = std::panic::Location::caller();
     let tasks: Vec<Arc<TaskStats>> = (1..=3)
         .map(|id| {
-            let stats = Arc::new(TaskStats::new(
-                id,
-                std::borrow::Cow::Borrowed("shed"),
-                location,
-                0,
-                TaskKind::Async,
-                clock::now(),
-            ));
+            let stats = stats(id, "shed");
             shared.push(Event::Spawn(stats.clone())).unwrap();
             stats
         })
